@@ -1,0 +1,231 @@
+"""Bark's two transformer shapes: a causal GPT (semantic, coarse) and the
+non-causal fine GPT.
+
+Parameter names follow the original checkpoints exactly (`transformer.wte`,
+`transformer.h.N.attn.c_attn`, `lm_head`, ...), so a checkpoint's state dict
+loads without renaming. The causal model decodes with a static KV cache that
+is allocated once per window and written in place.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import SEMANTIC_HISTORY_LEN, MAX_TEXT_TOKENS, GPTConfig
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm whose bias is optional (Bark's checkpoints are bias-free)."""
+
+    def __init__(self, ndim: int, bias: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class KVCache:
+    """Keys and values of every layer for one window, preallocated.
+
+    Shapes: k, v are (n_layer, B, n_head, max_len, head_dim). `length` is the
+    number of positions filled so far; a step writes at `length` and advances it.
+    """
+
+    def __init__(
+        self,
+        cfg: GPTConfig,
+        batch: int,
+        max_len: int,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        head_dim = cfg.n_embd // cfg.n_head
+        shape = (cfg.n_layer, batch, cfg.n_head, max_len, head_dim)
+        self.k = torch.empty(shape, device=device, dtype=dtype)
+        self.v = torch.empty(shape, device=device, dtype=dtype)
+        self.max_len = max_len
+        self.length = 0
+
+    def reset(self) -> None:
+        self.length = 0
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(F.gelu(self.c_fc(x)))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head attention; causal for the GPT stages, full for the fine model."""
+
+    def __init__(self, cfg: GPTConfig, causal: bool) -> None:
+        super().__init__()
+        assert cfg.n_embd % cfg.n_head == 0
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.n_head = cfg.n_head
+        self.causal = causal
+
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        B, T, C = x.shape
+        H = self.n_head
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, hd)
+        k = k.view(B, T, H, C // H).transpose(1, 2)
+        v = v.view(B, T, H, C // H).transpose(1, 2)
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal and T > 1)
+        else:
+            start = cache.length
+            end = start + T
+            cache.k[layer, :, :, start:end] = k
+            cache.v[layer, :, :, start:end] = v
+            k_all = cache.k[layer, :, :, :end]  # (B, H, end, hd)
+            v_all = cache.v[layer, :, :, :end]
+            if start == 0:
+                y = F.scaled_dot_product_attention(q, k_all, v_all, is_causal=T > 1)
+            elif T == 1:
+                y = F.scaled_dot_product_attention(q, k_all, v_all)
+            else:  # several new tokens after a prefix: causal within the new ones
+                mask = torch.ones(T, end, dtype=torch.bool, device=x.device).tril(start)
+                y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.c_proj(y)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig, causal: bool) -> None:
+        super().__init__()
+        self.ln_1 = LayerNorm(cfg.n_embd, cfg.bias)
+        self.attn = SelfAttention(cfg, causal)
+        self.ln_2 = LayerNorm(cfg.n_embd, cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """Causal GPT of the semantic and coarse stages."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.transformer = nn.ModuleDict(
+            {
+                "wte": nn.Embedding(cfg.input_vocab_size, cfg.n_embd),
+                "wpe": nn.Embedding(cfg.block_size, cfg.n_embd),
+                "h": nn.ModuleList(Block(cfg, causal=True) for _ in range(cfg.n_layer)),
+                "ln_f": LayerNorm(cfg.n_embd, cfg.bias),
+            }
+        )
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.output_vocab_size, bias=False)
+
+    def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
+        p = self.lm_head.weight
+        return KVCache(self.config, batch, max_len or self.config.block_size, p.device, p.dtype)
+
+    def embed(self, idx: torch.Tensor, merge_context: bool) -> torch.Tensor:
+        """Token embeddings (B, T', C).
+
+        With `merge_context` (semantic stage, prefill only) the first 256 text
+        embeddings and the next 256 history embeddings are summed, so T' = T - 256.
+        """
+        wte = self.transformer["wte"]
+        if not merge_context:
+            return wte(idx)
+        n_ctx = MAX_TEXT_TOKENS + SEMANTIC_HISTORY_LEN
+        assert idx.shape[1] > n_ctx, "merge_context needs text, history and at least one more id"
+        text = wte(idx[:, :MAX_TEXT_TOKENS])
+        hist = wte(idx[:, MAX_TEXT_TOKENS:n_ctx])
+        return torch.cat([text + hist, wte(idx[:, n_ctx:])], dim=1)
+
+    def forward(
+        self,
+        idx: torch.Tensor,  # (B, T) int64
+        cache: KVCache | None = None,
+        merge_context: bool = False,
+        last_only: bool = True,
+    ) -> torch.Tensor:
+        """Logits (B, 1, V) for the last position, or (B, T', V) with `last_only=False`.
+
+        With a cache the new positions start at `cache.length`; merge_context is
+        honoured only on the first call of a window (when the cache is empty).
+        """
+        x = self.embed(idx, merge_context and (cache is None or cache.length == 0))
+        T = x.shape[1]
+        past = cache.length if cache is not None else 0
+        if past + T > self.config.block_size:
+            raise ValueError(f"sequence of {past + T} exceeds the context of {self.config.block_size}")
+        pos = torch.arange(past, past + T, device=idx.device)
+        x = x + self.transformer["wpe"](pos)
+        for i, block in enumerate(self.transformer["h"]):
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.length = past + T
+        if last_only:
+            x = x[:, -1:, :]
+        return self.lm_head(self.transformer["ln_f"](x))
+
+
+class FineGPT(nn.Module):
+    """Non-causal GPT of the fine stage: 8 summed code embeddings, one head per predicted codebook."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        n_total, n_given = cfg.n_codes_total, cfg.n_codes_given
+        self.transformer = nn.ModuleDict(
+            {
+                "wtes": nn.ModuleList(
+                    nn.Embedding(cfg.input_vocab_size, cfg.n_embd) for _ in range(n_total)
+                ),
+                "wpe": nn.Embedding(cfg.block_size, cfg.n_embd),
+                "h": nn.ModuleList(Block(cfg, causal=False) for _ in range(cfg.n_layer)),
+                "ln_f": LayerNorm(cfg.n_embd, cfg.bias),
+            }
+        )
+        self.lm_heads = nn.ModuleList(
+            nn.Linear(cfg.n_embd, cfg.output_vocab_size, bias=False)
+            for _ in range(n_given, n_total)
+        )
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        """Codebook i+1's input embedding is the output head of codebook i (as trained)."""
+        for i, head in enumerate(self.lm_heads):
+            self.transformer["wtes"][i + 1].weight = head.weight
+
+    def forward(
+        self,
+        pred_idx: int,  # codebook to predict, n_codes_given..n_codes_total-1
+        idx: torch.Tensor,  # (B, T, n_codes_total) int64
+        rows: slice | None = None,  # positions whose logits are wanted (all by default)
+    ) -> torch.Tensor:
+        """Logits (B, T_rows, V) for codebook `pred_idx`, from codebooks 0..pred_idx."""
+        B, T, _ = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of {T} exceeds the context of {self.config.block_size}")
+        wtes = self.transformer["wtes"]
+        x = wtes[0](idx[:, :, 0])
+        for i in range(1, pred_idx + 1):
+            x = x + wtes[i](idx[:, :, i])
+        x = x + self.transformer["wpe"](torch.arange(T, device=idx.device))
+        for block in self.transformer["h"]:
+            x = block(x)
+        if rows is not None:
+            x = x[:, rows]
+        x = self.transformer["ln_f"](x)
+        return self.lm_heads[pred_idx - self.config.n_codes_given](x)
