@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import SEMANTIC_HISTORY_LEN, MAX_TEXT_TOKENS, GPTConfig
+from .config import MAX_TEXT_TOKENS, SEMANTIC_HISTORY_LEN, GPTConfig
 
 
 class LayerNorm(nn.Module):
@@ -105,11 +105,18 @@ class SelfAttention(nn.Module):
 
 
 class Block(nn.Module):
+    """Pre-norm transformer block.
+
+    The fine model's LayerNorms always carry a bias (the original builds them
+    with plain `nn.LayerNorm`), whatever `cfg.bias` says for its Linears.
+    """
+
     def __init__(self, cfg: GPTConfig, causal: bool) -> None:
         super().__init__()
-        self.ln_1 = LayerNorm(cfg.n_embd, cfg.bias)
+        ln_bias = cfg.bias or not causal
+        self.ln_1 = LayerNorm(cfg.n_embd, ln_bias)
         self.attn = SelfAttention(cfg, causal)
-        self.ln_2 = LayerNorm(cfg.n_embd, cfg.bias)
+        self.ln_2 = LayerNorm(cfg.n_embd, ln_bias)
         self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
@@ -194,7 +201,7 @@ class FineGPT(nn.Module):
                 ),
                 "wpe": nn.Embedding(cfg.block_size, cfg.n_embd),
                 "h": nn.ModuleList(Block(cfg, causal=False) for _ in range(cfg.n_layer)),
-                "ln_f": LayerNorm(cfg.n_embd, cfg.bias),
+                "ln_f": LayerNorm(cfg.n_embd, bias=True),  # always biased, as in the original
             }
         )
         self.lm_heads = nn.ModuleList(
@@ -216,7 +223,7 @@ class FineGPT(nn.Module):
     ) -> torch.Tensor:
         """Logits (B, T_rows, V) for codebook `pred_idx`, from codebooks 0..pred_idx."""
         B, T, _ = idx.shape
-        if T > self.config.block_size:
+        if self.config.block_size < T:
             raise ValueError(f"sequence of {T} exceeds the context of {self.config.block_size}")
         wtes = self.transformer["wtes"]
         x = wtes[0](idx[:, :, 0])
