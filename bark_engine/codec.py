@@ -1,0 +1,43 @@
+"""EnCodec 24 kHz decoding: 8 codebooks of 75 Hz codes → mono float32 audio.
+
+Uses transformers' `EncodecModel` (the `encodec` package pulls torchaudio,
+which has no build for current torch). Decoding goes codes → quantizer →
+decoder directly, as Bark does: no chunking, no scale, one frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import CODEBOOK_SIZE, N_FINE_CODEBOOKS
+from .errors import BadInputError
+
+
+def load_codec(path: str | Path, device: str | torch.device = "cpu"):
+    """Load an `EncodecModel` folder (config.json + weights) for inference only."""
+    from transformers import EncodecModel  # deferred: importing transformers is slow
+
+    codec = EncodecModel.from_pretrained(str(path))
+    codec.to(device).eval()
+    codec.requires_grad_(False)
+    return codec
+
+
+@torch.inference_mode()
+def decode(codec, fine: np.ndarray) -> np.ndarray:
+    """Audio (T·320,) float32 at 24 kHz from fine codes (8, T) in [0, 1024)."""
+    codes = np.asarray(fine)
+    if codes.ndim != 2 or codes.shape[0] != N_FINE_CODEBOOKS:
+        raise BadInputError(f"fine codes must have shape (8, T), got {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() >= CODEBOOK_SIZE):
+        raise BadInputError(f"fine codes must lie in [0, {CODEBOOK_SIZE})")
+    if codes.shape[1] == 0:
+        return np.zeros(0, dtype=np.float32)
+    device = next(codec.parameters()).device
+    x = torch.from_numpy(codes.astype(np.int64)).to(device)[:, None]  # (8, B=1, T)
+    embeddings = codec.quantizer.decode(x)  # (1, D, T)
+    audio = codec.decoder(embeddings)  # (1, 1, T·320)
+    return audio[0, 0].float().cpu().numpy()
