@@ -232,7 +232,7 @@ def _as_codes(label: str, key: str, arr: object) -> np.ndarray:
             raise VoiceError(f"{label}: {key} is a float array with NaN or infinite values")
         fractional = arr != np.round(arr)
         if np.any(fractional):
-            bad = arr[fractional].flat[0]
+            bad = float(arr[fractional].flat[0])
             raise VoiceError(
                 f"{label}: {key} is a float array with non-integer values (e.g. {bad!r}); "
                 "expected integer token codes"
