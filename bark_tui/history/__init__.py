@@ -5,10 +5,11 @@ See ``store`` for the durability and threading argument.
 
 from __future__ import annotations
 
-from .files import TOKEN_KEYS, TakeFileMissing
+from .errors import HistoryError, SchemaTooNew, TakeFileMissing, TakeNotFound
+from .files import TOKEN_KEYS
 from .records import NewTake, Take, snippet
-from .schema import SCHEMA_VERSION, SchemaTooNew, migrate
-from .store import HistoryError, HistoryStore, TakeNotFound
+from .schema import SCHEMA_VERSION, migrate
+from .store import HistoryStore
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -22,10 +22,6 @@ _SHORT_KEYS = {"semantic": "semantic_prompt", "coarse": "coarse_prompt", "fine":
 _NDIMS = {"semantic_prompt": 1, "coarse_prompt": 2, "fine_prompt": 2}
 
 
-class TakeFileMissing(FileNotFoundError):
-    """A history row whose WAV or tokens file is gone (deleted by hand, disk swapped...)."""
-
-
 def safe_child(folder: Path, name: str | None) -> Path | None:
     """``folder / name`` when ``name`` is a plain file name, else None.
 
@@ -52,12 +48,6 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    """Flush a file someone else wrote (e.g. ``write_wav``) to disk."""
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 def normalize_tokens(tokens: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

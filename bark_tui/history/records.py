@@ -16,7 +16,8 @@ import numpy as np
 
 from bark_engine.options import GenerationOptions
 
-from .files import TakeFileMissing, read_tokens, safe_child
+from .errors import TakeFileMissing
+from .files import read_tokens, safe_child
 
 SNIPPET_CHARS = 40
 
@@ -65,15 +66,15 @@ class NewTake:
         return None if self.segments is None else json.dumps(_plain(self.segments))
 
     @classmethod
-    def from_generation(cls, gen: Any, voice: str | None, name: str | None = None) -> NewTake:
-        """Build from a ``bark_engine.pipeline.Generation`` (read by attribute name only).
+    def from_generation(cls, gen: Any, name: str | None = None) -> NewTake:
+        """Build from a ``bark_engine.pipeline.Generation``.
 
-        ``voice`` is the label the user picked (a preset name or a file path):
-        the Generation holds the loaded prompt, which has no stable name.
+        Read by attribute name only, so this module never imports the engine's
+        pipeline (and with it torch).
         """
         return cls(
             text=gen.text,
-            voice=voice,
+            voice=gen.voice,
             seed=gen.seed,
             options=gen.options,
             model_id=gen.model_id,

@@ -11,13 +11,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from .errors import SchemaTooNew
+
 # Version 1: the first schema.
 #   seed has no declared type on purpose: SQLite would turn an integer literal
 #   too large for int64 (torch accepts 64-bit unsigned seeds) into a REAL and
 #   lose digits; without affinity we store such a seed as exact text.
 #   AUTOINCREMENT: ids of purged takes are never handed out again, so a take
 #   number shown to the user always means the same take.
-_V1 = """
+_V1 = (
+    """
 CREATE TABLE takes (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at     TEXT    NOT NULL,          -- UTC, ISO 8601
@@ -35,26 +38,22 @@ CREATE TABLE takes (
     tokens_file    TEXT,                      -- name inside the takes folder, or NULL
     segments       TEXT,                      -- JSON list, long scripts; NULL otherwise
     deleted_at     TEXT                       -- UTC ISO when soft-deleted, else NULL
-);
-CREATE INDEX takes_deleted_at ON takes (deleted_at);
-"""
+)
+""",
+    "CREATE INDEX takes_deleted_at ON takes (deleted_at)",
+)
 
 Migration = Callable[[sqlite3.Connection], None]
 
 
 def _to_v1(conn: sqlite3.Connection) -> None:
-    for statement in _V1.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    for statement in _V1:  # one by one: executescript would commit our transaction
+        conn.execute(statement)
 
 
 # MIGRATIONS[n] takes a file from version n to version n + 1.
 MIGRATIONS: list[Migration] = [_to_v1]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class SchemaTooNew(RuntimeError):
-    """The file was written by a newer bark-tui; we leave it untouched."""
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -71,7 +70,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     if found > SCHEMA_VERSION:
         raise SchemaTooNew(
             f"The history database has schema version {found}, but this bark-tui knows only "
-            f"up to {SCHEMA_VERSION}. Update bark-tui; the file was left untouched."
+            f"up to {SCHEMA_VERSION}: a newer bark-tui wrote it. Update bark-tui; the file was left "
+            "untouched."
         )
     for version in range(found, SCHEMA_VERSION):
         conn.execute("BEGIN IMMEDIATE")

@@ -45,10 +45,12 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
-from .files import fsync_dir, fsync_file, normalize_tokens, safe_child, write_tokens_atomic
+from .errors import HistoryError, TakeNotFound
+from .files import fsync_dir, normalize_tokens, safe_child, write_tokens_atomic
 from .records import NewTake, Take, snippet
 from .schema import migrate
 
@@ -58,14 +60,6 @@ _COLUMNS = (
 )
 _INT64_MAX = 2**63 - 1
 _STEM_RE = re.compile(r"[0-9a-f]{32}")
-
-
-class HistoryError(RuntimeError):
-    """The history database cannot be opened or used; the message says why."""
-
-
-class TakeNotFound(KeyError):
-    """No take with that id."""
 
 
 def utc_now() -> str:
@@ -158,16 +152,15 @@ class HistoryStore:
             seed = str(seed)  # kept exact; see the schema note on the seed column
 
         stem = uuid.uuid4().hex
-        wav_name = f"{stem}.wav"
+        wav_name = f"{stem}.wav"  # UUID names: files exist before the row (and its id) does
         tokens_name = None if token_arrays is None else f"{stem}.npz"
         with self._lock:
             self._pending.add(stem)
         try:
             self.takes_dir.mkdir(parents=True, exist_ok=True)
             wav_path = self.takes_dir / wav_name
-            write_wav(wav_path, samples, new.sample_rate)
-            fsync_file(wav_path)
-            fsync_dir(self.takes_dir)
+            write_wav(wav_path, samples, new.sample_rate)  # temp + fsync + rename
+            fsync_dir(self.takes_dir)  # ... and the rename itself is durable
             if token_arrays is not None and tokens_name is not None:
                 write_tokens_atomic(self.takes_dir / tokens_name, token_arrays)
             row = (
@@ -204,6 +197,11 @@ class HistoryStore:
         take = self.get(int(take_id))  # type: ignore[arg-type]
         assert take is not None
         return take
+
+    def add_generation(self, gen: Any, name: str | None = None) -> Take:
+        """Store a ``bark_engine.pipeline.Generation`` with its audio and tokens."""
+        tokens = {"semantic": gen.semantic, "coarse": gen.coarse, "fine": gen.fine}
+        return self.add_take(NewTake.from_generation(gen, name=name), gen.audio, tokens)
 
     def rename(self, take_id: int, name: str) -> Take:
         """Give a take a new one-line name (whitespace collapsed; empty is refused)."""
