@@ -10,6 +10,7 @@ ignored (a newer version's keys survive a round trip only in that version).
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -103,8 +104,8 @@ def _field_problems(s: Settings) -> dict[str, str]:
         problems["device"] = "device must not be empty (use 'auto')"
     for name in ("text_temp", "waveform_temp", "fine_temp"):
         value = getattr(s, name)
-        if not value >= 0:  # also catches NaN
-            problems[name] = f"{name} must be 0 or more (got {value})"
+        if not (value >= 0 and math.isfinite(value)):  # NaN fails both
+            problems[name] = f"{name} must be a finite number, 0 or more (got {value})"
     if not 0 <= s.min_eos_p <= 1:
         problems["min_eos_p"] = f"min_eos_p must be between 0 and 1 (got {s.min_eos_p})"
     if s.top_k is not None and s.top_k < 1:
