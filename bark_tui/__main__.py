@@ -1,0 +1,10 @@
+"""``python -m bark_tui``: the same as the ``bark-tui`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""F1: the keys, and the cues Bark understands in a script."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP_TEXT = """\
+# bark-tui help
+
+## Keys (they work while you type in the editor)
+
+| Key | Does |
+|---|---|
+| `ctrl+g` | Generate a take from the script (queues it when one is running) |
+| `escape` | Cancel the take being generated |
+| `ctrl+r` | Play / stop the take selected in History |
+| `ctrl+o` | Audition the highlighted voice (its own sample, no generation) |
+| `ctrl+s` | Save the selected take as a WAV file |
+| `ctrl+p` | Command palette: every other action |
+| `f1` | This help |
+| `ctrl+q` | Quit (a running generation is cancelled) |
+| `tab` / `shift+tab` | Move between editor, voices and history |
+
+**In History:** `enter` play · `n` rename · `delete`/`d` delete · `u` undo the
+last delete · `e` copy the text back to the editor · `g` regenerate with the
+same seed and settings · `v` save the take as a voice.
+
+**In Voices:** type in the filter, `enter` picks the first match; `enter` on
+a row selects that voice; the language and gender menus narrow the list.
+
+## Cues Bark understands
+
+Bark is not a strict text-to-speech model: it follows hints in the text.
+
+| Write | To get |
+|---|---|
+| `[laughs]`, `[laughter]` | laughter |
+| `[sighs]` | a sigh |
+| `[music]` | music |
+| `[gasps]`, `[clears throat]` | a gasp, throat clearing |
+| `♪ la la la ♪` | singing |
+| `…` or `—` | a hesitation |
+| `CAPITALS` | emphasis on a word |
+| `[MAN]` / `[WOMAN]` | bias the speaker's voice |
+
+A take holds about 13–15 seconds of audio and the script at most 256 tokens;
+the status line under the editor counts them for you.
+
+With **random test weights** (the header says so) every take is noise: that
+is expected, the app is being tested without the real model.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """A scrollable page; escape, f1 or q closes it."""
+
+    BINDINGS = [
+        Binding("escape,f1,q", "close", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-body"):
+            yield Markdown(HELP_TEXT, id="help-text")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-body").border_title = "Help — escape closes"
+        self.query_one("#help-body").focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

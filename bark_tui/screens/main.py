@@ -1,0 +1,177 @@
+"""The studio: script, voices, generation, history and waveform on one screen.
+
+This screen owns the layout and the take-level actions (rename, delete and
+undo, save as WAV or voice, copy back, regenerate). Anything that runs the
+engine or the player goes through the app, which owns the workers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, TextArea
+
+from ..widgets.generation_panel import GenerationPanel
+from ..widgets.history_table import HistoryTable
+from ..widgets.script_editor import ScriptEditor, estimate_tokens
+from ..widgets.studio_header import StudioHeader
+from ..widgets.voice_browser import VoiceBrowser
+from ..widgets.waveform import Waveform
+from . import take_actions
+
+if TYPE_CHECKING:
+    from ..app import BarkApp
+    from ..history import Take
+
+COUNT_DELAY_S = 0.3  # wait for a pause in typing before asking the real tokenizer
+PLAYHEAD_INTERVAL_S = 0.1
+
+
+class MainScreen(Screen[None]):
+    """The one main screen (see docs/DESIGN §1 for the sketch it follows)."""
+
+    AUTO_FOCUS = "#script"
+
+    def __init__(self, initial_voice: str = "") -> None:
+        super().__init__()
+        self.initial_voice = initial_voice
+        self._count_timer = None
+        self.undo_stack: list[int] = []
+
+    @property
+    def bark(self) -> BarkApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield StudioHeader(id="header")
+        with Horizontal(id="top"):
+            yield ScriptEditor(id="editor")
+            yield VoiceBrowser(selected=self.initial_voice, id="voices")
+        yield GenerationPanel(id="generation")
+        yield HistoryTable(id="history")
+        yield Waveform(id="waveform")
+        yield Footer(id="footer")
+
+    # --- parts -----------------------------------------------------------------
+
+    @property
+    def header(self) -> StudioHeader:
+        return self.query_one(StudioHeader)
+
+    @property
+    def editor(self) -> ScriptEditor:
+        return self.query_one(ScriptEditor)
+
+    @property
+    def voices(self) -> VoiceBrowser:
+        return self.query_one(VoiceBrowser)
+
+    @property
+    def generation(self) -> GenerationPanel:
+        return self.query_one(GenerationPanel)
+
+    @property
+    def history(self) -> HistoryTable:
+        return self.query_one(HistoryTable)
+
+    @property
+    def waveform(self) -> Waveform:
+        return self.query_one(Waveform)
+
+    def on_mount(self) -> None:
+        self.query_one("#editor").border_title = "Script"
+        self.query_one("#voices").border_title = "Voices"
+        self.query_one("#generation").border_title = "Generation"
+        history = self.history
+        history.border_title = "History"
+        history.border_subtitle = (
+            "enter play · n rename · d delete · u undo · e edit · g regenerate · v save voice"
+        )
+        self.refresh_voices()
+        self.refresh_history()
+        self.set_interval(PLAYHEAD_INTERVAL_S, self._tick_playhead)
+        self.bark.refresh_status()
+        self.editor.area.focus()
+
+    # --- voices and history --------------------------------------------------------
+
+    def refresh_voices(self) -> None:
+        presets, mine, problems = self.bark.voice_entries()
+        self.voices.set_voices(presets, mine)
+        for problem in problems:
+            self.notify(f"My voices: {problem}", severity="warning", markup=False)
+
+    def refresh_history(self, select: int | None = None) -> None:
+        store = self.bark.store
+        takes = [] if store is None else store.list_takes()
+        self.history.set_takes(takes, keep=select)
+        self.show_selected_take()
+
+    def show_selected_take(self) -> None:
+        take = self.history.current
+        if take is None:
+            self.waveform.show_audio(None, 24_000, "No takes yet — ctrl+g generates one")
+            return
+        audio = self.bark.take_audio(take, quiet=True)
+        if audio is None:
+            self.waveform.show_audio(None, take.sample_rate, f"Take {take.id}: WAV MISSING")
+        else:
+            self.waveform.show_audio(audio, take.sample_rate, f"Take {take.id}")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table is self.history:
+            self.show_selected_take()
+
+    def on_history_table_action(self, message: HistoryTable.Action) -> None:
+        message.stop()
+        self.take_action(message.action, message.take_id)
+
+    def take_action(self, action: str, take_id: int | None = None) -> None:
+        """Run ``action`` on a take (the highlighted one when ``take_id`` is None)."""
+        if action == "undo":
+            take_actions.undo_delete(self)
+            return
+        take: Take | None = (
+            self.history.current if take_id is None else self.history.takes.get(take_id)
+        )
+        if take is None:
+            self.notify("No take selected — generate one first (ctrl+g).", severity="warning")
+            return
+        handler = take_actions.HANDLERS.get(action)
+        if handler is None:
+            raise ValueError(f"unknown take action {action!r}")
+        handler(self, take)
+
+    # --- script ---------------------------------------------------------------------
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if event.text_area.id != "script":
+            return
+        text = event.text_area.text
+        self.editor.show_count(text, estimate_tokens(text), exact=False)
+        if self._count_timer is not None:
+            self._count_timer.stop()
+        self._count_timer = self.set_timer(COUNT_DELAY_S, self.bark.count_tokens)
+
+    def on_voice_browser_selected(self, event: VoiceBrowser.Selected) -> None:
+        self.bark.refresh_status()
+
+    # --- playhead ---------------------------------------------------------------------
+
+    def _tick_playhead(self) -> None:
+        player = self.bark.player_if_started
+        waveform = self.waveform
+        playing = self.bark.playing_take
+        if (
+            player is not None
+            and player.is_playing
+            and playing is not None
+            and self.history.current_id == playing
+        ):
+            waveform.position = player.position_s
+            return
+        if waveform.position is not None:
+            waveform.position = None
