@@ -1,0 +1,388 @@
+"""The `Engine`: owns the loaded models and runs text → semantic → coarse → fine → audio.
+
+One object per model source; nothing is cached at module level. Loading is
+lazy and thread-safe (the app loads from a worker while the UI keeps
+drawing). Progress goes out through a callback of frozen event dataclasses;
+a `threading.Event` cancels between tokens and between stages.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import codec as codec_mod
+from .checkpoints import load_checkpoint, load_tokenizer
+from .source import ModelSource
+from .config import MAX_TEXT_TOKENS, SAMPLE_RATE, SEMANTIC_RATE_HZ
+from .errors import BadInputError, Cancelled
+from .events import (
+    EventCallback,
+    LoadProgress,
+    Stage,
+    StageFinished,
+    StageProgress,
+    StageStarted,
+    ignore_event,
+)
+from .model import GPT, FineGPT
+from .options import EngineConfig, GenerationOptions
+from .stages import generate_coarse, generate_fine, generate_semantic
+from .voices import VoicePrompt, resolve_voice_arg
+
+VoiceArg = str | Path | VoicePrompt | None
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class StageTiming:
+    tokens: int  # tokens produced (decode: audio samples)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One finished take: its tokens, its audio and how it was made."""
+
+    text: str
+    voice: str | None  # preset / file / my-voice name as given, None = no history prompt
+    seed: int
+    options: GenerationOptions
+    semantic: np.ndarray  # (T_sem,) int64 in [0, 10000)
+    coarse: np.ndarray  # (2, T) int64 in [0, 1024)
+    fine: np.ndarray  # (8, T) int64 in [0, 1024)
+    audio: np.ndarray  # (T * 320,) float32 at `sample_rate`
+    sample_rate: int
+    timings: dict[str, StageTiming] = field(default_factory=dict)
+    random_weights: bool = False
+    model_id: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(t.seconds for t in self.timings.values())
+
+    def voice_prompt(self, name: str = "") -> VoicePrompt:
+        """This take as a voice (history prompt) in the original `.npz` format."""
+        return VoicePrompt(semantic=self.semantic, coarse=self.coarse, fine=self.fine, name=name)
+
+
+def normalize_text(text: str) -> str:
+    """Collapse runs of whitespace, as the original does before tokenizing."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then MPS, then CPU; anything else must be a device torch knows."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise BadInputError(
+            f"unknown device '{name}': use auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise BadInputError(f"unsupported device '{name}': use auto, cpu, cuda, cuda:N or mps")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BadInputError(f"device '{name}' asked for, but this torch build sees no CUDA GPU")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise BadInputError(f"device '{name}' asked for, but MPS is not available here")
+    return device
+
+
+def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
+    """fp32 on CPU by default; bf16 (or fp16 where bf16 is unsupported) on GPUs."""
+    if name is None:
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "mps":
+            return torch.float16
+        return torch.float32
+    if name not in _DTYPES:
+        raise BadInputError(f"unknown dtype '{name}': use one of {', '.join(_DTYPES)}")
+    return _DTYPES[name]
+
+
+class _StageReporter:
+    """Turns a stage loop's `on_step(step, total)` calls into StageProgress events."""
+
+    def __init__(self, stage: Stage, on_event: EventCallback, segment: int) -> None:
+        self.stage = stage
+        self.on_event = on_event
+        self.segment = segment
+        self.start = time.perf_counter()
+        self.steps = 0
+
+    def __call__(self, step: int, total: int | None) -> None:
+        self.steps = step
+        elapsed = time.perf_counter() - self.start
+        rate = step / elapsed if elapsed > 0 else 0.0
+        self.on_event(StageProgress(self.stage, step, total, rate, elapsed, self.segment))
+
+
+class Engine:
+    """Bark inference with its own loaded models. Cheap to build; loads on first use."""
+
+    def __init__(self, config: EngineConfig | None = None, *, user_voices_dir: Path | None = None):
+        self.config = config or EngineConfig()
+        self.user_voices_dir = user_voices_dir
+        self.device = resolve_device(self.config.device)
+        self.dtype = resolve_dtype(self.config.dtype, self.device)
+        if self.config.size not in ("small", "large"):
+            raise BadInputError(f"unknown model size '{self.config.size}': use small or large")
+        if self.config.threads is not None:
+            if self.config.threads < 1:
+                raise BadInputError("threads must be at least 1")
+            torch.set_num_threads(self.config.threads)
+        self._lock = threading.RLock()
+        self._source: ModelSource | None = None
+        self._tokenizer = None
+        self._semantic: GPT | None = None
+        self._coarse: GPT | None = None
+        self._fine: FineGPT | None = None
+        self._codec = None
+
+    # ---- loading --------------------------------------------------------------
+    def source(self, on_event: EventCallback = ignore_event) -> ModelSource:
+        with self._lock:
+            if self._source is None:
+                self._source = ModelSource(
+                    self.config.models,
+                    size=self.config.size,
+                    offline=self.config.offline,
+                    cache_dir=self.config.cache_dir,
+                    on_event=on_event,
+                )
+            else:
+                self._source.on_event = on_event
+            return self._source
+
+    @property
+    def random_weights(self) -> bool:
+        return self.source().random_weights
+
+    @property
+    def model_id(self) -> str:
+        return self.source().model_id
+
+    @property
+    def loaded(self) -> bool:
+        return all(m is not None for m in (self._semantic, self._coarse, self._fine, self._codec))
+
+    def _load_tokenizer(self, on_event: EventCallback) -> None:
+        if self._tokenizer is None:
+            src = self.source(on_event)
+            path = src.fetch(src.vocab_relpath)
+            on_event(LoadProgress("tokenizer", 0, 1, "loading the tokenizer"))
+            self._tokenizer = load_tokenizer(path)
+            on_event(LoadProgress("tokenizer", 1, 1, "tokenizer ready"))
+
+    def _load_gpt(self, stage: str, kind: str, on_event: EventCallback):
+        src = self.source(on_event)
+        relpath = src.checkpoint_relpath(stage)
+        path = src.fetch(relpath)
+        on_event(LoadProgress(relpath, 0, 1, f"loading {relpath}"))
+        model = load_checkpoint(path, kind, device=self.device, dtype=self.dtype)
+        on_event(LoadProgress(relpath, 1, 1, f"{relpath} ready"))
+        return model
+
+    def load_codec(self, on_event: EventCallback = ignore_event) -> None:
+        """Load EnCodec only: enough to audition a voice."""
+        with self._lock:
+            if self._codec is None:
+                path = self.source(on_event).codec_path()
+                on_event(LoadProgress("encodec", 0, 1, "loading EnCodec"))
+                self._codec = codec_mod.load_codec(path, self.device)
+                on_event(LoadProgress("encodec", 1, 1, "EnCodec ready"))
+
+    def load(self, on_event: EventCallback = ignore_event) -> None:
+        """Load (downloading first if needed) the tokenizer, the three GPTs and the codec."""
+        with self._lock:
+            self._load_tokenizer(on_event)
+            if self._semantic is None:
+                self._semantic = self._load_gpt("semantic", "causal", on_event)
+            if self._coarse is None:
+                self._coarse = self._load_gpt("coarse", "causal", on_event)
+            if self._fine is None:
+                self._fine = self._load_gpt("fine", "fine", on_event)
+            self.load_codec(on_event)
+
+    # ---- text and voices ------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        """WordPiece ids of the normalised text (no special tokens, no offset)."""
+        with self._lock:
+            self._load_tokenizer(ignore_event)
+        return list(self._tokenizer.encode(normalize_text(text), add_special_tokens=False))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def resolve_voice(self, voice: VoiceArg) -> VoicePrompt | None:
+        """A preset name, a `.npz` path, a My-voices name, a VoicePrompt, or None."""
+        if voice is None or isinstance(voice, VoicePrompt):
+            return voice
+        src = self.source()
+        return resolve_voice_arg(str(voice), src.fetch, self.user_voices_dir)
+
+    def check_text(self, text: str) -> list[int]:
+        """The text's ids, or BadInputError for empty text or text over Bark's 256 tokens."""
+        if not normalize_text(text):
+            raise BadInputError("the text is empty: write something for Bark to say")
+        ids = self.tokenize(text)
+        if len(ids) > MAX_TEXT_TOKENS:
+            cut = round((len(ids) - MAX_TEXT_TOKENS) / len(ids) * 100, 1)
+            raise BadInputError(
+                f"the text is {len(ids)} tokens; Bark reads at most {MAX_TEXT_TOKENS}, so the last "
+                f"{cut}% would be lost: shorten it or render it as a long script (--file)"
+            )
+        return ids
+
+    # ---- generation -------------------------------------------------------------
+    def generate(
+        self,
+        text: str,
+        voice: VoiceArg = None,
+        options: GenerationOptions | None = None,
+        on_event: EventCallback = ignore_event,
+        cancel: threading.Event | None = None,
+        segment: int = 0,
+    ) -> Generation:
+        """Text to audio through all four stages. Raises Cancelled when `cancel` is set."""
+        options = options or GenerationOptions()
+        ids = self.check_text(text)
+        prompt = self.resolve_voice(voice)
+        self.load(on_event)
+        seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        timings: dict[str, StageTiming] = {}
+
+        def run(stage: Stage, total: int | None, fn: Callable[[_StageReporter], np.ndarray]):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"cancelled before the {stage} stage")
+            on_event(StageStarted(stage, total, segment))
+            rep = _StageReporter(stage, on_event, segment)
+            out = fn(rep)
+            seconds = time.perf_counter() - rep.start
+            n = int(out.shape[-1]) if stage != "decode" else int(out.shape[0])
+            timings[stage] = StageTiming(n, seconds)
+            on_event(StageFinished(stage, n, seconds, segment))
+            return out
+
+        hist_sem = prompt.semantic if prompt is not None else None
+        semantic = run(
+            "semantic",
+            self._semantic_budget(options),
+            lambda rep: generate_semantic(
+                self._semantic,
+                ids,
+                hist_sem,
+                temperature=options.text_temp,
+                top_k=options.top_k,
+                top_p=options.top_p,
+                min_eos_p=options.min_eos_p,
+                max_duration_s=options.max_duration_s,
+                max_steps=options.max_semantic_steps,
+                allow_early_stop=options.allow_early_stop,
+                generator=gen,
+                on_step=rep,
+                cancel=cancel,
+            ),
+        )
+        if len(semantic) == 0:
+            raise BadInputError("the semantic stage stopped at once (no speech); try another seed")
+        coarse = run(
+            "coarse",
+            None,
+            lambda rep: generate_coarse(
+                self._coarse,
+                semantic,
+                hist_sem,
+                prompt.coarse if prompt is not None else None,
+                temperature=options.waveform_temp,
+                top_k=options.top_k,
+                top_p=options.top_p,
+                generator=gen,
+                on_step=rep,
+                cancel=cancel,
+            ),
+        )
+        if coarse.shape[1] == 0:
+            raise BadInputError("too little speech to make audio from; try a longer text")
+        fine = run(
+            "fine",
+            None,
+            lambda rep: generate_fine(
+                self._fine,
+                coarse,
+                prompt.fine if prompt is not None else None,
+                temperature=options.fine_temp,
+                generator=gen,
+                on_step=rep,
+                cancel=cancel,
+            ),
+        )
+        audio = run("decode", 1, lambda rep: self._decode_reporting(fine, rep))
+        return Generation(
+            text=text,
+            voice=_voice_label(voice),
+            seed=seed,
+            options=options,
+            semantic=semantic,
+            coarse=coarse,
+            fine=fine,
+            audio=audio,
+            sample_rate=SAMPLE_RATE,
+            timings=timings,
+            random_weights=self.random_weights,
+            model_id=self.model_id,
+        )
+
+    @staticmethod
+    def _semantic_budget(options: GenerationOptions) -> int:
+        """Most semantic steps this take can run (for a progress bar's total)."""
+        steps = options.max_semantic_steps
+        if options.max_duration_s is not None:
+            steps = min(steps, int(options.max_duration_s * SEMANTIC_RATE_HZ) + 1)
+        return steps
+
+    def _decode_reporting(self, fine: np.ndarray, rep: _StageReporter) -> np.ndarray:
+        audio = self.decode(fine)
+        rep(1, 1)
+        return audio
+
+    def decode(self, fine: np.ndarray) -> np.ndarray:
+        """(8, T) fine codes → (T*320,) float32 audio at 24 kHz."""
+        self.load_codec()
+        return codec_mod.decode(self._codec, fine)
+
+    def audition(self, voice: VoiceArg, on_event: EventCallback = ignore_event) -> np.ndarray:
+        """A voice's own recorded sample: its fine prompt decoded by EnCodec, no GPT stages."""
+        prompt = self.resolve_voice(voice)
+        if prompt is None:
+            raise BadInputError("no voice to audition")
+        self.load_codec(on_event)
+        return codec_mod.decode(self._codec, prompt.fine)
+
+
+def _voice_label(voice: VoiceArg) -> str | None:
+    if voice is None:
+        return None
+    if isinstance(voice, VoicePrompt):
+        return voice.name or "custom"
+    return str(voice)

@@ -1,0 +1,187 @@
+"""`bark-tui` command line: the app (bare), `say`, `voices`, `download`.
+
+Heavy imports (torch, the engine, Textual) happen inside the command that
+needs them, so `bark-tui --help` and `bark-tui voices` answer at once.
+Expected errors print one line and exit 2; nothing is written on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from bark_engine.errors import BarkError
+
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--models",
+        metavar="DIR|REPO",
+        help="a local model folder (same file names as suno/bark) or a hub repo id "
+        "(default: suno/bark, cached by huggingface_hub)",
+    )
+    size = g.add_mutually_exclusive_group()
+    size.add_argument("--small", dest="size", action="store_const", const="small",
+                      help="small models (default; fastest on CPU)")
+    size.add_argument("--large", dest="size", action="store_const", const="large",
+                      help="large models (better quality, ~2.5x the memory)")
+    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                   help="weights dtype (default: float32 on CPU, bfloat16 on GPU)")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--offline", action="store_true",
+                   help="never touch the network (same as HF_HUB_OFFLINE=1)")
+
+
+def _nonneg_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be ≥ 0")
+    return value
+
+
+def _prob(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bark-tui",
+        description="A terminal studio for the Bark text-to-audio model. "
+        "Run without a command to open the studio.",
+    )
+    _model_options(parser)
+    parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    say = sub.add_parser("say", help="generate speech from text into a WAV file",
+                         description="Generate speech from TEXT and write a WAV file.")
+    say.add_argument("text", nargs="?", help="what to say (use --file for a script file)")
+    say.add_argument("--file", type=Path, help="read the text from this file")
+    say.add_argument("--voice", help="a preset (v2/en_speaker_6), a .npz file, or a My-voices name")
+    say.add_argument("--out", type=Path, help="output WAV (default: bark-<time>.wav here)")
+    say.add_argument("--save-voice", type=Path, metavar="F.npz",
+                     help="also save this take as a voice prompt (.npz, original Bark format)")
+    say.add_argument("--seed", type=int, help="random seed (default: a fresh one, reported)")
+    say.add_argument("--text-temp", type=_nonneg_float, default=0.7,
+                     help="semantic temperature (default 0.7; 0 = greedy)")
+    say.add_argument("--waveform-temp", type=_nonneg_float, default=0.7,
+                     help="coarse temperature (default 0.7; 0 = greedy)")
+    say.add_argument("--fine-temp", type=_nonneg_float, default=0.5,
+                     help="fine temperature (default 0.5; 0 = greedy)")
+    say.add_argument("--top-k", type=int, help="sample only among the k likeliest tokens")
+    say.add_argument("--top-p", type=_prob, help="nucleus sampling threshold")
+    say.add_argument("--min-eos-p", type=_prob, default=0.2,
+                     help="end the speech once the end-token probability reaches this (default 0.2)")
+    say.add_argument("--max-duration", type=_nonneg_float, metavar="S",
+                     help="stop the semantic stage after about S seconds of audio")
+    say.add_argument("--json", action="store_true",
+                     help="print one JSON object with timings on stdout")
+    _model_options(say)
+
+    voices = sub.add_parser("voices", help="list the voice presets")
+    voices.add_argument("--lang", help="language code or name (en, German, …)")
+    voices.add_argument("--gender", choices=["male", "female"], help="only this gender")
+    voices.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    dl = sub.add_parser("download", help="fetch weights, tokenizer, codec and presets now",
+                        description="Download everything Bark needs into the Hugging Face "
+                        "cache, so later runs work offline.")
+    _model_options(dl)
+    dl.add_argument("--no-presets", action="store_true", help="skip the 130 voice presets")
+    return parser
+
+
+def _engine_config(args: argparse.Namespace):
+    from bark_engine.options import EngineConfig
+
+    return EngineConfig(
+        models=args.models,
+        size=args.size or "small",
+        device=args.device,
+        dtype=args.dtype,
+        threads=args.threads,
+        offline=True if args.offline else None,
+    )
+
+
+def _fail(message: str) -> int:
+    print(f"bark-tui: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "say":
+            from .cli_say import run_say
+
+            return run_say(args, _engine_config(args))
+        if args.command == "voices":
+            return _run_voices(args)
+        if args.command == "download":
+            from .cli_download import run_download
+
+            return run_download(args, _engine_config(args))
+        return _run_app(args)
+    except BarkError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("bark-tui: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    from .app import run_app
+
+    if args.home is not None:
+        os.environ["BARK_TUI_HOME"] = str(args.home)
+    return run_app(_engine_config(args), home=args.home) or 0
+
+
+def _run_voices(args: argparse.Namespace) -> int:
+    from bark_engine.voices import find_presets
+
+    presets = find_presets(lang=args.lang, gender=args.gender)
+    if args.json:
+        rows = [
+            {"name": p.name, "language": p.language, "gender": p.gender,
+             "prompt_seconds": p.prompt_seconds}
+            for p in presets
+        ]
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not presets:
+        return _fail("no presets match; try `bark-tui voices` without filters")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(presets)} voice presets", title_justify="left")
+    for col in ("name", "language", "gender", "sample"):
+        table.add_column(col, justify="right" if col == "sample" else "left")
+    for p in presets:
+        sample = f"{p.prompt_seconds:.1f} s" if p.prompt_seconds else "—"
+        table.add_row(p.name, p.language, p.gender or "—", sample)
+    Console().print(table)
+    return 0
+
+
+def timestamped_wav(now: float | None = None) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return Path(f"bark-{stamp}.wav")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""`bark-tui say`: one take from the shell, with per-stage progress bars on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from bark_engine.errors import BadInputError
+from bark_engine.events import (
+    STAGES,
+    Event,
+    LoadProgress,
+    StageFinished,
+    StageProgress,
+    StageStarted,
+)
+from bark_engine.options import EngineConfig, GenerationOptions
+
+from .cli import EXIT_USAGE, timestamped_wav
+
+
+def check_output_path(path: Path, what: str = "output") -> Path:
+    """Refuse before any work if the file's folder is missing or not writable."""
+    folder = path.expanduser().resolve().parent
+    if not folder.is_dir():
+        raise BadInputError(f"{what} folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise BadInputError(f"{what} folder is not writable: {folder}")
+    if path.is_dir():
+        raise BadInputError(f"{what} path is a folder, not a file: {path}")
+    return path
+
+
+def read_text(args: argparse.Namespace) -> str:
+    if args.file is not None and args.text is not None:
+        raise BadInputError("give either TEXT or --file, not both")
+    if args.file is not None:
+        try:
+            return args.file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadInputError(f"cannot read {args.file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise BadInputError(f"{args.file} is not UTF-8 text") from None
+    if args.text is None:
+        raise BadInputError("nothing to say: give TEXT or --file")
+    return args.text
+
+
+def generation_options(args: argparse.Namespace) -> GenerationOptions:
+    return GenerationOptions(
+        text_temp=args.text_temp,
+        waveform_temp=args.waveform_temp,
+        fine_temp=args.fine_temp,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_eos_p=args.min_eos_p,
+        max_duration_s=args.max_duration,
+        seed=args.seed,
+    )
+
+
+class StageBars:
+    """Rich progress: one bar per stage plus a line for loading, all on stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.load_task: TaskID | None = None
+
+    def __enter__(self) -> StageBars:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: Event) -> None:
+        p = self.progress
+        if isinstance(event, LoadProgress):
+            if self.load_task is None:
+                self.load_task = p.add_task("load", total=event.total, rate="")
+            p.update(self.load_task, completed=event.done, total=event.total,
+                     rate=event.message or event.what)
+        elif isinstance(event, StageStarted):
+            self.tasks[event.stage] = p.add_task(event.stage, total=event.total, rate="")
+        elif isinstance(event, StageProgress):
+            task = self.tasks[event.stage]
+            unit = "tok/s" if event.stage in ("semantic", "coarse") else "it/s"
+            p.update(task, completed=event.step, rate=f"{event.tokens_per_s:6.1f} {unit}")
+        elif isinstance(event, StageFinished):
+            task = self.tasks[event.stage]
+            done = p.tasks[task].completed
+            p.update(task, total=max(done, 1), completed=max(done, 1))
+
+
+def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
+    from bark_engine.audio import write_wav
+    from bark_engine.pipeline import Engine
+
+    from .locations import user_voices_dir
+
+    text = read_text(args)
+    out = check_output_path(args.out or timestamped_wav())
+    if args.save_voice is not None:
+        check_output_path(args.save_voice, "voice")
+    options = generation_options(args)
+    err = Console(stderr=True)
+    engine = Engine(config, user_voices_dir=user_voices_dir())
+    engine.check_text(text)  # refuse bad text before loading any model
+    engine.resolve_voice(args.voice)
+    started = time.perf_counter()
+    with StageBars(err) as bars:
+        gen = engine.generate(text, voice=args.voice, options=options, on_event=bars)
+    total = time.perf_counter() - started
+    write_wav(out, gen.audio, gen.sample_rate)
+    if args.save_voice is not None:
+        gen.voice_prompt().save_npz(args.save_voice)
+    noise = " (RANDOM TEST WEIGHTS: output is noise)" if gen.random_weights else ""
+    err.print(
+        f"wrote {out} · {gen.duration_s:.2f} s of audio in {total:.1f} s · seed {gen.seed}{noise}",
+        highlight=False,
+    )
+    if args.json:
+        report = {
+            "out": str(out),
+            "seed": gen.seed,
+            "voice": gen.voice,
+            "model": gen.model_id,
+            "stages": {
+                stage: {"tokens": t.tokens, "seconds": round(t.seconds, 4)}
+                for stage, t in gen.timings.items()
+                if stage in STAGES
+            },
+            "audio_seconds": round(gen.duration_s, 4),
+            "total_seconds": round(total, 4),
+            "random_weights": gen.random_weights,
+        }
+        if args.save_voice is not None:
+            report["voice_file"] = str(args.save_voice)
+        print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(EXIT_USAGE)
