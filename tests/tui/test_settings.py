@@ -181,3 +181,23 @@ def test_ensure_dir_and_default_history(tmp_path: Path, monkeypatch: pytest.Monk
     with HistoryStore.open_default() as store:
         assert store.db_path == tmp_path / "data" / "history.sqlite3"
         assert store.db_path.exists()
+
+
+# --- the model layer stays UI- and torch-free --------------------------------------
+
+
+def test_model_layer_imports_neither_textual_nor_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import bark_tui.locations, bark_tui.settings, bark_tui.history, bark_tui.player\n"
+        "bark_tui.player.Player().available\n"
+        "print(sorted(m for m in ('textual', 'torch', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout
+    assert out.strip() == "[]"
