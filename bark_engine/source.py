@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 from .config import CHECKPOINT_FILES, CODEC_DIR, CODEC_REPO, DEFAULT_REPO, VOCAB_FILE
 from .errors import BadInputError, CheckpointError, WeightsUnavailableError
@@ -77,7 +79,7 @@ class ModelSource:
         self.endpoint = endpoint
         spec = DEFAULT_REPO if models is None else os.fspath(models)
         path = Path(spec).expanduser()
-        if path.is_dir():
+        if models is not None and path.is_dir():
             self.root: Path | None = path
             self.repo_id = ""
         elif path.exists():
@@ -175,6 +177,15 @@ class ModelSource:
         import huggingface_hub as hub
         from huggingface_hub import utils as hub_errors  # (also re-exported by old versions)
 
+        # huggingface_hub retries an unreachable hub for ~25 s (and logs each try)
+        # before giving up on a file it has not cached; a quick connect says so at once.
+        online = not self.offline
+        if (
+            online
+            and not self._cached(repo_id, relpath, revision)
+            and not hub_reachable(self.endpoint)
+        ):
+            raise self._unavailable(repo_id, relpath)
         try:
             local = hub.hf_hub_download(
                 repo_id,
@@ -197,11 +208,21 @@ class ModelSource:
             if missing_is_error:
                 raise CheckpointError(f"{repo_id} has no file {relpath}") from e
             raise _EntryMissing(relpath) from e
-        except (hub_errors.HfHubHTTPError, OSError) as e:
+        except Exception as e:
+            if not isinstance(e, (hub_errors.HfHubHTTPError, OSError)) and not _is_network_error(e):
+                raise
             raise WeightsUnavailableError(
                 f"downloading {relpath} from {repo_id} failed ({_first_line(e)}): {WAY_OUT}"
             ) from e
         return Path(local)
+
+    def _cached(self, repo_id: str, relpath: str, revision: str | None) -> bool:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(
+            repo_id, relpath, cache_dir=self.cache_dir, revision=revision
+        )
+        return isinstance(found, str)
 
     def _unavailable(self, repo_id: str, relpath: str) -> WeightsUnavailableError:
         why = "offline mode is on" if self.offline else "the hub cannot be reached"
@@ -212,6 +233,32 @@ class ModelSource:
 
 class _EntryMissing(Exception):
     """The repo exists but has no such file (lets `fetch` try a fallback repo)."""
+
+
+def _is_network_error(e: BaseException) -> bool:
+    """An exception of the HTTP client huggingface_hub uses (it changed across versions)."""
+    return type(e).__module__.split(".")[0] in {"httpx", "httpx2", "requests", "urllib3"}
+
+
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+PROBE_TIMEOUT_S = 5.0
+
+
+def hub_reachable(endpoint: str | None = None) -> bool:
+    """Whether a TCP connection to the hub opens; assumed yes behind a proxy."""
+    if any(os.environ.get(var) for var in PROXY_VARS):
+        return True  # only the proxy knows the way
+    if endpoint is None:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=PROBE_TIMEOUT_S).close()
+    except OSError:
+        return False
+    return True
 
 
 def _first_line(e: BaseException) -> str:

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import pickle
-import tempfile
 import types
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +29,7 @@ import torch
 
 from ..config import GPTConfig
 from ..model import GPT, FineGPT
+from .files import atomic_file
 
 Kind = Literal["causal", "fine"]
 COMPILED_PREFIX = "_orig_mod."
@@ -200,16 +199,10 @@ NUMPY1_PICKLE = types.SimpleNamespace(__name__="numpy1_pickle", Pickler=_Numpy1P
 
 def save_checkpoint(obj: Any, path: Path, *, numpy1_names: bool = True) -> None:
     """`torch.save` to a temporary file in the same folder, then rename into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # Saving through a file object names the zip's records `archive/...`
-        # rather than after the random temporary name, so the bytes are reproducible.
-        with os.fdopen(fd, "wb") as f:
-            if numpy1_names:
-                torch.save(obj, f, pickle_module=NUMPY1_PICKLE, pickle_protocol=2)
-            else:
-                torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Saving through a file object names the zip's records `archive/...` rather
+    # than after the random temporary name, so the bytes are reproducible.
+    with atomic_file(path, "wb") as f:
+        if numpy1_names:
+            torch.save(obj, f, pickle_module=NUMPY1_PICKLE, pickle_protocol=2)
+        else:
+            torch.save(obj, f)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +43,7 @@ from ..config import (
     stage_configs,
 )
 from .checkpoint_files import checkpoint_dict, save_checkpoint
+from .files import FILE_MODE, atomic_dir, atomic_file
 from .vocab import vocab_text
 
 Dims = Literal["tiny", "small", "large"]
@@ -179,19 +178,14 @@ def write_random_codec(target: Path, dims: Dims, seed: int) -> Path:
                 layer.codebook.embed.copy_(embed)
                 layer.codebook.embed_avg.copy_(embed)
                 layer.codebook.cluster_size.fill_(1.0)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         with _quiet_transformers():
             model.save_pretrained(tmp)
         EncodecFeatureExtractor(
             feature_size=config.audio_channels, sampling_rate=config.sampling_rate
         ).save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        for file in tmp.iterdir():
+            os.chmod(file, FILE_MODE)
     return target
 
 
@@ -248,26 +242,14 @@ def write_random_presets(root: Path, seed: int) -> list[Path]:
     return written
 
 
-# --- atomic file helpers ------------------------------------------------------------------
+# --- file helpers ---------------------------------------------------------------------------
 
 
 def _write_text(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(target, "w") as f:
+        f.write(text)
 
 
 def _write_npy(target: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(target, "wb") as f:
+        np.save(f, array, allow_pickle=False)
