@@ -1,0 +1,336 @@
+"""Long scripts and dialogue: cut a script into segments Bark can speak, with pauses between.
+
+Bark speaks about 13-15 s per call, so the long-form recipe is: one call per
+segment, joined with short silences. `parse_script` reads a script line by
+line and returns the segments in order, each with its voice, its speaker and
+the silence to put before it.
+
+Script syntax:
+- Text lines are spoken. Consecutive lines of one speaker and voice form a
+  paragraph; it is cut at sentence ends and packed into segments of at most
+  `budget_s` of estimated speech and `max_tokens` text tokens (see
+  `sentences`). Bark's cues (`[laughs]`, `♪ … ♪`, `—`, CAPS, `[MAN]`, ...)
+  are ordinary text and pass through untouched.
+- A blank line ends a paragraph: `paragraph_pause_s` of silence.
+- `[pause]` (`pause_s`, 1 s) or `[pause 1.5s]` / `[pause 1.5]` anywhere
+  inserts exactly that silence instead of the usual gap (several in a row
+  add up). Pauses before the first or after the last segment are dropped.
+- `Name: text` at the start of a line switches the speaker. Name is 1-32
+  letters, digits, spaces or `_ . -`, at most 3 words, followed by `:` and a
+  space (or a full-width `：`), so `http://…` and `10:30` are not speakers.
+- A line holding only `[voice name]` (a preset such as `[v2/en_speaker_6]`,
+  `[announcer]`, or a My-voices name) that is not a known cue switches the
+  voice for the text that follows, and ends the current speaker's turn.
+
+Voices: a speaker's voice is `options.speakers[name]` (case-insensitive) if
+mapped; otherwise the voice the speaker first spoke with: the last
+voice-switch line before their first line, or `default_voice`. So
+`[v2/en_speaker_6]` then `Ann: ...` gives Ann that voice for the whole
+script. Gaps: `sentence_pause_s` between segments of one
+paragraph, `speaker_pause_s` when the speaker or voice changes,
+`paragraph_pause_s` after a blank line (the largest that applies).
+
+numpy-free and torch-free: the editor calls this on every keystroke.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from .sentences import (
+    estimate_seconds,
+    estimate_tokens,
+    is_cjk,
+    normalize_space,
+    pack,
+    split_sentences,
+)
+from .voices import is_preset_name, valid_user_voice_name
+
+__all__ = [
+    "KNOWN_CUES",
+    "Script",
+    "ScriptOptions",
+    "Segment",
+    "parse_script",
+    "split_sentences",
+]
+
+# Bracketed cues Bark reacts to; a line holding only one of these is text, not a voice switch.
+KNOWN_CUES = frozenset(
+    ["laughs", "laughter", "sighs", "music", "gasps", "clears throat", "man", "woman"]
+)
+MAX_PAUSE_S = 60.0
+
+_PAUSE_RE = re.compile(
+    r"\[\s*pause(?:\s+(?P<secs>\d+(?:\.\d*)?|\.\d+)\s*(?:s|secs?|seconds?)?)?\s*\]", re.I
+)
+_BRACKET_LINE_RE = re.compile(r"\[([^\[\]]+)\]")
+_SPEAKER_RE = re.compile(r"(?P<name>[^\W_][\w .\-]{0,31}?)\s*(?::(?=\s|$)|：)\s*(?P<rest>.*)")
+
+
+@dataclass(frozen=True)
+class ScriptOptions:
+    """How to cut a script and how long to pause between segments."""
+
+    budget_s: float = 13.0  # estimated seconds of speech per segment
+    max_tokens: int = 256  # text tokens per segment (Bark's text context)
+    sentence_pause_s: float = 0.25  # between segments of one speaker's paragraph
+    speaker_pause_s: float = 0.5  # when the speaker or voice changes
+    paragraph_pause_s: float = 0.75  # after a blank line
+    pause_s: float = 1.0  # a bare `[pause]`
+    speakers: Mapping[str, str] = field(default_factory=dict)  # speaker name -> voice
+    default_voice: str | None = None  # None = the engine's default (no prompt)
+    known_voices: frozenset[str] | None = None  # My-voices names; when given, others warn
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of a script, spoken by one Bark call."""
+
+    index: int  # 0-based position in the script
+    text: str  # what Bark is given (whitespace collapsed)
+    voice: str | None  # preset or My-voices name; None = default voice
+    speaker: str | None  # the `Name:` label it falls under, if any
+    pause_before_s: float  # silence before it; 0 for the first segment
+    line_no: int  # 1-based source line where it starts
+
+
+@dataclass(frozen=True)
+class Script:
+    """Segments in speaking order, the speaker names found, and one line per oddity."""
+
+    segments: tuple[Segment, ...]
+    speakers_found: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def voices(self) -> tuple[str | None, ...]:
+        """Distinct voices in order of first use (to resolve them all before generating)."""
+        return tuple(dict.fromkeys(s.voice for s in self.segments))
+
+    @property
+    def estimated_seconds(self) -> float:
+        """Speech estimate plus pauses: a rough length for the editor's status line."""
+        speech = sum(estimate_seconds(s.text) for s in self.segments)
+        return speech + sum(s.pause_before_s for s in self.segments)
+
+
+@dataclass
+class _Paragraph:
+    """Text of one speaker and voice with no pause inside; `starts` maps offsets to lines."""
+
+    speaker: str | None
+    voice: str | None
+    paragraph_break: bool  # a blank line came before it
+    explicit_pause: float | None  # sum of `[pause]` markers before it, if any
+    text: str = ""
+    starts: list[tuple[int, int]] = field(default_factory=list)  # (offset, line_no)
+
+    def add(self, line_no: int, text: str) -> None:
+        """Append a line; lines join with a space, except between two CJK characters."""
+        if self.text and not (is_cjk(self.text[-1]) and is_cjk(text[0])):
+            self.text += " "
+        self.starts.append((len(self.text), line_no))
+        self.text += text
+
+    def line_at(self, offset: int) -> int:
+        line = self.starts[0][1]
+        for start, line_no in self.starts:
+            if start > offset:
+                break
+            line = line_no
+        return line
+
+
+class _Parser:
+    """Line-by-line state machine; one instance per `parse_script` call."""
+
+    def __init__(self, options: ScriptOptions) -> None:
+        self.options = options
+        self.speaker_map = {k.strip().casefold(): v for k, v in options.speakers.items()}
+        self.first_voice: dict[str, str | None] = {}  # casefolded speaker -> voice
+        self.speakers: dict[str, str] = {}  # casefolded -> name as first written
+        self.speaker: str | None = None
+        self.voice: str | None = options.default_voice  # voice of the text that follows
+        self.switched: str | None = options.default_voice  # set by the last voice-switch line
+        self.paragraphs: list[_Paragraph] = []
+        self.current: _Paragraph | None = None
+        self.pending_break = False
+        self.pending_pause: float | None = None
+        self.warnings: list[str] = []
+
+    def feed(self, line_no: int, raw: str) -> None:
+        line = raw.strip()
+        if not line:
+            self._close()
+            self.pending_break = True
+            return
+        bracket = _BRACKET_LINE_RE.fullmatch(line)
+        if bracket and not _PAUSE_RE.fullmatch(line) and self._bracket_line(line_no, bracket):
+            return
+        label = _SPEAKER_RE.fullmatch(line)
+        if label and len(label.group("name").split()) <= 3:
+            self._switch_speaker(label.group("name").strip())
+            line = label.group("rest")
+        self._text_with_pauses(line_no, line)
+
+    def _bracket_line(self, line_no: int, m: re.Match[str]) -> bool:
+        """Handle a `[...]`-only line as a voice switch; False if it is text after all."""
+        content = normalize_space(m.group(1))
+        key = content.casefold()
+        if key in KNOWN_CUES:
+            return False
+        if key.startswith("pause"):
+            self.warnings.append(
+                f"line {line_no}: {m.group(0)!r} is not a pause marker "
+                "(write [pause] or [pause 1.5s]); spoken as text"
+            )
+            return False
+        if is_preset_name(content):
+            voice = content.lower()
+        elif valid_user_voice_name(content):
+            voice = content
+            known = self.options.known_voices
+            if known is not None and content.casefold() not in {k.casefold() for k in known}:
+                self.warnings.append(
+                    f"line {line_no}: voice {content!r} is neither a preset nor one of My voices"
+                )
+        else:
+            self.warnings.append(
+                f"line {line_no}: {m.group(0)!r} is not a known cue or voice name; spoken as text"
+            )
+            return False
+        self._close()
+        self.voice = self.switched = voice
+        self.speaker = None
+        return True
+
+    def _switch_speaker(self, name: str) -> None:
+        key = name.casefold()
+        if key not in self.speakers:
+            self.speakers[key] = name
+            self.first_voice[key] = self.speaker_map.get(key, self.switched)
+        self.speaker = self.speakers[key]
+        voice = self.speaker_map.get(key, self.first_voice[key])
+        if self.current is not None and (self.current.speaker, self.current.voice) != (
+            self.speaker,
+            voice,
+        ):
+            self._close()
+        self.voice = voice
+
+    def _text_with_pauses(self, line_no: int, line: str) -> None:
+        pos = 0
+        for m in _PAUSE_RE.finditer(line):
+            self._text(line_no, line[pos : m.start()])
+            self._close()
+            secs = float(m.group("secs")) if m.group("secs") else self.options.pause_s
+            if secs > MAX_PAUSE_S:
+                self.warnings.append(
+                    f"line {line_no}: pause of {secs:g} s cut to {MAX_PAUSE_S:g} s"
+                )
+                secs = MAX_PAUSE_S
+            self.pending_pause = (self.pending_pause or 0.0) + secs
+            pos = m.end()
+        self._text(line_no, line[pos:])
+
+    def _text(self, line_no: int, text: str) -> None:
+        text = text.strip()
+        if not text:
+            return
+        if self.current is None:
+            self.current = _Paragraph(
+                self.speaker, self.voice, self.pending_break, self.pending_pause
+            )
+            self.pending_break, self.pending_pause = False, None
+        self.current.add(line_no, text)
+
+    def _close(self) -> None:
+        if self.current is not None:
+            self.paragraphs.append(self.current)
+            self.current = None
+
+    def finish(self) -> None:
+        self._close()
+        if self.pending_pause is not None and self.paragraphs:
+            self.warnings.append("a pause after the last line is ignored")
+        if self.paragraphs and self.paragraphs[0].explicit_pause is not None:
+            self.warnings.append("a pause before the first line is ignored")
+        silent = [n for k, n in self.speakers.items() if self.first_voice[k] is None]
+        if len(self.speakers) > 1 and silent:
+            names = ", ".join(silent)
+            self.warnings.append(f"no voice for {names}: the default voice speaks for them")
+
+
+def parse_script(
+    text: str,
+    options: ScriptOptions | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+) -> Script:
+    """Cut `text` into segments (see the module docstring for the syntax and rules).
+
+    `count_tokens` is the real tokenizer's count when available (e.g.
+    `Engine.count_tokens`); otherwise a conservative estimate is used.
+    """
+    options = options or ScriptOptions()
+    count = count_tokens or estimate_tokens
+    parser = _Parser(options)
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        parser.feed(line_no, line)
+    parser.finish()
+
+    def fits(piece: str) -> bool:
+        return estimate_seconds(piece) <= options.budget_s and count(piece) <= options.max_tokens
+
+    segments: list[Segment] = []
+    warnings = parser.warnings
+    prev: _Paragraph | None = None
+    for para in parser.paragraphs:
+        packed = pack(para.text, fits)
+        for a, b in packed.oversized:
+            words = normalize_space(para.text[a:b])
+            short = words if len(words) <= 40 else words[:39] + "…"
+            warnings.append(
+                f"line {para.line_at(a)}: {short!r} is over the segment budget and has no "
+                "place to cut without splitting a word"
+            )
+        if "♪" in para.text and para.text.count("♪") % 2:
+            warnings.append(f"line {para.starts[0][1]}: unmatched ♪ (sung lines go between two)")
+        for i, (a, b) in enumerate(packed.spans):
+            if not segments:
+                pause = 0.0
+            elif i > 0:
+                pause = options.sentence_pause_s
+            else:
+                pause = _gap(prev, para, options)
+            segments.append(
+                Segment(
+                    index=len(segments),
+                    text=normalize_space(para.text[a:b]),
+                    voice=para.voice,
+                    speaker=para.speaker,
+                    pause_before_s=pause,
+                    line_no=para.line_at(a),
+                )
+            )
+        prev = para
+    return Script(
+        segments=tuple(segments),
+        speakers_found=tuple(parser.speakers.values()),
+        warnings=tuple(warnings),
+    )
+
+
+def _gap(prev: _Paragraph | None, para: _Paragraph, options: ScriptOptions) -> float:
+    """Silence between the last segment of `prev` and the first of `para`."""
+    if para.explicit_pause is not None:
+        return para.explicit_pause
+    gap = options.sentence_pause_s
+    if prev is not None and (prev.speaker, prev.voice) != (para.speaker, para.voice):
+        gap = max(gap, options.speaker_pause_s)
+    if para.paragraph_break:
+        gap = max(gap, options.paragraph_pause_s)
+    return gap
