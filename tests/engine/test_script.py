@@ -174,6 +174,23 @@ def test_korean_and_japanese_long_text() -> None:
     assert all(t.endswith(("、", "。")) for t in texts(script))
 
 
+def test_multilingual_script_cuts_only_between_words() -> None:
+    hindi = "मेरा नाम सुनो है और मुझे पिज़्ज़ा बहुत पसंद है लेकिन मुझे संगीत भी अच्छा लगता है " * 3
+    german = "Ich heiße Suno, und ich mag Pizza, aber ich spiele auch gern Tic Tac Toe. " * 3
+    french = "Je m'appelle Suno, et j'aime la pizza, mais je joue aussi au morpion. " * 3
+    text = f"{hindi}\n\n{german}\n\n{french}"
+    script = parse_script(text, ScriptOptions(budget_s=4.0))
+    all_words = set(text.split())
+    for seg in script.segments:
+        assert estimate_seconds(seg.text) <= 4.0
+        assert set(seg.text.split()) <= all_words
+    lines = sorted({s.line_no for s in script.segments})
+    assert lines == [1, 3, 5]
+    paragraph_starts = [s for s in script.segments if s.pause_before_s == 0.75]
+    assert [s.line_no for s in paragraph_starts] == [3, 5]
+    assert squash("".join(texts(script))) == squash(text)
+
+
 def test_unsplittable_word_is_kept_whole_and_warned() -> None:
     url = "https://example.com/" + "x" * 300
     script = parse_script(f"Visit {url} today.", ScriptOptions(budget_s=5.0))

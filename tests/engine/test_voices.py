@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -425,3 +427,12 @@ def test_safe_voice_name() -> None:
     assert safe_voice_name("???") == "voice"
     assert safe_voice_name("announcer") == "announcer voice"
     assert len(safe_voice_name("x" * 200)) == 64
+
+
+def test_voice_audio_script_modules_do_not_import_torch() -> None:
+    """The app imports these at start-up; torch must load only with an Engine."""
+    code = (
+        "import sys, bark_engine.voices, bark_engine.audio, bark_engine.script; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
