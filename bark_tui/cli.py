@@ -20,24 +20,33 @@ EXIT_USAGE = 2
 EXIT_CANCELLED = 130
 
 
-def _model_options(p: argparse.ArgumentParser) -> None:
+def _model_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    """Model options, accepted before or after the command.
+
+    In a subcommand the defaults are suppressed, so `bark-tui --large say …`
+    is not overridden by the subcommand's own default.
+    """
     g = p.add_argument_group("model")
+    d = {"default": argparse.SUPPRESS} if sub else {}
     g.add_argument(
         "--models",
         metavar="DIR|REPO",
+        **d,
         help="a local model folder (same file names as suno/bark) or a hub repo id "
         "(default: suno/bark, cached by huggingface_hub)",
     )
     size = g.add_mutually_exclusive_group()
-    size.add_argument("--small", dest="size", action="store_const", const="small",
+    size.add_argument("--small", dest="size", action="store_const", const="small", **d,
                       help="small models (default; fastest on CPU)")
-    size.add_argument("--large", dest="size", action="store_const", const="large",
+    size.add_argument("--large", dest="size", action="store_const", const="large", **d,
                       help="large models (better quality, ~2.5x the memory)")
-    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+    g.add_argument("--device", default=argparse.SUPPRESS if sub else "auto",
+                   help="auto (default), cpu, cuda, cuda:N or mps")
+    g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], **d,
                    help="weights dtype (default: float32 on CPU, bfloat16 on GPU)")
-    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    g.add_argument("--offline", action="store_true",
+    g.add_argument("--threads", type=int, **d,
+                   help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--offline", action="store_true", **d,
                    help="never touch the network (same as HF_HUB_OFFLINE=1)")
 
 
@@ -88,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop the semantic stage after about S seconds of audio")
     say.add_argument("--json", action="store_true",
                      help="print one JSON object with timings on stdout")
-    _model_options(say)
+    _model_options(say, sub=True)
 
     voices = sub.add_parser("voices", help="list the voice presets")
     voices.add_argument("--lang", help="language code or name (en, German, …)")
@@ -98,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl = sub.add_parser("download", help="fetch weights, tokenizer, codec and presets now",
                         description="Download everything Bark needs into the Hugging Face "
                         "cache, so later runs work offline.")
-    _model_options(dl)
+    _model_options(dl, sub=True)
     dl.add_argument("--no-presets", action="store_true", help="skip the 130 voice presets")
     return parser
 

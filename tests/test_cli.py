@@ -1,0 +1,114 @@
+"""The headless CLI: `say`, `voices`, errors (one line, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bark_engine.voices import VoicePrompt
+from bark_tui.cli import main
+
+
+def test_say_writes_wav_voice_and_json(tiny_models: Path, tmp_path: Path, capsys) -> None:
+    out, voice = tmp_path / "take.wav", tmp_path / "take.npz"
+    rc = main([
+        "--models", str(tiny_models), "say", "Hello there [laughs].", "--seed", "5",
+        "--out", str(out), "--save-voice", str(voice), "--max-duration", "0.4", "--json",
+        "--text-temp", "0", "--waveform-temp", "0", "--fine-temp", "0",
+    ])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["random_weights"] is True and report["seed"] == 5
+    assert set(report["stages"]) == {"semantic", "coarse", "fine", "decode"}
+    for stage in report["stages"].values():
+        assert stage["tokens"] > 0 and stage["seconds"] >= 0
+    with wave.open(str(out)) as w:
+        assert w.getframerate() == 24_000 and w.getnchannels() == 1
+        frames = w.getnframes()
+    assert frames == report["stages"]["decode"]["tokens"]
+    assert report["audio_seconds"] == pytest.approx(frames / 24_000, abs=1e-3)
+    prompt = VoicePrompt.from_npz(voice)
+    assert prompt.fine.shape[1] * 320 == frames
+    # greedy everywhere: a rerun with another seed gives the same take
+    out2 = tmp_path / "again.wav"
+    assert main(["--models", str(tiny_models), "say", "Hello there [laughs].", "--seed", "6",
+                 "--out", str(out2), "--max-duration", "0.4", "--text-temp", "0",
+                 "--waveform-temp", "0", "--fine-temp", "0"]) == 0
+    assert out.read_bytes() == out2.read_bytes()
+
+
+def test_model_options_after_the_command(tiny_models: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "a.wav"
+    rc = main(["say", "Options after the command.", "--models", str(tiny_models),
+               "--out", str(out), "--max-duration", "0.3", "--json"])
+    assert rc == 0 and out.exists()
+    assert json.loads(capsys.readouterr().out)["model"].endswith("small")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["say", ""], "empty"),
+        (["say", "word " * 300], "at most 256"),
+        (["say", "hi", "--voice", "v2/zz_speaker_1"], "unknown voice"),
+        (["say", "hi", "--voice", "../../etc/passwd"], ".."),
+        (["say", "hi", "--voice", "missing.npz"], "missing.npz"),
+        (["say", "hi", "--device", "tpu"], "unknown device"),
+        (["say", "hi", "--out", "/no/such/folder/x.wav"], "does not exist"),
+        (["say"], "nothing to say"),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(
+    args, message, tiny_models: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BARK_TUI_HOME", str(tmp_path / "home"))
+    rc = main(["--models", str(tiny_models), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1].startswith("bark-tui: error:") and message in err[-1]
+    assert not list(tmp_path.glob("*.wav"))
+
+
+def test_truncated_npz_voice(tiny_models: Path, tmp_path: Path, capsys) -> None:
+    good = tmp_path / "good.npz"
+    VoicePrompt(
+        semantic=np.zeros(100, dtype=np.int64),
+        coarse=np.zeros((2, 150), dtype=np.int64),
+        fine=np.zeros((8, 150), dtype=np.int64),
+    ).save_npz(good)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(good.read_bytes()[:200])
+    rc = main(["--models", str(tiny_models), "say", "hi", "--voice", str(bad),
+               "--out", str(tmp_path / "x.wav")])
+    assert rc == 2 and "bad.npz" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_missing_weights_offline(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rc = main(["say", "hello", "--out", str(tmp_path / "x.wav")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bark-tui download" in err and "--models" in err
+
+
+def test_voices_lists_and_filters(capsys) -> None:
+    assert main(["voices", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = {r["name"] for r in rows}
+    assert {"v2/en_speaker_6", "v2/de_speaker_3"} <= names
+    assert len([n for n in names if n.startswith("v2/")]) == 130
+    assert main(["voices", "--lang", "de", "--gender", "female", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all(r["language"] == "German" and r["gender"] == "female" for r in rows)
+
+
+def test_download_from_local_folder_checks_everything(tiny_models: Path, capsys) -> None:
+    rc = main(["download", "--models", str(tiny_models), "--no-presets"])
+    assert rc == 0
+    assert "files ready" in capsys.readouterr().err
