@@ -19,8 +19,17 @@ from .errors import BadInputError
 def load_codec(path: str | Path, device: str | torch.device = "cpu"):
     """Load an `EncodecModel` folder (config.json + weights) for inference only."""
     from transformers import EncodecModel  # deferred: importing transformers is slow
+    from transformers.utils import logging as hf_logging
 
-    codec = EncodecModel.from_pretrained(str(path))
+    # transformers draws a "Loading weights" tqdm bar on stderr, which would
+    # scribble over the studio's screen: keep it off while we load.
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        codec = EncodecModel.from_pretrained(str(path))
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
     codec.to(device).eval()
     codec.requires_grad_(False)
     return codec

@@ -21,7 +21,6 @@ import torch
 
 from . import codec as codec_mod
 from .checkpoints import load_checkpoint, load_tokenizer
-from .source import ModelSource
 from .config import MAX_TEXT_TOKENS, SAMPLE_RATE, SEMANTIC_RATE_HZ
 from .errors import BadInputError, Cancelled
 from .events import (
@@ -35,6 +34,7 @@ from .events import (
 )
 from .model import GPT, FineGPT
 from .options import EngineConfig, GenerationOptions
+from .source import ModelSource
 from .stages import generate_coarse, generate_fine, generate_semantic
 from .voices import VoicePrompt, resolve_voice_arg
 
