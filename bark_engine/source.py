@@ -201,9 +201,15 @@ class ModelSource:
             raise self._unavailable(repo_id, relpath) from e
         except hub_errors.OfflineModeIsEnabled as e:
             raise self._unavailable(repo_id, relpath) from e
-        except (hub_errors.RepositoryNotFoundError, hub_errors.RevisionNotFoundError) as e:
-            # A gated or missing repo, or a revision that does not exist.
-            raise CheckpointError(f"cannot download {relpath}: {_first_line(e)}") from e
+        except hub_errors.RevisionNotFoundError as e:
+            raise CheckpointError(
+                f"{repo_id} has no revision {revision or 'main'}: cannot get {relpath}"
+            ) from e
+        except hub_errors.RepositoryNotFoundError as e:  # missing, private or gated
+            raise CheckpointError(
+                f"repository {repo_id} not found or not accessible (a gated repo needs "
+                f"`hf auth login`): cannot get {relpath}"
+            ) from e
         except hub_errors.EntryNotFoundError as e:
             if missing_is_error:
                 raise CheckpointError(f"{repo_id} has no file {relpath}") from e
