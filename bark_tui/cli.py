@@ -16,6 +16,8 @@ from pathlib import Path
 
 from bark_engine.errors import BarkError
 
+from .cli_args import add_render_arguments
+
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
 
@@ -64,6 +66,25 @@ def _prob(text: str) -> float:
     return value
 
 
+def _generation_options(say: argparse.ArgumentParser) -> None:
+    """Seed, temperatures and stopping rules, shared by `say` and `render`."""
+    say.add_argument("--seed", type=int, help="random seed (default: a fresh one, reported)")
+    say.add_argument("--text-temp", type=_nonneg_float, default=0.7,
+                     help="semantic temperature (default 0.7; 0 = greedy)")
+    say.add_argument("--waveform-temp", type=_nonneg_float, default=0.7,
+                     help="coarse temperature (default 0.7; 0 = greedy)")
+    say.add_argument("--fine-temp", type=_nonneg_float, default=0.5,
+                     help="fine temperature (default 0.5; 0 = greedy)")
+    say.add_argument("--top-k", type=int, help="sample only among the k likeliest tokens")
+    say.add_argument("--top-p", type=_prob, help="nucleus sampling threshold")
+    say.add_argument("--min-eos-p", type=_prob, default=0.2,
+                     help="end the speech once the end-token probability reaches this (default 0.2)")
+    say.add_argument("--max-duration", type=_nonneg_float, metavar="S",
+                     help="stop the semantic stage after about S seconds of audio")
+    say.add_argument("--json", action="store_true",
+                     help="print one JSON object with timings on stdout")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bark-tui",
@@ -82,22 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--out", type=Path, help="output WAV (default: bark-<time>.wav here)")
     say.add_argument("--save-voice", type=Path, metavar="F.npz",
                      help="also save this take as a voice prompt (.npz, original Bark format)")
-    say.add_argument("--seed", type=int, help="random seed (default: a fresh one, reported)")
-    say.add_argument("--text-temp", type=_nonneg_float, default=0.7,
-                     help="semantic temperature (default 0.7; 0 = greedy)")
-    say.add_argument("--waveform-temp", type=_nonneg_float, default=0.7,
-                     help="coarse temperature (default 0.7; 0 = greedy)")
-    say.add_argument("--fine-temp", type=_nonneg_float, default=0.5,
-                     help="fine temperature (default 0.5; 0 = greedy)")
-    say.add_argument("--top-k", type=int, help="sample only among the k likeliest tokens")
-    say.add_argument("--top-p", type=_prob, help="nucleus sampling threshold")
-    say.add_argument("--min-eos-p", type=_prob, default=0.2,
-                     help="end the speech once the end-token probability reaches this (default 0.2)")
-    say.add_argument("--max-duration", type=_nonneg_float, metavar="S",
-                     help="stop the semantic stage after about S seconds of audio")
-    say.add_argument("--json", action="store_true",
-                     help="print one JSON object with timings on stdout")
+    _generation_options(say)
+    add_render_arguments(say)
     _model_options(say, sub=True)
+
+    render = sub.add_parser(
+        "render", help="render a long script (segments, dialogue) into one WAV, resumably",
+        description="Render a script file: split into segments, `Name: text` dialogue lines "
+        "and [voice] switches, blank lines and [pause 1.5s] as silences. Finished segments "
+        "are kept in OUT.parts/, so a rerun after an interruption goes on where it stopped.")
+    render.add_argument("script", type=Path, help="the script file (UTF-8 text)")
+    render.add_argument("--voice", help="default voice (preset, .npz file or My-voices name)")
+    render.add_argument("--out", type=Path, help="output WAV (default: bark-<time>.wav here)")
+    _generation_options(render)
+    add_render_arguments(render)
+    _model_options(render, sub=True)
 
     voices = sub.add_parser("voices", help="list the voice presets")
     voices.add_argument("--lang", help="language code or name (en, German, …)")
@@ -138,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_say import run_say
 
             return run_say(args, _engine_config(args))
+        if args.command == "render":
+            from .cli_render import run_render
+            from .cli_say import read_text
+
+            args.file, args.text = args.script, None
+            return run_render(args, _engine_config(args), read_text(args))
         if args.command == "voices":
             return _run_voices(args)
         if args.command == "download":

@@ -122,6 +122,10 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
     from .locations import user_voices_dir
 
     text = read_text(args)
+    if args.file is not None:  # a script file: segments, dialogue, pauses
+        from .cli_render import run_render
+
+        return run_render(args, config, text)
     out = check_output_path(args.out or timestamped_wav())
     if args.save_voice is not None:
         check_output_path(args.save_voice, "voice")

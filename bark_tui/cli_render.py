@@ -1,0 +1,104 @@
+"""`bark-tui render SCRIPT` (and `say --file` for long texts): a whole script, resumable.
+
+Finished segments are kept in a parts folder beside the output
+(`book.wav.parts/`); a rerun after an interruption reuses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bark_engine.errors import BadInputError
+from bark_engine.events import Event, StageProgress, StageStarted
+from bark_engine.options import EngineConfig, GenerationOptions
+
+from .cli import timestamped_wav
+from .cli_say import check_output_path, generation_options
+
+
+def parse_speakers(pairs: list[str]) -> dict[str, str]:
+    speakers = {}
+    for pair in pairs:
+        name, sep, voice = pair.partition("=")
+        if not sep or not name.strip() or not voice.strip():
+            raise BadInputError(f"--speaker wants NAME=VOICE, got '{pair}'")
+        speakers[name.strip()] = voice.strip()
+    return speakers
+
+
+class SegmentBars:
+    """A bar for segments and one for the stage in progress of the current segment."""
+
+    def __init__(self, console: Console, n_segments: int) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+        )
+        self.segments = self.progress.add_task("segments", total=n_segments, info="")
+        self.stage = self.progress.add_task("", total=None, info="", visible=False)
+
+    def __call__(self, event: Event) -> None:
+        p = self.progress
+        if isinstance(event, StageStarted):
+            p.reset(self.stage, total=event.total, visible=True,
+                    description=f"seg {event.segment + 1} {event.stage}", info="")
+        elif isinstance(event, StageProgress):
+            p.update(self.stage, completed=event.step, info=f"{event.tokens_per_s:6.1f}/s")
+
+    def segment_done(self, take) -> None:
+        how = "reused" if take.reused else f"{take.seconds:.1f} s"
+        self.progress.update(self.segments, advance=1,
+                             info=f"#{take.segment.index + 1} {len(take.audio) / 24000:.1f} s "
+                             f"of audio ({how})")
+
+
+def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
+    from bark_engine.audio import write_wav
+    from bark_engine.longform import RenderOptions, ScriptRenderer
+    from bark_engine.pipeline import Engine
+    from bark_engine.script import ScriptOptions, parse_script
+
+    from .locations import user_voices_dir
+
+    out = check_output_path(args.out or timestamped_wav())
+    gen_opts: GenerationOptions = generation_options(args)
+    if args.long_form:
+        gen_opts = GenerationOptions(**{**gen_opts.__dict__, "text_temp": 0.6,
+                                        "min_eos_p": 0.05})
+    engine = Engine(config, user_voices_dir=user_voices_dir())
+    script = parse_script(text, ScriptOptions(speakers=parse_speakers(args.speaker),
+                                              default_voice=args.voice),
+                          count_tokens=engine.count_tokens)
+    err = Console(stderr=True)
+    for warning in script.warnings:
+        err.print(f"note: {warning}", highlight=False)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    parts = args.parts or out.with_name(out.name + ".parts")
+    renderer = ScriptRenderer(engine, RenderOptions(
+        generation=gen_opts, seed=seed, default_voice=args.voice,
+        continuity="chain" if args.chain else "fixed", reset_every=args.reset_every,
+        parts_dir=parts))
+    bars = SegmentBars(err, len(script.segments))
+    with bars.progress:
+        result = renderer.render(script, on_event=bars, on_segment=bars.segment_done)
+    write_wav(out, result.audio, result.sample_rate)
+    reused = sum(t.reused for t in result.segments)
+    noise = " (RANDOM TEST WEIGHTS: output is noise)" if engine.random_weights else ""
+    err.print(
+        f"wrote {out} · {len(result.segments)} segments ({reused} reused from {parts}) · "
+        f"{result.duration_s:.1f} s of audio in {result.total_s:.1f} s · first audio after "
+        f"{result.first_audio_s:.1f} s · seed {seed}{noise}", highlight=False)
+    if args.json:
+        print(json.dumps({
+            "out": str(out), "seed": seed, "segments": len(result.segments), "reused": reused,
+            "audio_seconds": round(result.duration_s, 4),
+            "total_seconds": round(result.total_s, 4),
+            "first_audio_seconds": round(result.first_audio_s, 4),
+            "random_weights": engine.random_weights, "parts": str(parts),
+        }))
+    return 0

@@ -1,0 +1,115 @@
+"""Long scripts on tiny random models: stitching lengths, resuming, chaining."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bark_engine import Cancelled, EngineConfig, GenerationOptions
+from bark_engine.longform import RenderOptions, ScriptRenderer
+from bark_engine.pipeline import Engine
+from bark_engine.script import ScriptOptions, parse_script
+
+SENTENCES = [
+    "The lighthouse keeper climbed the stairs every evening at dusk.",
+    "He polished the great lens until it shone like a second moon.",
+    "Ships passed far out at sea, and none of them ever stopped.",
+    "One winter night a small boat drifted toward the rocks [gasps].",
+    "He ran down the stairs with a lantern, shouting into the wind.",
+]
+OPTS = GenerationOptions(max_duration_s=0.15, fine_temp=0)  # a few greedy-fine tokens: fast
+
+
+def five_minute_script() -> str:
+    """About five minutes of speech by the segmenter's estimate, in paragraphs."""
+    paragraphs = []
+    for i in range(24):
+        paragraphs.append(" ".join(SENTENCES[(i + k) % 5] for k in range(3)))
+    return "\n\n".join(paragraphs)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_models: Path) -> Engine:
+    eng = Engine(EngineConfig(models=str(tiny_models), device="cpu"))
+    eng.load()
+    return eng
+
+
+def test_five_minute_script_length_is_segments_plus_silences(engine: Engine) -> None:
+    script = parse_script(five_minute_script(), ScriptOptions(), engine.count_tokens)
+    assert script.estimated_seconds >= 240
+    seen = []
+    result = ScriptRenderer(engine, RenderOptions(generation=OPTS, seed=9)).render(
+        script, on_segment=seen.append
+    )
+    assert [t.segment.index for t in seen] == list(range(len(script.segments)))
+    silences = sum(round(s.pause_before_s * 24_000) for s in script.segments)
+    assert len(result.audio) == sum(len(t.audio) for t in result.segments) + silences
+    assert result.first_audio_s <= result.total_s
+
+
+def test_interrupted_render_resumes_with_identical_audio(engine: Engine, tmp_path: Path) -> None:
+    text = "\n\n".join(SENTENCES)
+    script = parse_script(text, ScriptOptions(), engine.count_tokens)
+    assert len(script.segments) == 5
+    parts = tmp_path / "parts"
+    opts = RenderOptions(generation=OPTS, seed=3, parts_dir=parts, default_voice="v2/en_speaker_6")
+    cancel = threading.Event()
+
+    def stop_after_two(take) -> None:
+        if take.segment.index == 1:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        ScriptRenderer(engine, opts).render(script, on_segment=stop_after_two, cancel=cancel)
+    assert len(list(parts.glob("segment-*.npz"))) == 2
+    resumed = ScriptRenderer(engine, opts).render(script)
+    assert [t.reused for t in resumed.segments] == [True, True, False, False, False]
+    fresh = ScriptRenderer(engine, RenderOptions(generation=OPTS, seed=3,
+                                                 default_voice="v2/en_speaker_6")).render(script)
+    assert np.array_equal(resumed.audio, fresh.audio)
+
+
+def test_changed_segment_is_regenerated_alone(engine: Engine, tmp_path: Path) -> None:
+    parts = tmp_path / "parts"
+    opts = RenderOptions(generation=OPTS, seed=1, parts_dir=parts)
+    first = parse_script("\n\n".join(SENTENCES[:3]), ScriptOptions(), engine.count_tokens)
+    ScriptRenderer(engine, opts).render(first)
+    edited = parse_script("\n\n".join([SENTENCES[0], "A brand new middle line.", SENTENCES[2]]),
+                          ScriptOptions(), engine.count_tokens)
+    again = ScriptRenderer(engine, opts).render(edited)
+    assert [t.reused for t in again.segments] == [True, False, True]
+
+
+def test_chain_mode_uses_previous_segment_as_history(engine: Engine) -> None:
+    script = parse_script("\n\n".join(SENTENCES[:3]), ScriptOptions(), engine.count_tokens)
+    fixed = ScriptRenderer(engine, RenderOptions(generation=OPTS, seed=2,
+                                                 default_voice="v2/en_speaker_6")).render(script)
+    chained = ScriptRenderer(engine, RenderOptions(generation=OPTS, seed=2, continuity="chain",
+                                                   default_voice="v2/en_speaker_6")).render(script)
+    # the first segment has the same history (the preset) either way
+    assert np.array_equal(fixed.segments[0].fine, chained.segments[0].fine)
+    assert any(not np.array_equal(a.coarse, b.coarse)
+               for a, b in zip(fixed.segments[1:], chained.segments[1:], strict=True))
+
+
+def test_dialogue_speakers_get_their_voices(engine: Engine) -> None:
+    text = "Alice: Hello there.\nBob: Hi Alice [laughs].\n[announcer]\nThe end."
+    script = parse_script(text, ScriptOptions(speakers={"alice": "v2/en_speaker_9",
+                                                        "Bob": "v2/en_speaker_6"}))
+    result = ScriptRenderer(engine, RenderOptions(generation=OPTS, seed=5)).render(script)
+    assert [t.voice for t in result.segments] == ["v2/en_speaker_9", "v2/en_speaker_6",
+                                                  "announcer"]
+    assert [s.pause_before_s for s in script.segments][1:] == [0.5, 0.5]
+
+
+def test_bad_segment_refused_before_any_generation(engine: Engine) -> None:
+    script = parse_script("Fine line.\n\n[narrator]\nNo such voice.", ScriptOptions())
+    calls = []
+    with pytest.raises(Exception, match="unknown voice"):
+        ScriptRenderer(engine, RenderOptions(generation=OPTS)).render(
+            script, on_segment=calls.append)
+    assert calls == []
