@@ -74,6 +74,8 @@ class HistoryStore:
         self.takes_dir = Path(takes_dir)
         self._lock = threading.RLock()
         self._pending: set[str] = set()  # UUID stems being written by add_take in this process
+        self._idle = threading.Condition(self._lock)  # notified when an add_take finishes
+        self._closed = False
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(
@@ -110,8 +112,14 @@ class HistoryStore:
 
     # --- lifecycle ---------------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Close, first letting takes being saved right now finish (the app may quit while
+        a worker saves). Later ``add_take`` calls raise HistoryError."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._idle.wait_for(lambda: not self._pending, timeout_s)
             self._conn.close()
 
     def __enter__(self) -> HistoryStore:
@@ -154,7 +162,10 @@ class HistoryStore:
         stem = uuid.uuid4().hex
         wav_name = f"{stem}.wav"  # UUID names: files exist before the row (and its id) does
         tokens_name = None if token_arrays is None else f"{stem}.npz"
+        committed = False
         with self._lock:
+            if self._closed:
+                raise HistoryError("The history is closed; the take was not saved.")
             self._pending.add(stem)
         try:
             self.takes_dir.mkdir(parents=True, exist_ok=True)
@@ -165,7 +176,7 @@ class HistoryStore:
                 write_tokens_atomic(self.takes_dir / tokens_name, token_arrays)
             row = (
                 utc_now(),
-                new.name.strip() if new.name and new.name.strip() else snippet(new.text),
+                " ".join((new.name or "").split()) or snippet(new.text),
                 new.text,
                 new.voice,
                 seed,
@@ -186,15 +197,17 @@ class HistoryStore:
                     "segments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 ).lastrowid
+                committed = True
+                take = self.get(int(take_id))  # type: ignore[arg-type]
         except BaseException:
-            for name in (wav_name, tokens_name):
+            for name in (wav_name, tokens_name) if not committed else ():
                 if name:
                     (self.takes_dir / name).unlink(missing_ok=True)
             raise
         finally:
             with self._lock:
                 self._pending.discard(stem)
-        take = self.get(int(take_id))  # type: ignore[arg-type]
+                self._idle.notify_all()
         assert take is not None
         return take
 

@@ -388,3 +388,26 @@ def test_kill_at_any_moment_loses_no_committed_take(tmp_path: Path) -> None:
         assert sorted(p.name for p in takes.iterdir()) == sorted(
             name for t in listed for name in (t.wav_file, t.tokens_file)
         )
+
+
+def test_close_waits_for_a_take_being_saved(tmp_path: Path) -> None:
+    """The app may quit while a worker saves: the take must still land."""
+    store = HistoryStore(tmp_path / "h.sqlite3", tmp_path / "takes")
+    result: list[object] = []
+    worker = threading.Thread(
+        target=lambda: result.append(store.add_take(new_take(), make_audio(60.0), make_tokens()))
+    )
+    worker.start()
+    deadline = time.monotonic() + 5
+    while not store._pending:  # the worker is writing its files now
+        assert time.monotonic() < deadline and worker.is_alive()
+        time.sleep(0.0005)
+    store.close()
+    worker.join(10)
+    assert len(result) == 1 and result[0].wav_exists
+    with pytest.raises(HistoryError, match="closed"):
+        store.add_take(new_take(), make_audio(0.01), None)
+    store.close()  # twice is fine
+    with HistoryStore(tmp_path / "h.sqlite3", tmp_path / "takes") as again:
+        assert [t.id for t in again.list_takes()] == [result[0].id]
+        assert len(list((tmp_path / "takes").iterdir())) == 2
