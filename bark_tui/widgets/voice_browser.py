@@ -72,6 +72,8 @@ class VoiceBrowser(Vertical):
         super().__init__(**kwargs)
         self._entries: dict[str, VoiceEntry] = {NO_VOICE: NONE_ENTRY}
         self._selected = selected
+        self._populated = False
+        self._row_keys: list[str] = []  # table order (DataTable's own order updates lazily)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="voice-filters"):
@@ -109,7 +111,10 @@ class VoiceBrowser(Vertical):
         current = lang_select.value if lang_select.value != Select.NULL else ANY
         lang_select.set_options([("any language", ANY)] + [(x, x) for x in languages])
         lang_select.value = current if current in (ANY, *languages) else ANY
-        self.refilter()
+        first = not self._populated
+        self._populated = True
+        # the first time, the cursor starts on the voice in use; later it stays put
+        self.refilter(keep=self._selected if first else None)
         self._show_selected()
 
     def entry(self, key: str | None) -> VoiceEntry | None:
@@ -139,6 +144,17 @@ class VoiceBrowser(Vertical):
         self.post_message(self.Selected(entry))
         return True
 
+    def reveal(self, key: str) -> None:
+        """Put the cursor on ``key``, clearing the filters if they hide it."""
+        if key not in self.visible_keys():
+            self.query_one("#voice-filter", Input).value = ""
+            self.query_one("#voice-language", Select).value = ANY
+            self.query_one("#voice-gender", Select).value = ANY
+            self.refilter()
+        keys = self.visible_keys()
+        if key in keys:
+            self.query_one("#voice-table", DataTable).move_cursor(row=keys.index(key))
+
     # --- filtering -------------------------------------------------------------
 
     def _filters(self) -> tuple[list[str], str, str]:
@@ -149,14 +165,17 @@ class VoiceBrowser(Vertical):
 
     def visible_keys(self) -> list[str]:
         """Row keys in table order (the heading row included)."""
-        table = self.query_one("#voice-table", DataTable)
-        return [str(row.key.value) for row in table.ordered_rows]
+        return list(self._row_keys)
 
-    def refilter(self) -> None:
+    def refilter(self, keep: str | None = None) -> None:
+        """Rebuild the rows from the filters; the cursor stays on ``keep`` (default: where
+        it is) when that row is still shown."""
         table = self.query_one("#voice-table", DataTable)
-        keep = self.highlighted.key if self.highlighted else self._selected
+        if keep is None:
+            keep = self.highlighted.key if self.highlighted else self._selected
         words, lang, gender = self._filters()
         table.clear()
+        self._row_keys = []
         shown = [e for e in self._entries.values() if e.matches(words, lang, gender)]
         presets = [e for e in shown if not e.mine]
         mine = [e for e in shown if e.mine]
@@ -164,6 +183,7 @@ class VoiceBrowser(Vertical):
             self._add_row(table, entry)
         if mine or not words:
             table.add_row("", "── My voices ──", "", "", "", key=MINE_HEADER)
+            self._row_keys.append(MINE_HEADER)
         for entry in mine:
             self._add_row(table, entry)
         keys = self.visible_keys()
@@ -176,6 +196,7 @@ class VoiceBrowser(Vertical):
         table.add_row(
             mark, entry.name, entry.language, entry.gender.lower(), seconds, key=entry.key
         )
+        self._row_keys.append(entry.key)
 
     def _show_selected(self) -> None:
         self.query_one("#voice-selected", Label).update(f"Voice: {self.selected.summary}")
