@@ -23,6 +23,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,13 @@ def _as_mono_float32(audio: np.ndarray) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"the player plays mono audio, got shape {arr.shape}")
     return np.array(arr, dtype=np.float32, copy=True)  # the caller may reuse its buffer
+
+
+def _frame(seconds: float, rate: int, length: int) -> int:
+    """A frame index inside the clip for a time in seconds (NaN counts as the start)."""
+    if not math.isfinite(seconds):
+        return length if seconds > 0 else 0
+    return min(max(0, round(seconds * rate)), length)
 
 
 def _resample_linear(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
@@ -225,7 +233,7 @@ class Player:
         start_s: float,
         on_done: Callable[[], None] | None,
     ) -> tuple[_Session, Any]:
-        start = min(max(0, round(start_s * rate)), len(samples))
+        start = _frame(start_s, rate, len(samples))
         session = _Session(audio=samples, rate=rate, pos=start, on_done=on_done)
         stream = self._sd.OutputStream(
             samplerate=rate,
@@ -259,7 +267,7 @@ class Player:
         with self._state:
             s = self._session
             if s is not None:
-                s.pos = min(max(0, round(seconds * s.rate)), len(s.audio))
+                s.pos = _frame(seconds, s.rate, len(s.audio))
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current clip ends or is stopped; True if it did. For scripts and tests."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .audio_capture import AudioCapture, capture_audio, install_alsa_config
+from .audio_capture import AudioCapture, capture_audio, install_alsa_config, require_portaudio
 
 # --- PortAudio / ALSA capture ----------------------------------------------------------
 # Owner: history/player. alsa-lib must find our capture config before PortAudio
@@ -31,6 +31,7 @@ atexit.register(shutil.rmtree, _SESSION_XDG, True)
 @pytest.fixture
 def audio_capture(tmp_path: Path) -> Iterator[AudioCapture]:
     """PortAudio output of this test, bit-exact float32, readable with `.samples()`."""
+    require_portaudio()
     with capture_audio(tmp_path / "capture", "raw") as capture:
         yield capture
 
@@ -38,6 +39,7 @@ def audio_capture(tmp_path: Path) -> Iterator[AudioCapture]:
 @pytest.fixture
 def audio_capture_wav(tmp_path: Path) -> Iterator[AudioCapture]:
     """Like `audio_capture`, as 16-bit WAV files whose header tells rate and channels."""
+    require_portaudio()
     with capture_audio(tmp_path / "capture", "wav", xdg_config_home=tmp_path / "xdg") as capture:
         yield capture
 

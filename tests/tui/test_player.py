@@ -19,7 +19,7 @@ import pytest
 
 from bark_tui.player import NO_DEVICE_REASON, PlaybackUnavailable, Player
 
-from .audio_capture import AudioCapture, install_alsa_config
+from .audio_capture import AudioCapture, install_alsa_config, require_portaudio
 
 SR = 24_000
 REPO = Path(__file__).resolve().parents[2]
@@ -126,6 +126,10 @@ def test_seek_is_clamped(player: Player, audio_capture: AudioCapture) -> None:
     assert done.wait(5)
     assert player.position_s == pytest.approx(300.0)
     player.seek(-3)
+    assert player.position_s == 0.0
+    player.seek(float("inf"))
+    assert player.position_s == pytest.approx(300.0)
+    player.seek(float("nan"))
     assert player.position_s == 0.0
 
 
@@ -248,6 +252,7 @@ print(json.dumps(result))
 
 
 def run_probe(tmp_path: Path, *args: str) -> tuple[dict, str]:
+    require_portaudio()
     home = tmp_path / "home"
     empty_xdg = tmp_path / "empty-xdg"
     home.mkdir()
