@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# OpenMP threads that spin while waiting collapse torch's speed as soon as
+# another thread (the app's UI loop, pytest itself) wants a core: tiny-model
+# decoding fell from ~370 to ~11 tokens/s on 2 cores. Sleeping waits avoid it.
+# Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
