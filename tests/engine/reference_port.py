@@ -1,42 +1,20 @@
 """Test helpers: seeded random Bark models, and the same weights in transformers' port.
 
-Our models keep the original checkpoints' parameter names; transformers' Bark
-port renames them. `to_port(model)` builds the port's model with an identical
-config and loads our state dict under the port's names, so any difference in
-logits or tokens between the two comes from the code, not the weights.
+The port helpers (`to_port`, `port_config`, `port_name`) live in
+`bark_engine.testing.port` so the benchmark can use them too; they are
+re-exported here for the tests.
 """
 
 from __future__ import annotations
-
-import re
 
 import torch
 from torch import nn
 
 from bark_engine.config import GPTConfig, stage_configs
 from bark_engine.model import GPT, FineGPT, LayerNorm
+from bark_engine.testing.port import port_config, port_name, to_port
 
-# Our name (regex) → the port's name; applied in order to every state-dict key.
-_RENAMES = [
-    (r"^transformer\.wte\.", "input_embeds_layer."),
-    (r"^transformer\.wtes\.", "input_embeds_layers."),
-    (r"^transformer\.wpe\.", "position_embeds_layer."),
-    (r"^transformer\.ln_f\.", "layernorm_final."),
-    (r"^transformer\.h\.(\d+)\.", r"layers.\1."),
-    (r"\.ln_1\.", ".layernorm_1."),
-    (r"\.ln_2\.", ".layernorm_2."),
-    (r"\.attn\.c_attn\.", ".attn.att_proj."),
-    (r"\.attn\.c_proj\.", ".attn.out_proj."),
-    (r"\.mlp\.c_fc\.", ".mlp.in_proj."),
-    (r"\.mlp\.c_proj\.", ".mlp.out_proj."),
-]
-
-
-def port_name(name: str) -> str:
-    """Our parameter name → the name transformers' Bark port uses."""
-    for pattern, repl in _RENAMES:
-        name = re.sub(pattern, repl, name)
-    return name
+__all__ = ["init_random", "port_config", "port_name", "tiny_model", "to_port"]
 
 
 @torch.no_grad()
@@ -72,40 +50,3 @@ def tiny_model(stage: str, seed: int = 0, cfg: GPTConfig | None = None) -> GPT |
     cfg = cfg or stage_configs("tiny")[stage]
     model = FineGPT(cfg) if stage == "fine" else GPT(cfg)
     return init_random(model, seed)
-
-
-def port_config(cfg: GPTConfig, stage: str):
-    """The port's config class for `stage`, with our dims."""
-    from transformers import BarkCoarseConfig, BarkFineConfig, BarkSemanticConfig
-
-    common = {
-        "num_layers": cfg.n_layer,
-        "num_heads": cfg.n_head,
-        "hidden_size": cfg.n_embd,
-        "block_size": cfg.block_size,
-        "input_vocab_size": cfg.input_vocab_size,
-        "output_vocab_size": cfg.output_vocab_size,
-        "bias": cfg.bias,
-        "dropout": 0.0,
-    }
-    if stage == "semantic":
-        return BarkSemanticConfig(**common)
-    if stage == "coarse":
-        return BarkCoarseConfig(**common)
-    return BarkFineConfig(
-        **common, n_codes_total=cfg.n_codes_total, n_codes_given=cfg.n_codes_given
-    )
-
-
-def to_port(model: GPT | FineGPT, stage: str):
-    """transformers' Bark model of `stage` holding exactly `model`'s weights."""
-    from transformers import BarkCoarseModel, BarkFineModel, BarkSemanticModel
-
-    classes = {"semantic": BarkSemanticModel, "coarse": BarkCoarseModel, "fine": BarkFineModel}
-    port = classes[stage](port_config(model.config, stage))
-    ours = {port_name(k): v for k, v in model.state_dict().items()}
-    missing, unexpected = port.load_state_dict(ours, strict=False)
-    missing = [k for k in missing if not k.endswith(".attn.bias")]  # the port's causal-mask buffer
-    if missing or unexpected:
-        raise AssertionError(f"state dicts differ: missing {missing}, unexpected {unexpected}")
-    return port.eval()
