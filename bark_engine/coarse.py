@@ -29,7 +29,7 @@ from .config import (
     SEMANTIC_VOCAB_SIZE,
 )
 from .errors import BadInputError
-from .model import GPT
+from .model import GPT, use_decode_layout
 from .sampling import sample
 from .stage_common import OnStep, check_cancel, model_device, token_array
 
@@ -142,6 +142,8 @@ def generate_coarse(
     coarse = torch.empty(n_hist + n_steps, dtype=torch.long, device=device)  # history, then output
     coarse[:n_hist] = torch.from_numpy(plan.coarse_history).to(device)
     infer = torch.tensor([COARSE_INFER_TOKEN], device=device)
+    use_decode_layout(model)
+    vocab = slice(SEMANTIC_VOCAB_SIZE, SEMANTIC_VOCAB_SIZE + N_COARSE_CODEBOOKS * CODEBOOK_SIZE)
     cache = model.new_cache(1)
 
     n_step = 0
@@ -157,18 +159,19 @@ def generate_coarse(
             ]
         )  # (256 + 1 + ≤630,)
         cache.reset()
-        logits = model(x_in[None], cache)  # (1, 1, V)
+        logits = model(x_in[None], cache, vocab=vocab)  # (1, 1, 2048): both codebooks
         n_window = min(window_steps, n_steps - n_step)
         for i in range(n_window):
             if i:
                 check_cancel(cancel, "coarse")
-            start = SEMANTIC_VOCAB_SIZE + (n_step % N_COARSE_CODEBOOKS) * CODEBOOK_SIZE
-            relevant = logits[0, 0, start : start + CODEBOOK_SIZE]  # (1024,)
+            start = (n_step % N_COARSE_CODEBOOKS) * CODEBOOK_SIZE  # within `vocab`
+            relevant = logits[0, 0, start : start + CODEBOOK_SIZE]  # (1024,) this step's codebook
             pos = n_hist + n_step
-            coarse[pos] = sample(relevant, temperature, generator, top_k, top_p) + start
+            token = sample(relevant, temperature, generator, top_k, top_p)
+            coarse[pos] = token + (SEMANTIC_VOCAB_SIZE + start)
             n_step += 1
             if on_step is not None:
                 on_step(n_step, n_steps)
             if i + 1 < n_window:
-                logits = model(coarse[pos : pos + 1].view(1, 1), cache)
+                logits = model(coarse[pos : pos + 1].view(1, 1), cache, vocab=vocab)
     return unflatten_coarse(coarse[n_hist:].cpu().numpy())

@@ -9,6 +9,8 @@ is allocated once per window and written in place.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,6 +28,54 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+@functools.lru_cache(maxsize=64)
+def _n_parts(n_in: int, threads: int) -> int:
+    """How many slices of the input dimension `linear` cuts: one per thread,
+    fewer when the width does not divide evenly."""
+    parts = max(1, min(threads, 16))
+    while n_in % parts:
+        parts -= 1
+    return parts
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`F.linear(x, weight, bias)`, with a faster CPU path for one row against a
+    column-major weight.
+
+    Decoding one token is a matrix-vector product bound by reading the weights,
+    and a plain `F.linear` on one row reads them on one thread. With the weight
+    stored column-major (see `use_decode_layout`) its transpose (in, out) is
+    contiguous; cut into one slice of the input dimension per thread, `bmm`
+    reads the slices in parallel and the partial products are summed.
+    """
+    n_out, n_in = weight.shape
+    if x.numel() != n_in or weight.stride(0) != 1 or x.device.type != "cpu":
+        return F.linear(x, weight, bias)
+    parts = _n_parts(n_in, torch.get_num_threads())
+    slices = weight.t().view(parts, n_in // parts, n_out)  # (P, in/P, out), a view
+    y = torch.bmm(x.reshape(parts, 1, n_in // parts), slices).sum(0)  # (1, out)
+    if bias is not None:
+        y = y + bias
+    return y.view(*x.shape[:-1], n_out)
+
+
+def use_decode_layout(model: nn.Module) -> nn.Module:
+    """Store every Linear weight column-major, in place: same shapes, names and
+    values, one matrix copied at a time.
+
+    Matrix-vector products read such weights faster on CPU, and `linear` can
+    split them across threads. Idempotent and cheap once done. Weights tied to
+    an embedding (the fine model's heads) stay row-major for fast lookups.
+    """
+    tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    with torch.inference_mode(False), torch.no_grad():
+        for module in model.modules():
+            w = module.weight if isinstance(module, nn.Linear) else None
+            if w is not None and w.stride(0) != 1 and id(w) not in tied:
+                w.data = w.data.t().contiguous().t()
+    return model
 
 
 class KVCache:
@@ -61,7 +111,8 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(F.gelu(self.c_fc(x)))
+        h = F.gelu(linear(x, self.c_fc.weight, self.c_fc.bias))
+        return linear(h, self.c_proj.weight, self.c_proj.bias)
 
 
 class SelfAttention(nn.Module):
@@ -80,7 +131,7 @@ class SelfAttention(nn.Module):
     ) -> torch.Tensor:
         B, T, C = x.shape
         H = self.n_head
-        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = linear(x, self.c_attn.weight, self.c_attn.bias).split(C, dim=2)
         q = q.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, hd)
         k = k.view(B, T, H, C // H).transpose(1, 2)
         v = v.view(B, T, H, C // H).transpose(1, 2)
@@ -101,7 +152,7 @@ class SelfAttention(nn.Module):
                 mask = torch.ones(T, end, dtype=torch.bool, device=x.device).tril(start)
                 y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
         y = y.transpose(1, 2).reshape(B, T, C)
-        return self.c_proj(y)
+        return linear(y, self.c_proj.weight, self.c_proj.bias)
 
 
 class Block(nn.Module):
@@ -165,11 +216,14 @@ class GPT(nn.Module):
         cache: KVCache | None = None,
         merge_context: bool = False,
         last_only: bool = True,
+        vocab: slice | None = None,  # output ids wanted (all by default)
     ) -> torch.Tensor:
         """Logits (B, 1, V) for the last position, or (B, T', V) with `last_only=False`.
 
         With a cache the new positions start at `cache.length`; merge_context is
         honoured only on the first call of a window (when the cache is empty).
+        `vocab` computes only those rows of the output head (V = its length):
+        the stages never look at the other logits, so why read their weights.
         """
         x = self.embed(idx, merge_context and (cache is None or cache.length == 0))
         T = x.shape[1]
@@ -184,7 +238,8 @@ class GPT(nn.Module):
             cache.length = past + T
         if last_only:
             x = x[:, -1:, :]
-        return self.lm_head(self.transformer["ln_f"](x))
+        head = self.lm_head.weight if vocab is None else self.lm_head.weight[vocab]
+        return linear(self.transformer["ln_f"](x), head)
 
 
 class FineGPT(nn.Module):

@@ -26,7 +26,7 @@ from .config import (
     TEXT_PAD_TOKEN,
 )
 from .errors import BadInputError
-from .model import GPT
+from .model import GPT, use_decode_layout
 from .sampling import draw, filter_logits, is_greedy, probabilities
 from .stage_common import OnStep, check_cancel, model_device, token_array
 
@@ -106,14 +106,16 @@ def generate_semantic(
     greedy = is_greedy(temperature)
     eos_by_prob = allow_early_stop and not greedy and min_eos_p is not None
 
+    use_decode_layout(model)
+    vocab = slice(0, n_candidates)  # the 10,000 semantic tokens, then EOS
     tokens = torch.empty(total, dtype=torch.long, device=device)  # preallocated output
     eos = torch.tensor(EOS, device=device)
     cache = model.new_cache(1)
-    logits = model(context, cache, merge_context=True)  # (1, 1, V)
+    logits = model(context, cache, merge_context=True, vocab=vocab)  # (1, 1, n_candidates)
     n = 0
     while n < total:
         check_cancel(cancel, "semantic")
-        relevant = filter_logits(logits[0, 0, :n_candidates], top_k, top_p)  # (n_candidates,)
+        relevant = filter_logits(logits[0, 0], top_k, top_p)  # (n_candidates,)
         if greedy:
             token = relevant.argmax()
         else:
@@ -128,5 +130,5 @@ def generate_semantic(
         if on_step is not None:
             on_step(n, total)
         if n < total:
-            logits = model(tokens[n - 1 : n].view(1, 1), cache)
+            logits = model(tokens[n - 1 : n].view(1, 1), cache, vocab=vocab)
     return tokens[:n].cpu().numpy()

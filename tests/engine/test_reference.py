@@ -22,6 +22,7 @@ from transformers.models.bark.generation_configuration_bark import (
 from bark_engine.coarse import flatten_coarse, generate_coarse, unflatten_coarse
 from bark_engine.config import SEMANTIC_PAD_TOKEN
 from bark_engine.fine import generate_fine
+from bark_engine.model import linear, use_decode_layout
 from bark_engine.semantic import generate_semantic, semantic_context
 from tests.engine.reference_port import tiny_model, to_port
 
@@ -56,10 +57,13 @@ def as_port_history(prompt: dict[str, np.ndarray] | None) -> dict[str, torch.Ten
 # --- logits ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("decode_layout", [False, True])
 @torch.no_grad()
-def test_semantic_logits_match_with_merge_context_and_cache() -> None:
+def test_semantic_logits_match_with_merge_context_and_cache(decode_layout: bool) -> None:
     model = tiny_model("semantic", seed=3)
     port = to_port(model, "semantic")
+    if decode_layout:  # column-major weights, split matrix-vector products
+        use_decode_layout(model)
     hist = history_prompt(1, 300, 10)["semantic_prompt"]
     ids = torch.from_numpy(semantic_context(list(range(500, 540)), hist))[None]  # (1, 513)
     embeds = torch.cat(
@@ -83,16 +87,55 @@ def test_semantic_logits_match_with_merge_context_and_cache() -> None:
     assert_close(torch.cat(steps, dim=1), theirs[:, -4:])
 
 
+@pytest.mark.parametrize("decode_layout", [False, True])
 @torch.no_grad()
-def test_coarse_logits_match() -> None:
+def test_coarse_logits_match(decode_layout: bool) -> None:
     model = tiny_model("coarse", seed=4)
     port = to_port(model, "coarse")
+    if decode_layout:
+        use_decode_layout(model)
+        assert model.lm_head.weight.stride(0) == 1
     ids = torch.randint(0, 12_096, (1, 900), generator=torch.Generator().manual_seed(0))
     assert_close(model(ids, last_only=False), port(ids, use_cache=False).logits)
     cache = model.new_cache(1)
     first = model(ids[:, :880], cache)
     rest = [model(ids[:, i : i + 1], cache) for i in range(880, 900)]
     assert_close(torch.cat([first, *rest], dim=1), port(ids, use_cache=False).logits[:, 879:])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@torch.no_grad()
+def test_split_matrix_vector_product_matches_f_linear(threads: int) -> None:
+    gen = torch.Generator().manual_seed(threads)
+    weight = torch.randn(96, 48, generator=gen)
+    bias = torch.randn(96, generator=gen)
+    x = torch.randn(1, 1, 48, generator=gen)
+    expected = torch.nn.functional.linear(x, weight, bias)
+    column_major = weight.t().contiguous().t()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.testing.assert_close(linear(x, column_major, bias), expected)
+        torch.testing.assert_close(linear(x, column_major[10:40]), expected[..., 10:40] - bias[10:40])
+        rows = torch.randn(1, 5, 48, generator=gen)  # several rows: the plain path
+        torch.testing.assert_close(linear(rows, column_major, bias), rows @ weight.T + bias)
+    finally:
+        torch.set_num_threads(before)
+
+
+@torch.no_grad()
+def test_decode_layout_keeps_names_values_and_tied_heads() -> None:
+    model = tiny_model("semantic", seed=9)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    use_decode_layout(use_decode_layout(model))
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        torch.testing.assert_close(after[key], value, rtol=0, atol=0)
+    assert model.transformer["h"][0].mlp.c_fc.weight.stride(0) == 1
+    fine = use_decode_layout(tiny_model("fine", seed=9))
+    assert fine.lm_heads[0].weight is fine.transformer["wtes"][1].weight
+    assert fine.lm_heads[0].weight.is_contiguous()  # tied to an embedding: left row-major
 
 
 @pytest.mark.parametrize("pred_idx", [1, 2, 5, 7])
