@@ -121,7 +121,8 @@ class BarkApp(App[None]):
             self.theme = self.settings.theme
 
     def get_default_screen(self) -> Screen:
-        return MainScreen(initial_voice=self.settings.default_voice)
+        return MainScreen(initial_voice=self.settings.default_voice,
+                          cursor_blink=self.cursor_blink)
 
     @property
     def main(self) -> MainScreen:
@@ -132,9 +133,6 @@ class BarkApp(App[None]):
         raise RuntimeError("the main screen is not mounted")
 
     def on_mount(self) -> None:
-        if not self.cursor_blink:
-            for area in self.query("TextArea"):
-                area.cursor_blink = False  # type: ignore[attr-defined]
         for note in self._startup_notes:
             self.notify(note, severity="warning", markup=False, timeout=10)
 

@@ -26,9 +26,11 @@ class ErrorScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="error-box"):
-            yield Label(f"✖ {self.title_text}", id="error-title")
+            yield Label(f"✖ {self.title_text}", id="error-title", markup=False)
             yield Label(self.summary, id="error-summary", markup=False)
-            yield TextArea(self.details, read_only=True, id="error-details", soft_wrap=False)
+            details = TextArea(self.details, read_only=True, id="error-details", soft_wrap=False)
+            details.cursor_blink = False
+            yield details
             yield Button("Close", id="error-close", variant="error")
 
     def on_mount(self) -> None:

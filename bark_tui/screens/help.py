@@ -23,14 +23,25 @@ HELP_TEXT = """\
 | `ctrl+p` | Command palette: every other action |
 | `f1` | This help |
 | `ctrl+q` | Quit (a running generation is cancelled) |
-| `tab` / `shift+tab` | Move between editor, voices and history |
+| `tab` | Move to the next panel (`shift+tab`: the previous one) |
 
-**In History:** `enter` play · `n` rename · `delete`/`d` delete · `u` undo the
-last delete · `e` copy the text back to the editor · `g` regenerate with the
-same seed and settings · `v` save the take as a voice.
+## In History
 
-**In Voices:** type in the filter, `enter` picks the first match; `enter` on
-a row selects that voice; the language and gender menus narrow the list.
+| Key | Does |
+|---|---|
+| `enter` | Play the take |
+| `n` | Rename it |
+| `delete` or `d` | Delete it (soft: `u` brings it back) |
+| `u` | Undo the last delete |
+| `e` | Copy its text back into the editor |
+| `g` | Regenerate it with the same seed and settings |
+| `v` | Save it as a voice under My voices |
+
+## In Voices
+
+Type in the filter box to narrow the list (`enter` there picks the first
+match), or use the language and gender menus. `enter` on a row makes it the
+voice for the next takes; `ctrl+o` plays the highlighted voice's own sample.
 
 ## Cues Bark understands
 

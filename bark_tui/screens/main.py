@@ -35,9 +35,10 @@ class MainScreen(Screen[None]):
 
     AUTO_FOCUS = "#script"
 
-    def __init__(self, initial_voice: str = "") -> None:
+    def __init__(self, initial_voice: str = "", cursor_blink: bool = True) -> None:
         super().__init__()
         self.initial_voice = initial_voice
+        self.cursor_blink = cursor_blink  # off for tests and snapshots
         self._count_timer = None
         self.undo_stack: list[int] = []
 
@@ -48,7 +49,7 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StudioHeader(id="header")
         with Horizontal(id="top"):
-            yield ScriptEditor(id="editor")
+            yield ScriptEditor(id="editor", cursor_blink=self.cursor_blink)
             yield VoiceBrowser(selected=self.initial_voice, id="voices")
         yield GenerationPanel(id="generation")
         yield HistoryTable(id="history")

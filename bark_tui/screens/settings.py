@@ -33,11 +33,11 @@ LABELS = {
     "theme": "Theme",
 }
 HINTS = {
-    "models": "folder or hub repo; empty = suno/bark",
+    "models": "folder or hub repo; empty: suno/bark",
     "text_temp": "semantic stage; 0 = greedy",
     "waveform_temp": "coarse stage; 0 = greedy",
     "fine_temp": "fine stage; 0 = argmax",
-    "min_eos_p": "end speech once EOS is this likely (0–1)",
+    "min_eos_p": "stop once EOS is this likely (0–1)",
     "fixed_seed": "used when the seed mode is fixed",
     "output_dir": "where Save WAV suggests writing",
 }
@@ -60,7 +60,7 @@ class SettingsScreen(ModalScreen[Settings | None]):
     def _row(self, name: str, widget) -> ComposeResult:
         yield Label(LABELS[name], classes="field-label")
         yield widget
-        yield Label(HINTS.get(name, ""), classes="field-hint")
+        yield Label(HINTS.get(name, ""), classes="field-hint", markup=False)
 
     def compose(self) -> ComposeResult:
         s = self.original

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bark_engine.errors import VoiceError
+from bark_engine.errors import BarkError, VoiceError
 from bark_engine.voices import VoicePrompt, safe_voice_name
 
 from .prompt import PromptScreen
@@ -50,7 +50,7 @@ def rename(screen: MainScreen, take: Take) -> None:
     def check(name: str) -> str | None:
         try:
             store.rename(take.id, name)
-        except (ValueError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - the dialog shows it and stays open
             return str(exc)
         return None
 
@@ -124,6 +124,7 @@ def save_voice(screen: MainScreen, take: Take) -> None:
         if name is None:
             return
         screen.refresh_voices()
+        screen.voices.reveal(str(voices.path_for(name)))
         screen.notify(f"Saved take {take.id} as the voice “{name}” (under My voices).",
                       markup=False)
 
@@ -173,6 +174,8 @@ def save_wav(screen: MainScreen, take: Take) -> None:
             return problem
         try:
             write_wav(path, audio, sample_rate)
+        except BarkError as exc:
+            return f"Could not write {path}: {exc}"
         except OSError as exc:
             return f"Could not write {path}: {exc.strerror or exc}"
         screen.notify(f"Saved {path}", markup=False)

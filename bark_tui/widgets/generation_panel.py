@@ -46,11 +46,11 @@ class GenerationPanel(Vertical):
     """Title line, one :class:`StageRow` per stage, the settings line, the queue line."""
 
     def compose(self) -> ComposeResult:
-        yield Label("Idle — ctrl+g generates the script", id="gen-title")
+        yield Label("Idle — ctrl+g generates the script", id="gen-title", markup=False)
         for stage in STAGES:
             yield StageRow(stage, id=f"stage-{stage}")
-        yield Label("", id="gen-settings")
-        yield Label("", id="gen-queue")
+        yield Label("", id="gen-settings", markup=False)
+        yield Label("", id="gen-queue", markup=False)
 
     def row(self, stage: str) -> StageRow:
         return self.query_one(f"#stage-{stage}", StageRow)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
@@ -88,7 +89,7 @@ class HistoryTable(DataTable[str]):
         self.clear()
         for take in ordered:
             missing = not take.wav_exists
-            self.add_row(
+            cells = (
                 str(take.id),
                 local_time(take.created_at),
                 clip(take.name if take.name else take.text),
@@ -96,8 +97,9 @@ class HistoryTable(DataTable[str]):
                 "missing" if missing else f"{take.duration_s:.1f} s",
                 "—" if take.seed is None else str(take.seed),
                 "WAV MISSING" if missing else ("test weights" if take.random_weights else ""),
-                key=str(take.id),
             )
+            # Text, not str: a script's "[laughs]" is words, never console markup
+            self.add_row(*(Text(c) for c in cells), key=str(take.id))
         if current in self.takes:
             self.move_cursor(row=list(self.takes).index(current), animate=False)
 

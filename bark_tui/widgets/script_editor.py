@@ -69,20 +69,23 @@ class ScriptStatus(Label):
 class ScriptEditor(Vertical):
     """A soft-wrapping TextArea with the status line under it."""
 
-    def __init__(self, text: str = "", **kwargs) -> None:
+    def __init__(self, text: str = "", cursor_blink: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self._initial = text
+        self._blink = cursor_blink
         self.tokens = estimate_tokens(text)
         self.exact = False
 
     def compose(self) -> ComposeResult:
-        yield TextArea(
+        area = TextArea(
             self._initial,
             id="script",
             soft_wrap=True,
             show_line_numbers=False,
             tab_behavior="focus",
         )
+        area.cursor_blink = self._blink
+        yield area
         yield ScriptStatus(id="script-status")
 
     def on_mount(self) -> None:

@@ -54,7 +54,7 @@ class StageRow(Horizontal):
     def compose(self) -> ComposeResult:
         yield Label(self.stage, classes="stage-name")
         yield ProgressBar(total=100, show_eta=False, classes="stage-bar")
-        yield Label("waiting", classes="stage-detail")
+        yield Label("waiting", classes="stage-detail", markup=False)
 
     def show(
         self, state: str, step: int = 0, total: int | None = None, tokens_per_s: float = 0.0

@@ -26,15 +26,17 @@ class StudioHeader(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("bark-tui", id="header-title")
-        yield Label("", id="header-model")
-        yield Label(RANDOM_FLAG, id="header-random")
-        yield Label("", id="header-state")
+        yield Label("", id="header-model", markup=False)
+        flag = Label(RANDOM_FLAG, id="header-random")
+        flag.display = bool(self.random_weights)
+        yield flag
+        yield Label("", id="header-state", markup=False)
 
     def on_mount(self) -> None:
         self._refresh_labels()
 
     def _refresh_labels(self) -> None:
-        if not self.is_mounted:
+        if not self.children:
             return
         self.query_one("#header-model", Label).update(f"{self.model_size} · {self.device}")
         self.query_one("#header-random", Label).display = bool(self.random_weights)

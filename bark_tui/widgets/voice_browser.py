@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -89,7 +90,7 @@ class VoiceBrowser(Vertical):
             )
         table: DataTable[str] = DataTable(id="voice-table", cursor_type="row", zebra_stripes=True)
         yield table
-        yield Label("", id="voice-selected")
+        yield Label("", id="voice-selected", markup=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#voice-table", DataTable)
@@ -193,9 +194,8 @@ class VoiceBrowser(Vertical):
     def _add_row(self, table: DataTable, entry: VoiceEntry) -> None:
         seconds = "" if entry.seconds is None else f"{entry.seconds:.1f} s"
         mark = "▶" if entry.key == self._selected else ""
-        table.add_row(
-            mark, entry.name, entry.language, entry.gender.lower(), seconds, key=entry.key
-        )
+        cells = (mark, entry.name, entry.language, entry.gender.lower(), seconds)
+        table.add_row(*(Text(c) for c in cells), key=entry.key)  # names are not markup
         self._row_keys.append(entry.key)
 
     def _show_selected(self) -> None:

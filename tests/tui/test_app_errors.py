@@ -118,7 +118,7 @@ async def test_deleted_wav_is_shown_missing_and_reported(home, tiny_models):
         app._audio.clear()  # as after a restart: nothing cached
         app.main.refresh_history()
         await pilot.pause()
-        row = app.main.history.get_row_at(0)
+        row = [str(cell) for cell in app.main.history.get_row_at(0)]
         assert row[4] == "missing" and row[6] == "WAV MISSING"
         assert "WAV MISSING" in str(app.main.waveform.render())
         await pilot.press("ctrl+r")

@@ -65,7 +65,8 @@ async def test_script_to_take_to_wav_and_voice(home, tiny_models):
         assert take.options["max_duration_s"] == 0.3
         assert set(take.timings) == {"semantic", "coarse", "fine", "decode"}
         assert main.history.current_id == take.id
-        assert main.history.get_row_at(0)[3] == "v2/en_speaker_0"
+        row = [str(cell) for cell in main.history.get_row_at(0)]
+        assert row[2] == "Hello [laughs] there." and row[3] == "v2/en_speaker_0"
         # its WAV is on disk and is what the waveform shows
         audio, rate = read_wav(take.wav_path)
         assert rate == 24_000 and len(audio) > 0
@@ -95,7 +96,7 @@ async def test_script_to_take_to_wav_and_voice(home, tiny_models):
         assert main.voices.select(str(voice_file))
         take2 = await generate_take(pilot, app)
         assert take2.voice == str(voice_file)
-        assert main.history.get_row_at(0)[3] == "narrator one"
+        assert str(main.history.get_row_at(0)[3]) == "narrator one"
 
         # regenerate the first take: the same seed and settings give the same audio
         main.history.move_cursor(row=1)
@@ -123,7 +124,7 @@ async def test_script_to_take_to_wav_and_voice(home, tiny_models):
         await pilot.press("n")
         await answer_prompt(pilot, app, "keeper")
         assert app.store.get(again.id).name == "keeper"
-        assert main.history.get_row_at(0)[2] == "keeper"
+        assert str(main.history.get_row_at(0)[2]) == "keeper"
         count = app.store.count()
         await pilot.press("d")
         await pilot.pause()
