@@ -198,7 +198,7 @@ class BarkApp(App[None]):
         if verdict == "start":
             self._start(job)
         else:
-            self.notify(f"Queued #{job.id}: {len(self.queue.waiting)} waiting.", markup=False)
+            self.notify(f"Queued job {job.id}: {len(self.queue.waiting)} waiting.", markup=False)
         self.refresh_status()
         return True
 
@@ -206,7 +206,7 @@ class BarkApp(App[None]):
         self.main.generation.start_job(job)
         self.run_worker(
             partial(run_generation, self.host, job, self.post_message, self.store),
-            name=f"generate #{job.id}",
+            name=f"generate job {job.id}",
             group="generate",
             description=f"generate “{job.snippet}”",
             thread=True,
@@ -216,7 +216,7 @@ class BarkApp(App[None]):
     def action_cancel(self) -> None:
         job = self.queue.cancel_running()
         if job is not None:
-            self.main.generation.set_title(f"Cancelling #{job.id}…", busy=True)
+            self.main.generation.set_title(f"Cancelling job {job.id}…", busy=True)
         elif self._player is not None and self._player.is_playing:
             self.stop_playback()
 
@@ -250,9 +250,12 @@ class BarkApp(App[None]):
             return
         panel = self.main.generation
         if message.stage == "semantic" and message.step == 0:
-            panel.set_title(f"Generating #{job.id} “{job.snippet}” · esc cancels", busy=True)
-        panel.row(message.stage).show(message.state, message.step, message.total,
-                                      message.tokens_per_s)
+            panel.set_title(f"Generating job {job.id} “{job.snippet}” · esc cancels", busy=True)
+        row = panel.row(message.stage)
+        if message.state == "done":  # keep the running speed; add how long it took
+            row.show("done", message.step, message.total, None, message.elapsed_s)
+        else:
+            row.show(message.state, message.step, message.total, message.tokens_per_s)
 
     def on_job_ended(self, message: JobEnded) -> None:
         outcome = message.outcome
@@ -269,11 +272,11 @@ class BarkApp(App[None]):
                         markup=False)
         elif outcome.cancelled:
             panel.stop_running_rows("cancelled")
-            panel.set_title(f"Cancelled #{job.id} “{job.snippet}”")
-            self.notify(f"Cancelled #{job.id}.", markup=False)
+            panel.set_title(f"Cancelled job {job.id} “{job.snippet}”")
+            self.notify(f"Cancelled job {job.id}; nothing was saved.", markup=False)
         else:
             panel.stop_running_rows("failed")
-            panel.set_title(f"#{job.id} failed — see the notice")
+            panel.set_title(f"Job {job.id} failed — see the notice")
             self.notify(f"Generation failed: {outcome.error}", severity="error", markup=False,
                         timeout=10)
             if outcome.traceback:

@@ -30,12 +30,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Import voice file", "Add a Bark voice .npz to My voices", "import_voice"),
     ("Settings", "Model, device, temperatures, seeds, output folder, theme", "settings"),
     ("Help", "Keys and Bark's cues such as [laughs] (f1)", "help"),
-    ("Quit", "Leave bark-tui; a running generation is cancelled (ctrl+q)", "quit"),
 )
 
 
 class StudioCommands(Provider):
-    """bark-tui's own commands, next to Textual's (theme, screenshot, …)."""
+    """bark-tui's own commands, next to Textual's (quit, theme, keys, screenshot)."""
 
     async def discover(self) -> Hits:
         for title, help_text, action in COMMANDS:

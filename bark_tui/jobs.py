@@ -50,7 +50,7 @@ class Job:
     size: str = "small"
     device: str = "auto"
     regenerates: int | None = None  # id of the take this one repeats, if any
-    id: int = 0  # numbered by the app, 1, 2, … per session
+    id: int = 0  # numbered by the app, 1, 2, … per session ("job 3"; takes have their own ids)
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -273,12 +273,26 @@ class GenerationQueue:
 # They talk back only through ``post`` (the app's thread-safe ``post_message``).
 
 
+def generation_thread_name(job: Job) -> str:
+    """The worker thread's name while it runs ``job`` (for debuggers, and quit tests)."""
+    return f"bark-tui generate job {job.id}"
+
+
 def run_generation(host: EngineHost, job: Job, post: Post, store: Any) -> None:
     """Load if needed, generate, store the take (files first, then row), report how it ended.
 
     Every ending is reported as a :class:`JobEnded`, so the queue always moves
     on; an unexpected exception travels with its traceback for the error modal.
     """
+    thread = threading.current_thread()
+    pool_name, thread.name = thread.name, generation_thread_name(job)
+    try:
+        _generate(host, job, post, store)
+    finally:
+        thread.name = pool_name
+
+
+def _generate(host: EngineHost, job: Job, post: Post, store: Any) -> None:
     import traceback
 
     from bark_engine.errors import BarkError, Cancelled

@@ -79,8 +79,8 @@ def delete(screen: MainScreen, take: Take) -> None:
     screen.undo_stack.append(take.id)
     screen.refresh_history()
     screen.notify(
-        f"Deleted take {take.id} “{take.name}”. Press u in History (or “Undo delete” "
-        "in ctrl+p) to bring it back.",
+        f"Deleted take {take.id} (“{take.name}”). Press u in History, or “Undo delete” "
+        "in ctrl+p, to bring it back.",
         markup=False,
     )
 

@@ -38,7 +38,7 @@ def describe_queue(waiting: Iterable[Job], capacity: int) -> str:
     jobs = list(waiting)
     if not jobs:
         return f"Queue: empty (up to {capacity} can wait)"
-    names = " · ".join(f"#{j.id} “{j.snippet}”" for j in jobs)
+    names = " · ".join(f"job {j.id} “{j.snippet}”" for j in jobs)
     return f"Queue: {len(jobs)}/{capacity} waiting — {names}"
 
 
@@ -66,7 +66,7 @@ class GenerationPanel(Vertical):
         self.query_one("#gen-queue", Label).update(describe_queue(waiting, capacity))
 
     def start_job(self, job: Job) -> None:
-        self.set_title(f"Generating #{job.id} “{job.snippet}” · esc cancels", busy=True)
+        self.set_title(f"Generating job {job.id} “{job.snippet}” · esc cancels", busy=True)
         self.set_settings(
             "In force: " + describe_options(job.options, job.voice_label, job.size, job.device)
         )
@@ -78,4 +78,4 @@ class GenerationPanel(Vertical):
         for stage in STAGES:
             row = self.row(stage)
             if row.state == "running":
-                row.show(state, row.step, row.total, row.tokens_per_s)
+                row.show(state, row.step, row.total)

@@ -19,7 +19,8 @@ from textual.widgets import DataTable
 
 from ..history import Take
 
-TEXT_CHARS = 34
+TEXT_CHARS = 34  # the text column's width when the table's width is not known yet
+OTHER_COLUMNS = 72  # room the other columns and paddings take (seeds are up to 10 digits)
 
 
 def local_time(created_at: str) -> str:
@@ -71,8 +72,17 @@ class HistoryTable(DataTable[str]):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.takes: dict[int, Take] = {}
+        self._drawn_width = 0
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def on_resize(self) -> None:
+        """Give the text column what the new width allows."""
+        if self.size.width != self._drawn_width and self.takes:
+            self.set_takes(list(self.takes.values()))
+
+    def _add_columns(self) -> None:
         self.add_column("#", key="id")
         self.add_column("time", key="time")
         self.add_column("text", key="text")
@@ -86,13 +96,17 @@ class HistoryTable(DataTable[str]):
         current = keep if keep is not None else self.current_id
         ordered = sorted(takes, key=lambda t: t.id, reverse=True)
         self.takes = {t.id: t for t in ordered}
-        self.clear()
+        width = self.size.width
+        limit = max(16, width - OTHER_COLUMNS) if width else TEXT_CHARS
+        self._drawn_width = width
+        self.clear(columns=True)
+        self._add_columns()
         for take in ordered:
             missing = not take.wav_exists
             cells = (
                 str(take.id),
                 local_time(take.created_at),
-                clip(take.name if take.name else take.text),
+                clip(take.name if take.name else take.text, limit),
                 voice_label(take.voice),
                 "missing" if missing else f"{take.duration_s:.1f} s",
                 "—" if take.seed is None else str(take.seed),

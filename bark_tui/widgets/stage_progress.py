@@ -11,6 +11,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, ProgressBar
 
+from bark_engine.config import SAMPLE_RATE
+
 STATES = ("waiting", "running", "done", "cancelled", "failed")
 
 
@@ -22,21 +24,37 @@ def format_eta(step: int, total: int | None, tokens_per_s: float) -> str:
     return f"ETA {seconds:.0f} s" if seconds < 90 else f"ETA {seconds / 60:.0f} min"
 
 
+# What one progress step of each stage is, and what a finished stage reports.
+STEP_UNITS = {"semantic": "tok", "coarse": "tok", "fine": "passes", "decode": ""}
+DONE_UNITS = {"semantic": "tok", "coarse": "frames", "fine": "frames", "decode": "samples"}
+
+
 def describe_stage(
-    state: str, step: int, total: int | None, tokens_per_s: float, unit: str = "tok"
+    stage: str,
+    state: str,
+    step: int,
+    total: int | None,
+    rate: float,
+    elapsed_s: float | None = None,
 ) -> str:
-    """The words right of the bar."""
+    """The words right of the bar. ``rate`` is steps per second (0 = unknown)."""
+    unit = STEP_UNITS.get(stage, "")
+    speed = f"{rate:,.0f} {unit}/s" if rate > 0 and unit else ""
     if state == "waiting":
         return "waiting"
     if state == "cancelled":
-        return f"cancelled at {step}"
+        return f"cancelled at {step}/{total}" if total else f"cancelled at {step}"
     if state == "failed":
         return "failed"
-    rate = f"{tokens_per_s:,.0f} {unit}/s" if tokens_per_s > 0 else ""
     if state == "done":
-        return "  ".join(x for x in (f"done · {step} {unit}", rate) if x)
-    count = f"{step}/{total}" if total else f"{step}"
-    return "  ".join(x for x in (count, rate, format_eta(step, total, tokens_per_s)) if x)
+        if stage == "decode":
+            made = f"{step / SAMPLE_RATE:.1f} s of audio"
+        else:
+            made = f"{step} {DONE_UNITS.get(stage, 'tok')}"
+        took = "" if elapsed_s is None else f"in {elapsed_s:.1f} s"
+        return "  ".join(x for x in (f"done · {made}", took, speed) if x)
+    count = f"{step}/{total} {unit}".rstrip() if total else f"{step} {unit}".rstrip()
+    return "  ".join(x for x in (count, speed, format_eta(step, total, rate)) if x)
 
 
 class StageRow(Horizontal):
@@ -45,11 +63,10 @@ class StageRow(Horizontal):
     def __init__(self, stage: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.stage = stage
-        self.unit = "samples" if stage == "decode" else "tok"
         self.state = "waiting"
         self.step = 0
         self.total: int | None = None
-        self.tokens_per_s = 0.0
+        self.rate = 0.0  # steps per second while running (kept when the stage ends)
 
     def compose(self) -> ComposeResult:
         yield Label(self.stage, classes="stage-name")
@@ -57,10 +74,23 @@ class StageRow(Horizontal):
         yield Label("waiting", classes="stage-detail", markup=False)
 
     def show(
-        self, state: str, step: int = 0, total: int | None = None, tokens_per_s: float = 0.0
+        self,
+        state: str,
+        step: int = 0,
+        total: int | None = None,
+        rate: float | None = None,
+        elapsed_s: float | None = None,
     ) -> None:
-        """Draw a new state; the bar fills to 100 % when the stage is done."""
-        self.state, self.step, self.total, self.tokens_per_s = state, step, total, tokens_per_s
+        """Draw a new state; the bar fills to 100 % when the stage is done.
+
+        ``rate`` (steps/s) None keeps the last known one, so a finished stage
+        still says how fast it ran.
+        """
+        if state == "waiting":
+            self.rate = 0.0
+        elif rate is not None:
+            self.rate = rate
+        self.state, self.step, self.total = state, step, total
         bar = self.query_one(ProgressBar)
         if state == "done":
             bar.update(total=100, progress=100)
@@ -72,7 +102,7 @@ class StageRow(Horizontal):
             bar.update(total=None)  # unknown length: an indeterminate bar
         for name in STATES:
             self.set_class(state == name, f"-{name}")
-        detail = describe_stage(state, step, total, tokens_per_s, self.unit)
+        detail = describe_stage(self.stage, state, step, total, self.rate, elapsed_s)
         self.query_one(".stage-detail", Label).update(detail)
 
     @property

@@ -50,7 +50,7 @@ async def test_queue_cap_cancel_and_the_next_take(home, tiny_models):
         # the editor took the key typed while generating; the third request was refused
         assert app.main.editor.text == "A long take.!"
         await wait_for_message(pilot, app, "The queue is full (1 takes waiting)")
-        await wait_for_message(pilot, app, f"Cancelled #{first.id}")
+        await wait_for_message(pilot, app, f"Cancelled job {first.id}")
         # the queued take runs next and lands in the history; the cancelled one never does
         await wait_until(pilot, lambda: not app.queue.busy, 120, "the queued take")
         takes = app.store.list_takes()
@@ -67,7 +67,7 @@ async def test_queue_is_visible(home, tiny_models):
         await pilot.pause()
         assert len(app.queue.waiting) == 1
         line = str(app.main.query_one("#gen-queue").render())
-        assert f"1/{app.queue.capacity} waiting" in line and "#2 “One.”" in line
+        assert f"1/{app.queue.capacity} waiting" in line and "job 2 “One.”" in line
         title = str(app.main.query_one("#gen-settings").render())
         assert title.startswith("In force: seed 1234 · voice v2/en_speaker_6")
         await pilot.press("ctrl+q")

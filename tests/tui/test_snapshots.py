@@ -44,7 +44,7 @@ async def settle_after_generation(pilot) -> None:
     await wait_until(pilot, lambda: app.main.editor.exact, 30, "the real token count")
     for stage in ("semantic", "coarse", "fine", "decode"):
         row = app.main.generation.row(stage)
-        row.show(row.state, row.step, row.total, 0.0)  # speeds differ between runs
+        row.show(row.state, row.step, row.total, 0.0, None)  # speeds differ between runs
     app.clear_notifications()
     app.main.editor.area.focus()
     app.main.editor.area.move_cursor((0, 0))
