@@ -12,7 +12,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -351,6 +351,26 @@ class Engine:
             timings=timings,
             random_weights=self.random_weights,
             model_id=self.model_id,
+        )
+
+    def generate_takes(
+        self,
+        text: str,
+        voice: VoiceArg = None,
+        options: GenerationOptions | None = None,
+        *,
+        seeds: Sequence[int],
+        on_event: EventCallback = ignore_event,
+        cancel: threading.Event | None = None,
+        segment: int = 0,
+    ) -> list[Generation]:
+        """One take per seed as one batch; take i equals `generate` with seed
+        `seeds[i]` token for token (see `bark_engine.takes`)."""
+        from .takes import generate_takes
+
+        return generate_takes(
+            self, text, voice, options, seeds=seeds, on_event=on_event, cancel=cancel,
+            segment=segment,
         )
 
     @staticmethod

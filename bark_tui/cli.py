@@ -66,6 +66,13 @@ def _prob(text: str) -> float:
     return value
 
 
+def _takes(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 16:  # bark_engine.batch.MAX_BATCH
+        raise argparse.ArgumentTypeError("must be 1..16")
+    return value
+
+
 def _generation_options(say: argparse.ArgumentParser) -> None:
     """Seed, temperatures and stopping rules, shared by `say` and `render`."""
     say.add_argument("--seed", type=int, help="random seed (default: a fresh one, reported)")
@@ -103,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--out", type=Path, help="output WAV (default: bark-<time>.wav here)")
     say.add_argument("--save-voice", type=Path, metavar="F.npz",
                      help="also save this take as a voice prompt (.npz, original Bark format)")
+    say.add_argument("--takes", type=_takes, metavar="N",
+                     help="make N takes as one batch: OUT-1.wav … OUT-N.wav, seeds seed … seed+N-1")
     _generation_options(say)
     add_render_arguments(say)
     _model_options(say, sub=True)

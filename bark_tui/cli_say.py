@@ -122,6 +122,10 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
     from .locations import user_voices_dir
 
     text = read_text(args)
+    if getattr(args, "takes", None) is not None:  # N takes as one batch
+        from .cli_takes import run_takes
+
+        return run_takes(args, config, text)
     if args.file is not None:  # a script file: segments, dialogue, pauses
         from .cli_render import run_render
 

@@ -1,0 +1,88 @@
+"""`bark-tui say TEXT --takes N`: N takes of one text as one batch, one WAV each.
+
+`--out take.wav` gives take-1.wav … take-N.wav beside it, made with seeds
+seed, seed+1, …; take i is exactly what `say --seed (seed+i-1)` would write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from bark_engine.errors import BadInputError
+from bark_engine.events import STAGES
+from bark_engine.options import EngineConfig
+
+from .cli import timestamped_wav
+from .cli_say import StageBars, check_output_path, generation_options
+
+
+def numbered(path: Path, i: int) -> Path:
+    """take.wav → take-1.wav (the suffix kept; `.wav` added when there is none)."""
+    suffix = path.suffix or ".wav"
+    return path.with_name(f"{path.stem if path.suffix else path.name}-{i}{suffix}")
+
+
+def run_takes(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
+    from bark_engine.audio import write_wav
+    from bark_engine.pipeline import Engine
+
+    from .locations import user_voices_dir
+
+    if args.file is not None:
+        raise BadInputError("--takes works on one TEXT, not a script --file")
+    base = args.out or timestamped_wav()
+    outs = [check_output_path(numbered(base, i + 1)) for i in range(args.takes)]
+    voices = None
+    if args.save_voice is not None:
+        voices = [check_output_path(numbered(args.save_voice, i + 1), "voice")
+                  for i in range(args.takes)]
+    options = generation_options(args)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31 - args.takes)
+    seeds = [seed + i for i in range(args.takes)]
+    err = Console(stderr=True)
+    engine = Engine(config, user_voices_dir=user_voices_dir())
+    engine.check_text(text)  # refuse bad text before loading any model
+    engine.resolve_voice(args.voice)
+    started = time.perf_counter()
+    with StageBars(err) as bars:
+        takes = engine.generate_takes(text, voice=args.voice, options=options, seeds=seeds,
+                                      on_event=bars)
+    total = time.perf_counter() - started
+    for i, take in enumerate(takes):
+        write_wav(outs[i], take.audio, take.sample_rate)
+        if voices is not None:
+            take.voice_prompt().save_npz(voices[i])
+    noise = " (RANDOM TEST WEIGHTS: output is noise)" if takes[0].random_weights else ""
+    for out, take in zip(outs, takes, strict=True):
+        err.print(f"wrote {out} · {take.duration_s:.2f} s of audio · seed {take.seed}",
+                  highlight=False)
+    err.print(f"{len(takes)} takes in {total:.1f} s{noise}", highlight=False)
+    if args.json:
+        first = takes[0]
+        report = {
+            "takes": [
+                {
+                    "take": i + 1,
+                    "seed": take.seed,
+                    "out": str(outs[i]),
+                    "audio_seconds": round(take.duration_s, 4),
+                    "tokens": {s: t.tokens for s, t in take.timings.items() if s in STAGES},
+                    **({"voice_file": str(voices[i])} if voices is not None else {}),
+                }
+                for i, take in enumerate(takes)
+            ],
+            "voice": first.voice,
+            "model": first.model_id,
+            "stage_seconds": {s: round(t.seconds, 4) for s, t in first.timings.items()
+                              if s in STAGES and s != "decode"},
+            "total_seconds": round(total, 4),
+            "random_weights": first.random_weights,
+        }
+        print(json.dumps(report))
+    return 0
