@@ -1,0 +1,294 @@
+"""`python -m bark_engine.bench`: our engine against transformers' Bark port.
+
+The parent process only orchestrates: it finds (or writes) a random-weight
+model folder, warms the page cache with its files, then runs the bandwidth
+measurement and each engine in a child process of its own (`child.py`), so
+peak RSS and thread pools are not mixed, and prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .child import RESULT_PREFIX
+from .work import STAGES, Work
+
+# The long-scripts issue asks for takes/min at B = 1, 2, 4 on CPU at small dims.
+# Batched generation is not built yet: once it is, add 2 and 4 here and give
+# `engines.Runner` a batch size (the report already prints one row per B).
+BATCH_SIZES = (1,)
+SHARED_SMALL_FOLDER = Path("/tmp/rm-small")  # written by hand on the dev machines
+
+
+class BenchError(Exception):
+    """A benchmark that cannot run: one line for the user."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bark_engine.bench",
+        description=(
+            "Benchmark bark_engine against transformers' Bark port on the same random weights: "
+            "per-stage speed, end-to-end audio seconds per second, load time, peak RSS, "
+            "and the batch-1 bound from this machine's memory bandwidth."
+        ),
+    )
+    p.add_argument("--models", type=Path, help="random-weight model folder (default: find or write one)")
+    p.add_argument("--dims", choices=("tiny", "small", "large"), default="small")
+    p.add_argument("--threads", type=int, default=2, help="torch threads in each engine (default 2)")
+    p.add_argument(
+        "--stages", default=",".join(STAGES),
+        help=f"comma-separated subset of {','.join(STAGES)} (default: all)",
+    )
+    p.add_argument("--engines", default="ours,port", help="comma-separated subset of ours,port")
+    p.add_argument("--repeat", type=int, default=1, help="runs of the work per engine; best is kept")
+    p.add_argument("--json", type=Path, help="also write the raw and derived numbers here")
+    p.add_argument(
+        "--semantic-tokens", type=int, default=256,
+        help="size of the fixed work (default 256 → 768 coarse tokens); smaller for smoke tests",
+    )
+    p.add_argument("--voice", default="v2/en_speaker_6", help="voice preset, or 'none'")
+    p.add_argument("--bandwidth-mb", type=float, default=400.0, help="tensor size for bandwidth")
+    p.add_argument("--no-bandwidth", action="store_true", help="skip the bandwidth measurement")
+    # Tests: run the engines in this process (fast, but RSS and threads are then shared).
+    p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def _marker_dims(folder: Path) -> str | None:
+    from ..testing import MARKER_FILE
+
+    marker = folder / MARKER_FILE
+    if not marker.is_file():
+        return None
+    for line in marker.read_text("utf-8").splitlines():
+        if line.startswith("dims:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bark-tui" / "bench"
+
+
+def find_models(models: Path | None, dims: str) -> tuple[Path, str]:
+    """The folder to benchmark and its dims: `--models`, else a reusable one, else write one."""
+    if models is not None:
+        if not models.is_dir():
+            raise BenchError(f"--models {models}: not a folder")
+        found = _marker_dims(models)
+        if found is None:
+            raise BenchError(
+                f"--models {models}: no RANDOM_WEIGHTS marker; the benchmark runs on random-weight "
+                "folders (python -m bark_engine.testing random-models DIR --dims small)"
+            )
+        return models, found
+    candidates = [_cache_root() / f"random-{dims}"]
+    if dims == "small":
+        candidates.insert(0, SHARED_SMALL_FOLDER)
+    for folder in candidates:
+        if folder.is_dir() and _marker_dims(folder) == dims:
+            return folder, dims
+    from ..testing import write_random_models
+
+    target = candidates[-1]
+    print(f"writing a {dims} random-weight model folder to {target} (once) ...", file=sys.stderr)
+    write_random_models(target, dims=dims, optimizer_state=False)
+    return target, dims
+
+
+def _model_files(folder: Path, size: str) -> list[Path]:
+    from ..config import CHECKPOINT_FILES, CODEC_DIR
+
+    files = [folder / name for name in CHECKPOINT_FILES[size].values()]
+    return files + sorted((folder / CODEC_DIR).glob("*"))
+
+
+def warm_page_cache(files: Sequence[Path], chunk: int = 1 << 24) -> None:
+    """Read each file once so neither engine pays for the disk (both map the same files)."""
+    for path in files:
+        with open(path, "rb", buffering=0) as f:
+            while f.read(chunk):
+                pass
+
+
+def _checkpoint_config(folder: Path, size: str):
+    from ..checkpoints import safe_torch_load
+    from ..config import CHECKPOINT_FILES, GPTConfig
+
+    ckpt = safe_torch_load(folder / CHECKPOINT_FILES[size]["semantic"])
+    return GPTConfig.from_model_args(ckpt["model_args"])
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def run_in_process(spec: dict) -> dict:
+    """Run one measurement here (tests): threads are restored afterwards."""
+    import torch
+
+    from . import child
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(spec["threads"])
+    try:
+        return child.run_engine(spec) if spec["task"] == "engine" else child.run_bandwidth(spec)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_child(spec: dict, threads: int) -> dict:
+    """Run one measurement in a fresh interpreter and return its result."""
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["MKL_NUM_THREADS"] = str(threads)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app and CLI run
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bark_engine.bench.child", json.dumps(spec)],
+        capture_output=True, text=True, env=env,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+    raise BenchError(
+        f"the {spec.get('engine', spec['task'])} run failed (exit {proc.returncode}):\n"
+        + "\n".join(tail)
+    )
+
+
+def run_benchmark(args: argparse.Namespace, log=print) -> dict:
+    """Measure everything the table shows; returns the raw results."""
+    import torch
+    import transformers
+
+    from ..config import CHECKPOINT_FILES
+    from .bandwidth import kv_bytes_per_token, semantic_bytes_per_token
+
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    bad = [s for s in stages if s not in STAGES]
+    if bad or not stages:
+        raise BenchError(f"--stages: use a subset of {','.join(STAGES)}")
+    stages = [s for s in STAGES if s in stages]
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not engines or any(e not in ("ours", "port") for e in engines):
+        raise BenchError("--engines: use ours, port or both")
+    if args.threads < 1 or args.repeat < 1 or args.semantic_tokens < 2:
+        raise BenchError("--threads and --repeat must be ≥ 1, --semantic-tokens ≥ 2")
+    folder, dims = find_models(args.models, args.dims)
+    size = "large" if dims == "large" else "small"
+    if not all((folder / n).is_file() for n in CHECKPOINT_FILES[size].values()):
+        raise BenchError(f"{folder}: missing the {size} checkpoints")
+    voice = None if args.voice in ("", "none") else args.voice
+    work = Work(semantic_tokens=args.semantic_tokens, voice=voice)
+    cfg = _checkpoint_config(folder, size)
+    log(f"models {folder} (dims {dims}); warming the page cache ...")
+    warm_page_cache(_model_files(folder, size))
+    results: dict = {
+        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": {
+            "cpu": cpu_model(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+            "load_before": load_average(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+            "in_process": bool(args.in_process),
+        },
+        "models": str(folder),
+        "dims": dims,
+        "dtype": "float32",
+        "threads": args.threads,
+        "repeat": args.repeat,
+        "stages": stages,
+        "batch_sizes": list(BATCH_SIZES),
+        "config": {"n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd},
+        "work": {
+            **work.to_dict(),
+            "coarse_tokens": work.coarse_tokens,
+            "coarse_frames": work.coarse_frames,
+            "audio_seconds": work.audio_seconds,
+            "units": work.units(),
+        },
+        "engines": {},
+    }
+    if not args.no_bandwidth:
+        log(f"bandwidth ({args.bandwidth_mb:.0f} MB, {args.threads} threads) ...")
+        bw_spec = {
+            "task": "bandwidth", "threads": args.threads, "megabytes": args.bandwidth_mb,
+            "repeats": 10,
+        }
+        bw = run_in_process(bw_spec) if args.in_process else run_child(bw_spec, args.threads)
+        per_token = semantic_bytes_per_token(cfg)
+        # Average cached positions over the run: 257 context + history of the tokens so far.
+        kv = kv_bytes_per_token(cfg, 257 + args.semantic_tokens / 2)
+        results["bandwidth"] = bw
+        results["bound"] = {
+            "bytes_per_token": per_token,
+            "tok_s": bw["gbs"] * 1e9 / per_token,
+            "kv_bytes_per_token": kv,
+        }
+    for name in engines:
+        log(f"{name}: load + {', '.join(stages)} × {args.repeat} ...")
+        spec = {
+            "task": "engine", "engine": name, "models": str(folder), "size": size,
+            "threads": args.threads, "work": work.to_dict(), "stages": stages,
+            "repeat": args.repeat,
+        }
+        if args.in_process:
+            results["engines"][name] = run_in_process(spec)
+        else:
+            results["engines"][name] = run_child(spec, args.threads)
+    results["machine"]["load_after"] = load_average()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .report import format_table, summarize
+
+    args = _parser().parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        results = run_benchmark(args, log)
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+    summary = summarize(results)
+    print(format_table(results, summary), end="")
+    if args.json is not None:
+        payload = {"results": results, "summary": summary}
+        with tempfile.NamedTemporaryFile(
+            "w", dir=args.json.parent or ".", delete=False, suffix=".tmp"
+        ) as f:
+            json.dump(payload, f, indent=2, default=str)
+        os.replace(f.name, args.json)
+    return 0

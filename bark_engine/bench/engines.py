@@ -1,0 +1,260 @@
+"""The two engines under test, each behind the same small interface.
+
+`Runner.load()` is timed as the load (after `preload()` has imported the
+modules it needs: load is reading weights and building models); then each stage method does the fixed
+work of `work.Work` on the fixed `StageInputs` and returns its output, whose
+size is checked so neither engine can skip work.
+
+- `OursRunner`: `Engine.load()` from the folder (memory-mapped checkpoints,
+  tokenizer, EnCodec), then the stage functions the `Engine` itself calls.
+- `PortRunner`: transformers' Bark port. The same checkpoint files are
+  memory-mapped (`torch.load(mmap=True, weights_only=True)`), the port's
+  three models are built on the meta device and the tensors assigned under
+  the port's names (what `from_pretrained` does with its own files), EnCodec
+  comes from `EncodecModel.from_pretrained`, and the tokenizer is loaded as
+  ours is. Stages call the port's own `generate` methods and
+  `BarkModel.codec_decode`, with the generation configs `BarkModel.generate`
+  would build, set to sample at the same temperatures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..config import COARSE_RATE_HZ, N_FINE_CODEBOOKS, SAMPLE_RATE
+from .work import StageInputs, Work
+
+
+def _check(stage: str, got: tuple[int, ...], want: tuple[int, ...]) -> None:
+    if tuple(got) != tuple(want):
+        raise RuntimeError(f"{stage}: expected output shape {want}, got {tuple(got)}")
+
+
+class Runner:
+    """Loads one engine and runs each stage of the fixed work."""
+
+    name = ""
+
+    def __init__(self, models: str, size: str, work: Work, inputs: StageInputs) -> None:
+        self.models = models
+        self.size = size
+        self.work = work
+        self.inputs = inputs
+        self.generator = torch.Generator()
+
+    def reseed(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
+    def preload(self) -> None:
+        """Import what `load` needs, so the timed load is reading weights and building models."""
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def run(self, stage: str) -> None:
+        """Run one stage of the work and check the size of its output."""
+        w, x = self.work, self.inputs
+        frames = w.coarse_frames
+        if stage == "semantic":
+            _check(stage, self.semantic().shape, (w.semantic_tokens,))
+        elif stage == "coarse":
+            _check(stage, self.coarse().shape, (2, frames))
+        elif stage == "fine":
+            out = self.fine()
+            _check(stage, out.shape, (N_FINE_CODEBOOKS, frames))
+            if not np.array_equal(out[:2], x.coarse):
+                raise RuntimeError("fine: the coarse rows changed")
+        elif stage == "decode":
+            samples = frames * SAMPLE_RATE // COARSE_RATE_HZ
+            _check(stage, self.decode().shape, (samples,))
+        else:
+            raise ValueError(f"unknown stage {stage!r}")
+
+    def semantic(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def coarse(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def fine(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+class OursRunner(Runner):
+    name = "ours"
+
+    def preload(self) -> None:
+        from transformers import BertTokenizerFast, EncodecModel  # noqa: F401
+
+        from .. import coarse, fine, pipeline, semantic  # noqa: F401
+
+    def load(self) -> None:
+        from ..options import EngineConfig
+        from ..pipeline import Engine
+
+        self.engine = Engine(
+            EngineConfig(models=self.models, size=self.size, device="cpu", dtype="float32")
+        )
+        self.engine.load()
+        # The stage functions take the loaded models; the Engine keeps them private.
+        self.models_ = (self.engine._semantic, self.engine._coarse, self.engine._fine)
+
+    def semantic(self) -> np.ndarray:
+        from ..semantic import generate_semantic
+
+        return generate_semantic(
+            self.models_[0],
+            self.inputs.text_ids,
+            self.inputs.semantic_prompt,
+            temperature=self.work.text_temp,
+            max_steps=self.work.semantic_tokens,
+            allow_early_stop=False,
+            generator=self.generator,
+        )
+
+    def coarse(self) -> np.ndarray:
+        from ..coarse import generate_coarse
+
+        return generate_coarse(
+            self.models_[1],
+            self.inputs.semantic,
+            self.inputs.semantic_prompt,
+            self.inputs.coarse_prompt,
+            temperature=self.work.waveform_temp,
+            generator=self.generator,
+        )
+
+    def fine(self) -> np.ndarray:
+        from ..fine import generate_fine
+
+        return generate_fine(
+            self.models_[2],
+            self.inputs.coarse,
+            self.inputs.fine_prompt,
+            temperature=self.work.fine_temp,
+            generator=self.generator,
+        )
+
+    def decode(self) -> np.ndarray:
+        return self.engine.decode(self.inputs.fine)
+
+
+class PortRunner(Runner):
+    name = "port"
+
+    def preload(self) -> None:
+        from transformers import BarkModel, BertTokenizerFast, EncodecModel  # noqa: F401
+        from transformers.models.bark import generation_configuration_bark  # noqa: F401
+
+        from .. import checkpoints, codec  # noqa: F401
+        from ..testing import port  # noqa: F401
+
+    def load(self) -> None:
+        from transformers.models.bark.generation_configuration_bark import (
+            BarkCoarseGenerationConfig,
+            BarkFineGenerationConfig,
+            BarkSemanticGenerationConfig,
+        )
+
+        from ..checkpoints import COMPILED_PREFIX, load_tokenizer, safe_torch_load
+        from ..codec import load_codec
+        from ..config import GPTConfig
+        from ..source import ModelSource
+        from ..testing.port import port_from_state_dict
+
+        source = ModelSource(self.models, size=self.size)
+        self.tokenizer = load_tokenizer(source.fetch(source.vocab_relpath))
+        ports = {}
+        for stage in ("semantic", "coarse", "fine"):
+            ckpt = safe_torch_load(source.fetch(source.checkpoint_relpath(stage)))
+            cfg = GPTConfig.from_model_args(ckpt["model_args"])
+            state = {k.removeprefix(COMPILED_PREFIX): v for k, v in ckpt["model"].items()}
+            del ckpt
+            port = port_from_state_dict(state, cfg, stage)
+            port.requires_grad_(False)
+            ports[stage] = port
+        self.ports = ports
+        self.codec = load_codec(source.codec_path())
+        n = self.work.semantic_tokens
+        # Early stop off, as ours: EOS can't be drawn before n new tokens.
+        self.sem_cfg = BarkSemanticGenerationConfig(
+            do_sample=True, temperature=self.work.text_temp, max_new_tokens=n, min_new_tokens=n,
+            min_eos_p=None,
+        )
+        self.coarse_cfg = BarkCoarseGenerationConfig(
+            do_sample=True, temperature=self.work.waveform_temp
+        )
+        self.fine_cfg = BarkFineGenerationConfig(temperature=self.work.fine_temp)
+
+    def _history(self) -> dict[str, torch.Tensor] | None:
+        x = self.inputs
+        if x.semantic_prompt is None:
+            return None
+        return {
+            "semantic_prompt": torch.from_numpy(np.array(x.semantic_prompt)),
+            "coarse_prompt": torch.from_numpy(np.array(x.coarse_prompt)),
+            "fine_prompt": torch.from_numpy(np.array(x.fine_prompt)),
+        }
+
+    def _seed(self) -> None:
+        # The port samples from torch's global generator.
+        torch.manual_seed(int(self.generator.initial_seed()))
+
+    @torch.no_grad()
+    def semantic(self) -> np.ndarray:
+        self._seed()
+        text = self.inputs.text_ids[:256]
+        ids = torch.zeros(1, 256, dtype=torch.long)
+        mask = torch.zeros(1, 256, dtype=torch.long)
+        ids[0, : len(text)] = torch.tensor(text, dtype=torch.long)
+        mask[0, : len(text)] = 1
+        out = self.ports["semantic"].generate(
+            ids, semantic_generation_config=self.sem_cfg, history_prompt=self._history(),
+            attention_mask=mask,
+        )
+        return out[0].numpy()
+
+    @torch.no_grad()
+    def coarse(self) -> np.ndarray:
+        from ..coarse import unflatten_coarse
+
+        self._seed()
+        out = self.ports["coarse"].generate(
+            torch.from_numpy(self.inputs.semantic.copy())[None],
+            semantic_generation_config=self.sem_cfg,
+            coarse_generation_config=self.coarse_cfg,
+            history_prompt=self._history(),
+        )
+        return unflatten_coarse(out[0].numpy())
+
+    @torch.no_grad()
+    def fine(self) -> np.ndarray:
+        from ..coarse import flatten_coarse
+
+        self._seed()
+        out = self.ports["fine"].generate(
+            torch.from_numpy(flatten_coarse(self.inputs.coarse))[None],
+            semantic_generation_config=self.sem_cfg,
+            coarse_generation_config=self.coarse_cfg,
+            fine_generation_config=self.fine_cfg,
+            history_prompt=self._history(),
+            temperature=self.work.fine_temp,
+        )
+        return out[0].numpy()
+
+    @torch.no_grad()
+    def decode(self) -> np.ndarray:
+        from types import SimpleNamespace
+
+        from transformers import BarkModel
+
+        fine = torch.from_numpy(self.inputs.fine)[None]  # (B, 8, T), as BarkModel.generate has it
+        audio = BarkModel.codec_decode(SimpleNamespace(codec_model=self.codec), fine)
+        return audio[0].numpy()
+
+
+RUNNERS = {"ours": OursRunner, "port": PortRunner}

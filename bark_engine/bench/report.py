@@ -1,0 +1,199 @@
+"""Numbers derived from the raw measurements, and the plain-text table.
+
+Every rate row compares ours with the port as ours/port (> 1: ours is
+faster); load and memory rows show ours/port too (< 1: ours is smaller).
+"""
+
+from __future__ import annotations
+
+from .work import STAGES
+
+TARGET_SPEEDUP = 1.6  # end to end, ours vs transformers' port
+TARGET_BOUND_SHARE = 0.70  # semantic tok/s as a share of the bandwidth bound
+ENGINES = ("ours", "port")
+ROW_LABELS = {
+    "semantic": "semantic",
+    "coarse": "coarse",
+    "fine": "fine",
+    "decode": "decode",
+}
+
+
+def best_seconds(engine: dict) -> dict[str, float]:
+    """Per stage, the fastest of the repeated runs."""
+    stages = engine["runs"][0].keys()
+    return {s: min(run[s] for run in engine["runs"]) for s in stages}
+
+
+def summarize(results: dict) -> dict:
+    """Add rates, end-to-end figures, ratios, the bound share and the target checks."""
+    work = results["work"]
+    units = work["units"]
+    out: dict = {"stages": {}, "engines": {}}
+    for name in ENGINES:
+        if name not in results["engines"]:
+            continue
+        raw = results["engines"][name]
+        secs = best_seconds(raw)
+        eng = {
+            "load_s": raw["load_s"],
+            "peak_rss_mb": raw["peak_rss_mb"],
+            "seconds": secs,
+            "rates": {s: units[s][0] / t for s, t in secs.items()},
+        }
+        if all(s in secs for s in STAGES):
+            total = sum(secs[s] for s in STAGES)
+            eng["total_s"] = total
+            eng["audio_per_s"] = work["audio_seconds"] / total
+            eng["takes_per_min"] = {1: 60.0 / total}
+        out["engines"][name] = eng
+    if len(out["engines"]) == 2:
+        ours, port = out["engines"]["ours"], out["engines"]["port"]
+        out["ratios"] = {s: ours["rates"][s] / port["rates"][s] for s in ours["rates"]}
+        if "audio_per_s" in ours:
+            out["ratios"]["end_to_end"] = ours["audio_per_s"] / port["audio_per_s"]
+        out["ratios"]["load"] = ours["load_s"] / port["load_s"]
+        out["ratios"]["peak_rss"] = ours["peak_rss_mb"] / port["peak_rss_mb"]
+    bound = results.get("bound")
+    if bound:
+        out["bound_share"] = {
+            name: eng["rates"]["semantic"] / bound["tok_s"]
+            for name, eng in out["engines"].items()
+            if "semantic" in eng["rates"]
+        }
+    targets = {}
+    if "ratios" in out and "end_to_end" in out["ratios"]:
+        targets["end_to_end"] = out["ratios"]["end_to_end"] >= TARGET_SPEEDUP
+    if "bound_share" in out and "ours" in out["bound_share"]:
+        targets["semantic_bound"] = out["bound_share"]["ours"] >= TARGET_BOUND_SHARE
+    out["targets"] = targets
+    return out
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    if x is None:
+        return "—"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.{digits}f}"
+
+
+def _ratio(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}x"
+
+
+def format_table(results: dict, summary: dict) -> str:
+    """The benchmark's printed report (plain text, ~100 columns)."""
+    m, w, cfg = results["machine"], results["work"], results["config"]
+    units = w["units"]
+    lines = [
+        "bark_engine bench: ours vs transformers' Bark port on RANDOM WEIGHTS (speed only)",
+        f"date      {results['date']}",
+        f"machine   {m['cpu']} ({m['cpus']} CPUs), threads {results['threads']}, "
+        f"torch {m['torch']}, transformers {m['transformers']}, Python {m['python']}",
+        f"load avg  {m['load_before']} before, {m['load_after']} after "
+        f"(1/5/15 min); OMP_WAIT_POLICY={m['omp_wait_policy']}",
+        f"model     dims {results['dims']} ({cfg['n_layer']} layers, {cfg['n_head']} heads, "
+        f"{cfg['n_embd']} wide), {results['dtype']}, cpu, weights memory-mapped",
+        f"work      {w['semantic_tokens']} semantic tokens (early stop off) → "
+        f"{w['coarse_tokens']} coarse tokens → fine ({w['coarse_frames']} frames",
+        f"          × 6 codebooks) → decode: {w['audio_seconds']:.2f} s of audio; voice "
+        f"{w['voice'] or 'none'}; T = {w['text_temp']} / {w['waveform_temp']} / {w['fine_temp']}",
+        f"          (sampled); the same stage inputs for both engines; best of {results['repeat']}",
+    ]
+    if m.get("in_process"):
+        lines.append("          (engines ran in one process: peak RSS and threads are shared)")
+    lines.append("")
+    engines = summary["engines"]
+    ratios = summary.get("ratios", {})
+
+    def get(name: str, *keys):
+        value = engines.get(name)
+        for k in keys:
+            if value is None:
+                return None
+            value = value.get(k) if isinstance(value, dict) else None
+        return value
+
+    head = f"{'':<20}{'ours s':>9}{'port s':>9}{'ours':>10}{'port':>10}  {'unit':<11}{'ours/port':>9}"
+    lines += [head, "-" * len(head)]
+    for stage in STAGES:
+        if stage not in results["stages"]:
+            continue
+        n, unit = units[stage]
+        label = f"{ROW_LABELS[stage]} ({n} {unit})"
+        lines.append(
+            f"{label:<20}{_fmt(get('ours', 'seconds', stage)):>9}"
+            f"{_fmt(get('port', 'seconds', stage)):>9}"
+            f"{_fmt(get('ours', 'rates', stage), 1):>10}{_fmt(get('port', 'rates', stage), 1):>10}"
+            f"  {unit + '/s':<11}{_ratio(ratios.get(stage)):>9}"
+        )
+    if get("ours", "total_s") is not None or get("port", "total_s") is not None:
+        lines.append(
+            f"{'end to end':<20}{_fmt(get('ours', 'total_s')):>9}{_fmt(get('port', 'total_s')):>9}"
+            f"{_fmt(get('ours', 'audio_per_s'), 3):>10}{_fmt(get('port', 'audio_per_s'), 3):>10}"
+            f"  {'audio s/s':<11}{_ratio(ratios.get('end_to_end')):>9}"
+        )
+        for b in results["batch_sizes"]:
+            ours_t = (get("ours", "takes_per_min") or {}).get(b)
+            port_t = (get("port", "takes_per_min") or {}).get(b)
+            r = ours_t / port_t if ours_t and port_t else None
+            lines.append(
+                f"{f'takes/min, B = {b}':<20}{'':>9}{'':>9}{_fmt(ours_t, 2):>10}"
+                f"{_fmt(port_t, 2):>10}  {'takes/min':<11}{_ratio(r):>9}"
+            )
+    lines.append(
+        f"{'load (no imports)':<20}{_fmt(get('ours', 'load_s')):>9}{_fmt(get('port', 'load_s')):>9}"
+        f"{'':>10}{'':>10}  {'s':<11}{_ratio(ratios.get('load')):>9}"
+    )
+    lines.append(
+        f"{'peak RSS':<20}{'':>9}{'':>9}{_fmt(get('ours', 'peak_rss_mb'), 0):>10}"
+        f"{_fmt(get('port', 'peak_rss_mb'), 0):>10}  {'MB':<11}{_ratio(ratios.get('peak_rss')):>9}"
+    )
+    lines.append("")
+    bw, bound = results.get("bandwidth"), results.get("bound")
+    if bw and bound:
+        lines.append(
+            f"bandwidth {bw['gbs']:.1f} GB/s: best of {bw['repeats']} reads of {bw['megabytes']:.0f}"
+            f" MB fp32, threads {bw['threads']} (sum {bw['sum_gbs']:.1f}, mv "
+            f"{bw['mv_gbs']:.1f} GB/s)"
+        )
+        lines.append(
+            f"bound     {bound['bytes_per_token'] / 1e6:.1f} MB of weights per semantic token "
+            f"(blocks, ln_f, 10,001 head rows) → {bound['tok_s']:.1f} tok/s"
+        )
+        lines.append(
+            f"          (not counted: the KV cache, ~{bound['kv_bytes_per_token'] / 1e6:.0f} MB "
+            "per token on average here)"
+        )
+        shares = summary.get("bound_share", {})
+        parts = [
+            f"{name} {_fmt(get(name, 'rates', 'semantic'), 1)} tok/s = {shares[name]:.0%}"
+            for name in ENGINES
+            if name in shares
+        ]
+        if parts:
+            lines.append("semantic  " + ", ".join(parts) + " of the bound")
+    targets = summary.get("targets", {})
+    checks = []
+    if "end_to_end" in targets:
+        checks.append(
+            f"end to end ≥ {TARGET_SPEEDUP}x port: {ratios['end_to_end']:.2f}x "
+            f"{'PASS' if targets['end_to_end'] else 'MISS'}"
+        )
+    if "semantic_bound" in targets:
+        checks.append(
+            f"semantic ≥ {TARGET_BOUND_SHARE:.0%} of bound: {summary['bound_share']['ours']:.0%} "
+            f"{'PASS' if targets['semantic_bound'] else 'MISS'}"
+        )
+    if checks:
+        lines.append("targets   " + "; ".join(checks))
+    lines.append(
+        "batching  B = 2, 4 not measured yet: batched generation is not built "
+        "(see bench.cli.BATCH_SIZES)"
+        if results["batch_sizes"] == [1]
+        else ""
+    )
+    return "\n".join(line for line in lines).rstrip() + "\n"

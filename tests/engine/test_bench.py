@@ -1,0 +1,94 @@
+"""Smoke test of `python -m bark_engine.bench` at tiny dims with tiny work.
+
+Runs the benchmark's code path (both engines, every stage, bandwidth, the
+table, the JSON) and checks that every row is there; the engines run in this
+process to keep it fast, and one real child process checks that protocol.
+No timing assertions: speed is measured by running the benchmark, not by tests.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bark_engine.bench.bandwidth import semantic_bytes_per_token
+from bark_engine.bench.cli import main, run_child
+from bark_engine.bench.work import Work
+from bark_engine.config import stage_configs
+
+ROWS = (
+    "RANDOM WEIGHTS",
+    "date ",
+    "machine ",
+    "load avg ",
+    "model ",
+    "work ",
+    "semantic (8 tok)",
+    "coarse (24 tok)",
+    "fine (12 frames)",
+    "decode (12 frames)",
+    "end to end",
+    "takes/min, B = 1",
+    "load (no imports)",
+    "peak RSS",
+    "bandwidth ",
+    "bound ",
+    "of the bound",
+    "targets ",
+)
+
+
+def test_bench_prints_every_row(tiny_models: Path, tmp_path: Path, capsys) -> None:
+    out_json = tmp_path / "bench.json"
+    rc = main([
+        "--models", str(tiny_models), "--semantic-tokens", "8", "--threads", "1",
+        "--bandwidth-mb", "8", "--json", str(out_json), "--in-process",
+    ])
+    table = capsys.readouterr().out
+    assert rc == 0, table
+    for row in ROWS:
+        assert row in table, f"missing {row!r} in\n{table}"
+    data = json.loads(out_json.read_text())
+    summary = data["summary"]
+    assert set(summary["engines"]) == {"ours", "port"}
+    for name in ("ours", "port"):
+        assert set(summary["engines"][name]["rates"]) == {"semantic", "coarse", "fine", "decode"}
+        assert data["results"]["engines"][name]["peak_rss_mb"] > 0
+    assert {"end_to_end", "load", "peak_rss", "semantic"} <= set(summary["ratios"])
+    assert set(summary["targets"]) == {"end_to_end", "semantic_bound"}
+
+
+def test_bench_stage_subset_and_bad_options(tiny_models: Path, capsys) -> None:
+    rc = main([
+        "--models", str(tiny_models), "--semantic-tokens", "4", "--threads", "1",
+        "--stages", "decode", "--engines", "ours", "--no-bandwidth", "--in-process",
+    ])
+    table = capsys.readouterr().out
+    assert rc == 0
+    assert "decode (6 frames)" in table and "semantic (" not in table
+    assert "end to end" not in table  # needs every stage
+    assert main(["--models", str(tiny_models), "--stages", "nope"]) == 2
+    assert main(["--models", str(tiny_models / "missing")]) == 2
+
+
+def test_child_process_protocol() -> None:
+    out = run_child(
+        {"task": "bandwidth", "threads": 1, "megabytes": 4, "repeats": 2}, threads=1
+    )
+    assert out["threads"] == 1 and out["gbs"] > 0 and out["megabytes"] == 4
+
+
+def test_fixed_work_sizes() -> None:
+    work = Work()
+    assert (work.semantic_tokens, work.coarse_tokens, work.coarse_frames) == (256, 768, 384)
+    assert work.audio_seconds == pytest.approx(5.12)
+
+
+def test_semantic_bound_counts_blocks_and_used_head_rows() -> None:
+    cfg = stage_configs("small")["semantic"]  # 12 layers, 768 wide, no biases
+    c = 768
+    per_block = 12 * c * c + 2 * c  # qkv, out, MLP in and out; two LayerNorm weights
+    expected = 4 * (12 * per_block + c + 10_001 * c)
+    assert semantic_bytes_per_token(cfg) == expected  # ≈ 371 MB
