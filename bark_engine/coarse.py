@@ -89,7 +89,9 @@ def plan_coarse(
     )
 
 
-def window_semantic(plan_semantic: torch.Tensor, semantic_idx: int, max_semantic_history: int):
+def window_semantic(
+    plan_semantic: torch.Tensor, semantic_idx: int, max_semantic_history: int
+) -> torch.Tensor:
     """The 256 semantic ids a window reads, right-padded with 12,048: (256,)."""
     ids = plan_semantic[max(0, semantic_idx - max_semantic_history) :][:COARSE_SEMANTIC_WINDOW]
     pad = ids.new_full((COARSE_SEMANTIC_WINDOW - len(ids),), COARSE_SEMANTIC_PAD_TOKEN)
