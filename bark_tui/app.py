@@ -37,6 +37,8 @@ from .jobs import (
     run_count,
     run_generation,
 )
+from .longscript import ScriptJob, run_script_job
+from .longscript_app import LongScriptMixin
 from .messages import (
     AuditionReady,
     EngineLoading,
@@ -71,7 +73,7 @@ def merge_engine_config(cli: EngineConfig, settings: Settings) -> EngineConfig:
     )
 
 
-class BarkApp(App[None]):
+class BarkApp(LongScriptMixin, App[None]):
     """The studio. Tests build it directly; the CLI goes through :func:`run_app`."""
 
     CSS_PATH = "app.tcss"
@@ -168,6 +170,8 @@ class BarkApp(App[None]):
             self.notify("The script is empty — type what the voice should say.",
                         severity="warning", markup=False)
             return
+        if self.generate_script():  # several segments, speakers or voice switches
+            return
         if main.editor.exact and main.editor.tokens > MAX_TEXT_TOKENS:
             self.notify(f"The script is {main.editor.tokens} tokens; Bark reads at most "
                         f"{MAX_TEXT_TOKENS} per take. Shorten it — your text stays in the editor.",
@@ -204,8 +208,9 @@ class BarkApp(App[None]):
 
     def _start(self, job: Job) -> None:
         self.main.generation.start_job(job)
+        runner = run_script_job if isinstance(job, ScriptJob) else run_generation
         self.run_worker(
-            partial(run_generation, self.host, job, self.post_message, self.store),
+            partial(runner, self.host, job, self.post_message, self.store),
             name=f"generate job {job.id}",
             group="generate",
             description=f"generate “{job.snippet}”",

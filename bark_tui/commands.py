@@ -27,6 +27,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "take('regenerate')"),
     ("Copy take text to editor", "Put the selected take's text back in the script",
      "take('edit')"),
+    ("Re-make segment", "Generate one segment of the selected script take again (new seed) "
+     "and re-stitch it", "remake_segment"),
     ("Import voice file", "Add a Bark voice .npz to My voices", "import_voice"),
     ("Settings", "Model, device, temperatures, seeds, output folder, theme", "settings"),
     ("Help", "Keys and Bark's cues such as [laughs] (f1)", "help"),

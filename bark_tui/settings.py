@@ -21,6 +21,7 @@ from bark_engine.options import GenerationOptions
 
 SIZES = ("small", "large")
 SEED_MODES = ("random", "fixed")
+CONTINUITY_MODES = ("fixed", "chain")
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed accepts any 64-bit value
 
 
@@ -43,7 +44,10 @@ class Settings:
     theme: str = "textual-dark"
     default_voice: str = "v2/en_speaker_6"
     speakers: dict[str, str] = field(default_factory=dict)  # dialogue: speaker name -> voice
-    long_form: bool = False  # split long scripts into sentence segments
+    long_form: bool = False  # long-script profile: text temperature 0.6, min_eos_p 0.05
+    continuity: str = "fixed"  # long scripts: "fixed" preset per segment, or "chain" takes
+    reset_every: int = 0  # chain mode: back to the preset every N segments; 0 = never
+    play_while_generating: bool = True  # long scripts: play segment 1 while the rest is made
 
 
 # --- type checks -------------------------------------------------------------
@@ -89,6 +93,9 @@ _TYPE_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "default_voice": (_is_str, "a string"),
     "speakers": (_is_speakers, "an object of speaker name to voice"),
     "long_form": (lambda v: isinstance(v, bool), "true or false"),
+    "continuity": (_is_str, "a string"),
+    "reset_every": (_is_int, "an integer"),
+    "play_while_generating": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 
@@ -122,6 +129,12 @@ def _field_problems(s: Settings) -> dict[str, str]:
         problems["theme"] = "theme must not be empty"
     if not s.default_voice.strip():
         problems["default_voice"] = "default_voice must not be empty"
+    if s.continuity not in CONTINUITY_MODES:
+        problems["continuity"] = (
+            f"continuity must be one of {', '.join(CONTINUITY_MODES)} (got {s.continuity!r})"
+        )
+    if not 0 <= s.reset_every <= 10_000:
+        problems["reset_every"] = f"reset_every must be 0 (never) or more (got {s.reset_every})"
     bad = [name for name, voice in s.speakers.items() if not name.strip() or not voice.strip()]
     if bad:
         problems["speakers"] = "every speaker needs a name and a voice"

@@ -229,6 +229,18 @@ class HistoryStore:
         assert take is not None
         return take
 
+    def update_segments(self, take_id: int, segments: list[Any], duration_s: float) -> Take:
+        """A script take after one segment was re-made: its segments JSON and new length."""
+        data = NewTake(text="", voice=None, seed=None, segments=segments).segments_json()
+        with self._lock:
+            cur = self._write("UPDATE takes SET segments = ?, duration_s = ? WHERE id = ?",
+                              (data, float(duration_s), take_id))
+            if cur.rowcount == 0:
+                raise TakeNotFound(take_id)
+            take = self.get(take_id)
+        assert take is not None
+        return take
+
     def delete(self, take_id: int) -> None:
         """Hide a take (undoable); its files stay until :meth:`purge_deleted`."""
         self._set_deleted(take_id, utc_now())

@@ -1,0 +1,353 @@
+"""Long scripts and dialogue in the studio: parse, render segment by segment, re-make one.
+
+A script that cuts into more than one segment (or switches voices) is
+rendered with the engine's :class:`~bark_engine.longform.ScriptRenderer` in a
+worker. Each finished segment is posted to the app at once (so it can play
+while later segments are made) and saved as its own ``.npz`` (tokens and
+audio) in a parts folder inside the takes folder. The take's ``segments``
+JSON lists every segment's text, voice, seed, pause and file, which is what
+lets :func:`run_regenerate_segment` re-make one segment and re-stitch the
+take's WAV without touching the others.
+
+No widget is touched here: workers talk through ``post`` like ``jobs``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from textual.message import Message
+
+from bark_engine.events import StageStarted
+from bark_engine.script import Script, ScriptOptions, Segment, parse_script
+from bark_engine.voices import UserVoices, is_preset_name, valid_user_voice_name
+
+from .jobs import EngineHost, EventBridge, Job, Post
+from .settings import Settings
+
+LONG_TEXT_TEMP = 0.6  # the long-form profile (Bark's long-form notebook)
+LONG_MIN_EOS_P = 0.05
+FADE_S = 0.01
+
+
+# --- parsing in the UI thread --------------------------------------------------------
+
+
+def user_voice_names(user_voices: UserVoices) -> frozenset[str]:
+    return frozenset(v.name for v in user_voices.list())
+
+
+def build_script(text: str, settings: Settings, default_voice: str | None,
+                 user_voices: UserVoices | None = None, count_tokens=None) -> Script:
+    """The script as the renderer will see it, with the user's speaker map."""
+    known = None if user_voices is None else user_voice_names(user_voices)
+    options = ScriptOptions(speakers=dict(settings.speakers), default_voice=default_voice,
+                            known_voices=known)
+    return parse_script(text, options, count_tokens)
+
+
+def needs_script(script: Script, default_voice: str | None) -> bool:
+    """True when one plain take would not do: several segments, speakers or voice switches."""
+    segs = script.segments
+    if len(segs) > 1:
+        return True
+    return bool(segs) and (segs[0].speaker is not None or segs[0].voice != default_voice)
+
+
+def resolve_app_voice(voice: str | None, user_voices: UserVoices) -> str | None:
+    """A preset name or a voice file path the engine can load; ValueError when unknown."""
+    if voice is None or is_preset_name(voice) or Path(voice).is_file():
+        return voice
+    if valid_user_voice_name(voice) and user_voices.exists(voice):
+        return str(user_voices.path_for(voice))
+    raise ValueError(voice)
+
+
+def resolve_segments(script: Script, user_voices: UserVoices) -> tuple[Script, list[str]]:
+    """My-voices names become their files; returns the script and the unknown voice names."""
+    unknown: list[str] = []
+    segments = []
+    for seg in script.segments:
+        try:
+            voice = resolve_app_voice(seg.voice, user_voices)
+        except ValueError:
+            if seg.voice not in unknown:
+                unknown.append(str(seg.voice))
+            voice = seg.voice
+        segments.append(replace(seg, voice=voice))
+    return replace(script, segments=tuple(segments)), unknown
+
+
+def voice_name(voice: str | None) -> str:
+    if voice is None:
+        return "no voice"
+    return Path(voice).stem if voice.endswith(".npz") else voice
+
+
+def describe_segment(seg: Segment, tokens: int) -> str:
+    """``#2 line 3 · Ann · v2/en_speaker_6 · ≈ 4 s · 17 tok · +0.5 s``."""
+    from bark_engine.sentences import estimate_seconds
+
+    who = f" · {seg.speaker}" if seg.speaker else ""
+    pause = f" · +{seg.pause_before_s:g} s" if seg.pause_before_s else ""
+    return (f"#{seg.index + 1} line {seg.line_no}{who} · {voice_name(seg.voice)} · "
+            f"≈ {estimate_seconds(seg.text):.0f} s · {tokens} tok{pause}")
+
+
+# --- jobs and messages -----------------------------------------------------------------
+
+
+@dataclass
+class ScriptJob(Job):
+    """A whole script as one take: rendered segment by segment."""
+
+    script: Any = None  # bark_engine.script.Script, voices resolved to presets or files
+    seed: int = 0  # segment i uses seed + i
+    continuity: str = "fixed"
+    reset_every: int | None = None
+    play_while_generating: bool = True
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def count(self) -> int:
+        return len(self.script.segments)
+
+
+class SegmentStarted(Message):
+    """The worker began making segment ``index`` (0-based) of ``count``."""
+
+    def __init__(self, job_id: int, index: int, count: int) -> None:
+        super().__init__()
+        self.job_id, self.index, self.count = job_id, index, count
+
+
+class SegmentReady(Message):
+    """Segment ``index`` is made: its audio can be played while the rest is made."""
+
+    def __init__(self, job_id: int, index: int, count: int, audio: np.ndarray,
+                 sample_rate: int, pause_before_s: float) -> None:
+        super().__init__()
+        self.job_id, self.index, self.count = job_id, index, count
+        self.audio, self.sample_rate, self.pause_before_s = audio, sample_rate, pause_before_s
+        self.made_at = time.monotonic()  # in the worker, as the segment is done
+
+
+class SegmentRemade(Message):
+    """A take's segment was re-made and the take re-stitched (``take`` is the new row)."""
+
+    def __init__(self, take: Any, index: int) -> None:
+        super().__init__()
+        self.take, self.index = take, index
+
+
+# --- files ---------------------------------------------------------------------------
+
+
+def parts_dir_for(take: Any) -> Path | None:
+    """The folder holding a script take's segment files (None if not a script take)."""
+    if not take.segments:
+        return None
+    name = take.segments[0].get("parts")
+    if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    return Path(take.takes_dir) / name
+
+
+def save_segment(folder: Path, index: int, seed: int, semantic, coarse, fine,
+                 audio: np.ndarray) -> str:
+    """Atomically write one segment's tokens and audio; returns the file name."""
+    name = f"segment-{index:04d}-seed{seed}.npz"
+    fd, tmp = tempfile.mkstemp(prefix=".segment-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, semantic_prompt=np.asarray(semantic), coarse_prompt=np.asarray(coarse),
+                     fine_prompt=np.asarray(fine), audio=np.asarray(audio, dtype=np.float32))
+        os.replace(tmp, folder / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return name
+
+
+def load_segment(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in ("semantic_prompt", "coarse_prompt", "fine_prompt", "audio")}
+
+
+def segment_record(seg: Segment, seed: int, file: str, parts: str, audio_len: int,
+                   history: str, seconds: float) -> dict[str, Any]:
+    return {
+        "index": seg.index, "text": seg.text, "voice": seg.voice, "speaker": seg.speaker,
+        "seed": seed, "pause_before_s": seg.pause_before_s, "line_no": seg.line_no,
+        "file": file, "parts": parts, "duration_s": audio_len / 24_000, "history": history,
+        "seconds": round(seconds, 4),
+    }
+
+
+def stitch(folder: Path, records: list[dict[str, Any]]) -> np.ndarray:
+    from bark_engine.audio import join_segments
+
+    audios = [load_segment(folder / r["file"])["audio"] for r in records]
+    return join_segments(audios, [float(r["pause_before_s"]) for r in records], 24_000, FADE_S)
+
+
+# --- workers -------------------------------------------------------------------------
+
+
+class _ScriptEvents:
+    """The stage bridge, plus a message when a new segment's first stage starts."""
+
+    def __init__(self, post: Post, job: ScriptJob) -> None:
+        self.bridge = EventBridge(post, job.id)
+        self.post, self.job = post, job
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, StageStarted) and event.stage == "semantic":
+            self.post(SegmentStarted(self.job.id, event.segment, self.job.count))
+        self.bridge(event)
+
+
+def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> None:
+    """Render the script, post each segment as it lands, store one take with its segments."""
+    from bark_engine.errors import BarkError, Cancelled
+    from bark_engine.longform import RenderOptions, ScriptRenderer
+
+    from .history import NewTake
+    from .jobs import generation_thread_name
+    from .messages import EngineReady, JobEnded, JobOutcome, JobStarted
+
+    thread = threading.current_thread()
+    pool_name, thread.name = thread.name, generation_thread_name(job)
+    post(JobStarted(job))
+    events = _ScriptEvents(post, job)
+    parts: Path | None = None
+    try:
+        if job.cancel.is_set():
+            raise Cancelled("cancelled before it started")
+        if store is None:
+            raise BarkError("the history is unavailable, so the take could not be kept")
+        engine, fresh = host.ensure_loaded(events.bridge)
+        if fresh:
+            post(EngineReady(engine.model_id, str(engine.device), engine.random_weights))
+        parts_name = f"script-{uuid.uuid4().hex}.parts"
+        parts = Path(store.takes_dir) / parts_name
+        parts.mkdir(parents=True, exist_ok=True)
+        records: list[dict[str, Any]] = []
+        last: list[Any] = []
+
+        def landed(take) -> None:
+            seg = take.segment
+            file = save_segment(parts, seg.index, take.seed, take.semantic, take.coarse,
+                                take.fine, take.audio)
+            chained = (job.continuity == "chain" and bool(last) and last[0].voice == take.voice
+                       and not (job.reset_every and seg.index % job.reset_every == 0))
+            records.append(segment_record(seg, take.seed, file, parts_name, len(take.audio),
+                                          "chain" if chained else "voice", take.seconds))
+            last[:] = [take]
+            post(SegmentReady(job.id, seg.index, job.count, take.audio, 24_000,
+                              seg.pause_before_s))
+
+        renderer = ScriptRenderer(engine, RenderOptions(
+            generation=job.options, seed=job.seed, default_voice=job.voice,
+            continuity=job.continuity, reset_every=job.reset_every))  # type: ignore[arg-type]
+        rendered = renderer.render(job.script, on_event=events, on_segment=landed,
+                                   cancel=job.cancel)
+        text = "\n".join(seg.text for seg in job.script.segments)
+        new = NewTake(text=text, voice=job.voice, seed=job.seed,
+                      options=replace(job.options, seed=job.seed), model_id=engine.model_id,
+                      random_weights=bool(engine.random_weights), sample_rate=24_000,
+                      timings={"first_audio_s": round(rendered.first_audio_s, 4),
+                               "total_s": round(rendered.total_s, 4),
+                               "continuity": job.continuity, "reset_every": job.reset_every},
+                      segments=records)
+        take = store.add_take(new, rendered.audio, None)
+    except Cancelled:
+        _drop(parts)
+        post(JobEnded(JobOutcome(job, cancelled=True)))
+    except BarkError as exc:
+        _drop(parts)
+        post(JobEnded(JobOutcome(job, error=str(exc))))
+    except OSError as exc:
+        _drop(parts)
+        post(JobEnded(JobOutcome(job, error=f"could not save the take: {exc}")))
+    except Exception as exc:  # noqa: BLE001 - shown in the error modal
+        _drop(parts)
+        post(JobEnded(JobOutcome(job, error=f"unexpected error: {exc}",
+                                 traceback=traceback.format_exc())))
+    else:
+        post(JobEnded(JobOutcome(job, take=take)))
+    finally:
+        thread.name = pool_name
+
+
+def _drop(parts: Path | None) -> None:
+    """A take that was not kept leaves no segment files behind."""
+    if parts is None or not parts.is_dir():
+        return
+    for child in parts.iterdir():
+        child.unlink(missing_ok=True)
+    parts.rmdir()
+
+
+def regenerate_segment(engine: Any, store: Any, take: Any, index: int, seed: int,
+                       cancel: threading.Event | None = None) -> Any:
+    """Re-make segment ``index`` of a script take with ``seed``; re-stitch its WAV.
+
+    The other segments' files are read, never written. The new segment file is
+    written first, then the WAV (atomically), then the row; the old segment
+    file goes last, so a failure at any step leaves a playable take.
+    """
+    from bark_engine.audio import write_wav
+    from bark_engine.errors import BadInputError
+
+    records = [dict(r) for r in take.segments or []]
+    folder = parts_dir_for(take)
+    if folder is None or not 0 <= index < len(records):
+        raise BadInputError(f"take {take.id} has no segment {index + 1}")
+    rec = records[index]
+    history = None
+    if rec.get("history") == "chain" and index > 0:
+        prev = load_segment(folder / records[index - 1]["file"])
+        from bark_engine.voices import VoicePrompt
+
+        history = VoicePrompt(semantic=prev["semantic_prompt"], coarse=prev["coarse_prompt"],
+                              fine=prev["fine_prompt"])
+    voice = history if history is not None else rec.get("voice")
+    options = replace(take.generation_options(), seed=seed)
+    gen = engine.generate(rec["text"], voice=voice, options=options, cancel=cancel,
+                          segment=index)
+    old_file = rec["file"]
+    rec["file"] = save_segment(folder, index, seed, gen.semantic, gen.coarse, gen.fine, gen.audio)
+    rec["seed"] = seed
+    rec["duration_s"] = len(gen.audio) / 24_000
+    records[index] = rec
+    audio = stitch(folder, records)
+    write_wav(take.wav_path, audio, take.sample_rate)
+    updated = store.update_segments(take.id, records, len(audio) / take.sample_rate)
+    if old_file != rec["file"]:
+        (folder / old_file).unlink(missing_ok=True)
+    return updated
+
+
+def run_regenerate_segment(host: EngineHost, take: Any, index: int, seed: int, post: Post,
+                           store: Any) -> None:
+    from bark_engine.errors import BarkError
+
+    from .messages import Problem
+
+    try:
+        engine, _fresh = host.ensure_loaded(lambda _e: None)
+        updated = regenerate_segment(engine, store, take, index, seed)
+    except (BarkError, OSError, KeyError, ValueError) as exc:
+        post(Problem(f"Could not re-make segment {index + 1} of take {take.id}: {exc}"))
+        return
+    post(SegmentRemade(updated, index))

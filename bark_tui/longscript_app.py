@@ -1,0 +1,243 @@
+"""The studio's long-script side: generate a script as segments, play while making, re-make one.
+
+A mixin of :class:`~bark_tui.app.BarkApp` so the app file stays small: its
+message handlers run after the app's own handlers of the same message (Textual
+calls every class's handler along the MRO), which is how the panel title gets
+"first audio after …" added once the app has written "Take 7 done".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections import deque
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .longscript import (
+    LONG_MIN_EOS_P,
+    LONG_TEXT_TEMP,
+    ScriptJob,
+    SegmentReady,
+    SegmentRemade,
+    SegmentStarted,
+    build_script,
+    needs_script,
+    resolve_segments,
+    run_regenerate_segment,
+)
+from .settings import generation_options
+
+if TYPE_CHECKING:
+    from .history import Take
+    from .messages import JobEnded, PlaybackEnded, StageUpdate
+
+SAMPLE_RATE = 24_000
+
+
+class LongScriptMixin:
+    """Script jobs, the segment playback queue and "re-make segment N"."""
+
+    # set up lazily: the mixin has no __init__ of its own (App's signature stays the app's)
+    _seg_state: dict[str, Any]
+
+    @property
+    def seg(self) -> dict[str, Any]:
+        state = self.__dict__.get("_seg_state")
+        if state is None:
+            state = self.__dict__["_seg_state"] = {
+                "queue": deque(), "playing": None, "making": None, "count": 0,
+                "token": None, "job": None, "log": [],
+            }
+        return state
+
+    @property
+    def segment_log(self) -> list[tuple[str, int, float]]:
+        """("made" | "play", segment index, monotonic time): when the worker finished a
+        segment, and when the UI started playing one (tests compare the two)."""
+        return self.seg["log"]
+
+    # --- generate ------------------------------------------------------------------
+
+    def generation_options_for_script(self, seed: int):
+        app: Any = self
+        options = generation_options(app.settings, seed)
+        if app.settings.long_form:
+            options = dataclasses.replace(options, text_temp=LONG_TEXT_TEMP,
+                                          min_eos_p=LONG_MIN_EOS_P)
+        if app.max_duration_s is not None:
+            options = dataclasses.replace(options, max_duration_s=app.max_duration_s)
+        return options
+
+    def generate_script(self) -> bool:
+        """Queue the editor's script as a script job if it needs one; True when handled."""
+        app: Any = self
+        main = app.main
+        entry = main.voices.selected
+        default = entry.key or None
+        script = build_script(main.editor.text, app.settings, default, app.user_voices)
+        if not needs_script(script, default):
+            return False
+        script, unknown = resolve_segments(script, app.user_voices)
+        if unknown:
+            names = ", ".join(unknown)
+            app.notify(f"Unknown voice: {names} — neither a preset nor one of My voices. Fix the "
+                       "[voice] line or the speakers map (ctrl+p → Speakers); nothing was "
+                       "generated.", severity="error", markup=False, timeout=10)
+            return True
+        settings = app.settings
+        seed = settings.fixed_seed if settings.seed_mode == "fixed" else random.randrange(2**31)
+        job = ScriptJob(
+            main.editor.text, default, self.generation_options_for_script(seed), entry.name,
+            app.host.config.size, app.device_label, id=next(app._job_ids), script=script,
+            seed=seed, continuity=settings.continuity,
+            reset_every=settings.reset_every or None,
+            play_while_generating=settings.play_while_generating,
+        )
+        app.submit(job)
+        return True
+
+    # --- progress and playback while making --------------------------------------------
+
+    def _script_title(self) -> None:
+        app: Any = self
+        job = app.queue.running
+        if not isinstance(job, ScriptJob):
+            return
+        state = self.seg
+        parts = [f"Script job {job.id}"]
+        if state["making"] is not None:
+            parts.append(f"making segment {state['making'] + 1}/{job.count}")
+        if state["playing"] is not None:
+            parts.append(f"playing segment {state['playing'] + 1}")
+        parts.append("esc cancels")
+        app.main.generation.set_title(" · ".join(parts), busy=True)
+
+    def on_segment_started(self, message: SegmentStarted) -> None:
+        state = self.seg
+        if state["job"] != message.job_id:
+            state.update(job=message.job_id, queue=deque(), playing=None)
+        state["making"] = message.index
+        state["count"] = message.count
+        self._script_title()
+
+    def on_stage_update(self, message: StageUpdate) -> None:
+        self._script_title()  # after the app's handler wrote its own title
+
+    def on_segment_ready(self, message: SegmentReady) -> None:
+        app: Any = self
+        state = self.seg
+        state["log"].append(("made", message.index, message.made_at))
+        job = app.queue.running
+        if not isinstance(job, ScriptJob) or job.id != message.job_id:
+            return
+        if message.index + 1 >= message.count:
+            state["making"] = None
+        if job.play_while_generating:
+            clip = message.audio
+            if message.index > 0 and message.pause_before_s > 0:
+                gap = np.zeros(round(message.pause_before_s * message.sample_rate), np.float32)
+                clip = np.concatenate([gap, np.asarray(clip, np.float32)])
+            state["queue"].append((message.index, clip))
+            if state["playing"] is None:
+                self._play_next_segment()
+        self._script_title()
+
+    def _play_next_segment(self) -> None:
+        app: Any = self
+        state = self.seg
+        if not state["queue"]:
+            state["playing"] = None
+            return
+        index, clip = state["queue"].popleft()
+        if app._play_audio(clip, SAMPLE_RATE, None, f"playing segment {index + 1}"):
+            state["playing"] = index
+            state["token"] = app._play_token
+            state["log"].append(("play", index, time.monotonic()))
+        else:
+            state["queue"].clear()
+            state["playing"] = None
+
+    def on_playback_ended(self, message: PlaybackEnded) -> None:
+        state = self.seg
+        if state["token"] is not None and message.token == state["token"]:
+            state["playing"] = None
+            state["token"] = None
+            self._play_next_segment()
+            self._script_title()
+
+    def stop_segment_playback(self) -> None:
+        state = self.seg
+        state["queue"].clear()
+        state["playing"] = state["token"] = None
+
+    def on_job_ended(self, message: JobEnded) -> None:
+        app: Any = self
+        outcome = message.outcome
+        state = self.seg
+        state["making"] = None
+        if not isinstance(outcome.job, ScriptJob):
+            return
+        if outcome.take is None:
+            if state["playing"] is not None and app.player_if_started is not None:
+                app.player_if_started.stop()
+            self.stop_segment_playback()
+            return
+        take = outcome.take
+        first = take.timings.get("first_audio_s")
+        total = take.timings.get("total_s")
+        app.main.generation.set_title(
+            f"Take {take.id} done · {len(take.segments or [])} segments · "
+            f"{take.duration_s:.1f} s · first audio after {first:.1f} s of {total:.1f} s · "
+            "ctrl+p → Re-make segment")
+
+    # --- re-make one segment -------------------------------------------------------------
+
+    def action_remake_segment(self) -> None:
+        """Ask which segment of the selected script take to re-make (with a new seed)."""
+        from .screens.prompt import PromptScreen
+
+        app: Any = self
+        take: Take | None = app.main.history.current
+        if take is None or not take.segments:
+            app.notify("Select a script take (one made of several segments) first.",
+                       severity="warning", markup=False)
+            return
+        count = len(take.segments)
+
+        def check(answer: str) -> str | None:
+            if not answer.strip().isdigit() or not 1 <= int(answer) <= count:
+                return f"Type a segment number from 1 to {count}."
+            return None
+
+        def done(answer: str | None) -> None:
+            if answer is not None:
+                self.remake_segment(take, int(answer) - 1)
+
+        app.push_screen(PromptScreen(f"Re-make a segment of take {take.id}",
+                                     f"Segment number (1–{count}); it gets a new seed:", "1",
+                                     check, "Re-make"), done)
+
+    def remake_segment(self, take: Take, index: int, seed: int | None = None) -> None:
+        app: Any = self
+        if seed is None:
+            seed = random.randrange(2**31)
+        app.notify(f"Re-making segment {index + 1} of take {take.id} (seed {seed})…",
+                   markup=False, timeout=3)
+        app.run_worker(
+            partial(run_regenerate_segment, app.host, take, index, seed, app.post_message,
+                    app.store),
+            name=f"re-make segment {index + 1}", group="remake", exclusive=True, thread=True,
+            exit_on_error=False,
+        )
+
+    def on_segment_remade(self, message: SegmentRemade) -> None:
+        app: Any = self
+        take = message.take
+        app._audio.pop(("take", take.id), None)
+        app.main.refresh_history(select=take.id)
+        app.notify(f"Segment {message.index + 1} of take {take.id} re-made; the take is "
+                   f"re-stitched ({take.duration_s:.1f} s).", markup=False)

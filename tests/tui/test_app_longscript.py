@@ -1,0 +1,129 @@
+"""Long scripts and dialogue in the studio, on the real engine (tiny random weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bark_engine.audio import read_wav
+from bark_tui import locations
+from bark_tui.longscript import load_segment, parts_dir_for
+
+from .test_app_support import (
+    fresh_home,
+    has_message,
+    make_app,
+    wait_for_message,
+    wait_until,
+    write_settings,
+)
+
+DIALOGUE = "Ann: Hello there.\nBob: Hi Ann. How are you?\nAnn: Fine, thanks."
+TAKE_S = 0.15  # each segment: a handful of semantic tokens
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    return fresh_home(tmp_path, monkeypatch)
+
+
+async def render_script(pilot, app, text: str, timeout: float = 120.0):
+    """Put ``text`` in the editor, ctrl+g, wait for the script take; return it."""
+    app.main.editor.set_text(text)
+    await pilot.pause()
+    store = app.store
+    before = store.count()
+    await pilot.press("ctrl+g")
+    await wait_until(pilot, lambda: store.count() > before and not app.queue.busy, timeout,
+                     "the script take")
+    await pilot.pause()
+    return store.list_takes()[0]
+
+
+async def test_dialogue_renders_per_speaker_and_plays_segment_one_first(
+        home, tiny_models, audio_capture):
+    write_settings(seed_mode="fixed", fixed_seed=7, fine_temp=0.0,
+                   speakers={"Ann": "v2/en_speaker_0", "Bob": "v2/en_speaker_6"})
+    app = make_app(tiny_models, take_s=TAKE_S)
+    play_files = []
+    real_play = app._play_audio
+
+    def play_into_own_file(*args, **kwargs):  # each clip PortAudio plays lands in its own file
+        play_files.append(audio_capture.next_file(f"play-{len(play_files)}.raw"))
+        return real_play(*args, **kwargs)
+
+    app._play_audio = play_into_own_file
+    async with app.run_test(size=(120, 40)) as pilot:
+        take = await render_script(pilot, app, DIALOGUE)
+        # the speakers map decided the voices, one segment per line, 0.5 s between speakers
+        segs = take.segments
+        assert [s["speaker"] for s in segs] == ["Ann", "Bob", "Ann"]
+        assert [s["voice"] for s in segs] == ["v2/en_speaker_0", "v2/en_speaker_6",
+                                              "v2/en_speaker_0"]
+        assert [s["pause_before_s"] for s in segs] == [0.0, 0.5, 0.5]
+        assert [s["seed"] for s in segs] == [7, 8, 9]
+        # time to first audio is kept beside the total, and shown
+        assert 0 < take.timings["first_audio_s"] <= take.timings["total_s"]
+        assert "first audio after" in str(app.main.generation.query_one("#gen-title").content)
+        # playback of segment 1 began before the last segment was made
+        log = app.segment_log
+        made = {i: t for kind, i, t in log if kind == "made"}
+        plays = [(i, t) for kind, i, t in log if kind == "play"]
+        assert plays and plays[0][0] == 0
+        assert plays[0][1] < made[len(segs) - 1]
+        assert [i for i, _t in plays] == [0, 1, 2]  # and the others followed in order
+        # ... and what PortAudio played is segment 1's audio
+        await wait_until(pilot, lambda: not app.player_if_started.is_playing, 20, "playback")
+        first = load_segment(parts_dir_for(take) / segs[0]["file"])["audio"]
+        captured = audio_capture.samples(play_files[0])
+        start = int(np.flatnonzero(first)[0])
+        np.testing.assert_array_equal(captured[: len(first) - start], first[start:])
+        # the take's WAV is the whole script, stitched
+        audio, rate = read_wav(take.wav_path)
+        total = sum(s["duration_s"] for s in segs) + 1.0
+        assert abs(len(audio) / rate - total) < 0.01
+
+
+async def test_remake_one_segment_leaves_the_others_byte_identical(home, tiny_models):
+    write_settings(seed_mode="fixed", fixed_seed=3, fine_temp=0.0, play_while_generating=False)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    async with app.run_test(size=(120, 40)) as pilot:
+        take = await render_script(pilot, app, "One short line.\n\n[v2/en_speaker_0]\nTwo.")
+        folder = parts_dir_for(take)
+        before = {r["file"]: (folder / r["file"]).read_bytes() for r in take.segments}
+        assert len(before) == 2
+        app.remake_segment(take, 1, seed=99)
+        await wait_for_message(pilot, app, "re-stitched", 60)
+        new = app.store.get(take.id)
+        assert new.segments[0]["file"] == take.segments[0]["file"]
+        assert (folder / new.segments[0]["file"]).read_bytes() == before[take.segments[0]["file"]]
+        assert new.segments[1]["seed"] == 99 and new.segments[1]["file"] != take.segments[1]["file"]
+        assert not (folder / take.segments[1]["file"]).exists()
+        audio, _ = read_wav(new.wav_path)
+        assert abs(len(audio) / 24_000 - new.duration_s) < 1e-3
+
+
+async def test_unknown_voice_is_refused_before_generating(home, tiny_models):
+    app = make_app(tiny_models, take_s=TAKE_S)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.editor.set_text("Hello.\n[nobody-here]\nStill me.")
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        await wait_for_message(pilot, app, "Unknown voice: nobody-here")
+        assert not app.queue.busy and app.store.count() == 0
+        assert "nobody-here" in app.main.editor.text  # the script stays
+
+
+async def test_cancel_during_a_long_render_keeps_nothing(home, tiny_models):
+    write_settings(play_while_generating=False, fine_temp=0.0)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.editor.set_text("\n\n".join(f"Line number {i}." for i in range(6)))
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: app.segment_log, 60, "the first segment")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.queue.busy, 60, "the cancel")
+        assert has_message(app, "Cancelled")
+        assert app.store.count() == 0
+        assert not list(locations.takes_dir().glob("*.parts"))
