@@ -2,7 +2,8 @@
 
 `python -m bark_engine.bench.child '<json spec>'` prints one line
 `BENCH-RESULT <json>` on stdout. The spec's `task` is `engine` (load one
-engine, run the chosen stages `repeat` times) or `bandwidth`.
+engine, warm up, run the chosen stages), `bandwidth`, or `takes` (our
+takes per minute at several batch sizes).
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ def run_engine(spec: dict) -> dict:
     runner.load()
     load_s = time.perf_counter() - t0
     rss_after_load = peak_rss_mb()
+    t0 = time.perf_counter()
+    runner.warm_up(spec["stages"])
+    first_use_s = time.perf_counter() - t0
     runs = []
-    for i in range(spec["repeat"]):
+    for i in range(spec.get("repeat", 1)):
         times = {}
         for n, stage in enumerate(spec["stages"]):
             runner.reseed(work.seed + 1000 * i + n)
@@ -49,10 +53,38 @@ def run_engine(spec: dict) -> dict:
     return {
         "engine": spec["engine"],
         "load_s": load_s,
+        "first_use_s": first_use_s,
         "runs": runs,
         "peak_rss_mb": peak_rss_mb(),
         "rss_after_load_mb": rss_after_load,
         "threads": torch.get_num_threads(),
+    }
+
+
+def run_takes(spec: dict) -> dict:
+    """Our takes per minute at batch sizes B (the batched stage loops of `takes`)."""
+    from dataclasses import asdict
+
+    from ..options import EngineConfig, GenerationOptions
+    from ..pipeline import Engine
+    from ..takes import format_takes_table, measure_takes_per_minute
+    from .work import Work
+
+    work = Work(**spec["work"])
+    engine = Engine(EngineConfig(models=spec["models"], size=spec["size"], device="cpu",
+                                 dtype="float32"))
+    options = GenerationOptions(
+        text_temp=work.text_temp, waveform_temp=work.waveform_temp, fine_temp=work.fine_temp,
+        max_semantic_steps=work.semantic_tokens, allow_early_stop=False,
+    )
+    rows = measure_takes_per_minute(
+        engine, work.text, batches=spec["batches"], voice=work.voice, options=options,
+        seed=work.seed, sequential=spec["sequential"],
+    )
+    return {
+        "rows": [{**asdict(r), "speedup": r.speedup} for r in rows],
+        "table": format_takes_table(rows),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -62,13 +94,18 @@ def run_bandwidth(spec: dict) -> dict:
     return measure_bandwidth(spec["megabytes"], spec["repeats"]).to_dict()
 
 
+def run_task(spec: dict) -> dict:
+    tasks = {"engine": run_engine, "bandwidth": run_bandwidth, "takes": run_takes}
+    return tasks[spec["task"]](spec)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     spec = json.loads(args[0])
     import torch
 
     torch.set_num_threads(spec["threads"])
-    result = run_engine(spec) if spec["task"] == "engine" else run_bandwidth(spec)
+    result = run_task(spec)
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
 

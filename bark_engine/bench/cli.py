@@ -23,8 +23,9 @@ from .child import RESULT_PREFIX
 from .work import STAGES, Work
 
 # The long-scripts issue asks for takes/min at B = 1, 2, 4 on CPU at small dims.
-# Batched generation is not built yet: once it is, add 2 and 4 here and give
-# `engines.Runner` a batch size (the report already prints one row per B).
+# The main table compares the engines at B = 1 (a take is the fixed work);
+# `--takes 1,2,4` adds our batched takes (`bark_engine.takes`) in a child of
+# its own, each take being the same fixed work.
 BATCH_SIZES = (1,)
 SHARED_SMALL_FOLDER = Path("/tmp/rm-small")  # written by hand on the dev machines
 
@@ -50,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
         help=f"comma-separated subset of {','.join(STAGES)} (default: all)",
     )
     p.add_argument("--engines", default="ours,port", help="comma-separated subset of ours,port")
-    p.add_argument("--repeat", type=int, default=1, help="runs of the work per engine; best is kept")
+    p.add_argument(
+        "--repeat", type=int, default=1,
+        help="rounds (a fresh process per engine per round, order alternating); best is kept",
+    )
     p.add_argument("--json", type=Path, help="also write the raw and derived numbers here")
     p.add_argument(
         "--semantic-tokens", type=int, default=256,
@@ -59,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--voice", default="v2/en_speaker_6", help="voice preset, or 'none'")
     p.add_argument("--bandwidth-mb", type=float, default=400.0, help="tensor size for bandwidth")
     p.add_argument("--no-bandwidth", action="store_true", help="skip the bandwidth measurement")
+    p.add_argument(
+        "--takes", metavar="B,B,...",
+        help="also measure our takes/min at these batch sizes (e.g. 1,2,4; slow at small dims)",
+    )
+    p.add_argument(
+        "--takes-sequential", action="store_true",
+        help="with --takes: also run the same seeds one by one (speedup, exactness check)",
+    )
     # Tests: run the engines in this process (fast, but RSS and threads are then shared).
     p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     return p
@@ -156,7 +168,7 @@ def run_in_process(spec: dict) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(spec["threads"])
     try:
-        return child.run_engine(spec) if spec["task"] == "engine" else child.run_bandwidth(spec)
+        return child.run_task(spec)
     finally:
         torch.set_num_threads(threads)
 
@@ -254,19 +266,47 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
             "tok_s": bw["gbs"] * 1e9 / per_token,
             "kv_bytes_per_token": kv,
         }
-    for name in engines:
-        log(f"{name}: load + {', '.join(stages)} × {args.repeat} ...")
+    rounds: dict[str, list[dict]] = {name: [] for name in engines}
+    for r in range(args.repeat):
+        # Alternate the order, so a busy spell on the machine hits both engines alike.
+        for name in engines if r % 2 == 0 else engines[::-1]:
+            log(f"round {r + 1}/{args.repeat}, {name}: load, warm-up, {', '.join(stages)} ...")
+            spec = {
+                "task": "engine", "engine": name, "models": str(folder), "size": size,
+                "threads": args.threads, "work": work.to_dict(), "stages": stages,
+            }
+            run = run_in_process(spec) if args.in_process else run_child(spec, args.threads)
+            run["load_avg"] = load_average()
+            rounds[name].append(run)
+    results["engines"] = {name: merge_rounds(runs) for name, runs in rounds.items()}
+    if args.takes:
+        try:
+            batches = [int(b) for b in args.takes.split(",") if b.strip()]
+        except ValueError:
+            raise BenchError("--takes: comma-separated batch sizes, e.g. 1,2,4") from None
+        log(f"takes: ours at B = {', '.join(map(str, batches))} ...")
         spec = {
-            "task": "engine", "engine": name, "models": str(folder), "size": size,
-            "threads": args.threads, "work": work.to_dict(), "stages": stages,
-            "repeat": args.repeat,
+            "task": "takes", "models": str(folder), "size": size, "threads": args.threads,
+            "work": work.to_dict(), "batches": batches, "sequential": args.takes_sequential,
         }
-        if args.in_process:
-            results["engines"][name] = run_in_process(spec)
-        else:
-            results["engines"][name] = run_child(spec, args.threads)
+        results["takes"] = run_in_process(spec) if args.in_process else run_child(
+            spec, args.threads
+        )
     results["machine"]["load_after"] = load_average()
     return results
+
+
+def merge_rounds(runs: list[dict]) -> dict:
+    """One engine's rounds: every run's stage times (the report keeps the best),
+    the fastest load and warm-up, the highest peak RSS."""
+    return {
+        "engine": runs[0]["engine"],
+        "load_s": min(r["load_s"] for r in runs),
+        "first_use_s": min(r["first_use_s"] for r in runs),
+        "runs": [times for r in runs for times in r["runs"]],
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "rounds": runs,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,7 @@ def summarize(results: dict) -> dict:
         secs = best_seconds(raw)
         eng = {
             "load_s": raw["load_s"],
+            "first_use_s": raw.get("first_use_s"),
             "peak_rss_mb": raw["peak_rss_mb"],
             "seconds": secs,
             "rates": {s: units[s][0] / t for s, t in secs.items()},
@@ -101,8 +102,16 @@ def format_table(results: dict, summary: dict) -> str:
         f"{w['coarse_tokens']} coarse tokens → fine ({w['coarse_frames']} frames",
         f"          × 6 codebooks) → decode: {w['audio_seconds']:.2f} s of audio; voice "
         f"{w['voice'] or 'none'}; T = {w['text_temp']} / {w['waveform_temp']} / {w['fine_temp']}",
-        f"          (sampled); the same stage inputs for both engines; best of {results['repeat']}",
+        f"          (sampled); the same stage inputs for both engines; best of {results['repeat']} round(s)",
     ]
+    loads = [m["load_before"], *(r["load_avg"] for e in results["engines"].values()
+                                 for r in e.get("rounds", []))]
+    busiest = max(float(x.split("/")[0]) for x in loads if x != "n/a") if loads else 0.0
+    if busiest > 0.5 * (m["cpus"] or 1):
+        lines.append(
+            f"          NOTE: busy machine (1-min load up to {busiest:.1f} on {m['cpus']} CPUs): "
+            "numbers low and noisy"
+        )
     if m.get("in_process"):
         lines.append("          (engines ran in one process: peak RSS and threads are shared)")
     lines.append("")
@@ -149,6 +158,10 @@ def format_table(results: dict, summary: dict) -> str:
         f"{'':>10}{'':>10}  {'s':<11}{_ratio(ratios.get('load')):>9}"
     )
     lines.append(
+        f"{'warm-up (not in e2e)':<20}{_fmt(get('ours', 'first_use_s')):>9}"
+        f"{_fmt(get('port', 'first_use_s')):>9}{'':>10}{'':>10}  {'s':<11}"
+    )
+    lines.append(
         f"{'peak RSS':<20}{'':>9}{'':>9}{_fmt(get('ours', 'peak_rss_mb'), 0):>10}"
         f"{_fmt(get('port', 'peak_rss_mb'), 0):>10}  {'MB':<11}{_ratio(ratios.get('peak_rss')):>9}"
     )
@@ -190,10 +203,11 @@ def format_table(results: dict, summary: dict) -> str:
         )
     if checks:
         lines.append("targets   " + "; ".join(checks))
-    lines.append(
-        "batching  B = 2, 4 not measured yet: batched generation is not built "
-        "(see bench.cli.BATCH_SIZES)"
-        if results["batch_sizes"] == [1]
-        else ""
-    )
-    return "\n".join(line for line in lines).rstrip() + "\n"
+    takes = results.get("takes")
+    if takes:
+        lines.append("")
+        lines.append("takes     ours, batched (bark_engine.takes), each take the fixed work above:")
+        lines += ["          " + row for row in takes["table"].splitlines()]
+    else:
+        lines.append("batching  takes/min at B = 2, 4: run with --takes 1,2,4 (ours only)")
+    return "\n".join(line.rstrip() for line in lines).rstrip() + "\n"

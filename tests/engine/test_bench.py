@@ -37,6 +37,8 @@ ROWS = (
     "bound ",
     "of the bound",
     "targets ",
+    "warm-up (not in e2e)",
+    "batching ",
 )
 
 
@@ -64,11 +66,14 @@ def test_bench_stage_subset_and_bad_options(tiny_models: Path, capsys) -> None:
     rc = main([
         "--models", str(tiny_models), "--semantic-tokens", "4", "--threads", "1",
         "--stages", "decode", "--engines", "ours", "--no-bandwidth", "--in-process",
+        "--takes", "1,2",
     ])
     table = capsys.readouterr().out
     assert rc == 0
     assert "decode (6 frames)" in table and "semantic (" not in table
     assert "end to end" not in table  # needs every stage
+    assert "takes     ours, batched" in table
+    assert [row.split()[0] for row in table.splitlines()[-2:]] == ["1", "2"]  # one row per B
     assert main(["--models", str(tiny_models), "--stages", "nope"]) == 2
     assert main(["--models", str(tiny_models / "missing")]) == 2
 
