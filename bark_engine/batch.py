@@ -39,8 +39,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from .coarse import RATIO, plan_coarse, unflatten_coarse, window_semantic
+from .coarse import RATIO, generate_coarse, plan_coarse, unflatten_coarse, window_semantic
 from .config import (
     COARSE_INFER_TOKEN,
     COARSE_WINDOW_STEPS,
@@ -55,9 +56,9 @@ from .config import (
 )
 from .errors import BadInputError
 from .fine import generate_fine, n_windows
-from .model import GPT, FineGPT, KVCache, linear, use_decode_layout
+from .model import GPT, Block, FineGPT, KVCache, linear, use_decode_layout
 from .sampling import draw, filter_logits, is_greedy, probabilities, sample
-from .semantic import EOS, STEP_LIMIT, semantic_context, step_bound
+from .semantic import EOS, STEP_LIMIT, generate_semantic, semantic_context, step_bound
 from .stage_common import OnStep, check_cancel, model_device, token_array
 
 Generators = Sequence[torch.Generator | None]
@@ -79,6 +80,42 @@ def clone_cache(cache: KVCache) -> KVCache:
     return new
 
 
+def _block_rows(block: Block, xs: list[torch.Tensor], caches: Sequence[KVCache], layer: int):
+    """`Block.forward(x, cache, layer)` for one new position of several rows.
+
+    Mirrors `Block`, `SelfAttention` (cached, T = 1, after a prefill) and
+    `MLP` op for op, with each row's own shapes, but runs every weight matrix
+    for all rows back to back. Keep in step with model.py: test_batch.py
+    compares the two bit for bit.
+    """
+    attn, mlp = block.attn, block.mlp
+    hs = [block.ln_1(x) for x in xs]
+    qkvs = [linear(h, attn.c_attn.weight, attn.c_attn.bias) for h in hs]
+    ys = []
+    for qkv, cache in zip(qkvs, caches, strict=True):
+        B, T, C3 = qkv.shape
+        C, H = C3 // 3, attn.n_head
+        q, k, v = qkv.split(C, dim=2)
+        q = q.view(B, T, H, C // H).transpose(1, 2)
+        k = k.view(B, T, H, C // H).transpose(1, 2)
+        v = v.view(B, T, H, C // H).transpose(1, 2)
+        start = cache.length
+        end = start + T
+        if start == 0 or T != 1:
+            raise ValueError("a decode step needs one new position after a prefill")
+        cache.k[layer, :, :, start:end] = k
+        cache.v[layer, :, :, start:end] = v
+        y = F.scaled_dot_product_attention(
+            q, cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
+        )
+        ys.append(y.transpose(1, 2).reshape(B, T, C))
+    ys = [linear(y, attn.c_proj.weight, attn.c_proj.bias) for y in ys]
+    xs = [x + y for x, y in zip(xs, ys, strict=True)]
+    hs = [F.gelu(linear(block.ln_2(x), mlp.c_fc.weight, mlp.c_fc.bias)) for x in xs]
+    hs = [linear(h, mlp.c_proj.weight, mlp.c_proj.bias) for h in hs]
+    return [x + h for x, h in zip(xs, hs, strict=True)]
+
+
 def step_rows(
     model: GPT,
     tokens: Sequence[torch.Tensor],
@@ -88,9 +125,8 @@ def step_rows(
     """One decode step for several rows: logits (1, 1, V) per row.
 
     Row b gets exactly what `model(tokens[b], caches[b], vocab=vocab)` gives
-    (this mirrors `GPT.forward` for one new token with a cache, `last_only`;
-    the blocks are the model's own), but the rows go through the model block
-    by block together.
+    (this mirrors `GPT.forward` for one new token with a cache, `last_only`),
+    but each weight matrix is applied to all rows back to back (`_block_rows`).
     """
     tr = model.transformer
     pasts = [cache.length for cache in caches]
@@ -103,11 +139,12 @@ def step_rows(
         pos = torch.arange(past, past + 1, device=idx.device)
         xs.append(tr["wte"](idx) + tr["wpe"](pos))
     for i, block in enumerate(tr["h"]):
-        xs = [block(x, cache, i) for x, cache in zip(xs, caches, strict=True)]
+        xs = _block_rows(block, xs, caches, i)
     for cache, past in zip(caches, pasts, strict=True):
         cache.length = past + 1
     head = model.lm_head.weight if vocab is None else model.lm_head.weight[vocab]
-    return [linear(tr["ln_f"](x[:, -1:, :]), head) for x in xs]
+    hs = [tr["ln_f"](x[:, -1:, :]) for x in xs]
+    return [linear(h, head) for h in hs]
 
 
 @torch.inference_mode()
@@ -134,6 +171,24 @@ def generate_semantic_batch(
     B × the step bound; a set `cancel` raises `Cancelled` before the next step.
     """
     n_rows = _check_generators(generators)
+    if n_rows == 1:  # one take: the single loop itself
+        return [
+            generate_semantic(
+                model,
+                text_ids,
+                history_semantic,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                min_eos_p=min_eos_p,
+                max_duration_s=max_duration_s,
+                max_steps=max_steps,
+                allow_early_stop=allow_early_stop,
+                generator=generators[0],
+                on_step=on_step,
+                cancel=cancel,
+            )
+        ]
     if not 1 <= max_steps <= STEP_LIMIT:
         raise BadInputError(f"max_steps must be in 1..{STEP_LIMIT}, got {max_steps}")
     history = token_array(
@@ -225,6 +280,23 @@ def generate_coarse_batch(
     n_rows = _check_generators(generators)
     if len(semantics) != n_rows:
         raise BadInputError(f"{len(semantics)} semantic sequences for {n_rows} generators")
+    if n_rows == 1:  # one take: the single loop itself
+        return [
+            generate_coarse(
+                model,
+                semantics[0],
+                history_semantic,
+                history_coarse,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                max_coarse_history=max_coarse_history,
+                window_steps=window_steps,
+                generator=generators[0],
+                on_step=on_step,
+                cancel=cancel,
+            )
+        ]
     _check_coarse_args(max_coarse_history, window_steps)
     semantics = [
         token_array(s, name="semantic tokens", ndim=1, upper=SEMANTIC_VOCAB_SIZE) for s in semantics

@@ -160,6 +160,8 @@ class Block(nn.Module):
 
     The fine model's LayerNorms always carry a bias (the original builds them
     with plain `nn.LayerNorm`), whatever `cfg.bias` says for its Linears.
+    `batch._block_rows` repeats this block's decode step (with attention and
+    MLP) for several takes: change both together (test_batch.py compares them).
     """
 
     def __init__(self, cfg: GPTConfig, causal: bool) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import wave
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +32,12 @@ from bark_engine.batch import (
     generate_coarse_batch,
     generate_fine_batch,
     generate_semantic_batch,
+    step_rows,
 )
 from bark_engine.coarse import generate_coarse
+from bark_engine.config import stage_configs
 from bark_engine.fine import generate_fine
+from bark_engine.model import use_decode_layout
 from bark_engine.pipeline import Engine
 from bark_engine.semantic import generate_semantic, step_bound
 from bark_engine.takes import format_takes_table, measure_takes_per_minute
@@ -145,6 +149,33 @@ def test_clone_cache_is_independent(semantic_model) -> None:
     copy.k.fill_(1.0)
     copy.length = 5
     assert cache.length == 3 and float(cache.k.abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("layout", ["row-major", "decode"])
+def test_step_rows_equals_the_model_bit_for_bit(bias: bool, layout: str) -> None:
+    cfg = replace(stage_configs("tiny")["coarse"], bias=bias)
+    model = tiny_model("coarse", seed=5, cfg=cfg)
+    if layout == "decode":
+        use_decode_layout(model)
+    rng = torch.Generator().manual_seed(0)
+    caches = []
+    with torch.inference_mode():
+        for n in (300, 301, 17):
+            cache = model.new_cache(1)
+            model(torch.randint(0, 12_000, (1, n), generator=rng), cache)
+            caches.append(cache)
+        tokens = [torch.randint(0, 12_000, (1, 1), generator=rng) for _ in caches]
+        vocab = slice(10_000, 12_048)
+        for _ in range(3):
+            mine = [clone_cache(c) for c in caches]
+            got = step_rows(model, tokens, mine, vocab)
+            want = [model(t, c, vocab=vocab) for t, c in zip(tokens, caches, strict=True)]
+            for g, w, a, b in zip(got, want, mine, caches, strict=True):
+                assert torch.equal(g, w)
+                assert a.length == b.length and torch.equal(a.k[:, :, :, : a.length],
+                                                            b.k[:, :, :, : b.length])
+            tokens = [w[0, 0].argmax().view(1, 1) + 10_000 for w in want]
 
 
 # --- coarse ----------------------------------------------------------------------------------
