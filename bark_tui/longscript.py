@@ -55,12 +55,26 @@ def build_script(text: str, settings: Settings, default_voice: str | None,
     return parse_script(text, options, count_tokens)
 
 
-def needs_script(script: Script, default_voice: str | None) -> bool:
-    """True when one plain take would not do: several segments, speakers or voice switches."""
+def written_structure(script: Script, default_voice: str | None) -> bool:
+    """The user wrote a script, not a paragraph: speakers, voice switches, blank lines, pauses."""
     segs = script.segments
-    if len(segs) > 1:
+    if any(s.speaker is not None or s.voice != default_voice for s in segs):
         return True
-    return bool(segs) and (segs[0].speaker is not None or segs[0].voice != default_voice)
+    sentence = ScriptOptions().sentence_pause_s
+    return any(s.pause_before_s != sentence for s in segs[1:])
+
+
+def needs_script(script: Script, default_voice: str | None, split_long: bool = True) -> bool:
+    """True when one plain take would not do.
+
+    A script the user structured (see :func:`written_structure`) always renders
+    segment by segment; one long paragraph only when ``split_long`` (the
+    "long scripts" setting) is on — otherwise it stays one take, and one over
+    Bark's limit is refused as before.
+    """
+    if written_structure(script, default_voice):
+        return True
+    return split_long and len(script.segments) > 1
 
 
 def resolve_app_voice(voice: str | None, user_voices: UserVoices) -> str | None:

@@ -79,7 +79,7 @@ class LongScriptMixin:
         entry = main.voices.selected
         default = entry.key or None
         script = build_script(main.editor.text, app.settings, default, app.user_voices)
-        if not needs_script(script, default):
+        if not needs_script(script, default, app.settings.long_form):
             return False
         script, unknown = resolve_segments(script, app.user_voices)
         if unknown:

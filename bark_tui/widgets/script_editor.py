@@ -87,9 +87,18 @@ class ScriptEditor(Vertical):
         area.cursor_blink = self._blink
         yield area
         yield ScriptStatus(id="script-status")
+        from .segment_list import SegmentPreview
+
+        yield SegmentPreview(id="segment-preview")
 
     def on_mount(self) -> None:
         self.show_count(self.text, self.tokens, self.exact)
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        """Where the segments fall, as you type (the event goes on to the screen)."""
+        from .segment_list import SegmentPreview
+
+        self.query_one(SegmentPreview).show_text(event.text_area.text)
 
     @property
     def area(self) -> TextArea:

@@ -13,6 +13,7 @@ from .test_app_support import (
     fresh_home,
     has_message,
     make_app,
+    type_text,
     wait_for_message,
     wait_until,
     write_settings,
@@ -127,3 +128,27 @@ async def test_cancel_during_a_long_render_keeps_nothing(home, tiny_models):
         assert has_message(app, "Cancelled")
         assert app.store.count() == 0
         assert not list(locations.takes_dir().glob("*.parts"))
+
+
+async def test_segment_preview_follows_the_typing(home, tiny_models):
+    from bark_tui.widgets.segment_list import SegmentPreview
+
+    write_settings(speakers={"Ann": "v2/en_speaker_0"})
+    app = make_app(tiny_models, take_s=TAKE_S)
+    async with app.run_test(size=(120, 40)) as pilot:
+        preview = app.main.query_one(SegmentPreview)
+        await type_text(pilot, "One.")
+        assert not preview.display  # one plain take: nothing to show
+        await pilot.press("enter")
+        await type_text(pilot, "Ann: Hi [laughs]")
+        text = str(preview.content)
+        assert preview.display and text.startswith("2 segments")
+        assert "Ann → v2/en_speaker_0" in text
+        assert "#2 line 2 · Ann · v2/en_speaker_0 · ≈ 1 s · 4 tok · +0.5 s" in text
+        await pilot.press("enter")
+        for line in ("[pause 1.5s]", "Bob: Yo", "[nobody]"):
+            await type_text(pilot, line)
+            await pilot.press("enter")
+        text = str(preview.content)
+        assert text.startswith("3 segments") and "#3 line 4 · Bob" in text and "+1.5 s" in text
+        assert "⚠" in text and "nobody" in text

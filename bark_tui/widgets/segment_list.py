@@ -1,0 +1,87 @@
+"""Where a long script's segments fall: one line per segment under the editor.
+
+Shown only when the script is more than one plain take (several segments,
+speakers or voice switches) or the parser has something to say, so a short
+script keeps the editor's full height. The parse is the same one ctrl+g uses
+(the user's speaker map, the selected voice), torch-free and cheap enough for
+every keystroke.
+"""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from bark_engine.script import Script
+
+from ..longscript import describe_segment, needs_script, voice_name
+from .script_editor import estimate_tokens
+
+MAX_LINES = 6  # segment lines shown; the rest are counted
+
+
+def describe_script_segments(script: Script, default_voice: str | None,
+                             split_long: bool = True) -> str:
+    """The preview's text; empty when the script is one plain take with nothing to warn."""
+    segs = script.segments
+    if not needs_script(script, default_voice, split_long):
+        if len(segs) > 1:
+            return (f"One paragraph that would make {len(segs)} segments: turn on Long scripts "
+                    "(ctrl+p → Settings) to render it segment by segment, or add blank lines.")
+        if not script.warnings:
+            return ""
+    head = [f"{len(segs)} segment{'s' if len(segs) != 1 else ''}",
+            f"≈ {script.estimated_seconds:.0f} s with pauses"]
+    if script.speakers_found:
+        head.append("speakers " + ", ".join(
+            f"{name} → {voice_name(_voice_of(script, name))}" for name in script.speakers_found))
+    lines = [" · ".join(head)]
+    for seg in segs[:MAX_LINES]:
+        lines.append(describe_segment(seg, estimate_tokens(seg.text)))
+    if len(segs) > MAX_LINES:
+        lines.append(f"… {len(segs) - MAX_LINES} more")
+    lines.extend(f"⚠ {w}" for w in script.warnings)
+    return "\n".join(lines)
+
+
+def _voice_of(script: Script, speaker: str) -> str | None:
+    for seg in script.segments:
+        if seg.speaker == speaker:
+            return seg.voice
+    return None
+
+
+class SegmentPreview(Static):
+    """A few muted lines; hidden while there is nothing to show."""
+
+    DEFAULT_CSS = """
+    SegmentPreview {
+        height: auto;
+        max-height: 9;
+        color: $text-muted;
+        padding: 0 1;
+    }
+    SegmentPreview.-empty {
+        display: none;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("", markup=False, **kwargs)
+        self.add_class("-empty")
+        self.script: Script | None = None
+
+    def show_text(self, text: str) -> None:
+        from ..longscript import build_script
+
+        app = self.app
+        settings = getattr(app, "settings", None)
+        if settings is None:
+            return
+        try:
+            default = app.main.voices.selected.key or None  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - the voice list is not mounted yet
+            default = settings.default_voice
+        self.script = build_script(text, settings, default, getattr(app, "user_voices", None))
+        shown = describe_script_segments(self.script, default, settings.long_form)
+        self.update(shown)
+        self.set_class(not shown, "-empty")
