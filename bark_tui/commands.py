@@ -27,6 +27,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "take('regenerate')"),
     ("Copy take text to editor", "Put the selected take's text back in the script",
      "take('edit')"),
+    ("Speakers and long scripts", "Pick each speaker's voice; long-script profile, voice "
+     "continuity, play while generating", "speakers"),
     ("Re-make segment", "Generate one segment of the selected script take again (new seed) "
      "and re-stitch it", "remake_segment"),
     ("Import voice file", "Add a Bark voice .npz to My voices", "import_voice"),

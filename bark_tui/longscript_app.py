@@ -194,6 +194,49 @@ class LongScriptMixin:
             f"{take.duration_s:.1f} s · first audio after {first:.1f} s of {total:.1f} s · "
             "ctrl+p → Re-make segment")
 
+    # --- speakers and long-script settings ----------------------------------------------
+
+    def refresh_segment_preview(self) -> None:
+        from .widgets.segment_list import SegmentPreview
+
+        app: Any = self
+        editor = app.main.editor
+        editor.query_one(SegmentPreview).show_text(editor.text)
+
+    def action_speakers(self) -> None:
+        """Map each speaker of the script to a voice; long-script switches."""
+        from .screens.speakers import SpeakersScreen
+
+        app: Any = self
+        main = app.main
+        default = main.voices.selected.key or None
+        script = build_script(main.editor.text, app.settings, default, app.user_voices)
+        presets, mine, _problems = app.voice_entries()
+        voices = [(e.name, e.key) for e in presets] + [(f"{e.name} (My voices)", e.name)
+                                                       for e in mine]
+        app.push_screen(SpeakersScreen(app.settings, list(script.speakers_found), voices),
+                        self._apply_long_settings)
+
+    def _apply_long_settings(self, new) -> None:
+        from . import locations
+        from .settings import save_settings
+
+        app: Any = self
+        if new is None:
+            return
+        fields = ("speakers", "long_form", "continuity", "reset_every", "play_while_generating")
+        merged = dataclasses.replace(app.settings, **{f: getattr(new, f) for f in fields})
+        app.settings = merged
+        try:
+            save_settings(merged, locations.settings_path())
+        except OSError as exc:
+            app.notify(f"Speakers are in use but could not be saved: {exc}", severity="error",
+                       markup=False)
+        else:
+            app.notify("Speakers and long-script settings saved.", markup=False)
+        self.refresh_segment_preview()
+        app.refresh_status()
+
     # --- re-make one segment -------------------------------------------------------------
 
     def action_remake_segment(self) -> None:

@@ -159,6 +159,7 @@ class MainScreen(Screen[None]):
 
     def on_voice_browser_selected(self, event: VoiceBrowser.Selected) -> None:
         self.bark.refresh_status()
+        self.bark.refresh_segment_preview()  # the selected voice is the script's default
 
     # --- playhead ---------------------------------------------------------------------
 

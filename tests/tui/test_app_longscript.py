@@ -152,3 +152,31 @@ async def test_segment_preview_follows_the_typing(home, tiny_models):
         text = str(preview.content)
         assert text.startswith("3 segments") and "#3 line 4 · Bob" in text and "+1.5 s" in text
         assert "⚠" in text and "nobody" in text
+
+
+async def test_speakers_map_edited_in_the_app_decides_the_voices(home, tiny_models):
+    from textual.widgets import Select
+
+    from bark_tui.screens.speakers import SpeakersScreen, speaker_id
+    from bark_tui.settings import load_settings
+
+    write_settings(seed_mode="fixed", fixed_seed=5, fine_temp=0.0, play_while_generating=False)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.editor.set_text("Ann: Hello.\nBob: Hi there.")
+        await pilot.pause()
+        app.action_speakers()
+        await wait_until(pilot, lambda: isinstance(app.screen, SpeakersScreen), 10, "the form")
+        await pilot.pause()
+        app.screen.query_one(f"#{speaker_id('Ann')}", Select).value = "v2/en_speaker_0"
+        app.screen.query_one(f"#{speaker_id('Bob')}", Select).value = "v2/en_speaker_6"
+        await pilot.press("ctrl+s")
+        await wait_for_message(pilot, app, "Speakers and long-script settings saved")
+        saved, _warnings = load_settings(locations.settings_path())
+        assert saved.speakers == {"Ann": "v2/en_speaker_0", "Bob": "v2/en_speaker_6"}
+        assert "Ann → v2/en_speaker_0" in str(app.main.query_one("#segment-preview").content)
+        store = app.store
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: store.count() == 1 and not app.queue.busy, 60, "take")
+        take = store.list_takes()[0]
+        assert [s["voice"] for s in take.segments] == ["v2/en_speaker_0", "v2/en_speaker_6"]
