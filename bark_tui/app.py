@@ -55,6 +55,7 @@ from .screens.help import HelpScreen
 from .screens.main import MainScreen
 from .screens.settings import SettingsScreen
 from .settings import Settings, generation_options, load_settings, save_settings
+from .several_takes import TakesJob, run_takes_job
 from .widgets.generation_panel import describe_options
 from .widgets.history_table import voice_label
 from .widgets.voice_browser import NO_VOICE, VoiceEntry
@@ -85,6 +86,7 @@ class BarkApp(LongScriptMixin, App[None]):
         Binding("ctrl+r", "play", "Play/Stop", id="play"),
         Binding("ctrl+o", "audition", "Audition", id="audition"),
         Binding("ctrl+s", "save_wav", "Save WAV", id="save-wav"),
+        Binding("ctrl+t", "generate_takes", "Takes", id="takes", show=False),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
@@ -208,7 +210,8 @@ class BarkApp(LongScriptMixin, App[None]):
 
     def _start(self, job: Job) -> None:
         self.main.generation.start_job(job)
-        runner = run_script_job if isinstance(job, ScriptJob) else run_generation
+        runner = (run_script_job if isinstance(job, ScriptJob)
+                  else run_takes_job if isinstance(job, TakesJob) else run_generation)
         self.run_worker(
             partial(runner, self.host, job, self.post_message, self.store),
             name=f"generate job {job.id}",
@@ -279,7 +282,7 @@ class BarkApp(LongScriptMixin, App[None]):
             panel.stop_running_rows("cancelled")
             panel.set_title(f"Cancelled job {job.id} “{job.snippet}”")
             self.notify(f"Cancelled job {job.id}; nothing was saved.", markup=False)
-        else:
+        elif outcome.error is not None:  # (no take and no error: several takes, compared next)
             panel.stop_running_rows("failed")
             panel.set_title(f"Job {job.id} failed — see the notice")
             self.notify(f"Generation failed: {outcome.error}", severity="error", markup=False,

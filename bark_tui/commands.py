@@ -29,6 +29,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "take('edit')"),
     ("Speakers and long scripts", "Pick each speaker's voice; long-script profile, voice "
      "continuity, play while generating", "speakers"),
+    ("Generate several takes", "Make 2–4 takes of the script as one batch, compare them, "
+     "keep the best (ctrl+t)", "generate_takes"),
     ("Re-make segment", "Generate one segment of the selected script take again (new seed) "
      "and re-stitch it", "remake_segment"),
     ("Import voice file", "Add a Bark voice .npz to My voices", "import_voice"),

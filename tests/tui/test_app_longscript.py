@@ -180,3 +180,37 @@ async def test_speakers_map_edited_in_the_app_decides_the_voices(home, tiny_mode
         await wait_until(pilot, lambda: store.count() == 1 and not app.queue.busy, 60, "take")
         take = store.list_takes()[0]
         assert [s["voice"] for s in take.segments] == ["v2/en_speaker_0", "v2/en_speaker_6"]
+
+
+async def test_several_takes_compare_and_keep_one(home, tiny_models):
+    from bark_tui.screens.prompt import PromptScreen
+    from bark_tui.screens.takes_compare import TakesCompareScreen
+
+    write_settings(seed_mode="fixed", fixed_seed=40, fine_temp=0.0)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await type_text(pilot, "Hello.")
+        await pilot.press("ctrl+t")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptScreen), 10, "the prompt")
+        await pilot.pause()
+        app.screen.query_one("#prompt-input").value = "3"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TakesCompareScreen), 90,
+                         "the compare screen")
+        await pilot.pause()
+        screen = app.screen
+        assert [g.seed for g in screen.generations] == [40, 41, 42]
+        assert app.store.count() == 0  # nothing is kept before the user chooses
+        played = []
+        app._play_audio = lambda audio, rate, take_id, what: played.append((audio, what))
+        await pilot.press("down", "enter")  # hear take 2
+        await wait_until(pilot, lambda: played, 10, "take 2 playing")
+        assert [w for _a, w in played] == ["take 2 of 3 (seed 41)"]
+        assert played[0][0] is screen.generations[1].audio
+        await pilot.press("k")
+        await wait_for_message(pilot, app, "Kept take(s)", 30)
+        takes = app.store.list_takes()
+        assert [t.seed for t in takes] == [41]
+        audio, _rate = takes[0].load_audio()
+        np.testing.assert_allclose(audio, screen.generations[1].audio, atol=1 / 32768)
+        assert len(list(locations.takes_dir().glob("*.wav"))) == 1
