@@ -41,20 +41,23 @@ def run_engine(spec: dict) -> dict:
     t0 = time.perf_counter()
     runner.warm_up(spec["stages"])
     first_use_s = time.perf_counter() - t0
-    runs = []
+    runs, cpu_runs = [], []
     for i in range(spec.get("repeat", 1)):
-        times = {}
+        times, cpu = {}, {}
         for n, stage in enumerate(spec["stages"]):
             runner.reseed(work.seed + 1000 * i + n)
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             runner.run(stage)
             times[stage] = time.perf_counter() - t0
+            cpu[stage] = time.process_time() - c0  # all threads: steadier than wall time on a busy machine
         runs.append(times)
+        cpu_runs.append(cpu)
     return {
         "engine": spec["engine"],
         "load_s": load_s,
         "first_use_s": first_use_s,
         "runs": runs,
+        "cpu_runs": cpu_runs,
         "peak_rss_mb": peak_rss_mb(),
         "rss_after_load_mb": rss_after_load,
         "threads": torch.get_num_threads(),

@@ -304,6 +304,7 @@ def merge_rounds(runs: list[dict]) -> dict:
         "load_s": min(r["load_s"] for r in runs),
         "first_use_s": min(r["first_use_s"] for r in runs),
         "runs": [times for r in runs for times in r["runs"]],
+        "cpu_runs": [times for r in runs for times in r["cpu_runs"]],
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "rounds": runs,
     }
