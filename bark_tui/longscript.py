@@ -108,13 +108,13 @@ def voice_name(voice: str | None) -> str:
 
 
 def describe_segment(seg: Segment, tokens: int) -> str:
-    """``#2 line 3 · Ann · v2/en_speaker_6 · ≈ 4 s · 17 tok · +0.5 s``."""
+    """``#2 L3 +0.5s Ann · v2/en_speaker_6 · ≈4 s · 17 tok`` (short: the editor is narrow)."""
     from bark_engine.sentences import estimate_seconds
 
-    who = f" · {seg.speaker}" if seg.speaker else ""
-    pause = f" · +{seg.pause_before_s:g} s" if seg.pause_before_s else ""
-    return (f"#{seg.index + 1} line {seg.line_no}{who} · {voice_name(seg.voice)} · "
-            f"≈ {estimate_seconds(seg.text):.0f} s · {tokens} tok{pause}")
+    who = f" {seg.speaker} ·" if seg.speaker else ""
+    pause = f" +{seg.pause_before_s:g}s" if seg.pause_before_s else ""
+    return (f"#{seg.index + 1} L{seg.line_no}{pause}{who} {voice_name(seg.voice)} · "
+            f"≈{estimate_seconds(seg.text):.0f} s · {tokens} tok")
 
 
 # --- jobs and messages -----------------------------------------------------------------

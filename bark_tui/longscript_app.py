@@ -28,6 +28,7 @@ from .longscript import (
     needs_script,
     resolve_segments,
     run_regenerate_segment,
+    voice_name,
 )
 from .settings import generation_options
 
@@ -90,8 +91,11 @@ class LongScriptMixin:
             return True
         settings = app.settings
         seed = settings.fixed_seed if settings.seed_mode == "fixed" else random.randrange(2**31)
+        voices = list(dict.fromkeys(voice_name(seg.voice) for seg in script.segments))
+        label = f"{len(script.segments)} segments · " + (
+            voices[0] if len(voices) == 1 else f"{len(voices)} voices: {', '.join(voices)}")
         job = ScriptJob(
-            main.editor.text, default, self.generation_options_for_script(seed), entry.name,
+            main.editor.text, default, self.generation_options_for_script(seed), label,
             app.host.config.size, app.device_label, id=next(app._job_ids), script=script,
             seed=seed, continuity=settings.continuity,
             reset_every=settings.reset_every or None,
@@ -122,6 +126,12 @@ class LongScriptMixin:
             state.update(job=message.job_id, queue=deque(), playing=None)
         state["making"] = message.index
         state["count"] = message.count
+        if message.index > 0:  # the rows show this segment's stages, not the last one's
+            from bark_engine.events import STAGES
+
+            panel = self.main.generation  # type: ignore[attr-defined]
+            for stage in STAGES:
+                panel.row(stage).show("waiting")
         self._script_title()
 
     def on_stage_update(self, message: StageUpdate) -> None:

@@ -99,6 +99,7 @@ class SpeakersScreen(ModalScreen[Settings | None]):
         box = self.query_one("#speakers-box")
         box.border_title = "Long scripts & speakers"
         box.border_subtitle = "ctrl+s save · escape cancel"
+        self.query(Select).first().focus()  # the first speaker (or continuity)
 
     def collect(self) -> tuple[Settings | None, list[str]]:
         speakers = {k: v for k, v in self.original.speakers.items()

@@ -40,7 +40,19 @@ def describe_script_segments(script: Script, default_voice: str | None,
     if len(segs) > MAX_LINES:
         lines.append(f"… {len(segs) - MAX_LINES} more")
     lines.extend(f"⚠ {w}" for w in script.warnings)
+    shared = _sharing_one_voice(script)
+    if shared:
+        lines.append(f"⚠ {', '.join(shared)} share one voice: ctrl+p → Speakers")
     return "\n".join(lines)
+
+
+def _sharing_one_voice(script: Script) -> list[str]:
+    """Speakers who ended up with one and the same voice (none mapped, no voice lines)."""
+    names = list(script.speakers_found)
+    if len(names) < 2:
+        return []
+    voices = {_voice_of(script, n) for n in names}
+    return names if len(voices) == 1 else []
 
 
 def _voice_of(script: Script, speaker: str) -> str | None:
@@ -57,6 +69,8 @@ class SegmentPreview(Static):
     SegmentPreview {
         height: auto;
         max-height: 9;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
         color: $text-muted;
         padding: 0 1;
     }

@@ -144,13 +144,13 @@ async def test_segment_preview_follows_the_typing(home, tiny_models):
         text = str(preview.content)
         assert preview.display and text.startswith("2 segments")
         assert "Ann → v2/en_speaker_0" in text
-        assert "#2 line 2 · Ann · v2/en_speaker_0 · ≈ 1 s · 4 tok · +0.5 s" in text
+        assert "#2 L2 +0.5s Ann · v2/en_speaker_0 · ≈1 s · 4 tok" in text
         await pilot.press("enter")
         for line in ("[pause 1.5s]", "Bob: Yo", "[nobody]"):
             await type_text(pilot, line)
             await pilot.press("enter")
         text = str(preview.content)
-        assert text.startswith("3 segments") and "#3 line 4 · Bob" in text and "+1.5 s" in text
+        assert text.startswith("3 segments") and "#3 L4 +1.5s Bob" in text
         assert "⚠" in text and "nobody" in text
 
 
