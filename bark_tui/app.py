@@ -188,6 +188,9 @@ class BarkApp(LongScriptMixin, App[None]):
 
     def regenerate(self, take: Take) -> None:
         """Queue the take's text again with its exact seed, voice and sampling options."""
+        if take.segments:  # a script take: every segment again, same seeds and voices
+            self.regenerate_script(take)
+            return
         options = take.generation_options()
         if take.seed is not None:
             options = dataclasses.replace(options, seed=int(take.seed))

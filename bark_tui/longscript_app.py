@@ -330,6 +330,27 @@ class LongScriptMixin:
             app.notify(f"Could not keep the takes: {message.error}", severity="error",
                        markup=False)
 
+    def regenerate_script(self, take: Take) -> None:
+        """Render a script take again with its seed, voices and pauses (the same take)."""
+        from bark_engine.script import Script, Segment
+
+        app: Any = self
+        segs = tuple(Segment(int(r["index"]), r["text"], r.get("voice"), r.get("speaker"),
+                             float(r["pause_before_s"]), int(r.get("line_no") or 1))
+                     for r in take.segments or [])
+        script = Script(segs, tuple(dict.fromkeys(s.speaker for s in segs if s.speaker)), ())
+        base = int(take.seed) if take.seed is not None else int(segs[0].index)
+        options = dataclasses.replace(take.generation_options(), seed=None)
+        timings = take.timings or {}
+        job = ScriptJob(
+            take.text, take.voice, options, f"{len(segs)} segments of take {take.id}",
+            app.host.config.size, app.device_label, regenerates=take.id, id=next(app._job_ids),
+            script=script, seed=base, continuity=str(timings.get("continuity") or "fixed"),
+            reset_every=timings.get("reset_every"),
+            play_while_generating=app.settings.play_while_generating,
+        )
+        app.submit(job)
+
     # --- re-make one segment -------------------------------------------------------------
 
     def action_remake_segment(self) -> None:
@@ -354,7 +375,7 @@ class LongScriptMixin:
                 self.remake_segment(take, int(answer) - 1)
 
         app.push_screen(PromptScreen(f"Re-make a segment of take {take.id}",
-                                     f"Segment number (1–{count}); it gets a new seed:", "1",
+                                     f"Segment number (1–{count}); it gets a new seed:", "",
                                      check, "Re-make"), done)
 
     def remake_segment(self, take: Take, index: int, seed: int | None = None) -> None:
@@ -363,6 +384,10 @@ class LongScriptMixin:
             seed = random.randrange(2**31)
         app.notify(f"Re-making segment {index + 1} of take {take.id} (seed {seed})…",
                    markup=False, timeout=3)
+        if not app.queue.busy:
+            app.main.generation.set_title(
+                f"Re-making segment {index + 1} of take {take.id} · seed {seed} · the other "
+                "segments stay as they are", busy=True)
         app.run_worker(
             partial(run_regenerate_segment, app.host, take, index, seed, app.post_message,
                     app.store),
@@ -374,6 +399,10 @@ class LongScriptMixin:
         app: Any = self
         take = message.take
         app._audio.pop(("take", take.id), None)
+        if not app.queue.busy:
+            app.main.generation.set_title(
+                f"Segment {message.index + 1} of take {take.id} re-made · take re-stitched, "
+                f"{take.duration_s:.1f} s · ctrl+r plays it")
         app.main.refresh_history(select=take.id)
         app.notify(f"Segment {message.index + 1} of take {take.id} re-made; the take is "
                    f"re-stitched ({take.duration_s:.1f} s).", markup=False)

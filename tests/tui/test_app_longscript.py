@@ -93,6 +93,13 @@ async def test_remake_one_segment_leaves_the_others_byte_identical(home, tiny_mo
         folder = parts_dir_for(take)
         before = {r["file"]: (folder / r["file"]).read_bytes() for r in take.segments}
         assert len(before) == 2
+        # "regenerate" (g) on a script take renders the whole script again: the same take
+        app.regenerate(take)
+        await wait_until(pilot, lambda: app.store.count() == 2 and not app.queue.busy, 60,
+                         "the regenerated script")
+        again = app.store.list_takes()[0]
+        assert [r["seed"] for r in again.segments] == [r["seed"] for r in take.segments]
+        assert again.wav_path.read_bytes() == take.wav_path.read_bytes()
         app.remake_segment(take, 1, seed=99)
         await wait_for_message(pilot, app, "re-stitched", 60)
         new = app.store.get(take.id)
