@@ -127,16 +127,31 @@ class SelfAttention(nn.Module):
         self.causal = causal
 
     def forward(
-        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        rows: slice | None = None,
     ) -> torch.Tensor:
+        """Attention output (B, T, C), or (B, T_rows, C) for the query positions
+        `rows` only (keys and values still cover every position, and the cache
+        gets them all). A causal model takes only the last position as `rows`,
+        which sees every key, so no mask is needed for it."""
         B, T, C = x.shape
         H = self.n_head
-        q, k, v = linear(x, self.c_attn.weight, self.c_attn.bias).split(C, dim=2)
-        q = q.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, hd)
-        k = k.view(B, T, H, C // H).transpose(1, 2)
+        if rows is None:
+            q, k, v = linear(x, self.c_attn.weight, self.c_attn.bias).split(C, dim=2)
+        else:
+            w, b = self.c_attn.weight, self.c_attn.bias
+            k, v = linear(x, w[C:], None if b is None else b[C:]).split(C, dim=2)
+            q = linear(x[:, rows], w[:C], None if b is None else b[:C])
+        Tq = q.shape[1]
+        q = q.view(B, Tq, H, C // H).transpose(1, 2)  # (B, H, Tq, hd)
+        k = k.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, hd)
         v = v.view(B, T, H, C // H).transpose(1, 2)
+        causal = self.causal and rows is None and T > 1
         if cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal and T > 1)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         else:
             start = cache.length
             end = start + T
@@ -144,14 +159,12 @@ class SelfAttention(nn.Module):
             cache.v[layer, :, :, start:end] = v
             k_all = cache.k[layer, :, :, :end]  # (B, H, end, hd)
             v_all = cache.v[layer, :, :, :end]
-            if start == 0:
-                y = F.scaled_dot_product_attention(q, k_all, v_all, is_causal=T > 1)
-            elif T == 1:
-                y = F.scaled_dot_product_attention(q, k_all, v_all)
+            if start == 0 or not causal:
+                y = F.scaled_dot_product_attention(q, k_all, v_all, is_causal=causal)
             else:  # several new tokens after a prefix: causal within the new ones
                 mask = torch.ones(T, end, dtype=torch.bool, device=x.device).tril(start)
                 y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
-        y = y.transpose(1, 2).reshape(B, T, C)
+        y = y.transpose(1, 2).reshape(B, Tq, C)
         return linear(y, self.c_proj.weight, self.c_proj.bias)
 
 
@@ -172,8 +185,18 @@ class Block(nn.Module):
         self.ln_2 = LayerNorm(cfg.n_embd, ln_bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer)
+    def forward(
+        self,
+        x: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        rows: slice | None = None,
+    ) -> torch.Tensor:
+        """The block's output (B, T, C), or only at positions `rows` (see
+        `SelfAttention`): the last block of a prefill needs just the rows
+        whose logits are wanted, which saves its MLP and most of its attention."""
+        a = self.attn(self.ln_1(x), cache, layer, rows)
+        x = (x if rows is None else x[:, rows]) + a
         return x + self.mlp(self.ln_2(x))
 
 
@@ -234,8 +257,12 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {past + T} exceeds the context of {self.config.block_size}")
         pos = torch.arange(past, past + T, device=idx.device)
         x = x + self.transformer["wpe"](pos)
-        for i, block in enumerate(self.transformer["h"]):
-            x = block(x, cache, i)
+        blocks = self.transformer["h"]
+        last = len(blocks) - 1
+        # Several new positions but one output wanted: the last block works on it alone.
+        rows = slice(T - 1, T) if last_only and T > 1 else None
+        for i, block in enumerate(blocks):
+            x = block(x, cache, i, rows if i == last else None)
         if cache is not None:
             cache.length = past + T
         if last_only:
@@ -287,9 +314,11 @@ class FineGPT(nn.Module):
         for i in range(1, pred_idx + 1):
             x = x + wtes[i](idx[:, :, i])
         x = x + self.transformer["wpe"](torch.arange(T, device=idx.device))
-        for block in self.transformer["h"]:
-            x = block(x)
-        if rows is not None:
-            x = x[:, rows]
+        if rows is not None and rows.indices(T) == (0, T, 1):
+            rows = None  # every position: the plain path
+        blocks = self.transformer["h"]
+        for i, block in enumerate(blocks):
+            # The last block computes only the positions whose logits are wanted.
+            x = block(x, rows=rows if i == len(blocks) - 1 else None)
         x = self.transformer["ln_f"](x)
         return self.lm_heads[pred_idx - self.config.n_codes_given](x)
