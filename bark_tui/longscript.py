@@ -275,8 +275,7 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
             continuity=job.continuity, reset_every=job.reset_every))  # type: ignore[arg-type]
         rendered = renderer.render(job.script, on_event=events, on_segment=landed,
                                    cancel=job.cancel)
-        text = "\n".join(seg.text for seg in job.script.segments)
-        new = NewTake(text=text, voice=job.voice, seed=job.seed,
+        new = NewTake(text=job.text, voice=job.voice, seed=job.seed,
                       options=replace(job.options, seed=job.seed), model_id=engine.model_id,
                       random_weights=bool(engine.random_weights), sample_rate=24_000,
                       timings={"first_audio_s": round(rendered.first_audio_s, 4),

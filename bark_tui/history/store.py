@@ -34,6 +34,7 @@ the lock, so the UI thread never waits on a take being written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -266,19 +267,35 @@ class HistoryStore:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 rows = self._conn.execute(
-                    "SELECT wav_file, tokens_file FROM takes WHERE deleted_at IS NOT NULL"
+                    "SELECT wav_file, tokens_file, segments FROM takes "
+                    "WHERE deleted_at IS NOT NULL"
                 ).fetchall()
                 self._conn.execute("DELETE FROM takes WHERE deleted_at IS NOT NULL")
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        for wav_file, tokens_file in rows:
+        for wav_file, tokens_file, segments in rows:
             for name in (wav_file, tokens_file):
                 path = safe_child(self.takes_dir, name)
                 if path is not None:
                     path.unlink(missing_ok=True)
+            self._remove_parts(segments)
         return len(rows)
+
+    def _remove_parts(self, segments_json: str | None) -> None:
+        """A script take's folder of segment files (named in its segments JSON)."""
+        records = _json_or(segments_json, None)
+        if not isinstance(records, list) or not records or not isinstance(records[0], dict):
+            return
+        folder = safe_child(self.takes_dir, records[0].get("parts"))
+        if folder is None or not folder.is_dir():
+            return
+        for child in folder.iterdir():
+            if child.suffix == ".npz" and child.is_file():
+                child.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # something else in there: leave the folder
+            folder.rmdir()
 
     def cleanup_orphans(self, min_age_s: float = 60.0) -> list[Path]:
         """Delete files in the takes folder that no row names (a kill before the commit).

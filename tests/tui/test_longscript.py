@@ -1,0 +1,77 @@
+"""Long scripts without the app: when a script needs segments, voices, previews, purging."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bark_engine.script import parse_script
+from bark_engine.voices import UserVoices, VoicePrompt
+from bark_tui.history import HistoryStore, NewTake
+from bark_tui.longscript import (
+    build_script,
+    needs_script,
+    resolve_segments,
+    save_segment,
+    stitch,
+    written_structure,
+)
+from bark_tui.settings import Settings
+from bark_tui.widgets.segment_list import describe_script_segments
+
+V = "v2/en_speaker_6"
+
+
+def script(text: str, **settings):
+    return build_script(text, Settings(**settings), V)
+
+
+def test_a_plain_paragraph_is_one_take_unless_long_scripts_are_on():
+    long_text = "This sentence is long enough to matter here. " * 12
+    s = script(long_text)
+    assert len(s.segments) > 1 and not written_structure(s, V)
+    assert not needs_script(s, V, split_long=False)
+    assert needs_script(s, V, split_long=True)
+    assert "turn on Long scripts" in describe_script_segments(s, V, split_long=False)
+    assert not needs_script(script("Hello there."), V)
+    assert describe_script_segments(script("Hello there."), V) == ""
+
+
+def test_structure_always_makes_a_script():
+    for text in ("Ann: Hi.", "One.\n\nTwo.", "One. [pause 2s] Two.", "[v2/en_speaker_0]\nHi."):
+        assert needs_script(script(text), V, split_long=False), text
+
+
+def test_speaker_map_and_my_voices_resolve(tmp_path):
+    voices = UserVoices(tmp_path / "voices")
+    prompt = VoicePrompt.from_arrays(np.zeros(10, np.int64), np.zeros((2, 15), np.int64),
+                                     np.zeros((8, 15), np.int64), "narrator")
+    voices.add("narrator", prompt)
+    s = build_script("Ann: Hi.\nBob: Yo.\n[nobody]\nText.", Settings(speakers={
+        "ann": "narrator", "Bob": "v2/en_speaker_0"}), V, voices)
+    resolved, unknown = resolve_segments(s, voices)
+    assert [seg.voice for seg in resolved.segments] == [
+        str(voices.path_for("narrator")), "v2/en_speaker_0", "nobody"]
+    assert unknown == ["nobody"]
+    text = describe_script_segments(s, V)
+    assert "Ann → narrator" in text and "nobody" in text
+
+
+def test_purge_removes_a_script_takes_segment_files(tmp_path):
+    store = HistoryStore(tmp_path / "h.sqlite3", tmp_path / "takes")
+    parts = tmp_path / "takes" / "script-x.parts"
+    parts.mkdir(parents=True)
+    s = parse_script("One.\n\nTwo.")
+    records = []
+    for seg in s.segments:
+        audio = np.full(240, 0.1 * (seg.index + 1), np.float32)
+        name = save_segment(parts, seg.index, 5 + seg.index, np.zeros(3), np.zeros((2, 3)),
+                            np.zeros((8, 3)), audio)
+        records.append({"index": seg.index, "file": name, "parts": parts.name,
+                        "pause_before_s": seg.pause_before_s})
+    audio = stitch(parts, records)
+    assert len(audio) == 480 + round(0.75 * 24_000)
+    take = store.add_take(NewTake("One.\n\nTwo.", None, 5, segments=records), audio, None)
+    store.delete(take.id)
+    assert store.purge_deleted() == 1
+    assert not parts.exists()
+    store.close()
