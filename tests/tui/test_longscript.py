@@ -75,3 +75,22 @@ def test_purge_removes_a_script_takes_segment_files(tmp_path):
     assert store.purge_deleted() == 1
     assert not parts.exists()
     store.close()
+
+
+def test_long_script_settings_round_trip_and_bad_values_fall_back(tmp_path):
+    import json
+
+    from bark_tui.settings import load_settings, save_settings, validate_settings
+
+    path = tmp_path / "settings.json"
+    save_settings(Settings(continuity="chain", reset_every=3, play_while_generating=False), path)
+    loaded, warnings = load_settings(path)
+    assert (loaded.continuity, loaded.reset_every, loaded.play_while_generating) == (
+        "chain", 3, False) and warnings == []
+    path.write_text(json.dumps({"continuity": "drift", "reset_every": -2,
+                                "play_while_generating": "yes"}))
+    loaded, warnings = load_settings(path)
+    assert (loaded.continuity, loaded.reset_every, loaded.play_while_generating) == (
+        "fixed", 0, True)
+    assert len(warnings) == 3
+    assert validate_settings(Settings(continuity="drift"))
