@@ -72,17 +72,8 @@ class HistoryTable(DataTable[str]):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.takes: dict[int, Take] = {}
-        self._drawn_width = 0
 
     def on_mount(self) -> None:
-        self._add_columns()
-
-    def on_resize(self) -> None:
-        """Give the text column what the new width allows."""
-        if self.size.width != self._drawn_width and self.takes:
-            self.set_takes(list(self.takes.values()))
-
-    def _add_columns(self) -> None:
         self.add_column("#", key="id")
         self.add_column("time", key="time")
         self.add_column("text", key="text")
@@ -98,9 +89,7 @@ class HistoryTable(DataTable[str]):
         self.takes = {t.id: t for t in ordered}
         width = self.size.width
         limit = max(16, width - OTHER_COLUMNS) if width else TEXT_CHARS
-        self._drawn_width = width
-        self.clear(columns=True)
-        self._add_columns()
+        self.clear()
         for take in ordered:
             missing = not take.wav_exists
             cells = (

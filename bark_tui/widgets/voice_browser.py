@@ -98,7 +98,7 @@ class VoiceBrowser(Vertical):
         table.add_column("voice", key="name")
         table.add_column("language", key="language")
         table.add_column("gender", key="gender")
-        table.add_column("sample", key="seconds")
+        table.add_column("secs", key="seconds")  # length of the voice's own sample
         self._show_selected()
 
     # --- data ---------------------------------------------------------------
@@ -192,7 +192,7 @@ class VoiceBrowser(Vertical):
             table.move_cursor(row=keys.index(keep), animate=False)
 
     def _add_row(self, table: DataTable, entry: VoiceEntry) -> None:
-        seconds = "" if entry.seconds is None else f"{entry.seconds:.1f} s"
+        seconds = "" if entry.seconds is None else f"{entry.seconds:.1f}"
         mark = "▶" if entry.key == self._selected else ""
         cells = (mark, entry.name, entry.language, entry.gender.lower(), seconds)
         table.add_row(*(Text(c) for c in cells), key=entry.key)  # names are not markup

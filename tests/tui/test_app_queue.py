@@ -1,8 +1,10 @@
 """Responsiveness: cancel mid-take, a visible capped queue, quitting while busy.
 
-A full-length take on the tiny models runs for a few seconds (768 semantic
-and ~2300 coarse steps), long enough to act on it; the actions right after
-the first progress message are kept few so that this holds on a fast machine.
+A take on the tiny models is over in a blink, so each test holds the real
+engine at its first semantic progress event (the worker thread waits inside
+the progress callback, after the app was told) until the test's keys have
+landed, then lets it go. Everything else is the real path: the engine, its
+cancel checks, the worker, the queue and the app.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import time
 
 import pytest
 
-from bark_tui.jobs import generation_thread_name
+from bark_engine.events import StageProgress
+from bark_tui.jobs import EventBridge, generation_thread_name
 
 from .test_app_support import (
     fresh_home,
@@ -28,25 +31,51 @@ def home(tmp_path, monkeypatch):
     return fresh_home(tmp_path, monkeypatch)
 
 
+class Gate:
+    """Where the worker thread waits: ``reached`` once it is mid-take, ``go`` to go on."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.go = threading.Event()
+
+
+@pytest.fixture
+def gate(monkeypatch) -> Gate:
+    gate = Gate()
+    forward = EventBridge.__call__
+
+    def call(bridge: EventBridge, event) -> None:
+        forward(bridge, event)
+        if isinstance(event, StageProgress) and event.stage == "semantic" \
+                and not gate.reached.is_set():
+            gate.reached.set()
+            gate.go.wait(60)
+
+    monkeypatch.setattr(EventBridge, "__call__", call)
+    yield gate
+    gate.go.set()
+
+
 def semantic_started(app) -> bool:
     row = app.main.generation.row("semantic")
     return row.state == "running" and row.step > 0
 
 
-async def test_queue_cap_cancel_and_the_next_take(home, tiny_models):
-    app = make_app(tiny_models, take_s=None, max_waiting=1)  # full-length first take
+async def test_queue_cap_cancel_and_the_next_take(home, tiny_models, gate):
+    app = make_app(tiny_models, max_waiting=1)
     async with app.run_test(size=(120, 40)) as pilot:
         await type_text(pilot, "A long take.")
         await pilot.press("ctrl+g")
-        await wait_until(pilot, lambda: semantic_started(app), 90, "semantic progress")
+        await wait_until(pilot, gate.reached.is_set, 90, "the engine mid-take")
+        await wait_until(pilot, lambda: semantic_started(app), 10, "semantic progress shown")
         first = app.queue.running
-        app.max_duration_s = 0.3  # the takes asked for from now on are short
         await pilot.press("ctrl+g", "!", "ctrl+g")  # queue one, type, ask for one too many
-        started = time.monotonic()
         await pilot.press("escape")
-        await wait_until(pilot, lambda: app.queue.running is not first, 5, "the cancel")
-        assert time.monotonic() - started < 1.5
         assert first.cancel.is_set()
+        started = time.monotonic()
+        gate.go.set()  # the engine goes on, sees the cancel at its next token
+        await wait_until(pilot, lambda: app.queue.running is not first, 5, "the cancel")
+        assert time.monotonic() - started < 1.0
         # the editor took the key typed while generating; the third request was refused
         assert app.main.editor.text == "A long take.!"
         await wait_for_message(pilot, app, "The queue is full (1 takes waiting)")
@@ -56,33 +85,44 @@ async def test_queue_cap_cancel_and_the_next_take(home, tiny_models):
         takes = app.store.list_takes()
         assert [t.text for t in takes] == ["A long take."]
         assert takes[0].duration_s <= 0.5
+        assert app.main.generation.row("semantic").state == "done"
         assert "Queue: empty" in str(app.main.query_one("#gen-queue").render())
 
 
-async def test_queue_is_visible(home, tiny_models):
-    app = make_app(tiny_models, take_s=None)
+async def test_queue_is_visible_and_audition_works_meanwhile(home, tiny_models, gate):
+    app = make_app(tiny_models)
     async with app.run_test(size=(120, 40)) as pilot:
         await type_text(pilot, "One.")
-        await pilot.press("ctrl+g", "ctrl+g")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, gate.reached.is_set, 90, "the engine mid-take")
+        await pilot.press("ctrl+g")
         await pilot.pause()
         assert len(app.queue.waiting) == 1
         line = str(app.main.query_one("#gen-queue").render())
         assert f"1/{app.queue.capacity} waiting" in line and "job 2 “One.”" in line
         title = str(app.main.query_one("#gen-settings").render())
         assert title.startswith("In force: seed 1234 · voice v2/en_speaker_6")
+        # auditioning works while the engine generates
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: ("voice", "v2/en_speaker_6") in app._audio, 30,
+                         "the audition")
+        assert app.queue.busy and not gate.go.is_set()  # the take is still mid-way
         await pilot.press("ctrl+q")
+    gate.go.set()  # let the cancelled worker return before the test's event loop closes
 
 
-async def test_quit_while_generating_stops_the_worker(home, tiny_models):
-    app = make_app(tiny_models, take_s=None)
+async def test_quit_while_generating_stops_the_worker(home, tiny_models, gate):
+    app = make_app(tiny_models)
     async with app.run_test(size=(120, 40)) as pilot:
         await type_text(pilot, "Busy.")
         await pilot.press("ctrl+g")
-        await wait_until(pilot, lambda: semantic_started(app), 90, "semantic progress")
+        await wait_until(pilot, gate.reached.is_set, 90, "the engine mid-take")
         running = app.queue.running
+        assert any(t.name == generation_thread_name(running) for t in threading.enumerate())
         await pilot.press("ctrl+q")
     # the app has gone; its generation thread sees the cancel event and returns
     assert running.cancel.is_set()
+    gate.go.set()
     deadline = time.monotonic() + 5
     while any(t.name == generation_thread_name(running) for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the generation thread kept running after quit"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, TextArea
@@ -23,17 +24,22 @@ def home(tmp_path, monkeypatch):
 
 
 def test_first_screen_needs_no_torch(tmp_path):
-    """Importing the app and building it (as the CLI does) never imports torch."""
+    """The app draws its whole first screen before torch (or transformers) is imported."""
     code = (
-        "import sys\n"
+        "import asyncio, sys\n"
         "from bark_engine.options import EngineConfig\n"
-        "import bark_tui.app as a\n"
-        f"app = a.BarkApp(EngineConfig(models={str(tmp_path)!r}))\n"
-        "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+        "from bark_tui.app import BarkApp\n"
+        "async def main():\n"
+        f"    app = BarkApp(EngineConfig(models={str(tmp_path)!r}))\n"
+        "    async with app.run_test(size=(120, 40)) as pilot:\n"
+        "        await pilot.pause()\n"
+        "        assert app.main.query_one('#voice-table').row_count > 100\n"
+        "        print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+        "asyncio.run(main())\n"
     )
     env = {"BARK_TUI_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=str(locations.Path(__file__).parents[2]), timeout=60)
+                         cwd=str(Path(__file__).parents[2]), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from textual.widgets.data_table import ColumnKey
 
 from bark_engine.options import EngineConfig
 from bark_tui.app import BarkApp
@@ -21,6 +22,7 @@ from .test_app_support import fresh_home, make_app, wait_until, write_settings
 
 SIZE = (120, 40)
 STAMP = "2026-01-02T10:30:00.000+00:00"
+SCRIPT = "Hello, my name is Suno. [laughs]"
 
 
 @pytest.fixture
@@ -37,11 +39,15 @@ async def settle_after_generation(pilot) -> None:
     """Type, pick a voice, generate, then blank what depends on the machine's speed."""
     app: BarkApp = pilot.app
     await pilot.pause()  # the editor takes focus once the screen is mounted
-    await pilot.press(*"Hello, my name is Suno. [laughs]")
+    await pilot.press(*SCRIPT)
     await pilot.press("ctrl+g")
     await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,
                      "the take")
     await wait_until(pilot, lambda: app.main.editor.exact, 30, "the real token count")
+    # DataTable measures new rows when idle; on a busy machine that can trail the shot
+    text_column = app.main.history.columns[ColumnKey("text")]
+    await wait_until(pilot, lambda: text_column.content_width >= len(SCRIPT), 10,
+                     "the history's column widths")
     for stage in ("semantic", "coarse", "fine", "decode"):
         row = app.main.generation.row(stage)
         row.show(row.state, row.step, row.total, 0.0, None)  # speeds differ between runs
