@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from bark_engine.script import parse_script
+from bark_engine.script import ScriptOptions, parse_script
 from bark_engine.voices import UserVoices, VoicePrompt
 from bark_tui.history import HistoryStore, NewTake
 from bark_tui.longscript import (
@@ -94,3 +96,48 @@ def test_long_script_settings_round_trip_and_bad_values_fall_back(tmp_path):
         "fixed", 0, True)
     assert len(warnings) == 3
     assert validate_settings(Settings(continuity="drift"))
+
+
+def test_chain_mode_records_and_remakes_from_the_previous_segment(tmp_path, tiny_models):
+    from bark_engine.options import EngineConfig, GenerationOptions
+    from bark_tui.jobs import EngineHost
+    from bark_tui.longscript import (
+        ScriptJob,
+        SegmentReady,
+        load_segment,
+        parts_dir_for,
+        regenerate_segment,
+        run_script_job,
+    )
+    from bark_tui.messages import JobEnded
+
+    store = HistoryStore(tmp_path / "h.sqlite3", tmp_path / "takes")
+    host = EngineHost(EngineConfig(models=str(tiny_models), threads=1))
+    s = parse_script("One.\n\nTwo.\n\nThree.", ScriptOptions(default_voice=V))
+    options = GenerationOptions(fine_temp=0.0, max_duration_s=0.15)
+    job = ScriptJob("One.\n\nTwo.\n\nThree.", V, options, id=1, script=s, seed=11,
+                    continuity="chain", reset_every=2)
+    posted: list = []
+    run_script_job(host, job, posted.append, store)
+    ended = [m for m in posted if isinstance(m, JobEnded)]
+    assert ended and ended[0].outcome.take is not None, ended[0].outcome.error
+    assert len([m for m in posted if isinstance(m, SegmentReady)]) == 3
+    take = ended[0].outcome.take
+    # segment 2 continued segment 1; segment 3 is reset to the preset (every 2 segments)
+    assert [r["history"] for r in take.segments] == ["voice", "chain", "voice"]
+    folder = parts_dir_for(take)
+    first = (folder / take.segments[0]["file"]).read_bytes()
+    third = (folder / take.segments[2]["file"]).read_bytes()
+    new = regenerate_segment(host.engine, store, take, 1, seed=500)
+    assert new.segments[1]["seed"] == 500
+    assert (folder / new.segments[0]["file"]).read_bytes() == first
+    assert (folder / new.segments[2]["file"]).read_bytes() == third
+    # the re-made segment is what chain mode makes from segment 1's tokens with that seed
+    prev = load_segment(folder / take.segments[0]["file"])
+    gen = host.engine.generate("Two.", voice=VoicePrompt(
+        semantic=prev["semantic_prompt"], coarse=prev["coarse_prompt"],
+        fine=prev["fine_prompt"]), options=dataclasses.replace(
+        take.generation_options(), seed=500))
+    np.testing.assert_array_equal(load_segment(folder / new.segments[1]["file"])["audio"],
+                                  gen.audio)
+    store.close()
