@@ -417,6 +417,7 @@ class BarkApp(LongScriptMixin, App[None]):
         if self._player is not None:
             self._player.stop()
         self.playing_take = None
+        self.stop_segment_playback()  # a script being made stays quiet from here on
         self.main.header.engine_state = "stopped"
 
     def on_playback_ended(self, message: PlaybackEnded) -> None:

@@ -146,7 +146,7 @@ class LongScriptMixin:
             return
         if message.index + 1 >= message.count:
             state["making"] = None
-        if job.play_while_generating:
+        if job.play_while_generating and state.get("muted") != job.id:
             clip = message.audio
             if message.index > 0 and message.pause_before_s > 0:
                 gap = np.zeros(round(message.pause_before_s * message.sample_rate), np.float32)
@@ -180,9 +180,14 @@ class LongScriptMixin:
             self._script_title()
 
     def stop_segment_playback(self) -> None:
+        """The user stopped playback: the script being made plays no more segments."""
+        app: Any = self
         state = self.seg
         state["queue"].clear()
         state["playing"] = state["token"] = None
+        job = app.queue.running
+        if isinstance(job, ScriptJob):
+            state["muted"] = job.id
 
     def on_job_ended(self, message: JobEnded) -> None:
         app: Any = self
@@ -194,7 +199,8 @@ class LongScriptMixin:
         if outcome.take is None:
             if state["playing"] is not None and app.player_if_started is not None:
                 app.player_if_started.stop()
-            self.stop_segment_playback()
+            state["queue"].clear()
+            state["playing"] = state["token"] = None
             return
         take = outcome.take
         first = take.timings.get("first_audio_s")

@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from ..app import BarkApp
     from ..history import Take
 
+def take_label(take: Take) -> str:
+    """``Take 7``; a script take adds its segments and time to first audio beside the total."""
+    timings = take.timings or {}
+    first, total = timings.get("first_audio_s"), timings.get("total_s")
+    if not take.segments or first is None or total is None:
+        return f"Take {take.id}"
+    return (f"Take {take.id} · {len(take.segments)} segments · first audio {first:.1f} s "
+            f"of {total:.1f} s")
+
+
 COUNT_DELAY_S = 0.3  # wait for a pause in typing before asking the real tokenizer
 PLAYHEAD_INTERVAL_S = 0.1
 
@@ -120,7 +130,7 @@ class MainScreen(Screen[None]):
         if audio is None:
             self.waveform.show_audio(None, take.sample_rate, f"Take {take.id}: WAV MISSING")
         else:
-            self.waveform.show_audio(audio, take.sample_rate, f"Take {take.id}")
+            self.waveform.show_audio(audio, take.sample_rate, take_label(take))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table is self.history:

@@ -66,6 +66,9 @@ async def test_dialogue_renders_per_speaker_and_plays_segment_one_first(
         # time to first audio is kept beside the total, and shown
         assert 0 < take.timings["first_audio_s"] <= take.timings["total_s"]
         assert "first audio after" in str(app.main.generation.query_one("#gen-title").content)
+        from bark_tui.screens.main import take_label
+
+        assert take_label(take).startswith(f"Take {take.id} · 3 segments · first audio ")
         # playback of segment 1 began before the last segment was made
         log = app.segment_log
         made = {i: t for kind, i, t in log if kind == "made"}
@@ -126,13 +129,14 @@ async def test_cancel_during_a_long_render_keeps_nothing(home, tiny_models):
     write_settings(play_while_generating=False, fine_temp=0.0)
     app = make_app(tiny_models, take_s=TAKE_S)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.main.editor.set_text("\n\n".join(f"Line number {i}." for i in range(6)))
+        app.main.editor.set_text("\n\n".join(f"Line number {i}." for i in range(40)))
         await pilot.pause()
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: app.segment_log, 60, "the first segment")
         await pilot.press("escape")
         await wait_until(pilot, lambda: not app.queue.busy, 60, "the cancel")
         assert has_message(app, "Cancelled")
+        assert len(app.segment_log) < 40  # it stopped part-way
         assert app.store.count() == 0
         assert not list(locations.takes_dir().glob("*.parts"))
 
