@@ -44,6 +44,9 @@ def _n_parts(n_in: int, threads: int) -> int:
 # kernels did the prefill and fine-pass products (257-1024 rows) in ~15% less
 # CPU time than the BLAS behind `F.linear` on the AMD EPYC here.
 ONEDNN_MIN_ROWS = 32
+# ... and only for real-sized weights: on small matrices (the tiny test models)
+# oneDNN's per-call weight reordering costs far more than the product (~15x).
+ONEDNN_MIN_WEIGHT = 1 << 18
 
 
 @functools.cache
@@ -72,6 +75,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     n_out, n_in = weight.shape
     if (
         x.numel() >= ONEDNN_MIN_ROWS * n_in
+        and weight.numel() >= ONEDNN_MIN_WEIGHT
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and weight.dtype == torch.float32
