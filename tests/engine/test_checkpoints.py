@@ -294,7 +294,7 @@ def test_the_allow_list_does_not_leak_out_of_the_loader(tiny_models: Path) -> No
 _RSS_SCRIPT = textwrap.dedent(
     """
     import json, sys, torch
-    from bark_engine.checkpoints import load_checkpoint
+    from bark_engine.checkpoints import load_checkpoint, safe_torch_load
     path = sys.argv[1]
     load_checkpoint(sys.argv[2], "causal")  # warm up lazy imports and allocator
 
@@ -319,7 +319,7 @@ _RSS_SCRIPT = textwrap.dedent(
     bf16 = growth()
     del m32, m16
     base = reset_peak()
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)  # the naive way
+    ckpt = safe_torch_load(path, mmap=False)  # everything read into memory, the naive way
     print(json.dumps({"fp32": fp32, "bf16": bf16, "naive": growth()}))
     """
 )
