@@ -79,6 +79,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and weight.dtype == torch.float32
+        # whole matrices only: on a row slice of a column-major weight oneDNN took ~1000x longer
+        and (weight.is_contiguous() or weight.t().is_contiguous())
         and _onednn_linear() is not None
     ):
         return _onednn_linear()(x, weight, bias, "none", [], "")
@@ -170,12 +172,9 @@ class SelfAttention(nn.Module):
         which sees every key, so no mask is needed for it."""
         B, T, C = x.shape
         H = self.n_head
-        if rows is None:
-            q, k, v = linear(x, self.c_attn.weight, self.c_attn.bias).split(C, dim=2)
-        else:
-            w, b = self.c_attn.weight, self.c_attn.bias
-            k, v = linear(x, w[C:], None if b is None else b[C:]).split(C, dim=2)
-            q = linear(x[:, rows], w[:C], None if b is None else b[:C])
+        q, k, v = linear(x, self.c_attn.weight, self.c_attn.bias).split(C, dim=2)
+        if rows is not None:
+            q = q[:, rows]
         Tq = q.shape[1]
         q = q.view(B, Tq, H, C // H).transpose(1, 2)  # (B, H, Tq, hd)
         k = k.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, hd)
