@@ -49,7 +49,8 @@ def run_engine(spec: dict) -> dict:
             c0, t0 = time.process_time(), time.perf_counter()
             runner.run(stage)
             times[stage] = time.perf_counter() - t0
-            cpu[stage] = time.process_time() - c0  # all threads: steadier than wall time on a busy machine
+            # CPU time of all threads: steadier than wall time on a busy machine
+            cpu[stage] = time.process_time() - c0
         runs.append(times)
         cpu_runs.append(cpu)
     return {

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -43,9 +44,13 @@ def _parser() -> argparse.ArgumentParser:
             "and the batch-1 bound from this machine's memory bandwidth."
         ),
     )
-    p.add_argument("--models", type=Path, help="random-weight model folder (default: find or write one)")
+    p.add_argument(
+        "--models", type=Path, help="random-weight model folder (default: find or write one)"
+    )
     p.add_argument("--dims", choices=("tiny", "small", "large"), default="small")
-    p.add_argument("--threads", type=int, default=2, help="torch threads in each engine (default 2)")
+    p.add_argument(
+        "--threads", type=int, default=2, help="torch threads in each engine (default 2)"
+    )
     p.add_argument(
         "--stages", default=",".join(STAGES),
         help=f"comma-separated subset of {','.join(STAGES)} (default: all)",
@@ -63,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--voice", default="v2/en_speaker_6", help="voice preset, or 'none'")
     p.add_argument("--bandwidth-mb", type=float, default=400.0, help="tensor size for bandwidth")
     p.add_argument("--no-bandwidth", action="store_true", help="skip the bandwidth measurement")
+    p.add_argument(
+        "--omp", metavar="passive|spin:N",
+        help="OpenMP waits in both engines: passive (sleep at once, as the studio runs; the "
+        "default unless OMP_WAIT_POLICY/GOMP_SPINCOUNT are set) or spin:N (spin N rounds first)",
+    )
     p.add_argument(
         "--takes", metavar="B,B,...",
         help="also measure our takes/min at these batch sizes (e.g. 1,2,4; slow at small dims)",
@@ -173,12 +183,38 @@ def run_in_process(spec: dict) -> dict:
         torch.set_num_threads(threads)
 
 
-def run_child(spec: dict, threads: int) -> dict:
+def omp_env(omp: str | None) -> dict[str, str]:
+    """OpenMP wait settings for the children (libgomp reads them at start-up).
+
+    None keeps this environment's, else sleeping waits as the studio runs
+    (`OMP_WAIT_POLICY=PASSIVE`); `spin:N` lets idle threads spin N rounds
+    before sleeping (`GOMP_SPINCOUNT=N`, no wait policy).
+    """
+    if omp is None:
+        if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+            return {}
+        omp = "passive"
+    if omp == "passive":
+        return {"OMP_WAIT_POLICY": "PASSIVE"}
+    return {"GOMP_SPINCOUNT": omp.removeprefix("spin:"), "OMP_WAIT_POLICY": ""}
+
+
+def omp_label(env: dict[str, str]) -> str:
+    policy = env.get("OMP_WAIT_POLICY") or "unset"  # "" means: removed for the children
+    spin = env.get("GOMP_SPINCOUNT")
+    return f"OMP_WAIT_POLICY={policy}" + (f", GOMP_SPINCOUNT={spin}" if spin else "")
+
+
+def run_child(spec: dict, threads: int, omp: str | None = None) -> dict:
     """Run one measurement in a fresh interpreter and return its result."""
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(threads)
     env["MKL_NUM_THREADS"] = str(threads)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app and CLI run
+    for key, value in omp_env(omp).items():
+        if value:
+            env[key] = value
+        else:
+            env.pop(key, None)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     proc = subprocess.run(
         [sys.executable, "-m", "bark_engine.bench.child", json.dumps(spec)],
@@ -210,6 +246,8 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if not engines or any(e not in ("ours", "port") for e in engines):
         raise BenchError("--engines: use ours, port or both")
+    if args.omp not in (None, "passive") and not re.fullmatch(r"spin:\d+", args.omp):
+        raise BenchError("--omp: passive or spin:N (e.g. spin:3000)")
     if args.threads < 1 or args.repeat < 1 or args.semantic_tokens < 2:
         raise BenchError("--threads and --repeat must be ≥ 1, --semantic-tokens ≥ 2")
     folder, dims = find_models(args.models, args.dims)
@@ -230,7 +268,7 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
             "transformers": transformers.__version__,
             "python": platform.python_version(),
             "load_before": load_average(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+            "omp": omp_label({**os.environ, **omp_env(args.omp)}),
             "in_process": bool(args.in_process),
         },
         "models": str(folder),
@@ -256,7 +294,10 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
             "task": "bandwidth", "threads": args.threads, "megabytes": args.bandwidth_mb,
             "repeats": 10,
         }
-        bw = run_in_process(bw_spec) if args.in_process else run_child(bw_spec, args.threads)
+        if args.in_process:
+            bw = run_in_process(bw_spec)
+        else:
+            bw = run_child(bw_spec, args.threads, args.omp)
         per_token = semantic_bytes_per_token(cfg)
         # Average cached positions over the run: 257 context + history of the tokens so far.
         kv = kv_bytes_per_token(cfg, 257 + args.semantic_tokens / 2)
@@ -275,7 +316,10 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
                 "task": "engine", "engine": name, "models": str(folder), "size": size,
                 "threads": args.threads, "work": work.to_dict(), "stages": stages,
             }
-            run = run_in_process(spec) if args.in_process else run_child(spec, args.threads)
+            if args.in_process:
+                run = run_in_process(spec)
+            else:
+                run = run_child(spec, args.threads, args.omp)
             run["load_avg"] = load_average()
             rounds[name].append(run)
     results["engines"] = {name: merge_rounds(runs) for name, runs in rounds.items()}
@@ -290,7 +334,7 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
             "work": work.to_dict(), "batches": batches, "sequential": args.takes_sequential,
         }
         results["takes"] = run_in_process(spec) if args.in_process else run_child(
-            spec, args.threads
+            spec, args.threads, args.omp
         )
     results["machine"]["load_after"] = load_average()
     return results

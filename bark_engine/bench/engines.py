@@ -1,9 +1,9 @@
 """The two engines under test, each behind the same small interface.
 
 `Runner.load()` is timed as the load (after `preload()` has imported the
-modules it needs: load is reading weights and building models); then each stage method does the fixed
-work of `work.Work` on the fixed `StageInputs` and returns its output, whose
-size is checked so neither engine can skip work.
+modules it needs: load is reading weights and building models); then each
+stage method does the fixed work of `work.Work` on the fixed `StageInputs`
+and returns its output, whose size is checked so neither engine can skip work.
 
 - `OursRunner`: `Engine.load()` from the folder (memory-mapped checkpoints,
   tokenizer, EnCodec), then the stage functions the `Engine` itself calls.
@@ -57,7 +57,9 @@ class Runner:
         x = full_inputs
         self.work = replace(full_work, semantic_tokens=2)
         n = self.work.coarse_frames
-        self.inputs = replace(x, semantic=x.semantic[:2], coarse=x.coarse[:, :n], fine=x.fine[:, :n])
+        self.inputs = replace(
+            x, semantic=x.semantic[:2], coarse=x.coarse[:, :n], fine=x.fine[:, :n]
+        )
         try:
             for stage in stages:
                 if stage != "fine":

@@ -98,14 +98,15 @@ def format_table(results: dict, summary: dict) -> str:
         f"machine   {m['cpu']} ({m['cpus']} CPUs), threads {results['threads']}, "
         f"torch {m['torch']}, transformers {m['transformers']}, Python {m['python']}",
         f"load avg  {m['load_before']} before, {m['load_after']} after "
-        f"(1/5/15 min); OMP_WAIT_POLICY={m['omp_wait_policy']}",
+        f"(1/5/15 min); {m['omp']}",
         f"model     dims {results['dims']} ({cfg['n_layer']} layers, {cfg['n_head']} heads, "
         f"{cfg['n_embd']} wide), {results['dtype']}, cpu, weights memory-mapped",
         f"work      {w['semantic_tokens']} semantic tokens (early stop off) → "
         f"{w['coarse_tokens']} coarse tokens → fine ({w['coarse_frames']} frames",
         f"          × 6 codebooks) → decode: {w['audio_seconds']:.2f} s of audio; voice "
         f"{w['voice'] or 'none'}; T = {w['text_temp']} / {w['waveform_temp']} / {w['fine_temp']}",
-        f"          (sampled); the same stage inputs for both engines; best of {results['repeat']} round(s)",
+        f"          (sampled); the same stage inputs for both engines; "
+        f"best of {results['repeat']} round(s)",
     ]
     loads = [m["load_before"], *(r["load_avg"] for e in results["engines"].values()
                                  for r in e.get("rounds", []))]
@@ -178,8 +179,8 @@ def format_table(results: dict, summary: dict) -> str:
     bw, bound = results.get("bandwidth"), results.get("bound")
     if bw and bound:
         lines.append(
-            f"bandwidth {bw['gbs']:.1f} GB/s: best of {bw['repeats']} reads of {bw['megabytes']:.0f}"
-            f" MB fp32, threads {bw['threads']} (sum {bw['sum_gbs']:.1f}, mv "
+            f"bandwidth {bw['gbs']:.1f} GB/s: best of {bw['repeats']} reads of "
+            f"{bw['megabytes']:.0f} MB fp32, threads {bw['threads']} (sum {bw['sum_gbs']:.1f}, mv "
             f"{bw['mv_gbs']:.1f} GB/s)"
         )
         lines.append(
