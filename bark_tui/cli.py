@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from bark_engine.errors import BarkError
+from bark_engine.openmp import set_default_waits
 
 from .cli_args import add_render_arguments
 
@@ -162,6 +163,7 @@ def _fail(message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_default_waits()  # before torch is imported: see bark_engine.openmp
     try:
         if args.command == "say":
             from .cli_say import run_say
@@ -188,9 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_app(args: argparse.Namespace) -> int:
-    # The studio's UI thread shares the cores with torch: spinning OpenMP waits
-    # would starve one or the other (measured: ~30x slower decoding on 2 cores).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # The studio's UI thread shares the cores with torch: OpenMP waits spin
+    # only briefly (bark_engine.openmp, set in main()).
     from .app import run_app
 
     if args.home is not None:

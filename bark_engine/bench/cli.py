@@ -70,8 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bandwidth", action="store_true", help="skip the bandwidth measurement")
     p.add_argument(
         "--omp", metavar="passive|spin:N",
-        help="OpenMP waits in both engines: passive (sleep at once, as the studio runs; the "
-        "default unless OMP_WAIT_POLICY/GOMP_SPINCOUNT are set) or spin:N (spin N rounds first)",
+        help="OpenMP waits in both engines: passive (sleep at once) or spin:N (spin N rounds "
+        "first); default: as set in this environment, else the CLI's short spin",
     )
     p.add_argument(
         "--takes", metavar="B,B,...",
@@ -186,16 +186,19 @@ def run_in_process(spec: dict) -> dict:
 def omp_env(omp: str | None) -> dict[str, str]:
     """OpenMP wait settings for the children (libgomp reads them at start-up).
 
-    None keeps this environment's, else sleeping waits as the studio runs
-    (`OMP_WAIT_POLICY=PASSIVE`); `spin:N` lets idle threads spin N rounds
-    before sleeping (`GOMP_SPINCOUNT=N`, no wait policy).
+    None: this environment's if it sets any, else the short spin the CLI and
+    the studio use (`bark_engine.openmp`); `passive`: sleep at once
+    (`OMP_WAIT_POLICY=PASSIVE`); `spin:N`: spin N rounds before sleeping.
+    An empty value means: remove the variable for the children.
     """
+    from ..openmp import default_waits
+
     if omp is None:
         if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
             return {}
-        omp = "passive"
+        return {**default_waits(), "OMP_WAIT_POLICY": ""}
     if omp == "passive":
-        return {"OMP_WAIT_POLICY": "PASSIVE"}
+        return {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": ""}
     return {"GOMP_SPINCOUNT": omp.removeprefix("spin:"), "OMP_WAIT_POLICY": ""}
 
 

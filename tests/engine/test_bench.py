@@ -23,6 +23,7 @@ ROWS = (
     "date ",
     "machine ",
     "load avg ",
+    "openmp ",
     "model ",
     "work ",
     "semantic (8 tok)",
@@ -85,6 +86,25 @@ def test_child_process_protocol() -> None:
         {"task": "bandwidth", "threads": 1, "megabytes": 4, "repeats": 2}, threads=1
     )
     assert out["threads"] == 1 and out["gbs"] > 0 and out["megabytes"] == 4
+
+
+def test_openmp_settings_for_the_children(monkeypatch) -> None:
+    from bark_engine.bench.cli import omp_env, omp_label
+    from bark_engine.openmp import SPIN_COUNT, set_default_waits
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    assert omp_env(None) == {"GOMP_SPINCOUNT": str(SPIN_COUNT), "OMP_WAIT_POLICY": ""}
+    assert omp_env("passive")["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert omp_label(omp_env("spin:100")) == "OMP_WAIT_POLICY=unset, GOMP_SPINCOUNT=100"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert omp_env(None) == {}  # the user's own setting wins
+    env = {"OMP_WAIT_POLICY": "ACTIVE"}
+    set_default_waits(env)
+    assert env == {"OMP_WAIT_POLICY": "ACTIVE"}
+    env = {}
+    set_default_waits(env)
+    assert env == {"GOMP_SPINCOUNT": str(SPIN_COUNT)}
 
 
 def test_fixed_work_sizes() -> None:
