@@ -9,6 +9,7 @@ is allocated once per window and written in place.
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import torch
@@ -31,7 +32,7 @@ class LayerNorm(nn.Module):
 
 
 @functools.lru_cache(maxsize=64)
-def _n_parts(n_in: int, threads: int) -> int:
+def n_parts(n_in: int, threads: int) -> int:
     """How many slices of the input dimension `linear` cuts: one per thread,
     fewer when the width does not divide evenly."""
     parts = max(1, min(threads, 16))
@@ -86,7 +87,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         return _onednn_linear()(x, weight, bias, "none", [], "")
     if x.numel() != n_in or weight.stride(0) != 1 or x.device.type != "cpu":
         return F.linear(x, weight, bias)
-    parts = _n_parts(n_in, torch.get_num_threads())
+    parts = n_parts(n_in, torch.get_num_threads())
     slices = weight.t().view(parts, n_in // parts, n_out)  # (P, in/P, out), a view
     y = torch.bmm(x.reshape(parts, 1, n_in // parts), slices).sum(0)  # (1, out)
     if bias is not None:
@@ -114,8 +115,11 @@ def use_decode_layout(model: nn.Module) -> nn.Module:
 class KVCache:
     """Keys and values of every layer for one window, preallocated.
 
-    Shapes: k, v are (n_layer, B, n_head, max_len, head_dim). `length` is the
-    number of positions filled so far; a step writes at `length` and advances it.
+    One tensor `kv` (n_layer, 2, B, n_head, max_len, head_dim) holds both, so
+    a decode step writes a layer's new key and value in one copy; `k` and `v`
+    are its two halves (n_layer, B, n_head, max_len, head_dim), as views.
+    `length` is the number of positions filled so far; a step writes at
+    `length` and advances it.
     """
 
     def __init__(
@@ -127,14 +131,27 @@ class KVCache:
         dtype: torch.dtype,
     ) -> None:
         head_dim = cfg.n_embd // cfg.n_head
-        shape = (cfg.n_layer, batch, cfg.n_head, max_len, head_dim)
-        self.k = torch.empty(shape, device=device, dtype=dtype)
-        self.v = torch.empty(shape, device=device, dtype=dtype)
+        shape = (cfg.n_layer, 2, batch, cfg.n_head, max_len, head_dim)
+        self.kv = torch.empty(shape, device=device, dtype=dtype)
         self.max_len = max_len
         self.length = 0
 
+    @property
+    def k(self) -> torch.Tensor:
+        return self.kv[:, 0]
+
+    @property
+    def v(self) -> torch.Tensor:
+        return self.kv[:, 1]
+
     def reset(self) -> None:
         self.length = 0
+
+    def clone(self) -> KVCache:
+        """An independent copy: the same positions, its own tensor."""
+        new = copy.copy(self)
+        new.kv = self.kv.clone()
+        return new
 
 
 class MLP(nn.Module):
@@ -245,6 +262,8 @@ class GPT(nn.Module):
             }
         )
         self.lm_head = nn.Linear(cfg.n_embd, cfg.output_vocab_size, bias=False)
+        # One-token steps with a cache go through `decode.DecodePlan` where it applies.
+        self.fast_decode = True
 
     def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
         p = self.lm_head.weight
@@ -280,6 +299,12 @@ class GPT(nn.Module):
         `vocab` computes only those rows of the output head (V = its length):
         the stages never look at the other logits, so why read their weights.
         """
+        if self.fast_decode and cache is not None and cache.length and idx.shape == (1, 1):
+            from .decode import decode_plan  # decode.py builds on this module
+
+            plan = decode_plan(self)
+            if plan is not None:
+                return plan.step(idx, cache, vocab)  # the same logits, fewer torch calls
         x = self.embed(idx, merge_context and (cache is None or cache.length == 0))
         T = x.shape[1]
         past = cache.length if cache is not None else 0
