@@ -2,8 +2,9 @@
 
 `python -m bark_engine.bench.child '<json spec>'` prints one line
 `BENCH-RESULT <json>` on stdout. The spec's `task` is `engine` (load one
-engine, warm up, run the chosen stages), `bandwidth`, or `takes` (our
-takes per minute at several batch sizes).
+engine, warm up, run the chosen stages), `bandwidth`, `paired_bound` (our
+semantic stage between two bandwidth readings), or `takes` (our takes per
+minute at several batch sizes).
 """
 
 from __future__ import annotations
@@ -92,6 +93,36 @@ def run_takes(spec: dict) -> dict:
     }
 
 
+def run_paired_bound(spec: dict) -> dict:
+    """Our semantic stage with the bandwidth read right before and right after each run.
+
+    This VM's memory bandwidth swings by 1.5x within minutes (other tenants),
+    so a bound measured once at the start can be far from the one in force
+    while a stage runs. Each pair here is measured back to back; the report
+    keeps the higher of the two readings (the stricter bound). Its own
+    process, so its buffers stay out of the engine rows' peak RSS.
+    """
+    from .bandwidth import measure_bandwidth
+    from .engines import RUNNERS
+    from .work import Work, stage_inputs
+
+    work = Work(**spec["work"])
+    runner = RUNNERS["ours"](spec["models"], spec["size"], work, stage_inputs(work, spec["models"]))
+    runner.preload()
+    runner.load()
+    runner.warm_up(["semantic"])
+    pairs = []
+    for i in range(spec["rounds"]):
+        before = measure_bandwidth(spec["megabytes"], repeats=5)
+        runner.reseed(work.seed + 1000 * i)
+        t0 = time.perf_counter()
+        runner.run("semantic")
+        seconds = time.perf_counter() - t0
+        after = measure_bandwidth(spec["megabytes"], repeats=5)
+        pairs.append({"seconds": seconds, "gbs_before": before.gbs, "gbs_after": after.gbs})
+    return {"pairs": pairs}
+
+
 def run_bandwidth(spec: dict) -> dict:
     from .bandwidth import measure_bandwidth
 
@@ -99,7 +130,12 @@ def run_bandwidth(spec: dict) -> dict:
 
 
 def run_task(spec: dict) -> dict:
-    tasks = {"engine": run_engine, "bandwidth": run_bandwidth, "takes": run_takes}
+    tasks = {
+        "engine": run_engine,
+        "bandwidth": run_bandwidth,
+        "takes": run_takes,
+        "paired_bound": run_paired_bound,
+    }
     return tasks[spec["task"]](spec)
 
 

@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bandwidth-mb", type=float, default=400.0, help="tensor size for bandwidth")
     p.add_argument("--no-bandwidth", action="store_true", help="skip the bandwidth measurement")
     p.add_argument(
+        "--paired-rounds", type=int, default=3,
+        help="runs of our semantic stage, each between two bandwidth readings, for the bound "
+        "share (default 3; 0 skips)",
+    )
+    p.add_argument(
         "--omp", metavar="passive|spin:N",
         help="OpenMP waits in both engines: passive (sleep at once) or spin:N (spin N rounds "
         "first); default: as set in this environment, else the CLI's short spin",
@@ -251,8 +256,10 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         raise BenchError("--engines: use ours, port or both")
     if args.omp not in (None, "passive") and not re.fullmatch(r"spin:\d+", args.omp):
         raise BenchError("--omp: passive or spin:N (e.g. spin:3000)")
-    if args.threads < 1 or args.repeat < 1 or args.semantic_tokens < 2:
-        raise BenchError("--threads and --repeat must be ≥ 1, --semantic-tokens ≥ 2")
+    if args.threads < 1 or args.repeat < 1 or args.semantic_tokens < 2 or args.paired_rounds < 0:
+        raise BenchError(
+            "--threads and --repeat must be ≥ 1, --semantic-tokens ≥ 2, --paired-rounds ≥ 0"
+        )
     folder, dims = find_models(args.models, args.dims)
     size = "large" if dims == "large" else "small"
     if not all((folder / n).is_file() for n in CHECKPOINT_FILES[size].values()):
@@ -326,6 +333,16 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
             run["load_avg"] = load_average()
             rounds[name].append(run)
     results["engines"] = {name: merge_rounds(runs) for name, runs in rounds.items()}
+    if "bound" in results and "semantic" in stages and "ours" in engines and args.paired_rounds:
+        log(f"semantic beside the bandwidth: {args.paired_rounds} pair(s) ...")
+        spec = {
+            "task": "paired_bound", "models": str(folder), "size": size, "threads": args.threads,
+            "work": work.to_dict(), "rounds": args.paired_rounds,
+            "megabytes": args.bandwidth_mb,
+        }
+        results["paired_bound"] = run_in_process(spec) if args.in_process else run_child(
+            spec, args.threads, args.omp
+        )
     if args.takes:
         try:
             batches = [int(b) for b in args.takes.split(",") if b.strip()]

@@ -65,10 +65,26 @@ def summarize(results: dict) -> dict:
             for name, eng in out["engines"].items()
             if "semantic" in eng["rates"]
         }
+    paired = results.get("paired_bound")
+    if bound and paired and paired["pairs"]:
+        n_tokens = units["semantic"][0]
+        shares = sorted(
+            n_tokens / p["seconds"] / (max(p["gbs_before"], p["gbs_after"]) * 1e9)
+            * bound["bytes_per_token"]
+            for p in paired["pairs"]
+        )
+        out["paired_share"] = {
+            "shares": shares,
+            "median": shares[len(shares) // 2] if len(shares) % 2 else
+            (shares[len(shares) // 2 - 1] + shares[len(shares) // 2]) / 2,
+            "gbs": [g for p in paired["pairs"] for g in (p["gbs_before"], p["gbs_after"])],
+        }
     targets = {}
     if "ratios" in out and "end_to_end" in out["ratios"]:
         targets["end_to_end"] = out["ratios"]["end_to_end"] >= TARGET_SPEEDUP
-    if "bound_share" in out and "ours" in out["bound_share"]:
+    if "paired_share" in out:  # the bound in force while the stage ran
+        targets["semantic_bound"] = out["paired_share"]["median"] >= TARGET_BOUND_SHARE
+    elif "bound_share" in out and "ours" in out["bound_share"]:
         targets["semantic_bound"] = out["bound_share"]["ours"] >= TARGET_BOUND_SHARE
     out["targets"] = targets
     return out
@@ -198,7 +214,19 @@ def format_table(results: dict, summary: dict) -> str:
             if name in shares
         ]
         if parts:
-            lines.append("semantic  " + ", ".join(parts) + " of the bound")
+            lines.append("semantic  " + ", ".join(parts) + " of the bound measured at the start")
+        paired = summary.get("paired_share")
+        if paired:
+            gbs = paired["gbs"]
+            shares = ", ".join(f"{x:.0%}" for x in paired["shares"])
+            lines.append(
+                f"paired    ours {shares} (median {paired['median']:.0%}) of the bound read right "
+                "before and after"
+            )
+            lines.append(
+                f"          each run ({min(gbs):.1f}-{max(gbs):.1f} GB/s, the higher of each pair "
+                "counts): bandwidth drifts here"
+            )
     targets = summary.get("targets", {})
     checks = []
     if "end_to_end" in targets:
@@ -207,8 +235,12 @@ def format_table(results: dict, summary: dict) -> str:
             f"{'PASS' if targets['end_to_end'] else 'MISS'}"
         )
     if "semantic_bound" in targets:
+        paired = summary.get("paired_share")
+        share, how = (
+            (paired["median"], " (paired median)") if paired else (summary["bound_share"]["ours"], "")
+        )
         checks.append(
-            f"semantic ≥ {TARGET_BOUND_SHARE:.0%} of bound: {summary['bound_share']['ours']:.0%} "
+            f"semantic ≥ {TARGET_BOUND_SHARE:.0%} of bound: {share:.0%}{how} "
             f"{'PASS' if targets['semantic_bound'] else 'MISS'}"
         )
     if checks:

@@ -38,6 +38,7 @@ ROWS = (
     "bound ",
     "of the bound",
     "targets ",
+    "paired    ours ",
     "warm-up (not in e2e)",
     "batching ",
     "columns ",
@@ -62,6 +63,10 @@ def test_bench_prints_every_row(tiny_models: Path, tmp_path: Path, capsys) -> No
         assert data["results"]["engines"][name]["peak_rss_mb"] > 0
     assert {"end_to_end", "load", "peak_rss", "semantic"} <= set(summary["ratios"])
     assert set(summary["targets"]) == {"end_to_end", "semantic_bound"}
+    paired = summary["paired_share"]
+    assert len(paired["shares"]) == 3 and len(paired["gbs"]) == 6
+    assert min(paired["shares"]) <= paired["median"] <= max(paired["shares"])
+    assert "(paired median)" in table
 
 
 def test_bench_stage_subset_and_bad_options(tiny_models: Path, capsys) -> None:
@@ -78,6 +83,7 @@ def test_bench_stage_subset_and_bad_options(tiny_models: Path, capsys) -> None:
     rows = table.split("takes     ours, batched", 1)[1].splitlines()[2:4]
     assert [row.split()[0] for row in rows] == ["1", "2"]  # one row per B
     assert main(["--models", str(tiny_models), "--stages", "nope"]) == 2
+    assert main(["--models", str(tiny_models), "--paired-rounds", "-1"]) == 2
     assert main(["--models", str(tiny_models / "missing")]) == 2
 
 
