@@ -33,7 +33,8 @@ def run_engine(spec: dict) -> dict:
     hf_logging.set_verbosity_error()  # the port warns about its own generate() arguments
     work = Work(**spec["work"])
     inputs = stage_inputs(work, spec["models"])
-    runner = RUNNERS[spec["engine"]](spec["models"], spec["size"], work, inputs)
+    device, dtype = spec.get("device", "cpu"), spec.get("dtype", "float32")
+    runner = RUNNERS[spec["engine"]](spec["models"], spec["size"], work, inputs, device, dtype)
     runner.preload()  # imports are not part of the load time
     t0 = time.perf_counter()
     runner.load()
@@ -63,6 +64,9 @@ def run_engine(spec: dict) -> dict:
         "peak_rss_mb": peak_rss_mb(),
         "rss_after_load_mb": rss_after_load,
         "threads": torch.get_num_threads(),
+        "gpu_peak_mb": (
+            torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+        ),
     }
 
 

@@ -49,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dims", choices=("tiny", "small", "large"), default="small")
     p.add_argument(
+        "--device", default="cpu",
+        help="cpu (default) or cuda[:N]; on a GPU the CPU bandwidth bound is skipped",
+    )
+    p.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+        help="weights and activations of both engines (default float32)",
+    )
+    p.add_argument(
         "--threads", type=int, default=2, help="torch threads in each engine (default 2)"
     )
     p.add_argument(
@@ -260,6 +268,11 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         raise BenchError(
             "--threads and --repeat must be ≥ 1, --semantic-tokens ≥ 2, --paired-rounds ≥ 0"
         )
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
+        raise BenchError("--device: cpu, cuda or cuda:N")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"--device {args.device}: this torch build sees no CUDA GPU")
+    on_gpu = args.device != "cpu"
     folder, dims = find_models(args.models, args.dims)
     size = "large" if dims == "large" else "small"
     if not all((folder / n).is_file() for n in CHECKPOINT_FILES[size].values()):
@@ -283,7 +296,9 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         },
         "models": str(folder),
         "dims": dims,
-        "dtype": "float32",
+        "dtype": args.dtype,
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name(args.device) if on_gpu else None,
         "threads": args.threads,
         "repeat": args.repeat,
         "stages": stages,
@@ -298,7 +313,7 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         },
         "engines": {},
     }
-    if not args.no_bandwidth:
+    if not args.no_bandwidth and not on_gpu:  # the bound is the CPU's batch-1 bound
         log(f"bandwidth ({args.bandwidth_mb:.0f} MB, {args.threads} threads) ...")
         bw_spec = {
             "task": "bandwidth", "threads": args.threads, "megabytes": args.bandwidth_mb,
@@ -308,7 +323,7 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
             bw = run_in_process(bw_spec)
         else:
             bw = run_child(bw_spec, args.threads, args.omp)
-        per_token = semantic_bytes_per_token(cfg)
+        per_token = semantic_bytes_per_token(cfg, getattr(torch, args.dtype).itemsize)
         # Average cached positions over the run: 257 context + history of the tokens so far.
         kv = kv_bytes_per_token(cfg, 257 + args.semantic_tokens / 2)
         results["bandwidth"] = bw
@@ -325,6 +340,7 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
             spec = {
                 "task": "engine", "engine": name, "models": str(folder), "size": size,
                 "threads": args.threads, "work": work.to_dict(), "stages": stages,
+                "device": args.device, "dtype": args.dtype,
             }
             if args.in_process:
                 run = run_in_process(spec)
@@ -370,6 +386,7 @@ def merge_rounds(runs: list[dict]) -> dict:
         "runs": [times for r in runs for times in r["runs"]],
         "cpu_runs": [times for r in runs for times in r["cpu_runs"]],
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "gpu_peak_mb": max((r.get("gpu_peak_mb") or 0.0 for r in runs), default=0.0) or None,
         "rounds": runs,
     }
 

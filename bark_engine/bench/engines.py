@@ -38,12 +38,22 @@ class Runner:
 
     name = ""
 
-    def __init__(self, models: str, size: str, work: Work, inputs: StageInputs) -> None:
+    def __init__(
+        self,
+        models: str,
+        size: str,
+        work: Work,
+        inputs: StageInputs,
+        device: str = "cpu",
+        dtype: str = "float32",
+    ) -> None:
         self.models = models
         self.size = size
         self.work = work
         self.inputs = inputs
-        self.generator = torch.Generator()
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, dtype)
+        self.generator = torch.Generator(device=self.device)
 
     def reseed(self, seed: int) -> None:
         self.generator.manual_seed(seed)
@@ -119,7 +129,10 @@ class OursRunner(Runner):
         from ..pipeline import Engine
 
         self.engine = Engine(
-            EngineConfig(models=self.models, size=self.size, device="cpu", dtype="float32")
+            EngineConfig(
+                models=self.models, size=self.size, device=str(self.device),
+                dtype=str(self.dtype).removeprefix("torch."),
+            )
         )
         self.engine.load()
         # The stage functions take the loaded models; the Engine keeps them private.
@@ -196,11 +209,11 @@ class PortRunner(Runner):
             cfg = GPTConfig.from_model_args(ckpt["model_args"])
             state = {k.removeprefix(COMPILED_PREFIX): v for k, v in ckpt["model"].items()}
             del ckpt
-            port = port_from_state_dict(state, cfg, stage)
+            port = port_from_state_dict(state, cfg, stage).to(self.device, self.dtype)
             port.requires_grad_(False)
             ports[stage] = port
         self.ports = ports
-        self.codec = load_codec(source.codec_path())
+        self.codec = load_codec(source.codec_path()).to(self.device)
         self.config_classes = (
             BarkSemanticGenerationConfig, BarkCoarseGenerationConfig, BarkFineGenerationConfig
         )
@@ -227,13 +240,16 @@ class PortRunner(Runner):
         if x.semantic_prompt is None:
             return None
         return {
-            "semantic_prompt": torch.from_numpy(np.array(x.semantic_prompt)),
-            "coarse_prompt": torch.from_numpy(np.array(x.coarse_prompt)),
-            "fine_prompt": torch.from_numpy(np.array(x.fine_prompt)),
+            "semantic_prompt": self._tensor(x.semantic_prompt),
+            "coarse_prompt": self._tensor(x.coarse_prompt),
+            "fine_prompt": self._tensor(x.fine_prompt),
         }
 
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(array)).to(self.device)
+
     def _seed(self) -> None:
-        # The port samples from torch's global generator.
+        # The port samples from torch's global generator (CUDA's too, on a GPU).
         torch.manual_seed(int(self.generator.initial_seed()))
 
     @torch.no_grad()
@@ -245,10 +261,10 @@ class PortRunner(Runner):
         ids[0, : len(text)] = torch.tensor(text, dtype=torch.long)
         mask[0, : len(text)] = 1
         out = self.ports["semantic"].generate(
-            ids, semantic_generation_config=self.sem_cfg, history_prompt=self._history(),
-            attention_mask=mask,
+            ids.to(self.device), semantic_generation_config=self.sem_cfg,
+            history_prompt=self._history(), attention_mask=mask.to(self.device),
         )
-        return out[0].numpy()
+        return out[0].cpu().numpy()
 
     @torch.no_grad()
     def coarse(self) -> np.ndarray:
@@ -256,12 +272,12 @@ class PortRunner(Runner):
 
         self._seed()
         out = self.ports["coarse"].generate(
-            torch.from_numpy(self.inputs.semantic.copy())[None],
+            self._tensor(self.inputs.semantic)[None],
             semantic_generation_config=self.sem_cfg,
             coarse_generation_config=self.coarse_cfg,
             history_prompt=self._history(),
         )
-        return unflatten_coarse(out[0].numpy())
+        return unflatten_coarse(out[0].cpu().numpy())
 
     @torch.no_grad()
     def fine(self) -> np.ndarray:
@@ -269,14 +285,14 @@ class PortRunner(Runner):
 
         self._seed()
         out = self.ports["fine"].generate(
-            torch.from_numpy(flatten_coarse(self.inputs.coarse))[None],
+            self._tensor(flatten_coarse(self.inputs.coarse))[None],
             semantic_generation_config=self.sem_cfg,
             coarse_generation_config=self.coarse_cfg,
             fine_generation_config=self.fine_cfg,
             history_prompt=self._history(),
             temperature=self.work.fine_temp,
         )
-        return out[0].numpy()
+        return out[0].cpu().numpy()
 
     @torch.no_grad()
     def decode(self) -> np.ndarray:
@@ -284,9 +300,9 @@ class PortRunner(Runner):
 
         from transformers import BarkModel
 
-        fine = torch.from_numpy(self.inputs.fine)[None]  # (B, 8, T), as BarkModel.generate has it
+        fine = self._tensor(self.inputs.fine)[None]  # (B, 8, T), as BarkModel.generate has it
         audio = BarkModel.codec_decode(SimpleNamespace(codec_model=self.codec), fine)
-        return audio[0].numpy()
+        return audio[0].float().cpu().numpy()
 
 
 RUNNERS = {"ours": OursRunner, "port": PortRunner}

@@ -39,6 +39,7 @@ def summarize(results: dict) -> dict:
             "load_s": raw["load_s"],
             "first_use_s": raw.get("first_use_s"),
             "peak_rss_mb": raw["peak_rss_mb"],
+            "gpu_peak_mb": raw.get("gpu_peak_mb"),
             "seconds": secs,
             "cpu_seconds": best_seconds(raw, "cpu_runs") if raw.get("cpu_runs") else {},
             "rates": {s: units[s][0] / t for s, t in secs.items()},
@@ -104,6 +105,13 @@ def _ratio(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}x"
 
 
+def _device_label(results: dict) -> str:
+    device = results.get("device", "cpu")
+    if device == "cpu":
+        return "cpu, weights memory-mapped"
+    return f"{device} ({results.get('gpu') or 'GPU'})"
+
+
 def format_table(results: dict, summary: dict) -> str:
     """The benchmark's printed report (plain text, ~100 columns)."""
     m, w, cfg = results["machine"], results["work"], results["config"]
@@ -116,7 +124,7 @@ def format_table(results: dict, summary: dict) -> str:
         f"load avg  {m['load_before']} before, {m['load_after']} after (1/5/15 min)",
         f"openmp    {m['omp']} (idle threads' waits, as the children ran)",
         f"model     dims {results['dims']} ({cfg['n_layer']} layers, {cfg['n_head']} heads, "
-        f"{cfg['n_embd']} wide), {results['dtype']}, cpu, weights memory-mapped",
+        f"{cfg['n_embd']} wide), {results['dtype']}, {_device_label(results)}",
         f"work      {w['semantic_tokens']} semantic tokens (early stop off) → "
         f"{w['coarse_tokens']} coarse tokens → fine ({w['coarse_frames']} frames",
         f"          × 6 codebooks) → decode: {w['audio_seconds']:.2f} s of audio; voice "
@@ -191,6 +199,11 @@ def format_table(results: dict, summary: dict) -> str:
         f"{'peak RSS':<20}{'':>9}{'':>9}{_fmt(get('ours', 'peak_rss_mb'), 0):>10}"
         f"{_fmt(get('port', 'peak_rss_mb'), 0):>10}  {'MB':<11}{_ratio(ratios.get('peak_rss')):>9}"
     )
+    if get("ours", "gpu_peak_mb") or get("port", "gpu_peak_mb"):
+        lines.append(
+            f"{'GPU memory peak':<20}{'':>9}{'':>9}{_fmt(get('ours', 'gpu_peak_mb'), 0):>10}"
+            f"{_fmt(get('port', 'gpu_peak_mb'), 0):>10}  {'MB':<11}"
+        )
     lines.append("")
     bw, bound = results.get("bandwidth"), results.get("bound")
     if bw and bound:

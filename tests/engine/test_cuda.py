@@ -1,0 +1,134 @@
+"""The engine on a CUDA GPU: skipped where torch sees none (CI has no GPU).
+
+Run on a GPU machine with `python -m pytest -q tests/engine/test_cuda.py`.
+Float32 with TF32 off must agree with the CPU (proven against the port in
+test_reference.py) and with the port on the same GPU; bf16 and fp16 must run
+end to end, deterministically by seed, and stop promptly when cancelled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bark_engine import Cancelled, EngineConfig, GenerationOptions, StageProgress
+from bark_engine.coarse import generate_coarse
+from bark_engine.fine import generate_fine
+from bark_engine.pipeline import Engine
+from bark_engine.semantic import generate_semantic, semantic_context
+from tests.engine.reference_port import tiny_model, to_port
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+SHORT = GenerationOptions(seed=11, max_duration_s=0.4)
+
+
+@pytest.fixture(autouse=True)
+def exact_float32():
+    """TF32 matmuls would round float32 products to 10-bit mantissas."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+@torch.no_grad()
+def test_semantic_logits_match_the_port_on_the_gpu() -> None:
+    model = tiny_model("semantic", seed=3)
+    port = to_port(model, "semantic").cuda()
+    model = model.cuda()
+    ids = torch.from_numpy(semantic_context(list(range(500, 540)), None))[None].cuda()
+    embeds = torch.cat(
+        [
+            port.input_embeds_layer(ids[:, :256]) + port.input_embeds_layer(ids[:, 256:512]),
+            port.input_embeds_layer(ids[:, 512:]),
+        ],
+        dim=1,
+    )
+    theirs = port(inputs_embeds=embeds, use_cache=False).logits
+    ours = model(ids, merge_context=True, last_only=False)
+    err = (ours - theirs).abs().max().item()
+    assert err <= 1e-4 * theirs.abs().max().item(), err
+    cache = model.new_cache(1)
+    extra = torch.tensor([[17, 4242, 9999]], device="cuda")
+    steps = [model(ids, cache, merge_context=True)]
+    steps += [model(extra[:, i : i + 1], cache) for i in range(3)]
+    theirs = port(
+        inputs_embeds=torch.cat([embeds, port.input_embeds_layer(extra)], dim=1), use_cache=False
+    ).logits[:, -4:]
+    err = (torch.cat(steps, dim=1) - theirs).abs().max().item()
+    assert err <= 1e-4 * theirs.abs().max().item(), err
+
+
+@torch.no_grad()
+def test_greedy_tokens_on_the_gpu_equal_the_cpu() -> None:
+    rng = np.random.default_rng(0)
+    text = list(range(1000, 1030))
+    sem_model = tiny_model("semantic", seed=1)
+    cpu_sem = generate_semantic(sem_model, text, None, temperature=None, generator=None)
+    gpu_sem = generate_semantic(sem_model.cuda(), text, None, temperature=None, generator=None)
+    np.testing.assert_array_equal(gpu_sem, cpu_sem)
+    semantic = rng.integers(0, 10_000, 101)
+    coarse_model = tiny_model("coarse", seed=6)
+    cpu_coarse = generate_coarse(coarse_model, semantic, None, None, temperature=None,
+                                 generator=None)
+    gpu_coarse = generate_coarse(coarse_model.cuda(), semantic, None, None, temperature=None,
+                                 generator=None)
+    np.testing.assert_array_equal(gpu_coarse, cpu_coarse)
+    fine_model = tiny_model("fine", seed=8)
+    coarse = rng.integers(0, 1024, (2, 1300))
+    history = rng.integers(0, 1024, (8, 700))
+    cpu_fine = generate_fine(fine_model, coarse, history, temperature=None, generator=None)
+    gpu_fine = generate_fine(fine_model.cuda(), coarse, history, temperature=None, generator=None)
+    np.testing.assert_array_equal(gpu_fine, cpu_fine)
+
+
+@pytest.fixture(scope="module", params=["bfloat16", "float16", "float32"])
+def gpu_engine(request, tiny_models: Path) -> Engine:
+    engine = Engine(EngineConfig(models=str(tiny_models), device="cuda", dtype=request.param))
+    engine.load()
+    return engine
+
+
+def test_generate_on_the_gpu_is_whole_and_deterministic(gpu_engine: Engine) -> None:
+    a = gpu_engine.generate("Hello from the GPU.", voice="v2/en_speaker_6", options=SHORT)
+    b = gpu_engine.generate("Hello from the GPU.", voice="v2/en_speaker_6", options=SHORT)
+    assert 0 < len(a.semantic) <= 21 and a.semantic.max() < 10_000
+    assert a.coarse.shape[1] == a.fine.shape[1] > 0 and a.fine.max() < 1024
+    assert a.audio.dtype == np.float32 and len(a.audio) == a.fine.shape[1] * 320
+    assert np.isfinite(a.audio).all()
+    for name in ("semantic", "coarse", "fine"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_takes_on_the_gpu_equal_single_runs(gpu_engine: Engine) -> None:
+    options = GenerationOptions(max_duration_s=0.3)
+    takes = gpu_engine.generate_takes("Two takes at once.", options=options, seeds=[5, 6])
+    for take in takes:
+        single = gpu_engine.generate(
+            "Two takes at once.", options=GenerationOptions(seed=take.seed, max_duration_s=0.3)
+        )
+        np.testing.assert_array_equal(take.semantic, single.semantic)
+        assert take.fine.shape == single.fine.shape
+
+
+def test_cancel_on_the_gpu_is_prompt(gpu_engine: Engine) -> None:
+    cancel = threading.Event()
+    when: list[float] = []
+
+    def on_event(event) -> None:
+        if isinstance(event, StageProgress) and event.stage == "semantic" and event.step == 3:
+            cancel.set()
+            when.append(time.perf_counter())
+
+    with pytest.raises(Cancelled):
+        gpu_engine.generate(
+            "Stop me early please.", options=GenerationOptions(seed=3, allow_early_stop=False),
+            on_event=on_event, cancel=cancel,
+        )
+    assert time.perf_counter() - when[0] < 0.5
+    assert len(gpu_engine.generate("Still works.", options=SHORT).audio) > 0
