@@ -27,6 +27,8 @@ from bark_engine.voices import (
     safe_voice_name,
 )
 
+from .npy_bytes import object_npy
+
 
 def make_arrays(n_sem: int = 341, seed: int = 0) -> dict[str, np.ndarray]:
     """Arrays shaped like a real preset: coarse frames = floor(T * 75 / 49.9)."""
@@ -312,11 +314,17 @@ def test_load_preset_reports_bad_files(tmp_path: Path) -> None:
     hub_folder(tmp_path, "announcer", coarse_prompt=np.zeros((1, 512), np.int64))
     with pytest.raises(VoiceError, match=r"preset announcer: coarse_prompt has shape \(1, 512\)"):
         load_preset("announcer", lambda rel: tmp_path / rel)
-    obj = np.empty(2, dtype=object)
-    obj[:] = [{"a": 1}, None]
-    np.save(tmp_path / preset_relpaths("announcer")[0], obj, allow_pickle=True)
-    with pytest.raises(VoiceError, match="pickled Python objects; refused"):
+    hostile = tmp_path / preset_relpaths("announcer")[0]
+    hostile.write_bytes(object_npy([{"a": 1}, None]))
+    with hostile.open("rb") as f:  # a well-formed object array, so the refusal is the pickle's
+        assert np.lib.format.read_magic(f) == (1, 0)
+        assert np.lib.format.read_array_header_1_0(f) == ((2,), False, np.dtype(object))
+    with pytest.raises(VoiceError) as refused:
         load_preset("announcer", lambda rel: tmp_path / rel)
+    assert str(refused.value) == (
+        "announcer: announcer_semantic_prompt.npy: holds pickled Python objects; "
+        "refused (loading them can run code)"
+    )
 
 
 def test_load_preset_from_random_model_folder(tiny_models: Path) -> None:
