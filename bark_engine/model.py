@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import MAX_TEXT_TOKENS, SEMANTIC_HISTORY_LEN, GPTConfig
+from .pages import MappedPages
 
 
 class LayerNorm(nn.Module):
@@ -102,13 +103,23 @@ def use_decode_layout(model: nn.Module) -> nn.Module:
     Matrix-vector products read such weights faster on CPU, and `linear` can
     split them across threads. Idempotent and cheap once done. Weights tied to
     an embedding (the fine model's heads) stay row-major for fast lookups.
+
+    A weight that was a view of a memory-mapped checkpoint (see
+    `checkpoints.load_checkpoint`) has its file pages handed back right after
+    its copy (`pages.MappedPages`), so the process holds each weight once, and
+    at most one matrix twice while converting, instead of keeping the read
+    original resident next to the copy.
     """
     tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    mapped = MappedPages()
     with torch.inference_mode(False), torch.no_grad():
         for module in model.modules():
             w = module.weight if isinstance(module, nn.Linear) else None
             if w is not None and w.stride(0) != 1 and id(w) not in tied:
-                w.data = w.data.t().contiguous().t()
+                original = w.data
+                w.data = original.t().contiguous().t()
+                mapped.release(original)
+                del original
     return model
 
 
