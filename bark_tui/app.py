@@ -27,6 +27,7 @@ from bark_engine.voices import PRESETS, UserVoices
 
 from . import locations
 from .commands import StudioCommands
+from .guard import GuardedHandlers, format_traceback, log_error, one_line
 from .history import HistoryStore, Take, TakeFileMissing
 from .jobs import (
     EngineHost,
@@ -74,7 +75,7 @@ def merge_engine_config(cli: EngineConfig, settings: Settings) -> EngineConfig:
     )
 
 
-class BarkApp(LongScriptMixin, App[None]):
+class BarkApp(GuardedHandlers, LongScriptMixin, App[None]):
     """The studio. Tests build it directly; the CLI goes through :func:`run_app`."""
 
     CSS_PATH = "app.tcss"
@@ -121,6 +122,7 @@ class BarkApp(LongScriptMixin, App[None]):
         self._play_token = 0
         self._job_ids = itertools.count(1)
         self._audio: dict[object, np.ndarray] = {}
+        self.handler_errors: list[Exception] = []  # caught by the guard (tests read it)
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
 
@@ -291,8 +293,8 @@ class BarkApp(LongScriptMixin, App[None]):
             self.notify(f"Generation failed: {outcome.error}", severity="error", markup=False,
                         timeout=10)
             if outcome.traceback:
-                self.push_screen(ErrorScreen("Generation failed", outcome.error or "",
-                                             outcome.traceback))
+                self.show_unexpected("Generation failed", outcome.error or "",
+                                     outcome.traceback)
         following = self.queue.finish(job)
         if following is not None:
             self._start(following)
@@ -511,11 +513,30 @@ class BarkApp(LongScriptMixin, App[None]):
         """Unexpected failures of any worker end in the error modal, never on the terminal."""
         worker = event.worker
         if event.state == WorkerState.ERROR and worker.error is not None:
-            import traceback
-
             error = worker.error
-            details = "".join(traceback.format_exception(error))
-            self.push_screen(ErrorScreen(f"{worker.name} failed", str(error), details))
+            self.show_unexpected(f"{worker.name} failed", str(error), format_traceback(error))
+
+    def handler_failed(self, error: Exception, what: str) -> None:
+        """A handler, action or callback raised (see ``guard``): say so and keep running."""
+        self.handler_errors.append(error)
+        self.show_unexpected(f"Unexpected error in {what} — the studio keeps running",
+                             one_line(error), format_traceback(error))
+
+    def show_unexpected(self, title: str, summary: str, details: str) -> None:
+        """Log the traceback, then show it in the error modal (once while it stays open)."""
+        path = log_error(f"{title}: {summary}", details)
+        where = f"Logged to {path}" if path else "The error log could not be written."
+        if getattr(self, "_exit", False) or not self.screen_stack:
+            return  # quitting: the log has it
+        top = self.screen_stack[-1]
+        if isinstance(top, ErrorScreen) and top.summary == summary:
+            return  # the same failure again (a timer): one modal is enough
+        self.push_screen(ErrorScreen(title, summary, f"{where}\n\n{details}"))
+
+    def _handle_exception(self, error: Exception) -> None:
+        """What escaped the guard (Textual's own code) still ends the app, logged first."""
+        log_error(f"fatal: {one_line(error)}", format_traceback(error))
+        super()._handle_exception(error)
 
     # --- quitting ------------------------------------------------------------------------------
 

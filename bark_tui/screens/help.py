@@ -8,6 +8,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+from ..guard import GuardedHandlers
+
 HELP_TEXT = """\
 # bark-tui help
 
@@ -66,7 +68,7 @@ is expected, the app is being tested without the real model.
 """
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(GuardedHandlers, ModalScreen[None]):
     """A scrollable page; escape, f1 or q closes it."""
 
     BINDINGS = [

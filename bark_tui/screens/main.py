@@ -14,6 +14,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TextArea
 
+from ..guard import GuardedHandlers, guarded
 from ..widgets.generation_panel import GenerationPanel
 from ..widgets.history_table import HistoryTable
 from ..widgets.script_editor import ScriptEditor, estimate_tokens
@@ -40,7 +41,7 @@ COUNT_DELAY_S = 0.3  # wait for a pause in typing before asking the real tokeniz
 PLAYHEAD_INTERVAL_S = 0.1
 
 
-class MainScreen(Screen[None]):
+class MainScreen(GuardedHandlers, Screen[None]):
     """The one main screen (see docs/DESIGN §1 for the sketch it follows)."""
 
     AUTO_FOCUS = "#script"
@@ -103,7 +104,8 @@ class MainScreen(Screen[None]):
         )
         self.refresh_voices()
         self.refresh_history()
-        self.set_interval(PLAYHEAD_INTERVAL_S, self._tick_playhead)
+        self.set_interval(PLAYHEAD_INTERVAL_S,
+                          guarded(self, self._tick_playhead, "the playhead timer"))
         self.bark.refresh_status()
         self.editor.area.focus()
 
@@ -165,7 +167,8 @@ class MainScreen(Screen[None]):
         self.editor.show_count(text, estimate_tokens(text), exact=False)
         if self._count_timer is not None:
             self._count_timer.stop()
-        self._count_timer = self.set_timer(COUNT_DELAY_S, self.bark.count_tokens)
+        self._count_timer = self.set_timer(
+            COUNT_DELAY_S, guarded(self, self.bark.count_tokens, "the token count timer"))
 
     def on_voice_browser_selected(self, event: VoiceBrowser.Selected) -> None:
         self.bark.refresh_status()

@@ -15,10 +15,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
+from ..guard import GuardedHandlers
+
 Check = Callable[[str], str | None]  # answer -> problem (None when fine)
 
 
-class PromptScreen(ModalScreen[str | None]):
+class PromptScreen(GuardedHandlers, ModalScreen[str | None]):
     """Returns the stripped answer, or None when cancelled."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]

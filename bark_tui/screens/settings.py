@@ -15,6 +15,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
+from ..guard import GuardedHandlers
 from ..settings import SEED_MODES, SIZES, Settings, validate_settings
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -43,7 +44,7 @@ HINTS = {
 }
 
 
-class SettingsScreen(ModalScreen[Settings | None]):
+class SettingsScreen(GuardedHandlers, ModalScreen[Settings | None]):
     """Returns the new settings on Save, None on Cancel."""
 
     BINDINGS = [

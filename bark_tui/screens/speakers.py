@@ -17,6 +17,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
+from ..guard import GuardedHandlers
 from ..settings import CONTINUITY_MODES, Settings, validate_settings
 
 CONTINUITY_LABELS = {
@@ -30,7 +31,7 @@ def speaker_id(name: str) -> str:
     return "spk-" + "".join(c if c.isalnum() else f"_{ord(c):x}_" for c in name)
 
 
-class SpeakersScreen(ModalScreen[Settings | None]):
+class SpeakersScreen(GuardedHandlers, ModalScreen[Settings | None]):
     """Returns the new settings on Save, None on Cancel."""
 
     BINDINGS = [

@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label
 
+from ..guard import GuardedHandlers
 from ..widgets.waveform import _peaks, envelope_to_blocks
 
 STRIP = 40  # waveform characters per take
@@ -29,7 +30,7 @@ def take_row(index: int, gen: Any, kept: bool) -> tuple[str, str, str, str, str]
             f"{len(audio) / gen.sample_rate:.2f} s", strip)
 
 
-class TakesCompareScreen(ModalScreen[list[int] | None]):
+class TakesCompareScreen(GuardedHandlers, ModalScreen[list[int] | None]):
     """``play(index)`` plays a take; the result is what to keep.
 
     Enter is the table's own "row selected", which plays the row.

@@ -16,6 +16,7 @@ from textual.widgets import Label
 from bark_engine.events import STAGES
 from bark_engine.options import GenerationOptions
 
+from ..guard import GuardedHandlers
 from ..jobs import Job
 from .stage_progress import StageRow
 
@@ -42,7 +43,7 @@ def describe_queue(waiting: Iterable[Job], capacity: int) -> str:
     return f"Queue: {len(jobs)}/{capacity} waiting — {names}"
 
 
-class GenerationPanel(Vertical):
+class GenerationPanel(GuardedHandlers, Vertical):
     """Title line, one :class:`StageRow` per stage, the settings line, the queue line."""
 
     def compose(self) -> ComposeResult:

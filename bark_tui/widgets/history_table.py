@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
+from ..guard import GuardedHandlers
 from ..history import Take
 
 TEXT_CHARS = 34  # the text column's width when the table's width is not known yet
@@ -48,7 +49,7 @@ def clip(text: str, limit: int = TEXT_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-class HistoryTable(DataTable[str]):
+class HistoryTable(GuardedHandlers, DataTable[str]):
     """One row per take; row keys are take ids."""
 
     BINDINGS = [

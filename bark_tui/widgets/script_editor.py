@@ -16,6 +16,8 @@ from textual.widgets import Label, TextArea
 
 from bark_engine.config import MAX_SEMANTIC_STEPS, MAX_TEXT_TOKENS, SEMANTIC_RATE_HZ
 
+from ..guard import GuardedHandlers
+
 WARN_TOKENS = 200  # start warning this close to the limit
 WORDS_PER_SECOND = 2.7  # unhurried speech; Bark adds pauses at punctuation
 MAX_TAKE_SECONDS = MAX_SEMANTIC_STEPS / SEMANTIC_RATE_HZ  # ≈ 15 s: the semantic cap
@@ -66,7 +68,7 @@ class ScriptStatus(Label):
             self.set_class(level == name, f"-{name}")
 
 
-class ScriptEditor(Vertical):
+class ScriptEditor(GuardedHandlers, Vertical):
     """A soft-wrapping TextArea with the status line under it."""
 
     def __init__(self, text: str = "", cursor_blink: bool = True, **kwargs) -> None:

@@ -13,6 +13,7 @@ from textual.widgets import Static
 
 from bark_engine.script import Script
 
+from ..guard import GuardedHandlers
 from ..longscript import describe_segment, needs_script, voice_name
 from .script_editor import estimate_tokens
 
@@ -62,7 +63,7 @@ def _voice_of(script: Script, speaker: str) -> str | None:
     return None
 
 
-class SegmentPreview(Static):
+class SegmentPreview(GuardedHandlers, Static):
     """A few muted lines; hidden while there is nothing to show."""
 
     DEFAULT_CSS = """

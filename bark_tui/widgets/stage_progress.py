@@ -13,6 +13,8 @@ from textual.widgets import Label, ProgressBar
 
 from bark_engine.config import SAMPLE_RATE
 
+from ..guard import GuardedHandlers
+
 STATES = ("waiting", "running", "done", "cancelled", "failed")
 
 
@@ -57,7 +59,7 @@ def describe_stage(
     return "  ".join(x for x in (count, speed, format_eta(step, total, rate)) if x)
 
 
-class StageRow(Horizontal):
+class StageRow(GuardedHandlers, Horizontal):
     """``name  [bar] 57%  362/636  39 tok/s  ETA 7 s``."""
 
     def __init__(self, stage: str, **kwargs) -> None:

@@ -13,10 +13,12 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Label
 
+from ..guard import GuardedHandlers
+
 RANDOM_FLAG = "⚠ RANDOM TEST WEIGHTS — output is noise"
 
 
-class StudioHeader(Horizontal):
+class StudioHeader(GuardedHandlers, Horizontal):
     """App name · size · device · weights flag · engine state."""
 
     model_size: reactive[str] = reactive("small")

@@ -18,6 +18,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Select
 
+from ..guard import GuardedHandlers
+
 ANY = "any"
 MINE_HEADER = "§mine"  # row key of the "My voices" heading (never a voice)
 NO_VOICE = ""  # key of the "no voice prompt" entry
@@ -59,7 +61,7 @@ class VoiceEntry:
 NONE_ENTRY = VoiceEntry(NO_VOICE, "(no voice)", "—", "—")
 
 
-class VoiceBrowser(Vertical):
+class VoiceBrowser(GuardedHandlers, Vertical):
     """Filter inputs, the table, and the selected voice."""
 
     class Selected(Message):

@@ -12,6 +12,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from ..guard import GuardedHandlers
+
 BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
@@ -32,7 +34,7 @@ def _peaks(audio: np.ndarray, bins: int) -> np.ndarray:
     return np.asarray(peak_envelope(audio, bins), dtype=np.float64)
 
 
-class Waveform(Widget):
+class Waveform(GuardedHandlers, Widget):
     """``label │ ▁▂▅▇▆▃ │ 1.2 / 4.3 s``; empty text when there is nothing to draw."""
 
     DEFAULT_CSS = """

@@ -45,3 +45,26 @@ def audio_capture_wav(tmp_path: Path) -> Iterator[AudioCapture]:
 
 
 # --- end of PortAudio / ALSA capture -------------------------------------------------
+
+
+# --- handler errors ----------------------------------------------------------------------
+# The app turns an exception in a handler into the error modal and goes on (bark_tui.guard),
+# so a bug no longer ends a Pilot test by itself. A test fails here instead, unless it is
+# marked ``expect_handler_errors`` because it provokes them on purpose.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "expect_handler_errors: the test makes app handlers fail on purpose")
+
+
+@pytest.fixture(autouse=True)
+def no_hidden_handler_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    from .test_app_support import APPS
+
+    APPS.clear()
+    yield
+    errors = [error for app in APPS for error in app.handler_errors]
+    APPS.clear()
+    if not request.node.get_closest_marker("expect_handler_errors"):
+        assert not errors, f"app handlers failed during the test: {errors!r}"

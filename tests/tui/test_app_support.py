@@ -19,6 +19,7 @@ from bark_tui import locations
 from bark_tui.app import BarkApp
 from bark_tui.settings import Settings, save_settings
 
+APPS: list[BarkApp] = []  # every app made by make_app in the running test (see conftest)
 TAKE_S = 0.3  # audio per test take: a handful of semantic tokens
 SIZE = (120, 40)
 
@@ -43,7 +44,9 @@ def write_settings(**fields) -> Settings:
 
 def make_app(models: Path | str | None, take_s: float | None = TAKE_S, **kwargs) -> BarkApp:
     config = EngineConfig(models=None if models is None else str(models), threads=1)
-    return BarkApp(config, cursor_blink=False, max_duration_s=take_s, **kwargs)
+    app = BarkApp(config, cursor_blink=False, max_duration_s=take_s, **kwargs)
+    APPS.append(app)
+    return app
 
 
 async def wait_until(pilot, condition: Callable[[], object], timeout: float = 90.0,
