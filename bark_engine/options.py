@@ -5,12 +5,39 @@ Nothing here reads environment variables: the CLI and the app build these.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal, TypedDict
 
 from .config import MAX_SEMANTIC_STEPS
 
 ModelSize = Literal["small", "large"]
+
+
+class SemanticSampling(TypedDict):
+    """Keyword arguments of `generate_semantic` and `generate_semantic_batch`."""
+
+    temperature: float | None
+    top_k: int | None
+    top_p: float | None
+    min_eos_p: float | None
+    max_duration_s: float | None
+    max_steps: int
+    allow_early_stop: bool
+
+
+class CoarseSampling(TypedDict):
+    """Keyword arguments of `generate_coarse` and `generate_coarse_batch`."""
+
+    temperature: float | None
+    top_k: int | None
+    top_p: float | None
+
+
+class FineSampling(TypedDict):
+    """Keyword arguments of `generate_fine` and `generate_fine_batch`."""
+
+    temperature: float | None
 
 
 @dataclass(frozen=True)
@@ -45,3 +72,37 @@ class GenerationOptions:
     def long_form() -> GenerationOptions:
         """The original long-form recipe: less extra audio at segment ends."""
         return GenerationOptions(text_temp=0.6, min_eos_p=0.05)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> GenerationOptions:
+        """Options from a mapping keyed by field name, such as parsed CLI arguments.
+
+        Keys that are not fields are skipped and missing fields keep their
+        defaults, so a caller whose names already match never lists the
+        fields again (and a field added here reaches it without an edit).
+        """
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    # The stage functions name these settings their own way; these are the one
+    # place that maps them, so a single take (pipeline) and a batch (takes)
+    # cannot sample differently.
+    def semantic_sampling(self) -> SemanticSampling:
+        """The semantic stage's sampling and stopping arguments."""
+        return SemanticSampling(
+            temperature=self.text_temp,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_eos_p=self.min_eos_p,
+            max_duration_s=self.max_duration_s,
+            max_steps=self.max_semantic_steps,
+            allow_early_stop=self.allow_early_stop,
+        )
+
+    def coarse_sampling(self) -> CoarseSampling:
+        """The coarse stage's sampling arguments."""
+        return CoarseSampling(temperature=self.waveform_temp, top_k=self.top_k, top_p=self.top_p)
+
+    def fine_sampling(self) -> FineSampling:
+        """The fine stage's sampling argument."""
+        return FineSampling(temperature=self.fine_temp)

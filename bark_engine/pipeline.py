@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,30 +21,23 @@ import torch
 from . import codec as codec_mod
 from .checkpoints import load_checkpoint, load_tokenizer
 from .config import MAX_TEXT_TOKENS, SAMPLE_RATE, SEMANTIC_RATE_HZ
-from .errors import BadInputError, Cancelled
-from .events import (
-    EventCallback,
-    LoadProgress,
-    Stage,
-    StageFinished,
-    StageProgress,
-    StageStarted,
-    ignore_event,
-)
+from .errors import BadInputError
+from .events import EventCallback, LoadProgress, ignore_event
 from .model import GPT, FineGPT
 from .options import EngineConfig, GenerationOptions
 from .source import ModelSource
+from .stagerun import (
+    TOO_LITTLE_SPEECH,
+    StageReporter,
+    StageRunner,
+    StageTiming,
+    history_arrays,
+)
 from .stages import generate_coarse, generate_fine, generate_semantic
 from .voices import VoicePrompt, resolve_voice_arg
 
 VoiceArg = str | Path | VoicePrompt | None
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass(frozen=True)
-class StageTiming:
-    tokens: int  # tokens produced (decode: audio samples)
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -117,23 +109,6 @@ def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
     if name not in _DTYPES:
         raise BadInputError(f"unknown dtype '{name}': use one of {', '.join(_DTYPES)}")
     return _DTYPES[name]
-
-
-class _StageReporter:
-    """Turns a stage loop's `on_step(step, total)` calls into StageProgress events."""
-
-    def __init__(self, stage: Stage, on_event: EventCallback, segment: int) -> None:
-        self.stage = stage
-        self.on_event = on_event
-        self.segment = segment
-        self.start = time.perf_counter()
-        self.steps = 0
-
-    def __call__(self, step: int, total: int | None) -> None:
-        self.steps = step
-        elapsed = time.perf_counter() - self.start
-        rate = step / elapsed if elapsed > 0 else 0.0
-        self.on_event(StageProgress(self.stage, step, total, rate, elapsed, self.segment))
 
 
 class Engine:
@@ -264,80 +239,77 @@ class Engine:
         segment: int = 0,
     ) -> Generation:
         """Text to audio through all four stages. Raises Cancelled when `cancel` is set."""
-        options = options or GenerationOptions()
-        ids = self.check_text(text)
-        prompt = self.resolve_voice(voice)
-        self.load(on_event)
+        options, ids, prompt = self._prepare(text, voice, options, on_event)
         seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        timings: dict[str, StageTiming] = {}
-
-        def run(stage: Stage, total: int | None, fn: Callable[[_StageReporter], np.ndarray]):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled(f"cancelled before the {stage} stage")
-            on_event(StageStarted(stage, total, segment))
-            rep = _StageReporter(stage, on_event, segment)
-            out = fn(rep)
-            seconds = time.perf_counter() - rep.start
-            n = int(out.shape[-1]) if stage != "decode" else int(out.shape[0])
-            timings[stage] = StageTiming(n, seconds)
-            on_event(StageFinished(stage, n, seconds, segment))
-            return out
-
-        hist_sem = prompt.semantic if prompt is not None else None
-        semantic = run(
+        gen = self._generator(seed)
+        stages = StageRunner(on_event, cancel, segment)
+        hist_sem, hist_coarse, hist_fine = history_arrays(prompt)
+        semantic = stages.run(
             "semantic",
             self._semantic_budget(options),
             lambda rep: generate_semantic(
-                self._semantic,
-                ids,
-                hist_sem,
-                temperature=options.text_temp,
-                top_k=options.top_k,
-                top_p=options.top_p,
-                min_eos_p=options.min_eos_p,
-                max_duration_s=options.max_duration_s,
-                max_steps=options.max_semantic_steps,
-                allow_early_stop=options.allow_early_stop,
-                generator=gen,
-                on_step=rep,
-                cancel=cancel,
+                self._semantic, ids, hist_sem, **options.semantic_sampling(),
+                generator=gen, on_step=rep, cancel=cancel,
             ),
         )
         if len(semantic) == 0:
             raise BadInputError("the semantic stage stopped at once (no speech); try another seed")
-        coarse = run(
+        coarse = stages.run(
             "coarse",
             None,
             lambda rep: generate_coarse(
-                self._coarse,
-                semantic,
-                hist_sem,
-                prompt.coarse if prompt is not None else None,
-                temperature=options.waveform_temp,
-                top_k=options.top_k,
-                top_p=options.top_p,
-                generator=gen,
-                on_step=rep,
-                cancel=cancel,
+                self._coarse, semantic, hist_sem, hist_coarse, **options.coarse_sampling(),
+                generator=gen, on_step=rep, cancel=cancel,
             ),
         )
         if coarse.shape[1] == 0:
-            raise BadInputError("too little speech to make audio from; try a longer text")
-        fine = run(
+            raise BadInputError(TOO_LITTLE_SPEECH)
+        fine = stages.run(
             "fine",
             None,
             lambda rep: generate_fine(
-                self._fine,
-                coarse,
-                prompt.fine if prompt is not None else None,
-                temperature=options.fine_temp,
-                generator=gen,
-                on_step=rep,
-                cancel=cancel,
+                self._fine, coarse, hist_fine, **options.fine_sampling(),
+                generator=gen, on_step=rep, cancel=cancel,
             ),
         )
-        audio = run("decode", 1, lambda rep: self._decode_reporting(fine, rep))
+        audio = stages.run("decode", 1, lambda rep: self._decode_reporting(fine, rep))
+        return self._generation(
+            text, voice, seed, options, (semantic, coarse, fine), audio, stages.timings
+        )
+
+    def _prepare(
+        self,
+        text: str,
+        voice: VoiceArg,
+        options: GenerationOptions | None,
+        on_event: EventCallback,
+    ) -> tuple[GenerationOptions, list[int], VoicePrompt | None]:
+        """Before any stage, for one take or a batch: the options (defaults if
+        None), the text's ids and the voice checked first, so that bad input
+        fails fast, then the models loaded."""
+        options = options or GenerationOptions()
+        ids = self.check_text(text)
+        prompt = self.resolve_voice(voice)
+        self.load(on_event)
+        return options, ids, prompt
+
+    def _generator(self, seed: int) -> torch.Generator:
+        """The random stream of the take with this seed. Takes made alone or in
+        a batch seed it the same way, which is what makes them equal."""
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def _generation(
+        self,
+        text: str,
+        voice: VoiceArg,
+        seed: int,
+        options: GenerationOptions,
+        tokens: tuple[np.ndarray, np.ndarray, np.ndarray],
+        audio: np.ndarray,
+        timings: dict[str, StageTiming],
+    ) -> Generation:
+        """A finished take labelled with this engine's weights (semantic, coarse, fine tokens)."""
+        semantic, coarse, fine = tokens
         return Generation(
             text=text,
             voice=_voice_label(voice),
@@ -381,7 +353,7 @@ class Engine:
             steps = min(steps, int(options.max_duration_s * SEMANTIC_RATE_HZ) + 1)
         return steps
 
-    def _decode_reporting(self, fine: np.ndarray, rep: _StageReporter) -> np.ndarray:
+    def _decode_reporting(self, fine: np.ndarray, rep: StageReporter) -> np.ndarray:
         audio = self.decode(fine)
         rep(1, 1)
         return audio

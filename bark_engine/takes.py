@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from .batch import MAX_BATCH, generate_coarse_batch, generate_fine_batch, generate_semantic_batch
-from .config import SAMPLE_RATE
 from .errors import BadInputError, Cancelled
-from .events import EventCallback, Stage, StageFinished, StageStarted, ignore_event
+from .events import EventCallback, ignore_event
 from .options import GenerationOptions
+from .stagerun import (
+    TOO_LITTLE_SPEECH,
+    StageReporter,
+    StageRunner,
+    StageTiming,
+    history_arrays,
+)
 
 if TYPE_CHECKING:
     from .pipeline import Engine, Generation, VoiceArg
@@ -57,46 +62,17 @@ def generate_takes(
     stage (decode: its own). Raises `Cancelled` when `cancel` is set and
     `BadInputError` where a single run with that seed would.
     """
-    from .pipeline import Generation, StageTiming, _StageReporter, _voice_label
-
-    options = options or GenerationOptions()
     seeds = _check_seeds(seeds)
-    ids = engine.check_text(text)
-    prompt = engine.resolve_voice(voice)
-    engine.load(on_event)
-    gens = [torch.Generator(device=engine.device).manual_seed(s) for s in seeds]
-    stage_seconds: dict[str, float] = {}
-
-    def run(stage: Stage, total: int | None, fn: Callable[[_StageReporter], list[np.ndarray]]):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled(f"cancelled before the {stage} stage")
-        on_event(StageStarted(stage, total, segment))
-        rep = _StageReporter(stage, on_event, segment)
-        out = fn(rep)
-        seconds = time.perf_counter() - rep.start
-        stage_seconds[stage] = seconds
-        axis = 0 if stage == "decode" else -1
-        on_event(StageFinished(stage, sum(int(o.shape[axis]) for o in out), seconds, segment))
-        return out
-
-    hist_sem = prompt.semantic if prompt is not None else None
-    semantic = run(
+    options, ids, prompt = engine._prepare(text, voice, options, on_event)
+    gens = [engine._generator(s) for s in seeds]
+    stages = StageRunner(on_event, cancel, segment)
+    hist_sem, hist_coarse, hist_fine = history_arrays(prompt)
+    semantic = stages.run(
         "semantic",
         len(seeds) * engine._semantic_budget(options),
         lambda rep: generate_semantic_batch(
-            engine._semantic,
-            ids,
-            hist_sem,
-            temperature=options.text_temp,
-            top_k=options.top_k,
-            top_p=options.top_p,
-            min_eos_p=options.min_eos_p,
-            max_duration_s=options.max_duration_s,
-            max_steps=options.max_semantic_steps,
-            allow_early_stop=options.allow_early_stop,
-            generators=gens,
-            on_step=rep,
-            cancel=cancel,
+            engine._semantic, ids, hist_sem, **options.semantic_sampling(),
+            generators=gens, on_step=rep, cancel=cancel,
         ),
     )
     for seed, tokens in zip(seeds, semantic, strict=True):
@@ -104,40 +80,27 @@ def generate_takes(
             raise BadInputError(
                 f"the semantic stage stopped at once for seed {seed} (no speech); try other seeds"
             )
-    coarse = run(
+    coarse = stages.run(
         "coarse",
         None,
         lambda rep: generate_coarse_batch(
-            engine._coarse,
-            semantic,
-            hist_sem,
-            prompt.coarse if prompt is not None else None,
-            temperature=options.waveform_temp,
-            top_k=options.top_k,
-            top_p=options.top_p,
-            generators=gens,
-            on_step=rep,
-            cancel=cancel,
+            engine._coarse, semantic, hist_sem, hist_coarse, **options.coarse_sampling(),
+            generators=gens, on_step=rep, cancel=cancel,
         ),
     )
     if any(c.shape[1] == 0 for c in coarse):
-        raise BadInputError("too little speech to make audio from; try a longer text")
-    fine = run(
+        raise BadInputError(TOO_LITTLE_SPEECH)
+    fine = stages.run(
         "fine",
         None,
         lambda rep: generate_fine_batch(
-            engine._fine,
-            coarse,
-            prompt.fine if prompt is not None else None,
-            temperature=options.fine_temp,
-            generators=gens,
-            on_step=rep,
-            cancel=cancel,
+            engine._fine, coarse, hist_fine, **options.fine_sampling(),
+            generators=gens, on_step=rep, cancel=cancel,
         ),
     )
     decode_seconds: list[float] = []
 
-    def decode_all(rep: _StageReporter) -> list[np.ndarray]:
+    def decode_all(rep: StageReporter) -> list[np.ndarray]:
         out = []
         for i, codes in enumerate(fine):
             if cancel is not None and cancel.is_set():
@@ -148,31 +111,19 @@ def generate_takes(
             rep(i + 1, len(fine))
         return out
 
-    audio = run("decode", len(seeds), decode_all)
+    audio = stages.run("decode", len(seeds), decode_all)
+    batch_seconds = {stage: t.seconds for stage, t in stages.timings.items()}
     takes = []
     for i, seed in enumerate(seeds):
         timings = {
-            "semantic": StageTiming(len(semantic[i]), stage_seconds["semantic"]),
-            "coarse": StageTiming(coarse[i].shape[1], stage_seconds["coarse"]),
-            "fine": StageTiming(fine[i].shape[1], stage_seconds["fine"]),
+            "semantic": StageTiming(len(semantic[i]), batch_seconds["semantic"]),
+            "coarse": StageTiming(coarse[i].shape[1], batch_seconds["coarse"]),
+            "fine": StageTiming(fine[i].shape[1], batch_seconds["fine"]),
             "decode": StageTiming(len(audio[i]), decode_seconds[i]),
         }
-        takes.append(
-            Generation(
-                text=text,
-                voice=_voice_label(voice),
-                seed=seed,
-                options=replace(options, seed=seed),
-                semantic=semantic[i],
-                coarse=coarse[i],
-                fine=fine[i],
-                audio=audio[i],
-                sample_rate=SAMPLE_RATE,
-                timings=timings,
-                random_weights=engine.random_weights,
-                model_id=engine.model_id,
-            )
-        )
+        tokens = (semantic[i], coarse[i], fine[i])
+        options_i = replace(options, seed=seed)
+        takes.append(engine._generation(text, voice, seed, options_i, tokens, audio[i], timings))
     return takes
 
 
