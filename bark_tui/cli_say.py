@@ -7,7 +7,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -31,6 +33,11 @@ from bark_engine.events import (
 from bark_engine.options import EngineConfig, GenerationOptions
 
 from .cli import EXIT_USAGE, timestamped_wav
+
+if TYPE_CHECKING:
+    from bark_engine.pipeline import Engine
+
+Result = TypeVar("Result")
 
 
 def check_output_path(path: Path, what: str = "output") -> Path:
@@ -61,16 +68,43 @@ def read_text(args: argparse.Namespace) -> str:
 
 
 def generation_options(args: argparse.Namespace) -> GenerationOptions:
-    return GenerationOptions(
-        text_temp=args.text_temp,
-        waveform_temp=args.waveform_temp,
-        fine_temp=args.fine_temp,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        min_eos_p=args.min_eos_p,
-        max_duration_s=args.max_duration,
-        seed=args.seed,
-    )
+    """The sampling options of `say` and `render`.
+
+    The parser's option names are the fields' names (`cli._generation_options`),
+    so they are taken by name rather than listed again; only `--max-duration`
+    differs from its field, which carries the unit.
+    """
+    values = vars(args)
+    return GenerationOptions.from_mapping({**values, "max_duration_s": values.get("max_duration")})
+
+
+def checked_engine(args: argparse.Namespace, config: EngineConfig, text: str) -> Engine:
+    """An engine for `say` that has already refused bad text or an unknown voice.
+
+    Both checks need only the tokenizer and the voice file, so a typo fails in
+    a moment instead of after the models have loaded.
+    """
+    from bark_engine.pipeline import Engine
+
+    from .locations import user_voices_dir
+
+    engine = Engine(config, user_voices_dir=user_voices_dir())
+    engine.check_text(text)
+    engine.resolve_voice(args.voice)
+    return engine
+
+
+def with_stage_bars(err: Console, work: Callable[[StageBars], Result]) -> tuple[Result, float]:
+    """`work(on_event)` under per-stage progress bars on stderr; its result and wall seconds."""
+    started = time.perf_counter()
+    with StageBars(err) as bars:
+        result = work(bars)
+    return result, time.perf_counter() - started
+
+
+def noise_note(random_weights: bool) -> str:
+    """The summary's warning that a take from random test weights is noise."""
+    return " (RANDOM TEST WEIGHTS: output is noise)" if random_weights else ""
 
 
 class StageBars:
@@ -117,9 +151,6 @@ class StageBars:
 
 def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
     from bark_engine.audio import write_wav
-    from bark_engine.pipeline import Engine
-
-    from .locations import user_voices_dir
 
     text = read_text(args)
     if getattr(args, "takes", None) is not None:  # N takes as one batch
@@ -135,17 +166,14 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
         check_output_path(args.save_voice, "voice")
     options = generation_options(args)
     err = Console(stderr=True)
-    engine = Engine(config, user_voices_dir=user_voices_dir())
-    engine.check_text(text)  # refuse bad text before loading any model
-    engine.resolve_voice(args.voice)
-    started = time.perf_counter()
-    with StageBars(err) as bars:
-        gen = engine.generate(text, voice=args.voice, options=options, on_event=bars)
-    total = time.perf_counter() - started
+    engine = checked_engine(args, config, text)
+    gen, total = with_stage_bars(
+        err, lambda bars: engine.generate(text, voice=args.voice, options=options, on_event=bars)
+    )
     write_wav(out, gen.audio, gen.sample_rate)
     if args.save_voice is not None:
         gen.voice_prompt().save_npz(args.save_voice)
-    noise = " (RANDOM TEST WEIGHTS: output is noise)" if gen.random_weights else ""
+    noise = noise_note(gen.random_weights)
     err.print(
         f"wrote {out} · {gen.duration_s:.2f} s of audio in {total:.1f} s · seed {gen.seed}{noise}",
         highlight=False,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -19,7 +18,13 @@ from bark_engine.events import STAGES
 from bark_engine.options import EngineConfig
 
 from .cli import timestamped_wav
-from .cli_say import StageBars, check_output_path, generation_options
+from .cli_say import (
+    check_output_path,
+    checked_engine,
+    generation_options,
+    noise_note,
+    with_stage_bars,
+)
 
 
 def numbered(path: Path, i: int) -> Path:
@@ -30,9 +35,6 @@ def numbered(path: Path, i: int) -> Path:
 
 def run_takes(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
     from bark_engine.audio import write_wav
-    from bark_engine.pipeline import Engine
-
-    from .locations import user_voices_dir
 
     if args.file is not None:
         raise BadInputError("--takes works on one TEXT, not a script --file")
@@ -46,19 +48,17 @@ def run_takes(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31 - args.takes)
     seeds = [seed + i for i in range(args.takes)]
     err = Console(stderr=True)
-    engine = Engine(config, user_voices_dir=user_voices_dir())
-    engine.check_text(text)  # refuse bad text before loading any model
-    engine.resolve_voice(args.voice)
-    started = time.perf_counter()
-    with StageBars(err) as bars:
-        takes = engine.generate_takes(text, voice=args.voice, options=options, seeds=seeds,
-                                      on_event=bars)
-    total = time.perf_counter() - started
+    engine = checked_engine(args, config, text)
+    takes, total = with_stage_bars(
+        err, lambda bars: engine.generate_takes(
+            text, voice=args.voice, options=options, seeds=seeds, on_event=bars
+        ),
+    )
     for i, take in enumerate(takes):
         write_wav(outs[i], take.audio, take.sample_rate)
         if voices is not None:
             take.voice_prompt().save_npz(voices[i])
-    noise = " (RANDOM TEST WEIGHTS: output is noise)" if takes[0].random_weights else ""
+    noise = noise_note(takes[0].random_weights)
     for out, take in zip(outs, takes, strict=True):
         err.print(f"wrote {out} · {take.duration_s:.2f} s of audio · seed {take.seed}",
                   highlight=False)

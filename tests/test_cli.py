@@ -112,3 +112,51 @@ def test_download_from_local_folder_checks_everything(tiny_models: Path, capsys)
     rc = main(["download", "--models", str(tiny_models), "--no-presets"])
     assert rc == 0
     assert "files ready" in capsys.readouterr().err
+
+
+def test_generation_options_from_the_say_and_render_parsers() -> None:
+    from bark_engine.options import GenerationOptions
+    from bark_tui.cli import build_parser
+    from bark_tui.cli_say import generation_options
+
+    parser = build_parser()
+    flags = ["--seed", "9", "--text-temp", "0.3", "--waveform-temp", "0.4", "--fine-temp", "0",
+             "--top-k", "50", "--top-p", "0.9", "--min-eos-p", "0.1", "--max-duration", "2.5"]
+    expected = GenerationOptions(text_temp=0.3, waveform_temp=0.4, fine_temp=0.0, top_k=50,
+                                 top_p=0.9, min_eos_p=0.1, max_duration_s=2.5, seed=9)
+    assert generation_options(parser.parse_args(["say", "hi", *flags])) == expected
+    assert generation_options(parser.parse_args(["render", "s.txt", *flags])) == expected
+    # the parser's defaults are the engine's
+    assert generation_options(parser.parse_args(["say", "hi"])) == GenerationOptions()
+    assert generation_options(parser.parse_args(["render", "s.txt"])) == GenerationOptions()
+
+
+def test_checked_engine_refuses_bad_input_before_loading(tiny_models: Path) -> None:
+    import argparse
+
+    from bark_engine import BadInputError, EngineConfig, VoiceError
+    from bark_tui.cli_say import checked_engine
+
+    config = EngineConfig(models=str(tiny_models), device="cpu")
+    engine = checked_engine(argparse.Namespace(voice="v2/en_speaker_6"), config, "Hello.")
+    assert not engine.loaded
+    with pytest.raises(BadInputError, match="the text is empty"):
+        checked_engine(argparse.Namespace(voice=None), config, "   ")
+    with pytest.raises(VoiceError):
+        checked_engine(argparse.Namespace(voice="v2/xx_speaker_99"), config, "Hello.")
+
+
+def test_with_stage_bars_returns_the_result_and_its_seconds() -> None:
+    from rich.console import Console
+
+    from bark_engine.events import StageFinished, StageStarted
+    from bark_tui.cli_say import noise_note, with_stage_bars
+
+    def work(on_event) -> str:
+        on_event(StageStarted("semantic", 3))
+        on_event(StageFinished("semantic", 3, 0.01))
+        return "done"
+
+    result, seconds = with_stage_bars(Console(stderr=True, quiet=True), work)
+    assert result == "done" and seconds >= 0
+    assert noise_note(True) == " (RANDOM TEST WEIGHTS: output is noise)" and noise_note(False) == ""
