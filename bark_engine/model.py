@@ -101,7 +101,8 @@ def use_decode_layout(model: nn.Module) -> nn.Module:
     values, one matrix copied at a time.
 
     Matrix-vector products read such weights faster on CPU, and `linear` can
-    split them across threads. Idempotent and cheap once done. Weights tied to
+    split them across threads; on other devices this does nothing. Idempotent
+    and cheap once done. Weights tied to
     an embedding (the fine model's heads) stay row-major for fast lookups.
 
     A weight that was a view of a memory-mapped checkpoint (see
@@ -111,15 +112,20 @@ def use_decode_layout(model: nn.Module) -> nn.Module:
     original resident next to the copy.
     """
     tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    mapped = MappedPages()
+    todo = [
+        m.weight for m in model.modules()
+        if isinstance(m, nn.Linear) and m.weight.stride(0) != 1 and id(m.weight) not in tied
+    ]
+    # Only the CPU mat-vec gains from it; GPUs multiply either layout alike.
+    if not todo or todo[0].device.type != "cpu":
+        return model
+    mapped = MappedPages()  # reads /proc/self/smaps: only when there is work to do
     with torch.inference_mode(False), torch.no_grad():
-        for module in model.modules():
-            w = module.weight if isinstance(module, nn.Linear) else None
-            if w is not None and w.stride(0) != 1 and id(w) not in tied:
-                original = w.data
-                w.data = original.t().contiguous().t()
-                mapped.release(original)
-                del original
+        for w in todo:
+            original = w.data
+            w.data = original.t().contiguous().t()
+            mapped.release(original)
+            del original
     return model
 
 
@@ -273,8 +279,10 @@ class GPT(nn.Module):
             }
         )
         self.lm_head = nn.Linear(cfg.n_embd, cfg.output_vocab_size, bias=False)
-        # One-token steps with a cache go through `decode.DecodePlan` where it applies.
+        # One-token steps with a cache go through `decode.DecodePlan` where it applies
+        # (CPU), or a CUDA graph of the step (`cuda_graphs`, on a CUDA GPU).
         self.fast_decode = True
+        self.cuda_graphs = True
 
     def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
         p = self.lm_head.weight
@@ -310,12 +318,33 @@ class GPT(nn.Module):
         `vocab` computes only those rows of the output head (V = its length):
         the stages never look at the other logits, so why read their weights.
         """
-        if self.fast_decode and cache is not None and cache.length and idx.shape == (1, 1):
-            from .decode import decode_plan  # decode.py builds on this module
+        if cache is not None and cache.length and idx.shape == (1, 1):
+            if self.fast_decode and idx.device.type == "cpu":
+                from .decode import decode_plan  # decode.py builds on this module
 
-            plan = decode_plan(self)
-            if plan is not None:
-                return plan.step(idx, cache, vocab)  # the same logits, fewer torch calls
+                plan = decode_plan(self)
+                if plan is not None:
+                    return plan.step(idx, cache, vocab)  # the same logits, fewer torch calls
+            if self.cuda_graphs and idx.device.type == "cuda":
+                from .cuda_graphs import graph_step
+
+                return graph_step(self, cache, vocab)(idx)
+        if idx.device.type == "cuda":
+            from .cuda_graphs import gpu_attention
+
+            with gpu_attention():
+                return self._forward(idx, cache, merge_context, last_only, vocab)
+        return self._forward(idx, cache, merge_context, last_only, vocab)
+
+    def _forward(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None,
+        merge_context: bool,
+        last_only: bool,
+        vocab: slice | None,
+    ) -> torch.Tensor:
+        """`forward` itself, with every op in eager mode."""
         x = self.embed(idx, merge_context and (cache is None or cache.length == 0))
         T = x.shape[1]
         past = cache.length if cache is not None else 0

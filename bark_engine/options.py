@@ -51,6 +51,7 @@ class EngineConfig:
     threads: int | None = None  # torch intra-op threads; None = torch's default
     offline: bool | None = None  # None = honour HF_HUB_OFFLINE as huggingface_hub does
     cache_dir: str | None = None  # None = huggingface_hub's cache (HF_HOME)
+    cuda_graphs: bool = True  # on a CUDA GPU, replay each decode step as a CUDA graph
 
 
 @dataclass(frozen=True)

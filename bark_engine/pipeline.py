@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from .stagerun import (
     history_arrays,
 )
 from .stages import generate_coarse, generate_fine, generate_semantic
+from .takes import generate_takes as _generate_takes
 from .voices import VoicePrompt, resolve_voice_arg
 
 VoiceArg = str | Path | VoicePrompt | None
@@ -174,6 +174,8 @@ class Engine:
         path = src.fetch(relpath)
         on_event(LoadProgress(relpath, 0, 1, f"loading {relpath}"))
         model = load_checkpoint(path, kind, device=self.device, dtype=self.dtype)
+        if kind == "causal":
+            model.cuda_graphs = self.config.cuda_graphs
         on_event(LoadProgress(relpath, 1, 1, f"{relpath} ready"))
         return model
 
@@ -325,25 +327,9 @@ class Engine:
             model_id=self.model_id,
         )
 
-    def generate_takes(
-        self,
-        text: str,
-        voice: VoiceArg = None,
-        options: GenerationOptions | None = None,
-        *,
-        seeds: Sequence[int],
-        on_event: EventCallback = ignore_event,
-        cancel: threading.Event | None = None,
-        segment: int = 0,
-    ) -> list[Generation]:
-        """One take per seed as one batch; take i equals `generate` with seed
-        `seeds[i]` token for token (see `bark_engine.takes`)."""
-        from .takes import generate_takes
-
-        return generate_takes(
-            self, text, voice, options, seeds=seeds, on_event=on_event, cancel=cancel,
-            segment=segment,
-        )
+    # One take per seed as one batch; take i equals `generate` with seed seeds[i]
+    # token for token. The function itself, so that its signature lives in one place.
+    generate_takes = _generate_takes
 
     @staticmethod
     def _semantic_budget(options: GenerationOptions) -> int:

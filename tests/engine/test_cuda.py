@@ -64,19 +64,26 @@ def test_semantic_logits_match_the_port_on_the_gpu() -> None:
     assert err <= 1e-4 * theirs.abs().max().item(), err
 
 
+@pytest.mark.parametrize("graphs", [True, False])
 @torch.no_grad()
-def test_greedy_tokens_on_the_gpu_equal_the_cpu() -> None:
+def test_greedy_tokens_on_the_gpu_equal_the_cpu(graphs: bool) -> None:
     rng = np.random.default_rng(0)
     text = list(range(1000, 1030))
     sem_model = tiny_model("semantic", seed=1)
     cpu_sem = generate_semantic(sem_model, text, None, temperature=None, generator=None)
-    gpu_sem = generate_semantic(sem_model.cuda(), text, None, temperature=None, generator=None)
+    sem_model = sem_model.cuda()
+    sem_model.cuda_graphs = graphs
+    gpu_sem = generate_semantic(sem_model, text, None, temperature=None, generator=None)
     np.testing.assert_array_equal(gpu_sem, cpu_sem)
+    assert bool(sem_model.__dict__.get("_cuda_graphs")) == graphs  # the graph really ran
     semantic = rng.integers(0, 10_000, 101)
     coarse_model = tiny_model("coarse", seed=6)
-    cpu_coarse = generate_coarse(coarse_model, semantic, None, None, temperature=None,
+    history = rng.integers(0, 10_000, 300), rng.integers(0, 1024, (2, 450))
+    cpu_coarse = generate_coarse(coarse_model, semantic, *history, temperature=None,
                                  generator=None)
-    gpu_coarse = generate_coarse(coarse_model.cuda(), semantic, None, None, temperature=None,
+    coarse_model = coarse_model.cuda()
+    coarse_model.cuda_graphs = graphs
+    gpu_coarse = generate_coarse(coarse_model, semantic, *history, temperature=None,
                                  generator=None)
     np.testing.assert_array_equal(gpu_coarse, cpu_coarse)
     fine_model = tiny_model("fine", seed=8)
@@ -87,9 +94,37 @@ def test_greedy_tokens_on_the_gpu_equal_the_cpu() -> None:
     np.testing.assert_array_equal(gpu_fine, cpu_fine)
 
 
-@pytest.fixture(scope="module", params=["bfloat16", "float16", "float32"])
+@torch.no_grad()
+def test_graph_step_logits_follow_the_eager_step() -> None:
+    model = tiny_model("coarse", seed=4).cuda()
+    ids = torch.randint(0, 12_000, (1, 300), generator=torch.Generator().manual_seed(0)).cuda()
+    runs = {}
+    for graphs in (False, True):
+        model.cuda_graphs = graphs
+        cache = model.new_cache(1)
+        out = [model(ids[:, :280], cache, vocab=slice(10_000, 12_048))]
+        out += [model(ids[:, i : i + 1], cache, vocab=slice(10_000, 12_048)) for i in range(280, 300)]
+        runs[graphs] = torch.cat(out, dim=1)
+        assert cache.length == 300
+    err = (runs[True] - runs[False]).abs().max().item()
+    assert err <= 1e-4 * runs[False].abs().max().item(), err
+    model.cuda_graphs = True
+    cache = model.new_cache(1, max_len=8)
+    model(ids[:, :8], cache)
+    with pytest.raises(ValueError, match="exceeds"):
+        model(ids[:, :1], cache)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[("bfloat16", True), ("float16", True), ("float32", True), ("bfloat16", False)],
+    ids=["bf16", "fp16", "fp32", "bf16-eager"],
+)
 def gpu_engine(request, tiny_models: Path) -> Engine:
-    engine = Engine(EngineConfig(models=str(tiny_models), device="cuda", dtype=request.param))
+    dtype, graphs = request.param
+    engine = Engine(
+        EngineConfig(models=str(tiny_models), device="cuda", dtype=dtype, cuda_graphs=graphs)
+    )
     engine.load()
     return engine
 
