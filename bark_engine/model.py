@@ -401,6 +401,14 @@ class FineGPT(nn.Module):
         rows: slice | None = None,  # positions whose logits are wanted (all by default)
     ) -> torch.Tensor:
         """Logits (B, T_rows, V) for codebook `pred_idx`, from codebooks 0..pred_idx."""
+        if idx.device.type == "cuda":
+            from .cuda_graphs import gpu_attention
+
+            with gpu_attention():  # no cuDNN plan per new shape (see cuda_graphs)
+                return self._forward(pred_idx, idx, rows)
+        return self._forward(pred_idx, idx, rows)
+
+    def _forward(self, pred_idx: int, idx: torch.Tensor, rows: slice | None) -> torch.Tensor:
         B, T, _ = idx.shape
         if self.config.block_size < T:
             raise ValueError(f"sequence of {T} exceeds the context of {self.config.block_size}")
