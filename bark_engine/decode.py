@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import GPT, KVCache, n_parts
+from .matvec import n_parts
+from .model import GPT, KVCache
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,13 @@ is allocated once per window and written in place.
 from __future__ import annotations
 
 import copy
-import functools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import MAX_TEXT_TOKENS, SEMANTIC_HISTORY_LEN, GPTConfig
-from .pages import MappedPages
+from .matvec import linear, n_parts, use_decode_layout  # noqa: F401 (re-exported)
 
 
 class LayerNorm(nn.Module):
@@ -30,103 +29,6 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
-
-
-@functools.lru_cache(maxsize=64)
-def n_parts(n_in: int, threads: int) -> int:
-    """How many slices of the input dimension `linear` cuts: one per thread,
-    fewer when the width does not divide evenly."""
-    parts = max(1, min(threads, 16))
-    while n_in % parts:
-        parts -= 1
-    return parts
-
-
-# Rows from which a CPU float32 `linear` goes to oneDNN: its AVX-512 matmul
-# kernels did the prefill and fine-pass products (257-1024 rows) in ~15% less
-# CPU time than the BLAS behind `F.linear` on the AMD EPYC here.
-ONEDNN_MIN_ROWS = 32
-# ... and only for real-sized weights: on small matrices (the tiny test models)
-# oneDNN's per-call weight reordering costs far more than the product (~15x).
-ONEDNN_MIN_WEIGHT = 1 << 18
-
-
-@functools.cache
-def _onednn_linear():
-    """oneDNN's linear op when this torch build has it, else None."""
-    try:
-        if torch.backends.mkldnn.is_available():
-            return torch.ops.mkldnn._linear_pointwise.default
-    except (AttributeError, RuntimeError):
-        pass
-    return None
-
-
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear(x, weight, bias)`, with faster CPU paths for many rows and for one.
-
-    Many rows (a prefill, a fine pass) are compute-bound: on CPU in float32
-    they go to oneDNN's matmul (see `ONEDNN_MIN_ROWS`).
-
-    Decoding one token is a matrix-vector product bound by reading the weights,
-    and a plain `F.linear` on one row reads them on one thread. With the weight
-    stored column-major (see `use_decode_layout`) its transpose (in, out) is
-    contiguous; cut into one slice of the input dimension per thread, `bmm`
-    reads the slices in parallel and the partial products are summed.
-    """
-    n_out, n_in = weight.shape
-    if (
-        x.numel() >= ONEDNN_MIN_ROWS * n_in
-        and weight.numel() >= ONEDNN_MIN_WEIGHT
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and weight.dtype == torch.float32
-        # whole matrices only: on a row slice of a column-major weight oneDNN took ~1000x longer
-        and (weight.is_contiguous() or weight.t().is_contiguous())
-        and _onednn_linear() is not None
-    ):
-        return _onednn_linear()(x, weight, bias, "none", [], "")
-    if x.numel() != n_in or weight.stride(0) != 1 or x.device.type != "cpu":
-        return F.linear(x, weight, bias)
-    parts = n_parts(n_in, torch.get_num_threads())
-    slices = weight.t().view(parts, n_in // parts, n_out)  # (P, in/P, out), a view
-    y = torch.bmm(x.reshape(parts, 1, n_in // parts), slices).sum(0)  # (1, out)
-    if bias is not None:
-        y = y + bias
-    return y.view(*x.shape[:-1], n_out)
-
-
-def use_decode_layout(model: nn.Module) -> nn.Module:
-    """Store every Linear weight column-major, in place: same shapes, names and
-    values, one matrix copied at a time.
-
-    Matrix-vector products read such weights faster on CPU, and `linear` can
-    split them across threads; on other devices this does nothing. Idempotent
-    and cheap once done. Weights tied to
-    an embedding (the fine model's heads) stay row-major for fast lookups.
-
-    A weight that was a view of a memory-mapped checkpoint (see
-    `checkpoints.load_checkpoint`) has its file pages handed back right after
-    its copy (`pages.MappedPages`), so the process holds each weight once, and
-    at most one matrix twice while converting, instead of keeping the read
-    original resident next to the copy.
-    """
-    tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    todo = [
-        m.weight for m in model.modules()
-        if isinstance(m, nn.Linear) and m.weight.stride(0) != 1 and id(m.weight) not in tied
-    ]
-    # Only the CPU mat-vec gains from it; GPUs multiply either layout alike.
-    if not todo or todo[0].device.type != "cpu":
-        return model
-    mapped = MappedPages()  # reads /proc/self/smaps: only when there is work to do
-    with torch.inference_mode(False), torch.no_grad():
-        for w in todo:
-            original = w.data
-            w.data = original.t().contiguous().t()
-            mapped.release(original)
-            del original
-    return model
 
 
 class KVCache:
