@@ -51,6 +51,9 @@ def _model_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
                    help="CPU threads for torch (default: torch's choice)")
     g.add_argument("--offline", action="store_true", **d,
                    help="never touch the network (same as HF_HUB_OFFLINE=1)")
+    g.add_argument("--no-cuda-graphs", dest="no_cuda_graphs", action="store_true", **d,
+                   help="on a CUDA GPU, run each decode step op by op instead of replaying "
+                   "a CUDA graph (slower; for debugging)")
 
 
 def _nonneg_float(text: str) -> float:
@@ -152,6 +155,7 @@ def _engine_config(args: argparse.Namespace):
         dtype=args.dtype,
         threads=args.threads,
         offline=True if args.offline else None,
+        cuda_graphs=not getattr(args, "no_cuda_graphs", False),
     )
 
 

@@ -131,6 +131,20 @@ def test_generation_options_from_the_say_and_render_parsers() -> None:
     assert generation_options(parser.parse_args(["render", "s.txt"])) == GenerationOptions()
 
 
+def test_engine_config_from_the_model_flags() -> None:
+    from bark_tui.cli import _engine_config, build_parser
+
+    parser = build_parser()
+    config = _engine_config(parser.parse_args(
+        ["say", "hi", "--device", "cpu", "--dtype", "bfloat16", "--large", "--no-cuda-graphs"]
+    ))
+    assert (config.device, config.dtype, config.size, config.cuda_graphs) == (
+        "cpu", "bfloat16", "large", False
+    )
+    assert _engine_config(parser.parse_args(["say", "hi"])).cuda_graphs is True
+    assert _engine_config(parser.parse_args(["--no-cuda-graphs"])).cuda_graphs is False
+
+
 def test_checked_engine_refuses_bad_input_before_loading(tiny_models: Path) -> None:
     import argparse
 
