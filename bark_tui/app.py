@@ -57,6 +57,7 @@ from .screens.main import MainScreen
 from .screens.settings import SettingsScreen
 from .settings import Settings, generation_options, load_settings, save_settings
 from .several_takes import TakesJob, run_takes_job
+from .several_takes_app import SeveralTakesMixin
 from .widgets.generation_panel import describe_options
 from .widgets.history_table import voice_label
 from .widgets.voice_browser import NO_VOICE, VoiceEntry
@@ -75,7 +76,7 @@ def merge_engine_config(cli: EngineConfig, settings: Settings) -> EngineConfig:
     )
 
 
-class BarkApp(GuardedHandlers, LongScriptMixin, App[None]):
+class BarkApp(GuardedHandlers, LongScriptMixin, SeveralTakesMixin, App[None]):
     """The studio. Tests build it directly; the CLI goes through :func:`run_app`."""
 
     CSS_PATH = "app.tcss"
@@ -283,6 +284,12 @@ class BarkApp(GuardedHandlers, LongScriptMixin, App[None]):
             main.refresh_history(select=take.id)
             self.notify(f"Take {take.id} saved ({take.duration_s:.1f} s, seed {take.seed}).",
                         markup=False)
+        elif outcome.cancelled and outcome.kept:  # a script: its finished segments wait
+            panel.stop_running_rows("cancelled")
+            kept = f"{outcome.kept} of {getattr(job, 'count', '?')} segments kept"
+            panel.set_title(f"Cancelled job {job.id} · {kept}; render again (ctrl+g) to continue")
+            self.notify(f"Cancelled job {job.id}: {kept}; render the same script again to "
+                        "continue from there.", markup=False, timeout=10)
         elif outcome.cancelled:
             panel.stop_running_rows("cancelled")
             panel.set_title(f"Cancelled job {job.id} “{job.snippet}”")

@@ -14,8 +14,7 @@ No widget is touched here: workers talk through ``post`` like ``jobs``.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import shutil
 import threading
 import time
 import traceback
@@ -28,15 +27,22 @@ import numpy as np
 from textual.message import Message
 
 from bark_engine.events import StageStarted
+from bark_engine.longform import RenderOptions, ScriptRenderer
 from bark_engine.script import Script, ScriptOptions, Segment, parse_script
 from bark_engine.voices import UserVoices, is_preset_name, valid_user_voice_name
 
 from .jobs import EngineHost, EventBridge, Job, Post
+from .script_parts import (  # the segment files (callers import them from here too)
+    load_segment,
+    parts_dir_for,
+    save_segment,
+    segment_record,
+    stitch,
+)
 from .settings import Settings
 
 LONG_TEXT_TEMP = 0.6  # the long-form profile (Bark's long-form notebook)
 LONG_MIN_EOS_P = 0.05
-FADE_S = 0.01
 
 
 # --- parsing in the UI thread --------------------------------------------------------
@@ -130,6 +136,9 @@ class ScriptJob(Job):
     reset_every: int | None = None
     play_while_generating: bool = True
     started_at: float = field(default_factory=time.monotonic)
+    seeds: dict[int, int] | None = None  # segments whose seed is not seed + i (re-made ones)
+    resume_key: str = ""  # script_resume.fingerprint: a cancelled render of the same goes on
+    free_seed: bool = False  # the seed was drawn at random: a resumed render may replace it
 
     @property
     def count(self) -> int:
@@ -155,63 +164,20 @@ class SegmentReady(Message):
         self.made_at = time.monotonic()  # in the worker, as the segment is done
 
 
+class ScriptResumed(Message):
+    """The job goes on from a cancelled render: ``done`` of ``count`` segments are reused."""
+
+    def __init__(self, job_id: int, done: int, count: int, seed: int) -> None:
+        super().__init__()
+        self.job_id, self.done, self.count, self.seed = job_id, done, count, seed
+
+
 class SegmentRemade(Message):
     """A take's segment was re-made and the take re-stitched (``take`` is the new row)."""
 
     def __init__(self, take: Any, index: int) -> None:
         super().__init__()
         self.take, self.index = take, index
-
-
-# --- files ---------------------------------------------------------------------------
-
-
-def parts_dir_for(take: Any) -> Path | None:
-    """The folder holding a script take's segment files (None if not a script take)."""
-    if not take.segments:
-        return None
-    name = take.segments[0].get("parts")
-    if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
-        return None
-    return Path(take.takes_dir) / name
-
-
-def save_segment(folder: Path, index: int, seed: int, semantic, coarse, fine,
-                 audio: np.ndarray) -> str:
-    """Atomically write one segment's tokens and audio; returns the file name."""
-    name = f"segment-{index:04d}-seed{seed}.npz"
-    fd, tmp = tempfile.mkstemp(prefix=".segment-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, semantic_prompt=np.asarray(semantic), coarse_prompt=np.asarray(coarse),
-                     fine_prompt=np.asarray(fine), audio=np.asarray(audio, dtype=np.float32))
-        os.replace(tmp, folder / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return name
-
-
-def load_segment(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in ("semantic_prompt", "coarse_prompt", "fine_prompt", "audio")}
-
-
-def segment_record(seg: Segment, seed: int, file: str, parts: str, audio_len: int,
-                   history: str, seconds: float) -> dict[str, Any]:
-    return {
-        "index": seg.index, "text": seg.text, "voice": seg.voice, "speaker": seg.speaker,
-        "seed": seed, "pause_before_s": seg.pause_before_s, "line_no": seg.line_no,
-        "file": file, "parts": parts, "duration_s": audio_len / 24_000, "history": history,
-        "seconds": round(seconds, 4),
-    }
-
-
-def stitch(folder: Path, records: list[dict[str, Any]]) -> np.ndarray:
-    from bark_engine.audio import join_segments
-
-    audios = [load_segment(folder / r["file"])["audio"] for r in records]
-    return join_segments(audios, [float(r["pause_before_s"]) for r in records], 24_000, FADE_S)
 
 
 # --- workers -------------------------------------------------------------------------
@@ -230,11 +196,35 @@ class _ScriptEvents:
         self.bridge(event)
 
 
-def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> None:
-    """Render the script, post each segment as it lands, store one take with its segments."""
-    from bark_engine.errors import BarkError, Cancelled
-    from bark_engine.longform import RenderOptions, ScriptRenderer
+class SeededRenderer(ScriptRenderer):
+    """The engine's renderer, except that segments listed in ``seeds`` keep their own seed.
 
+    A re-made segment was made with a seed of its own; regenerating the take
+    must use that seed, not base + index. The seed goes in before the
+    resumable part's key is computed, so a kept part is matched on it too.
+    """
+
+    def __init__(self, engine: Any, options: RenderOptions, seeds: dict[int, int]) -> None:
+        super().__init__(engine, options)
+        self.seeds = seeds
+
+    def _segment(self, seg: Segment, voice: Any, history: Any, gen_opts: Any, on_event: Any,
+                 cancel: Any) -> Any:
+        seed = self.seeds.get(seg.index)
+        if seed is not None:
+            gen_opts = replace(gen_opts, seed=seed)
+        return super()._segment(seg, voice, history, gen_opts, on_event, cancel)
+
+
+def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> None:
+    """Render the script, post each segment as it lands, store one take with its segments.
+
+    A cancel after some segments keeps them for the next render of the same
+    script (``script_resume``); any other ending leaves no files behind.
+    """
+    from bark_engine.errors import BarkError, Cancelled
+
+    from . import script_resume
     from .history import NewTake
     from .jobs import generation_thread_name
     from .messages import EngineReady, JobEnded, JobOutcome, JobStarted
@@ -244,6 +234,8 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
     post(JobStarted(job))
     events = _ScriptEvents(post, job)
     parts: Path | None = None
+    records: list[dict[str, Any]] = []
+    seed = job.seed
     try:
         if job.cancel.is_set():
             raise Cancelled("cancelled before it started")
@@ -252,10 +244,16 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
         engine, fresh = host.ensure_loaded(events.bridge)
         if fresh:
             post(EngineReady(engine.model_id, str(engine.device), engine.random_weights))
-        parts_name = f"script-{uuid.uuid4().hex}.parts"
-        parts = Path(store.takes_dir) / parts_name
+        takes_dir = Path(store.takes_dir)
+        found = script_resume.find(takes_dir, job.resume_key, None if job.free_seed else seed)
+        if found is not None:
+            script_resume.claim(takes_dir, found)
+            parts_name, seed = found.parts, found.seed
+            post(ScriptResumed(job.id, found.done, found.count, seed))
+        else:
+            parts_name = f"script-{uuid.uuid4().hex}.parts"
+        parts = takes_dir / parts_name
         parts.mkdir(parents=True, exist_ok=True)
-        records: list[dict[str, Any]] = []
         last: list[Any] = []
 
         def landed(take) -> None:
@@ -270,22 +268,27 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
             post(SegmentReady(job.id, seg.index, job.count, take.audio, 24_000,
                               seg.pause_before_s))
 
-        renderer = ScriptRenderer(engine, RenderOptions(
-            generation=job.options, seed=job.seed, default_voice=job.voice,
-            continuity=job.continuity, reset_every=job.reset_every))  # type: ignore[arg-type]
+        renderer = SeededRenderer(engine, RenderOptions(
+            generation=job.options, seed=seed, default_voice=job.voice,
+            continuity=job.continuity, reset_every=job.reset_every,  # type: ignore[arg-type]
+            parts_dir=parts / script_resume.RESUME_DIR), job.seeds or {})
         rendered = renderer.render(job.script, on_event=events, on_segment=landed,
                                    cancel=job.cancel)
-        new = NewTake(text=job.text, voice=job.voice, seed=job.seed,
-                      options=replace(job.options, seed=job.seed), model_id=engine.model_id,
+        new = NewTake(text=job.text, voice=job.voice, seed=seed,
+                      options=replace(job.options, seed=seed), model_id=engine.model_id,
                       random_weights=bool(engine.random_weights), sample_rate=24_000,
                       timings={"first_audio_s": round(rendered.first_audio_s, 4),
                                "total_s": round(rendered.total_s, 4),
                                "continuity": job.continuity, "reset_every": job.reset_every},
                       segments=records)
         take = store.add_take(new, rendered.audio, None)
+        script_resume.finish(parts)
     except Cancelled:
-        _drop(parts)
-        post(JobEnded(JobOutcome(job, cancelled=True)))
+        if parts is not None and records:
+            script_resume.keep(parts, job.resume_key, seed, len(records), job.count)
+        else:
+            _drop(parts)
+        post(JobEnded(JobOutcome(job, cancelled=True, kept=len(records) if parts else 0)))
     except BarkError as exc:
         _drop(parts)
         post(JobEnded(JobOutcome(job, error=str(exc))))
@@ -304,11 +307,8 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
 
 def _drop(parts: Path | None) -> None:
     """A take that was not kept leaves no segment files behind."""
-    if parts is None or not parts.is_dir():
-        return
-    for child in parts.iterdir():
-        child.unlink(missing_ok=True)
-    parts.rmdir()
+    if parts is not None and parts.is_dir():
+        shutil.rmtree(parts, ignore_errors=True)
 
 
 def regenerate_segment(engine: Any, store: Any, take: Any, index: int, seed: int,

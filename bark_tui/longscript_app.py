@@ -21,6 +21,7 @@ from .longscript import (
     LONG_MIN_EOS_P,
     LONG_TEXT_TEMP,
     ScriptJob,
+    ScriptResumed,
     SegmentReady,
     SegmentRemade,
     SegmentStarted,
@@ -100,9 +101,24 @@ class LongScriptMixin:
             seed=seed, continuity=settings.continuity,
             reset_every=settings.reset_every or None,
             play_while_generating=settings.play_while_generating,
+            free_seed=settings.seed_mode != "fixed",
         )
-        app.submit(job)
+        self._submit_script(job)
         return True
+
+    def _submit_script(self, job: ScriptJob) -> None:
+        """Queue ``job`` under its resume fingerprint (a cancelled render of it goes on)."""
+        from .script_resume import fingerprint
+
+        app: Any = self
+        cfg = app.host.config
+        job.resume_key = fingerprint(job, (cfg.models, cfg.size, cfg.device))
+        app.submit(job)
+
+    def on_script_resumed(self, message: ScriptResumed) -> None:
+        app: Any = self
+        app.notify(f"Job {message.job_id} goes on from the cancelled render: {message.done} of "
+                   f"{message.count} segments kept, seed {message.seed}.", markup=False)
 
     # --- progress and playback while making --------------------------------------------
 
@@ -253,91 +269,12 @@ class LongScriptMixin:
         self.refresh_segment_preview()
         app.refresh_status()
 
-    # --- several takes --------------------------------------------------------------------
-
-    def action_generate_takes(self) -> None:
-        """Ask how many takes (2–4), then make them as one batch."""
-        from bark_engine.config import MAX_TEXT_TOKENS
-
-        from .screens.prompt import PromptScreen
-        from .several_takes import MAX_TAKES, MIN_TAKES, parse_count
-
-        app: Any = self
-        main = app.main
-        if not main.editor.text.strip():
-            app.notify("The script is empty — type what the voice should say.",
-                       severity="warning", markup=False)
-            return
-        if main.editor.exact and main.editor.tokens > MAX_TEXT_TOKENS:
-            app.notify(f"Several takes are of one segment: at most {MAX_TEXT_TOKENS} tokens "
-                       f"(the script has {main.editor.tokens}).", severity="error", markup=False)
-            return
-
-        def check(answer: str) -> str | None:
-            ok = parse_count(answer) is not None
-            return None if ok else f"Type a number from {MIN_TAKES} to {MAX_TAKES}."
-
-        def done(answer: str | None) -> None:
-            if answer is not None:
-                self.generate_takes(parse_count(answer) or MIN_TAKES)
-
-        app.push_screen(PromptScreen("Several takes", f"How many takes ({MIN_TAKES}–{MAX_TAKES}),"
-                                     " made as one batch:", "3", check, "Generate"), done)
-
-    def generate_takes(self, count: int) -> None:
-        from .several_takes import TakesJob
-
-        app: Any = self
-        main = app.main
-        entry = main.voices.selected
-        settings = app.settings
-        base = settings.fixed_seed if settings.seed_mode == "fixed" else random.randrange(2**31)
-        options = generation_options(settings)
-        options = dataclasses.replace(options, seed=None)
-        if app.max_duration_s is not None:
-            options = dataclasses.replace(options, max_duration_s=app.max_duration_s)
-        job = TakesJob(main.editor.text, entry.key or None, options, entry.name,
-                       app.host.config.size, app.device_label, id=next(app._job_ids),
-                       seeds=[base + i for i in range(count)])
-        app.submit(job)
-
-    def on_takes_ready(self, message) -> None:
-        from .screens.takes_compare import TakesCompareScreen
-        from .several_takes import keep_takes
-
-        app: Any = self
-        gens = message.generations
-        job = message.job
-        app.main.generation.set_title(f"{len(gens)} takes ready to compare — nothing kept yet")
-
-        def play(index: int) -> None:
-            gen = gens[index]
-            app._play_audio(gen.audio, gen.sample_rate, None,
-                            f"take {index + 1} of {len(gens)} (seed {gen.seed})")
-
-        def done(keep: list[int] | None) -> None:
-            if not keep:
-                app.notify(f"Dropped {len(gens)} takes; nothing was kept.", markup=False)
-                return
-            chosen = [gens[i] for i in keep]
-            app.run_worker(partial(keep_takes, app.store, job.voice, chosen, app.post_message),
-                           name="keep takes", group="keep", thread=True, exit_on_error=False)
-
-        app.push_screen(TakesCompareScreen(gens, play, f"{len(gens)} takes of “{job.snippet}”"),
-                        done)
-
-    def on_takes_kept(self, message) -> None:
-        app: Any = self
-        if message.takes:
-            app.main.refresh_history(select=message.takes[-1].id)
-            ids = ", ".join(str(t.id) for t in message.takes)
-            app.notify(f"Kept take(s) {ids} in the history.", markup=False)
-        if message.error:
-            app.notify(f"Could not keep the takes: {message.error}", severity="error",
-                       markup=False)
-
     def regenerate_script(self, take: Take) -> None:
-        """Render a script take again with its seed, voices and pauses (the same take)."""
+        """Render a script take again with its seeds, voices and pauses (the same take).
+
+        Each segment gets the seed it was made with: base + index, or the seed
+        of a "re-make segment" (kept in its record).
+        """
         from bark_engine.script import Script, Segment
 
         app: Any = self
@@ -348,14 +285,16 @@ class LongScriptMixin:
         base = int(take.seed) if take.seed is not None else int(segs[0].index)
         options = dataclasses.replace(take.generation_options(), seed=None)
         timings = take.timings or {}
+        seeds = {int(r["index"]): int(r["seed"]) for r in take.segments or []
+                 if r.get("seed") is not None and int(r["seed"]) != base + int(r["index"])}
         job = ScriptJob(
             take.text, take.voice, options, f"{len(segs)} segments of take {take.id}",
             app.host.config.size, app.device_label, regenerates=take.id, id=next(app._job_ids),
             script=script, seed=base, continuity=str(timings.get("continuity") or "fixed"),
             reset_every=timings.get("reset_every"),
-            play_while_generating=app.settings.play_while_generating,
+            play_while_generating=app.settings.play_while_generating, seeds=seeds,
         )
-        app.submit(job)
+        self._submit_script(job)
 
     # --- re-make one segment -------------------------------------------------------------
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from bark_engine.audio import read_wav
+from bark_engine.events import StageStarted
 from bark_tui import locations
+from bark_tui.jobs import EventBridge
 from bark_tui.longscript import load_segment, parts_dir_for
 
 from .test_app_support import (
@@ -114,6 +118,31 @@ async def test_remake_one_segment_leaves_the_others_byte_identical(home, tiny_mo
         assert abs(len(audio) / 24_000 - new.duration_s) < 1e-3
 
 
+async def test_regenerate_after_a_remake_uses_the_remade_seed(home, tiny_models):
+    write_settings(seed_mode="fixed", fixed_seed=3, fine_temp=0.0, play_while_generating=False)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    async with app.run_test(size=(120, 40)) as pilot:
+        take = await render_script(pilot, app, "One short line.\n\nTwo.\n\nThree.")
+        app.remake_segment(take, 1, seed=99)
+        await wait_for_message(pilot, app, "re-stitched", 60)
+        remade = app.store.get(take.id)
+        assert [r["seed"] for r in remade.segments] == [3, 99, 5]
+        # g in History on the re-made take: every segment with the seed it was made with
+        app.main.refresh_history(select=take.id)
+        app.main.history.focus()
+        await pilot.press("g")
+        await wait_until(pilot, lambda: app.store.count() == 2 and not app.queue.busy, 90,
+                         "the regenerated take")
+        again = app.store.list_takes()[0]
+        assert again.id != take.id
+        assert [r["seed"] for r in again.segments] == [3, 99, 5]
+        old, new = parts_dir_for(remade), parts_dir_for(again)
+        for before, after in zip(remade.segments, again.segments, strict=True):
+            np.testing.assert_array_equal(load_segment(new / after["file"])["audio"],
+                                          load_segment(old / before["file"])["audio"])
+        assert again.wav_path.read_bytes() == remade.wav_path.read_bytes()
+
+
 async def test_unknown_voice_is_refused_before_generating(home, tiny_models):
     app = make_app(tiny_models, take_s=TAKE_S)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -125,18 +154,121 @@ async def test_unknown_voice_is_refused_before_generating(home, tiny_models):
         assert "nobody-here" in app.main.editor.text  # the script stays
 
 
-async def test_cancel_during_a_long_render_keeps_nothing(home, tiny_models):
-    write_settings(play_while_generating=False, fine_temp=0.0)
+class SegmentGate:
+    """Holds the worker as segment ``index`` starts, until the test has pressed its keys."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.reached = threading.Event()
+        self.go = threading.Event()
+
+
+@pytest.fixture
+def segment_gate(monkeypatch):
+    gates: list[SegmentGate] = []
+    forward = EventBridge.__call__
+
+    def call(bridge: EventBridge, event) -> None:
+        forward(bridge, event)
+        for gate in gates:
+            if isinstance(event, StageStarted) and event.stage == "semantic" \
+                    and event.segment == gate.index and not gate.reached.is_set():
+                gate.reached.set()
+                gate.go.wait(60)
+
+    monkeypatch.setattr(EventBridge, "__call__", call)
+
+    def make(index: int) -> SegmentGate:
+        gates.append(SegmentGate(index))
+        return gates[-1]
+
+    yield make
+    for gate in gates:
+        gate.go.set()
+
+
+LINES = "\n\n".join(f"Line number {i}." for i in range(6))
+
+
+async def test_cancel_keeps_finished_segments_and_the_next_render_goes_on(
+        home, tiny_models, segment_gate):
+    write_settings(seed_mode="random", play_while_generating=False, fine_temp=0.0)
     app = make_app(tiny_models, take_s=TAKE_S)
+    gate = segment_gate(3)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.main.editor.set_text("\n\n".join(f"Line number {i}." for i in range(40)))
+        app.main.editor.set_text(LINES)
         await pilot.pause()
         await pilot.press("ctrl+g")
-        await wait_until(pilot, lambda: app.segment_log, 60, "the first segment")
+        await wait_until(pilot, gate.reached.is_set, 90, "segment 4 to start")
+        first_job = app.queue.running
         await pilot.press("escape")
+        gate.go.set()
         await wait_until(pilot, lambda: not app.queue.busy, 60, "the cancel")
-        assert has_message(app, "Cancelled")
-        assert len(app.segment_log) < 40  # it stopped part-way
+        await wait_for_message(pilot, app, "3 of 6 segments kept")
+        assert "render again" in str(app.main.generation.query_one("#gen-title").content)
+        assert app.store.count() == 0
+        folders = list(locations.takes_dir().glob("*.parts"))
+        assert len(folders) == 1
+        kept = sorted((folders[0] / "resume").glob("segment-*.npz"))
+        assert len(kept) == 3
+        kept_audio = [load_segment(path)["audio"] for path in kept]
+        # the same script and settings again: a new random seed is drawn, the kept one wins
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,
+                         "the resumed take")
+        assert has_message(app, "goes on from the cancelled render: 3 of 6 segments kept")
+        take = app.store.list_takes()[0]
+        assert take.seed == first_job.seed
+        assert [r["seed"] for r in take.segments] == [first_job.seed + i for i in range(6)]
+        assert [r["seconds"] for r in take.segments[:3]] == [0, 0, 0]  # reused, not made
+        assert all(r["seconds"] > 0 for r in take.segments[3:])
+        for i, audio in enumerate(kept_audio):
+            got = load_segment(parts_dir_for(take) / take.segments[i]["file"])["audio"]
+            np.testing.assert_array_equal(got, audio)
+        # the take owns the folder now; nothing is left to resume
+        assert parts_dir_for(take) == folders[0]
+        assert not (folders[0] / "resume").exists()
+        assert list(locations.takes_dir().glob("*.parts")) == folders
+
+
+async def test_a_changed_script_does_not_resume_and_nothing_is_kept_before_a_segment(
+        home, tiny_models, segment_gate):
+    write_settings(seed_mode="fixed", fixed_seed=11, play_while_generating=False,
+                   fine_temp=0.0)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    gate = segment_gate(1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.editor.set_text(LINES)
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, gate.reached.is_set, 90, "segment 2 to start")
+        await pilot.press("escape")
+        gate.go.set()
+        await wait_for_message(pilot, app, "1 of 6 segments kept", 60)
+        app.main.editor.set_text(LINES.replace("number 0", "number zero"))
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,
+                         "the other take")
+        assert not has_message(app, "goes on from the cancelled render")
+        take = app.store.list_takes()[0]
+        assert all(r["seconds"] > 0 for r in take.segments)
+        # the cancelled render of the first script still waits for its own next render
+        assert len(list(locations.takes_dir().glob("*.parts/resume/resume.json"))) == 1
+
+
+async def test_cancel_before_any_segment_keeps_nothing(home, tiny_models, segment_gate):
+    write_settings(play_while_generating=False, fine_temp=0.0)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    gate = segment_gate(0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.editor.set_text(LINES)
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, gate.reached.is_set, 90, "segment 1 to start")
+        await pilot.press("escape")
+        gate.go.set()
+        await wait_for_message(pilot, app, "nothing was saved", 60)
         assert app.store.count() == 0
         assert not list(locations.takes_dir().glob("*.parts"))
 

@@ -141,3 +141,36 @@ def test_chain_mode_records_and_remakes_from_the_previous_segment(tmp_path, tiny
     np.testing.assert_array_equal(load_segment(folder / new.segments[1]["file"])["audio"],
                                   gen.audio)
     store.close()
+
+
+def test_resume_fingerprint_find_and_prune(tmp_path):
+    from bark_engine.options import GenerationOptions
+    from bark_tui import script_resume
+    from bark_tui.longscript import ScriptJob
+
+    def job(text="One.\n\nTwo.", seed=5, **fields):
+        return ScriptJob(text, V, GenerationOptions(seed=seed), script=script(text), seed=seed,
+                         **fields)
+
+    model = ("/models", "small", "cpu")
+    key = script_resume.fingerprint(job(), model)
+    assert script_resume.fingerprint(job(seed=6), model) == key  # the seed is matched apart
+    for other in (job("One.\n\nThree."), job(continuity="chain"), job(seeds={1: 99}),
+                  dataclasses.replace(job(), options=GenerationOptions(text_temp=0.6))):
+        assert script_resume.fingerprint(other, model) != key
+    assert script_resume.fingerprint(job(), ("/models", "large", "cpu")) != key
+    # four cancelled renders: the newest three are kept, found by key (and seed when fixed)
+    for n in range(4):
+        parts = tmp_path / f"script-{n}.parts"
+        (parts / script_resume.RESUME_DIR).mkdir(parents=True)
+        (parts / "segment-0000-seed5.npz").write_bytes(b"take file")
+        script_resume.keep(parts, key if n == 3 else f"other-{n}", 5 + n, 1, 2)
+        assert not (parts / "segment-0000-seed5.npz").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "script-1.parts", "script-2.parts", "script-3.parts"]
+    found = script_resume.find(tmp_path, key, None)
+    assert found == script_resume.Resumable("script-3.parts", 8, 1, 2)
+    assert script_resume.find(tmp_path, key, 8) == found
+    assert script_resume.find(tmp_path, key, 5) is None  # a fixed seed must match
+    script_resume.claim(tmp_path, found)
+    assert script_resume.find(tmp_path, key, None) is None

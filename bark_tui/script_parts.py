@@ -1,0 +1,67 @@
+"""A script take's segment files: one ``.npz`` per segment (tokens and audio), and stitching.
+
+They live in a parts folder inside the takes folder, named in the take's
+``segments`` JSON, which is what lets one segment be re-made and the take
+re-stitched without touching the others.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bark_engine.script import Segment
+
+FADE_S = 0.01  # fade at every join, as the engine's renderer does
+
+
+def parts_dir_for(take: Any) -> Path | None:
+    """The folder holding a script take's segment files (None if not a script take)."""
+    if not take.segments:
+        return None
+    name = take.segments[0].get("parts")
+    if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    return Path(take.takes_dir) / name
+
+
+def save_segment(folder: Path, index: int, seed: int, semantic, coarse, fine,
+                 audio: np.ndarray) -> str:
+    """Atomically write one segment's tokens and audio; returns the file name."""
+    name = f"segment-{index:04d}-seed{seed}.npz"
+    fd, tmp = tempfile.mkstemp(prefix=".segment-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, semantic_prompt=np.asarray(semantic), coarse_prompt=np.asarray(coarse),
+                     fine_prompt=np.asarray(fine), audio=np.asarray(audio, dtype=np.float32))
+        os.replace(tmp, folder / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return name
+
+
+def load_segment(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in ("semantic_prompt", "coarse_prompt", "fine_prompt", "audio")}
+
+
+def segment_record(seg: Segment, seed: int, file: str, parts: str, audio_len: int,
+                   history: str, seconds: float) -> dict[str, Any]:
+    return {
+        "index": seg.index, "text": seg.text, "voice": seg.voice, "speaker": seg.speaker,
+        "seed": seed, "pause_before_s": seg.pause_before_s, "line_no": seg.line_no,
+        "file": file, "parts": parts, "duration_s": audio_len / 24_000, "history": history,
+        "seconds": round(seconds, 4),
+    }
+
+
+def stitch(folder: Path, records: list[dict[str, Any]]) -> np.ndarray:
+    from bark_engine.audio import join_segments
+
+    audios = [load_segment(folder / r["file"])["audio"] for r in records]
+    return join_segments(audios, [float(r["pause_before_s"]) for r in records], 24_000, FADE_S)

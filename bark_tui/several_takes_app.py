@@ -1,0 +1,100 @@
+"""The studio's "several takes" side: ask how many, make them as one batch, compare, keep.
+
+A mixin of :class:`~bark_tui.app.BarkApp` (like ``longscript_app``) so the
+app file keeps to the generation queue; the work itself is in
+``several_takes`` (worker, no widgets) and the compare screen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from functools import partial
+from typing import Any
+
+from .settings import generation_options
+
+
+class SeveralTakesMixin:
+    """ctrl+t: several takes of the script as one batch, compared before anything is kept."""
+
+    def action_generate_takes(self) -> None:
+        """Ask how many takes (2–4), then make them as one batch."""
+        from bark_engine.config import MAX_TEXT_TOKENS
+
+        from .screens.prompt import PromptScreen
+        from .several_takes import MAX_TAKES, MIN_TAKES, parse_count
+
+        app: Any = self
+        main = app.main
+        if not main.editor.text.strip():
+            app.notify("The script is empty — type what the voice should say.",
+                       severity="warning", markup=False)
+            return
+        if main.editor.exact and main.editor.tokens > MAX_TEXT_TOKENS:
+            app.notify(f"Several takes are of one segment: at most {MAX_TEXT_TOKENS} tokens "
+                       f"(the script has {main.editor.tokens}).", severity="error", markup=False)
+            return
+
+        def check(answer: str) -> str | None:
+            ok = parse_count(answer) is not None
+            return None if ok else f"Type a number from {MIN_TAKES} to {MAX_TAKES}."
+
+        def done(answer: str | None) -> None:
+            if answer is not None:
+                self.generate_takes(parse_count(answer) or MIN_TAKES)
+
+        app.push_screen(PromptScreen("Several takes", f"How many takes ({MIN_TAKES}–{MAX_TAKES}),"
+                                     " made as one batch:", "3", check, "Generate"), done)
+
+    def generate_takes(self, count: int) -> None:
+        from .several_takes import TakesJob
+
+        app: Any = self
+        main = app.main
+        entry = main.voices.selected
+        settings = app.settings
+        base = settings.fixed_seed if settings.seed_mode == "fixed" else random.randrange(2**31)
+        options = generation_options(settings)
+        options = dataclasses.replace(options, seed=None)
+        if app.max_duration_s is not None:
+            options = dataclasses.replace(options, max_duration_s=app.max_duration_s)
+        job = TakesJob(main.editor.text, entry.key or None, options, entry.name,
+                       app.host.config.size, app.device_label, id=next(app._job_ids),
+                       seeds=[base + i for i in range(count)])
+        app.submit(job)
+
+    def on_takes_ready(self, message) -> None:
+        from .screens.takes_compare import TakesCompareScreen
+        from .several_takes import keep_takes
+
+        app: Any = self
+        gens = message.generations
+        job = message.job
+        app.main.generation.set_title(f"{len(gens)} takes ready to compare — nothing kept yet")
+
+        def play(index: int) -> None:
+            gen = gens[index]
+            app._play_audio(gen.audio, gen.sample_rate, None,
+                            f"take {index + 1} of {len(gens)} (seed {gen.seed})")
+
+        def done(keep: list[int] | None) -> None:
+            if not keep:
+                app.notify(f"Dropped {len(gens)} takes; nothing was kept.", markup=False)
+                return
+            chosen = [gens[i] for i in keep]
+            app.run_worker(partial(keep_takes, app.store, job.voice, chosen, app.post_message),
+                           name="keep takes", group="keep", thread=True, exit_on_error=False)
+
+        app.push_screen(TakesCompareScreen(gens, play, f"{len(gens)} takes of “{job.snippet}”"),
+                        done)
+
+    def on_takes_kept(self, message) -> None:
+        app: Any = self
+        if message.takes:
+            app.main.refresh_history(select=message.takes[-1].id)
+            ids = ", ".join(str(t.id) for t in message.takes)
+            app.notify(f"Kept take(s) {ids} in the history.", markup=False)
+        if message.error:
+            app.notify(f"Could not keep the takes: {message.error}", severity="error",
+                       markup=False)
