@@ -82,15 +82,22 @@ class BarkApp(GuardedHandlers, LongScriptMixin, SeveralTakesMixin, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "bark-tui"
     COMMANDS = App.COMMANDS | {StudioCommands}
-    BINDINGS = [
-        Binding("ctrl+g", "generate", "Generate", id="generate"),
-        Binding("escape", "cancel", "Cancel", id="cancel"),
-        Binding("ctrl+r", "play", "Play/Stop", id="play"),
-        Binding("ctrl+o", "audition", "Audition", id="audition"),
-        Binding("ctrl+s", "save_wav", "Save WAV", id="save-wav"),
-        Binding("ctrl+t", "generate_takes", "Takes", id="takes", show=False),
-        Binding("f1", "help", "Help", id="help"),
-        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+    BINDINGS = [  # the tooltips are the help screen's text (screens/help.py reads them)
+        Binding("ctrl+g", "generate", "Generate", id="generate",
+                tooltip="Generate a take from the script (queues it when one is running)"),
+        Binding("escape", "cancel", "Cancel", id="cancel",
+                tooltip="Cancel the take being generated (or stop playback)"),
+        Binding("ctrl+r", "play", "Play/Stop", id="play",
+                tooltip="Play / stop the take selected in History"),
+        Binding("ctrl+o", "audition", "Audition", id="audition",
+                tooltip="Audition the highlighted voice (its own sample, no generation)"),
+        Binding("ctrl+s", "save_wav", "Save WAV", id="save-wav",
+                tooltip="Save the selected take as a WAV file"),
+        Binding("ctrl+t", "generate_takes", "Takes", id="takes", show=False,
+                tooltip="Make 2–4 takes of the script as one batch, compare them, keep the best"),
+        Binding("f1", "help", "Help", id="help", tooltip="This help"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
+                tooltip="Quit (a running generation is cancelled)"),
     ]
 
     def __init__(

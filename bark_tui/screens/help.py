@@ -1,8 +1,15 @@
-"""F1: the keys, and the cues Bark understands in a script."""
+"""F1: the keys, and the cues Bark understands in a script.
+
+The key tables are built from the bindings the classes really declare (and
+their ``tooltip`` texts), so a new key shows up here by itself; only the
+prose about voices and cues is written out.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
+from collections.abc import Iterable
+
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
@@ -10,35 +17,86 @@ from textual.widgets import Markdown
 
 from ..guard import GuardedHandlers
 
+# Long texts for Textual's own bindings that the studio keeps (by action).
+TEXTUAL_ACTIONS = {
+    "command_palette": "Command palette: every other action",
+    "app.focus_next": "Move to the next panel",
+    "app.focus_previous": "Move to the previous panel",
+    "screen.copy_text": "Copy the selected text",
+}
+
+
+def key_names(binding: Binding) -> str:
+    """``delete,d`` → ```delete` or `d```."""
+    return " or ".join(f"`{key.strip()}`" for key in binding.key.split(","))
+
+
+def merged_bindings(cls: type, own_only: bool = False) -> list[Binding]:
+    """A class's bindings as Textual merges them (a subclass's key wins), minus system ones.
+
+    ``own_only`` keeps what the studio's classes declare (a table's arrow keys
+    stay out of the help).
+    """
+    by_key: dict[str, Binding] = {}
+    for base in reversed(cls.__mro__):
+        if own_only and not base.__module__.startswith("bark_tui"):
+            continue
+        for item in base.__dict__.get("BINDINGS", []):
+            binding = item if isinstance(item, Binding) else Binding(*item)
+            for key in binding.key.split(","):
+                by_key.pop(key.strip(), None)
+            by_key[binding.key] = binding
+    return [b for b in by_key.values() if not b.system]
+
+
+def binding_table(bindings: Iterable[Binding]) -> str:
+    rows = ["| Key | Does |", "|---|---|"]
+    for binding in bindings:
+        text = TEXTUAL_ACTIONS.get(binding.action) or binding.tooltip or binding.description
+        rows.append(f"| {key_names(binding)} | {text} |")
+    return "\n".join(rows)
+
+
+def key_sections(app: App[object]) -> list[tuple[str, list[Binding]]]:
+    """Every key the studio answers to, by where it works, read from the classes' bindings."""
+    from ..widgets.history_table import HistoryTable
+    from .main import MainScreen
+    from .takes_compare import TakesCompareScreen
+
+    palette = Binding(app.COMMAND_PALETTE_BINDING, "command_palette", "Commands")
+    everywhere = [*merged_bindings(type(app)), palette, *merged_bindings(MainScreen)]
+    return [
+        ("Keys (they work while you type in the editor)", everywhere),
+        ("In History", merged_bindings(HistoryTable, own_only=True)),
+        ("Comparing several takes (enter plays the highlighted take)",
+         merged_bindings(TakesCompareScreen, own_only=True)),
+        ("In dialogs", dialog_bindings()),
+    ]
+
+
+def dialog_bindings() -> list[Binding]:
+    """The dialogs' keys, each key once (the first dialog that declares it says what it does)."""
+    from .error import ErrorScreen
+    from .prompt import PromptScreen
+    from .settings import SettingsScreen
+    from .speakers import SpeakersScreen
+
+    seen: dict[str, Binding] = {}
+    for cls in (SettingsScreen, SpeakersScreen, PromptScreen, ErrorScreen):
+        for binding in merged_bindings(cls, own_only=True):
+            seen.setdefault(binding.key, binding)
+    return list(seen.values())
+
+
+def help_markdown(app: App[object]) -> str:
+    """The whole page: the key tables (from the live bindings), then the fixed text."""
+    parts = ["# bark-tui help"]
+    for title, bindings in key_sections(app):
+        parts.append(f"## {title}\n\n{binding_table(bindings)}")
+    return "\n\n".join(parts) + "\n\n" + HELP_TEXT
+
+
 HELP_TEXT = """\
-# bark-tui help
-
-## Keys (they work while you type in the editor)
-
-| Key | Does |
-|---|---|
-| `ctrl+g` | Generate a take from the script (queues it when one is running) |
-| `escape` | Cancel the take being generated |
-| `ctrl+r` | Play / stop the take selected in History |
-| `ctrl+o` | Audition the highlighted voice (its own sample, no generation) |
-| `ctrl+s` | Save the selected take as a WAV file |
-| `ctrl+p` | Command palette: every other action |
-| `f1` | This help |
-| `ctrl+q` | Quit (a running generation is cancelled) |
-| `tab` | Move to the next panel (`shift+tab`: the previous one) |
-
-## In History
-
-| Key | Does |
-|---|---|
-| `enter` | Play the take |
-| `n` | Rename it |
-| `delete` or `d` | Delete it (soft: `u` brings it back) |
-| `u` | Undo the last delete |
-| `e` | Copy its text back into the editor |
-| `g` | Regenerate it with the same seed and settings |
-| `v` | Save it as a voice under My voices |
-
 ## In Voices
 
 Type in the filter box to narrow the list (`enter` there picks the first
@@ -77,7 +135,7 @@ class HelpScreen(GuardedHandlers, ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body"):
-            yield Markdown(HELP_TEXT, id="help-text")
+            yield Markdown(help_markdown(self.app), id="help-text")
 
     def on_mount(self) -> None:
         self.query_one("#help-body").border_title = "Help — escape closes"

@@ -48,8 +48,8 @@ class SettingsScreen(GuardedHandlers, ModalScreen[Settings | None]):
     """Returns the new settings on Save, None on Cancel."""
 
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "save", "Save"),
+        Binding("escape", "cancel", "Cancel", tooltip="Close the dialog; nothing is saved or changed"),
+        Binding("ctrl+s", "save", "Save", tooltip="Save (Settings, Speakers) and close"),
     ]
 
     def __init__(self, settings: Settings, themes: list[str], default_output: str) -> None:

@@ -37,9 +37,10 @@ class TakesCompareScreen(GuardedHandlers, ModalScreen[list[int] | None]):
     """
 
     BINDINGS = [
-        Binding("space", "mark", "Mark to keep"),
-        Binding("k", "keep", "Keep"),
-        Binding("escape", "discard", "Drop all"),
+        Binding("space", "mark", "Mark to keep", tooltip="Mark (or unmark) the take to keep"),
+        Binding("k", "keep", "Keep",
+                tooltip="Keep the marked takes (or the highlighted one) in the history"),
+        Binding("escape", "discard", "Drop all", tooltip="Close and keep none of them"),
     ]
 
     DEFAULT_CSS = """

@@ -52,14 +52,18 @@ def clip(text: str, limit: int = TEXT_CHARS) -> str:
 class HistoryTable(GuardedHandlers, DataTable[str]):
     """One row per take; row keys are take ids."""
 
-    BINDINGS = [
-        Binding("enter", "take('play')", "Play", show=False),
-        Binding("n", "take('rename')", "Rename", show=False),
-        Binding("delete,d", "take('delete')", "Delete", show=False),
-        Binding("u", "take('undo')", "Undo delete", show=False),
-        Binding("e", "take('edit')", "Text to editor", show=False),
-        Binding("g", "take('regenerate')", "Regenerate", show=False),
-        Binding("v", "take('save_voice')", "Save as voice", show=False),
+    BINDINGS = [  # tooltips: the help screen's text
+        Binding("enter", "take('play')", "Play", show=False, tooltip="Play the take"),
+        Binding("n", "take('rename')", "Rename", show=False, tooltip="Rename it"),
+        Binding("delete,d", "take('delete')", "Delete", show=False,
+                tooltip="Delete it (soft: `u` brings it back)"),
+        Binding("u", "take('undo')", "Undo delete", show=False, tooltip="Undo the last delete"),
+        Binding("e", "take('edit')", "Text to editor", show=False,
+                tooltip="Copy its text (a script take's script) back into the editor"),
+        Binding("g", "take('regenerate')", "Regenerate", show=False,
+                tooltip="Regenerate it with the same seeds and settings"),
+        Binding("v", "take('save_voice')", "Save as voice", show=False,
+                tooltip="Save it as a voice under My voices"),
     ]
 
     class Action(Message):
