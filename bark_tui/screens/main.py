@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, TextArea
 
 from ..guard import GuardedHandlers, guarded
 from ..widgets.generation_panel import GenerationPanel
-from ..widgets.history_table import HistoryTable
+from ..widgets.history_table import HistoryTable, timing_s
 from ..widgets.script_editor import ScriptEditor, estimate_tokens
 from ..widgets.studio_header import StudioHeader
 from ..widgets.voice_browser import VoiceBrowser
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 
 def take_label(take: Take) -> str:
     """``Take 7``; a script take adds its segments and time to first audio beside the total."""
-    timings = take.timings or {}
-    first, total = timings.get("first_audio_s"), timings.get("total_s")
+    first, total = timing_s(take, "first_audio_s"), timing_s(take, "total_s")
     if not take.segments or first is None or total is None:
         return f"Take {take.id}"
     return (f"Take {take.id} · {len(take.segments)} segments · first audio {first:.1f} s "

@@ -21,7 +21,7 @@ from ..guard import GuardedHandlers
 from ..history import Take
 
 TEXT_CHARS = 34  # the text column's width when the table's width is not known yet
-OTHER_COLUMNS = 72  # room the other columns and paddings take (seeds are up to 10 digits)
+OTHER_COLUMNS = 83  # room the other columns and paddings take (seeds are up to 10 digits)
 
 
 def local_time(created_at: str) -> str:
@@ -42,6 +42,25 @@ def voice_label(voice: str | None) -> str:
     if voice.endswith(".npz"):
         return Path(voice).stem
     return voice
+
+
+def timing_s(take: Take, key: str) -> float | None:
+    """A number from the take's timings (``first_audio_s``, ``total_s``), or None.
+
+    Takes made before a timing was recorded (and plain takes, whose audio
+    only exists once the whole take is made) have none; a damaged value
+    counts as none rather than breaking the list.
+    """
+    value = (take.timings or {}).get(key) if isinstance(take.timings, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def first_audio_cell(take: Take) -> str:
+    """``2.4 s`` (time to first audio of a script take), or ``—`` when not recorded."""
+    first = timing_s(take, "first_audio_s")
+    return "—" if first is None else f"{first:.1f} s"
 
 
 def clip(text: str, limit: int = TEXT_CHARS) -> str:
@@ -84,6 +103,7 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
         self.add_column("text", key="text")
         self.add_column("voice", key="voice")
         self.add_column("length", key="duration")
+        self.add_column("1st audio", key="first_audio")
         self.add_column("seed", key="seed")
         self.add_column("note", key="note")
 
@@ -103,6 +123,7 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
                 clip(take.name if take.name else take.text, limit),
                 voice_label(take.voice),
                 "missing" if missing else f"{take.duration_s:.1f} s",
+                first_audio_cell(take),
                 "—" if take.seed is None else str(take.seed),
                 "WAV MISSING" if missing else ("test weights" if take.random_weights else ""),
             )

@@ -118,8 +118,9 @@ async def test_deleted_wav_is_shown_missing_and_reported(home, tiny_models):
         app._audio.clear()  # as after a restart: nothing cached
         app.main.refresh_history()
         await pilot.pause()
-        row = [str(cell) for cell in app.main.history.get_row_at(0)]
-        assert row[4] == "missing" and row[6] == "WAV MISSING"
+        cell = app.main.history.get_cell
+        assert str(cell(str(take.id), "duration")) == "missing"
+        assert str(cell(str(take.id), "note")) == "WAV MISSING"
         assert "WAV MISSING" in str(app.main.waveform.render())
         await pilot.press("ctrl+r")
         await wait_for_message(pilot, app, "is missing")

@@ -73,6 +73,8 @@ async def test_dialogue_renders_per_speaker_and_plays_segment_one_first(
         from bark_tui.screens.main import take_label
 
         assert take_label(take).startswith(f"Take {take.id} · 3 segments · first audio ")
+        first_cell = str(app.main.history.get_cell(str(take.id), "first_audio"))
+        assert first_cell == f"{take.timings['first_audio_s']:.1f} s"  # the History column
         # playback of segment 1 began before the last segment was made
         log = app.segment_log
         made = {i: t for kind, i, t in log if kind == "made"}
