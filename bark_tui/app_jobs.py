@@ -1,0 +1,190 @@
+"""The app's generation side: jobs in, queue, workers, progress and endings out.
+
+A mixin of :class:`~bark_tui.app.BarkApp` (the app file keeps the layout,
+settings and errors). It comes before ``LongScriptMixin`` in the app's bases
+on purpose: Textual calls every class's handler of a message along the MRO,
+and the long-script handlers of ``StageUpdate`` and ``JobEnded`` must run
+after these (they add to the title these write).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from functools import partial
+from typing import TYPE_CHECKING
+
+from bark_engine.config import MAX_TEXT_TOKENS
+from bark_engine.options import GenerationOptions
+
+from .jobs import Job, run_count, run_generation
+from .longscript import ScriptJob, run_script_job
+from .messages import EngineLoading, EngineReady, JobEnded, JobStarted, StageUpdate, TokenCount
+from .settings import generation_options
+from .several_takes import TakesJob, run_takes_job
+from .widgets.history_table import voice_label
+
+if TYPE_CHECKING:
+    from .history import Take
+
+
+class JobsMixin:
+    """ctrl+g, the queue, cancel, and the messages workers send about a job."""
+
+    def _new_job(self, text: str, voice: str | None, label: str, options: GenerationOptions,
+                 regenerates: int | None = None) -> Job:
+        return Job(text, voice, options, label, self.host.config.size, self.device_label,
+                   regenerates=regenerates, id=next(self._job_ids))
+
+    def action_generate(self) -> None:
+        main = self.main
+        text = main.editor.text
+        if not text.strip():
+            self.notify("The script is empty — type what the voice should say.",
+                        severity="warning", markup=False)
+            return
+        if self.generate_script():  # several segments, speakers or voice switches
+            return
+        if main.editor.exact and main.editor.tokens > MAX_TEXT_TOKENS:
+            self.notify(f"The script is {main.editor.tokens} tokens; Bark reads at most "
+                        f"{MAX_TEXT_TOKENS} per take. Shorten it — your text stays in the editor.",
+                        severity="error", markup=False)
+            return
+        entry = main.voices.selected
+        seed = None if self.settings.seed_mode == "fixed" else random.randrange(2**31)
+        options = generation_options(self.settings, seed)
+        if self.max_duration_s is not None:
+            options = dataclasses.replace(options, max_duration_s=self.max_duration_s)
+        self.submit(self._new_job(text, entry.key or None, entry.name, options))
+
+    def regenerate(self, take: Take) -> None:
+        """Queue the take's text again with its exact seed, voice and sampling options."""
+        if take.segments:  # a script take: every segment again, same seeds and voices
+            self.regenerate_script(take)
+            return
+        options = take.generation_options()
+        if take.seed is not None:
+            options = dataclasses.replace(options, seed=int(take.seed))
+        self.submit(self._new_job(take.text, take.voice, voice_label(take.voice), options,
+                                  regenerates=take.id))
+
+    def submit(self, job: Job) -> bool:
+        verdict = self.queue.submit(job)
+        if verdict == "full":
+            self.notify(f"The queue is full ({self.queue.capacity} takes waiting). Wait for one "
+                        "to finish, or clear the queue from ctrl+p.", severity="warning",
+                        markup=False)
+            return False
+        if verdict == "start":
+            self._start(job)
+        else:
+            self.notify(f"Queued job {job.id}: {len(self.queue.waiting)} waiting.", markup=False)
+        self.refresh_status()
+        return True
+
+    def _start(self, job: Job) -> None:
+        self.main.generation.start_job(job)
+        runner = (run_script_job if isinstance(job, ScriptJob)
+                  else run_takes_job if isinstance(job, TakesJob) else run_generation)
+        self.run_worker(
+            partial(runner, self.host, job, self.post_message, self.store),
+            name=f"generate job {job.id}",
+            group="generate",
+            description=f"generate “{job.snippet}”",
+            thread=True,
+            exit_on_error=False,
+        )
+
+    def action_cancel(self) -> None:
+        job = self.queue.cancel_running()
+        if job is not None:
+            self.main.generation.set_title(f"Cancelling job {job.id}…", busy=True)
+        elif self._player is not None and self._player.is_playing:
+            self.stop_playback()
+
+    def action_clear_queue(self) -> None:
+        dropped = self.queue.clear_waiting()
+        self.notify(f"Removed {dropped} waiting take(s) from the queue.", markup=False)
+        self.refresh_status()
+
+    def on_job_started(self, message: JobStarted) -> None:
+        self.main.header.engine_state = "busy" if self.host.loaded else "loading models…"
+
+    def on_engine_loading(self, message: EngineLoading) -> None:
+        if message.total and message.total > 1:
+            what = f"downloading {message.what} {100 * message.done / message.total:.0f}%"
+        else:
+            what = message.message or f"loading {message.what}"
+        self.main.header.engine_state = what
+        if self.queue.busy:
+            self.main.generation.set_title(f"Loading models: {what}", busy=True)
+
+    def on_engine_ready(self, message: EngineReady) -> None:
+        self.device_label = message.device
+        self.random_weights = message.random_weights
+        self.main.header.engine_state = "models loaded"
+        self.refresh_status()
+        self.count_tokens()
+
+    def on_stage_update(self, message: StageUpdate) -> None:
+        job = self.queue.running
+        if job is None or job.id != message.job_id:
+            return
+        panel = self.main.generation
+        if message.stage == "semantic" and message.step == 0:
+            panel.set_title(f"Generating job {job.id} “{job.snippet}” · esc cancels", busy=True)
+        row = panel.row(message.stage)
+        if message.state == "done":  # keep the running speed; add how long it took
+            row.show("done", message.step, message.total, None, message.elapsed_s)
+        else:
+            row.show(message.state, message.step, message.total, message.tokens_per_s)
+
+    def on_job_ended(self, message: JobEnded) -> None:
+        outcome = message.outcome
+        job = outcome.job
+        main = self.main
+        panel = main.generation
+        main.header.engine_state = "models loaded" if self.host.loaded else "models not loaded"
+        if outcome.take is not None:
+            take = outcome.take
+            panel.set_title(f"Take {take.id} done · {take.duration_s:.1f} s · seed {take.seed}"
+                            " · ctrl+r plays it")
+            main.refresh_history(select=take.id)
+            self.notify(f"Take {take.id} saved ({take.duration_s:.1f} s, seed {take.seed}).",
+                        markup=False)
+        elif outcome.cancelled and outcome.kept:  # a script: its finished segments wait
+            panel.stop_running_rows("cancelled")
+            kept = f"{outcome.kept} of {getattr(job, 'count', '?')} segments kept"
+            panel.set_title(f"Cancelled job {job.id} · {kept}; render again (ctrl+g) to continue")
+            self.notify(f"Cancelled job {job.id}: {kept}; render the same script again to "
+                        "continue from there.", markup=False, timeout=10)
+        elif outcome.cancelled:
+            panel.stop_running_rows("cancelled")
+            panel.set_title(f"Cancelled job {job.id} “{job.snippet}”")
+            self.notify(f"Cancelled job {job.id}; nothing was saved.", markup=False)
+        elif outcome.error is not None:  # (no take and no error: several takes, compared next)
+            panel.stop_running_rows("failed")
+            panel.set_title(f"Job {job.id} failed — see the notice")
+            self.notify(f"Generation failed: {outcome.error}", severity="error", markup=False,
+                        timeout=10)
+            if outcome.traceback:
+                self.show_unexpected("Generation failed", outcome.error or "",
+                                     outcome.traceback)
+        following = self.queue.finish(job)
+        if following is not None:
+            self._start(following)
+        self.refresh_status()
+
+
+    def count_tokens(self) -> None:
+        """Real count in a worker once the engine (and so its tokenizer) is loaded."""
+        if not self.host.loaded:
+            return
+        self.run_worker(
+            partial(run_count, self.host, self.main.editor.text, self.post_message),
+            name="count tokens", group="count", exclusive=True, thread=True,
+            exit_on_error=False,
+        )
+
+    def on_token_count(self, message: TokenCount) -> None:
+        self.main.editor.show_count(message.text, message.tokens, exact=True)
