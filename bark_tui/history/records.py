@@ -152,5 +152,4 @@ class Take:
 
     def generation_options(self) -> GenerationOptions:
         """The options to regenerate this take (fields unknown to this engine are dropped)."""
-        known = {f.name for f in dataclasses.fields(GenerationOptions)}
-        return GenerationOptions(**{k: v for k, v in self.options.items() if k in known})
+        return GenerationOptions.from_mapping(self.options)

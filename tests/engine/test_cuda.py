@@ -8,19 +8,18 @@ end to end, deterministically by seed, and stop promptly when cancelled.
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from bark_engine import Cancelled, EngineConfig, GenerationOptions, StageProgress
+from bark_engine import EngineConfig, GenerationOptions
 from bark_engine.coarse import generate_coarse
 from bark_engine.fine import generate_fine
 from bark_engine.pipeline import Engine
 from bark_engine.semantic import generate_semantic, semantic_context
+from tests.engine.cancel_check import assert_cancel_is_prompt
 from tests.engine.reference_port import tiny_model, to_port
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -152,18 +151,4 @@ def test_takes_on_the_gpu_equal_single_runs(gpu_engine: Engine) -> None:
 
 
 def test_cancel_on_the_gpu_is_prompt(gpu_engine: Engine) -> None:
-    cancel = threading.Event()
-    when: list[float] = []
-
-    def on_event(event) -> None:
-        if isinstance(event, StageProgress) and event.stage == "semantic" and event.step == 3:
-            cancel.set()
-            when.append(time.perf_counter())
-
-    with pytest.raises(Cancelled):
-        gpu_engine.generate(
-            "Stop me early please.", options=GenerationOptions(seed=3, allow_early_stop=False),
-            on_event=on_event, cancel=cancel,
-        )
-    assert time.perf_counter() - when[0] < 0.5
-    assert len(gpu_engine.generate("Still works.", options=SHORT).audio) > 0
+    assert_cancel_is_prompt(gpu_engine, then=SHORT)

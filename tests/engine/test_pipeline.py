@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from bark_engine import (
 from bark_engine.errors import WeightsUnavailableError
 from bark_engine.pipeline import Engine
 from bark_engine.voices import VoicePrompt
+from tests.engine.cancel_check import assert_cancel_is_prompt
 
 SHORT = GenerationOptions(seed=11, max_duration_s=0.4)  # ~20 semantic tokens: fast
 
@@ -91,24 +91,7 @@ def test_preset_voice_and_saved_take_as_voice(engine: Engine, tmp_path: Path) ->
 
 
 def test_cancel_mid_semantic_is_prompt_and_engine_stays_usable(engine: Engine) -> None:
-    cancel = threading.Event()
-    when: list[float] = []
-
-    def on_event(event) -> None:
-        if isinstance(event, StageProgress) and event.stage == "semantic" and event.step == 3:
-            cancel.set()
-            when.append(time.perf_counter())
-
-    with pytest.raises(Cancelled):
-        engine.generate(
-            "Stop me early please.",
-            options=GenerationOptions(seed=3, allow_early_stop=False),
-            on_event=on_event,
-            cancel=cancel,
-        )
-    assert time.perf_counter() - when[0] < 0.5
-    take = engine.generate("Still works afterwards.", options=SHORT)
-    assert len(take.audio) > 0
+    assert_cancel_is_prompt(engine, then=SHORT)
 
 
 def test_cancel_mid_coarse(engine: Engine) -> None:
