@@ -164,9 +164,11 @@ class JobsMixin:
             self.notify(f"Cancelled job {job.id}; nothing was saved.", markup=False)
         elif outcome.error is not None:  # (no take and no error: several takes, compared next)
             panel.stop_running_rows("failed")
-            panel.set_title(f"Job {job.id} failed — see the notice")
-            self.notify(f"Generation failed: {outcome.error}", severity="error", markup=False,
-                        timeout=10)
+            kept = (f" · {outcome.kept} of {getattr(job, 'count', '?')} segments kept; "
+                    "render again (ctrl+g) to continue") if outcome.kept else ""
+            panel.set_title(f"Job {job.id} failed — see the notice{kept}")
+            self.notify(f"Generation failed: {outcome.error}{kept.replace(' · ', '. ', 1)}",
+                        severity="error", markup=False, timeout=10)
             if outcome.traceback:
                 self.show_unexpected("Generation failed", outcome.error or "",
                                      outcome.traceback)

@@ -282,27 +282,42 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
                                "continuity": job.continuity, "reset_every": job.reset_every},
                       segments=records)
         take = store.add_take(new, rendered.audio, None)
-        script_resume.finish(parts)
+        stored, parts = parts, None  # the take owns its segment files from here on
+        script_resume.finish(stored)
     except Cancelled:
-        if parts is not None and records:
-            script_resume.keep(parts, job.resume_key, seed, len(records), job.count)
-        else:
-            _drop(parts)
-        post(JobEnded(JobOutcome(job, cancelled=True, kept=len(records) if parts else 0)))
+        kept = _keep_or_drop(parts, records, job, seed)
+        post(JobEnded(JobOutcome(job, cancelled=True, kept=kept)))
     except BarkError as exc:
-        _drop(parts)
-        post(JobEnded(JobOutcome(job, error=str(exc))))
+        kept = _keep_or_drop(parts, records, job, seed)
+        post(JobEnded(JobOutcome(job, error=str(exc), kept=kept)))
     except OSError as exc:
-        _drop(parts)
-        post(JobEnded(JobOutcome(job, error=f"could not save the take: {exc}")))
+        kept = _keep_or_drop(parts, records, job, seed)
+        post(JobEnded(JobOutcome(job, error=f"could not save the take: {exc}", kept=kept)))
     except Exception as exc:  # noqa: BLE001 - shown in the error modal
-        _drop(parts)
+        kept = _keep_or_drop(parts, records, job, seed)
         post(JobEnded(JobOutcome(job, error=f"unexpected error: {exc}",
-                                 traceback=traceback.format_exc())))
+                                 traceback=traceback.format_exc(), kept=kept)))
     else:
         post(JobEnded(JobOutcome(job, take=take)))
     finally:
         thread.name = pool_name
+
+
+def _keep_or_drop(parts: Path | None, records: list, job: ScriptJob, seed: int | None) -> int:
+    """After a render stopped early (cancel or failure): keep its finished
+    segments for the next render of the same script, or leave nothing behind.
+    Returns how many were kept."""
+    from . import script_resume
+
+    if parts is None or not records:
+        _drop(parts)
+        return 0
+    try:
+        script_resume.keep(parts, job.resume_key, seed, len(records), job.count)
+    except OSError:  # the disk that failed the render may fail this too
+        _drop(parts)
+        return 0
+    return len(records)
 
 
 def _drop(parts: Path | None) -> None:

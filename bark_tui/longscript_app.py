@@ -117,7 +117,7 @@ class LongScriptMixin:
 
     def on_script_resumed(self, message: ScriptResumed) -> None:
         app: Any = self
-        app.notify(f"Job {message.job_id} goes on from the cancelled render: {message.done} of "
+        app.notify(f"Job {message.job_id} goes on from the unfinished render: {message.done} of "
                    f"{message.count} segments kept, seed {message.seed}.", markup=False)
 
     # --- progress and playback while making --------------------------------------------

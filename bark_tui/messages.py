@@ -94,7 +94,7 @@ class JobOutcome:
     error: str | None = None  # one-line message of an expected error
     cancelled: bool = False
     traceback: str | None = None  # set for unexpected errors: shown in the error modal
-    kept: int = 0  # a cancelled script job: segments kept for the next render of it
+    kept: int = 0  # a script job stopped early: segments kept for the next render of it
 
 
 class JobEnded(Message):

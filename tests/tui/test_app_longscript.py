@@ -218,7 +218,7 @@ async def test_cancel_keeps_finished_segments_and_the_next_render_goes_on(
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,
                          "the resumed take")
-        assert has_message(app, "goes on from the cancelled render: 3 of 6 segments kept")
+        assert has_message(app, "goes on from the unfinished render: 3 of 6 segments kept")
         take = app.store.list_takes()[0]
         assert take.seed == first_job.seed
         assert [r["seed"] for r in take.segments] == [first_job.seed + i for i in range(6)]
@@ -252,7 +252,7 @@ async def test_a_changed_script_does_not_resume_and_nothing_is_kept_before_a_seg
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,
                          "the other take")
-        assert not has_message(app, "goes on from the cancelled render")
+        assert not has_message(app, "goes on from the unfinished render")
         take = app.store.list_takes()[0]
         assert all(r["seconds"] > 0 for r in take.segments)
         # the cancelled render of the first script still waits for its own next render
@@ -359,3 +359,41 @@ async def test_several_takes_compare_and_keep_one(home, tiny_models):
         audio, _rate = takes[0].load_audio()
         np.testing.assert_allclose(audio, screen.generations[1].audio, atol=1 / 32768)
         assert len(list(locations.takes_dir().glob("*.wav"))) == 1
+
+
+async def test_a_failed_render_keeps_its_finished_segments_too(home, tiny_models, segment_gate):
+    from bark_engine.prompts import VoicePrompt
+    from bark_engine.voices import UserVoices
+
+    rng = np.random.default_rng(5)
+    fine = rng.integers(0, 1024, (8, 150))
+    voices = UserVoices(locations.user_voices_dir())
+    good = VoicePrompt.from_arrays(rng.integers(0, 10_000, 100), fine[:2], fine, name="guest")
+    path = voices.add("guest", good)
+    write_settings(seed_mode="fixed", fixed_seed=21, play_while_generating=False,
+                   fine_temp=0.0)
+    script = "Line number 0.\n\nLine number 1.\n\nLine number 2.\n\n[guest]\nLine number 3."
+    app = make_app(tiny_models, take_s=TAKE_S)
+    gate = segment_gate(2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.editor.set_text(script)
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, gate.reached.is_set, 90, "segment 3 to start")
+        path.write_bytes(b"not a voice any more")  # segment 4's voice breaks mid-render
+        gate.go.set()
+        await wait_until(pilot, lambda: not app.queue.busy, 60, "the failure")
+        await wait_for_message(pilot, app, "3 of 4 segments kept", 30)
+        assert "failed" in str(app.main.generation.query_one("#gen-title").content)
+        assert app.store.count() == 0
+        assert len(list(locations.takes_dir().glob("*.parts/resume/segment-*.npz"))) == 3
+        # the voice mended, the same render goes on from the three kept segments
+        path.unlink()
+        voices.add("guest", good)
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,
+                         "the resumed take")
+        assert has_message(app, "goes on from the unfinished render: 3 of 4 segments kept")
+        take = app.store.list_takes()[0]
+        assert [r["seconds"] for r in take.segments[:3]] == [0, 0, 0]
+        assert take.segments[3]["seconds"] > 0
