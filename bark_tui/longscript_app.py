@@ -221,8 +221,12 @@ class LongScriptMixin:
         take = outcome.take
         first = take.timings.get("first_audio_s")
         total = take.timings.get("total_s")
+        segments = take.segments or []
+        # a resumed render's kept segments cost nothing now: say so beside the timings
+        reused = sum(1 for r in segments if not r.get("seconds"))
+        made = f" ({reused} reused)" if reused else ""
         app.main.generation.set_title(
-            f"Take {take.id} done · {len(take.segments or [])} segments · "
+            f"Take {take.id} done · {len(segments)} segments{made} · "
             f"{take.duration_s:.1f} s · first audio after {first:.1f} s of {total:.1f} s · "
             "ctrl+p → Re-make segment")
 

@@ -223,6 +223,7 @@ async def test_cancel_keeps_finished_segments_and_the_next_render_goes_on(
         assert take.seed == first_job.seed
         assert [r["seed"] for r in take.segments] == [first_job.seed + i for i in range(6)]
         assert [r["seconds"] for r in take.segments[:3]] == [0, 0, 0]  # reused, not made
+        assert "6 segments (3 reused)" in str(app.main.generation.query_one("#gen-title").content)
         assert all(r["seconds"] > 0 for r in take.segments[3:])
         for i, audio in enumerate(kept_audio):
             got = load_segment(parts_dir_for(take) / take.segments[i]["file"])["audio"]
