@@ -192,17 +192,23 @@ def segment_gate(monkeypatch):
 LINES = "\n\n".join(f"Line number {i}." for i in range(6))
 
 
+async def start_and_hold(pilot, app, gate: SegmentGate, text: str):
+    """Put ``text`` in the editor, ctrl+g, and wait until the render is held at
+    the gate's segment; returns the running job."""
+    app.main.editor.set_text(text)
+    await pilot.pause()
+    await pilot.press("ctrl+g")
+    await wait_until(pilot, gate.reached.is_set, 90, f"segment {gate.index + 1} to start")
+    return app.queue.running
+
+
 async def test_cancel_keeps_finished_segments_and_the_next_render_goes_on(
         home, tiny_models, segment_gate):
     write_settings(seed_mode="random", play_while_generating=False, fine_temp=0.0)
     app = make_app(tiny_models, take_s=TAKE_S)
     gate = segment_gate(3)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.main.editor.set_text(LINES)
-        await pilot.pause()
-        await pilot.press("ctrl+g")
-        await wait_until(pilot, gate.reached.is_set, 90, "segment 4 to start")
-        first_job = app.queue.running
+        first_job = await start_and_hold(pilot, app, gate, LINES)
         await pilot.press("escape")
         gate.go.set()
         await wait_until(pilot, lambda: not app.queue.busy, 60, "the cancel")
@@ -241,10 +247,7 @@ async def test_a_changed_script_does_not_resume_and_nothing_is_kept_before_a_seg
     app = make_app(tiny_models, take_s=TAKE_S)
     gate = segment_gate(1)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.main.editor.set_text(LINES)
-        await pilot.pause()
-        await pilot.press("ctrl+g")
-        await wait_until(pilot, gate.reached.is_set, 90, "segment 2 to start")
+        await start_and_hold(pilot, app, gate, LINES)
         await pilot.press("escape")
         gate.go.set()
         await wait_for_message(pilot, app, "1 of 6 segments kept", 60)
@@ -265,10 +268,7 @@ async def test_cancel_before_any_segment_keeps_nothing(home, tiny_models, segmen
     app = make_app(tiny_models, take_s=TAKE_S)
     gate = segment_gate(0)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.main.editor.set_text(LINES)
-        await pilot.pause()
-        await pilot.press("ctrl+g")
-        await wait_until(pilot, gate.reached.is_set, 90, "segment 1 to start")
+        await start_and_hold(pilot, app, gate, LINES)
         await pilot.press("escape")
         gate.go.set()
         await wait_for_message(pilot, app, "nothing was saved", 60)
@@ -377,10 +377,7 @@ async def test_a_failed_render_keeps_its_finished_segments_too(home, tiny_models
     app = make_app(tiny_models, take_s=TAKE_S)
     gate = segment_gate(2)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.main.editor.set_text(script)
-        await pilot.pause()
-        await pilot.press("ctrl+g")
-        await wait_until(pilot, gate.reached.is_set, 90, "segment 3 to start")
+        await start_and_hold(pilot, app, gate, script)
         path.write_bytes(b"not a voice any more")  # segment 4's voice breaks mid-render
         gate.go.set()
         await wait_until(pilot, lambda: not app.queue.busy, 60, "the failure")
