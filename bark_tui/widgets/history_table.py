@@ -22,6 +22,29 @@ from ..history import Take
 
 TEXT_CHARS = 34  # the text column's width when the table's width is not known yet
 OTHER_COLUMNS = 83  # room the other columns and paddings take (seeds are up to 10 digits)
+MIN_TEXT = 16
+COLUMNS = (  # (label, key), left to right
+    ("#", "id"), ("time", "time"), ("text", "text"), ("voice", "voice"),
+    ("length", "duration"), ("1st audio", "first_audio"), ("seed", "seed"), ("note", "note"),
+)
+# Given up in this order when the table is too narrow for every column, with the
+# cells each takes (its widest value plus padding): the seed is also in the
+# waveform label, the time to first audio in the generation panel.
+NARROW_DROPS = (("seed", 12), ("first_audio", 11), ("time", 7))
+
+
+def fitting_columns(width: int) -> tuple[tuple[str, ...], int]:
+    """The column keys that fit ``width`` cells (0: not laid out yet, all of them),
+    and the room left for the text column."""
+    dropped: set[str] = set()
+    others = OTHER_COLUMNS
+    for key, cells in NARROW_DROPS:
+        if not width or width >= others + MIN_TEXT:
+            break
+        dropped.add(key)
+        others -= cells
+    keys = tuple(key for _, key in COLUMNS if key not in dropped)
+    return keys, (max(MIN_TEXT, width - others) if width else TEXT_CHARS)
 
 
 def local_time(created_at: str) -> str:
@@ -96,39 +119,50 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.takes: dict[int, Take] = {}
+        self.column_keys: tuple[str, ...] = ()
+        self._text_limit = TEXT_CHARS
 
     def on_mount(self) -> None:
-        self.add_column("#", key="id")
-        self.add_column("time", key="time")
-        self.add_column("text", key="text")
-        self.add_column("voice", key="voice")
-        self.add_column("length", key="duration")
-        self.add_column("1st audio", key="first_audio")
-        self.add_column("seed", key="seed")
-        self.add_column("note", key="note")
+        self._set_columns(fitting_columns(0)[0])
+
+    def _set_columns(self, keys: tuple[str, ...]) -> None:
+        self.clear(columns=True)
+        for label, key in COLUMNS:
+            if key in keys:
+                self.add_column(label, key=key)
+        self.column_keys = keys
+
+    def on_resize(self) -> None:
+        """Lay the rows out again for the new width (columns given up or back, text clipped anew)."""
+        if fitting_columns(self.size.width) != (self.column_keys, self._text_limit):
+            self.set_takes(list(self.takes.values()))
 
     def set_takes(self, takes: Iterable[Take], keep: int | None = None) -> None:
         """Show ``takes`` newest first; the cursor stays on ``keep`` (or the current row)."""
         current = keep if keep is not None else self.current_id
         ordered = sorted(takes, key=lambda t: t.id, reverse=True)
         self.takes = {t.id: t for t in ordered}
-        width = self.size.width
-        limit = max(16, width - OTHER_COLUMNS) if width else TEXT_CHARS
-        self.clear()
+        keys, limit = fitting_columns(self.size.width)
+        self._text_limit = limit
+        if keys != self.column_keys:
+            self._set_columns(keys)
+        else:
+            self.clear()
         for take in ordered:
             missing = not take.wav_exists
-            cells = (
-                str(take.id),
-                local_time(take.created_at),
-                clip(take.name if take.name else take.text, limit),
-                voice_label(take.voice),
-                "missing" if missing else f"{take.duration_s:.1f} s",
-                first_audio_cell(take),
-                "—" if take.seed is None else str(take.seed),
-                "WAV MISSING" if missing else ("test weights" if take.random_weights else ""),
-            )
+            cells = {
+                "id": str(take.id),
+                "time": local_time(take.created_at),
+                "text": clip(take.name if take.name else take.text, limit),
+                "voice": voice_label(take.voice),
+                "duration": "missing" if missing else f"{take.duration_s:.1f} s",
+                "first_audio": first_audio_cell(take),
+                "seed": "—" if take.seed is None else str(take.seed),
+                "note": "WAV MISSING" if missing else (
+                    "test weights" if take.random_weights else ""),
+            }
             # Text, not str: a script's "[laughs]" is words, never console markup
-            self.add_row(*(Text(c) for c in cells), key=str(take.id))
+            self.add_row(*(Text(cells[k]) for k in keys), key=str(take.id))
         if current in self.takes:
             self.move_cursor(row=list(self.takes).index(current), animate=False)
 

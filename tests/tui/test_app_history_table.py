@@ -9,6 +9,7 @@ from bark_engine.options import EngineConfig
 from bark_tui import locations
 from bark_tui.app import BarkApp
 from bark_tui.history import HistoryStore, NewTake
+from bark_tui.widgets.history_table import COLUMNS
 
 from .test_app_support import fresh_home
 
@@ -46,3 +47,28 @@ async def test_first_audio_column_for_new_old_and_damaged_rows(home):
         await pilot.pause()
         assert table.current_id == damaged
         assert str(app.main.waveform.render()).split("│")[0].strip() == f"Take {damaged}"
+
+
+async def test_narrow_terminals_give_up_seed_then_first_audio_and_get_them_back(home):
+    with HistoryStore(locations.history_db_path(), locations.takes_dir()) as store:
+        first = add(store, "A rather long first line of a script, to be clipped.",
+                    {"first_audio_s": 1.25, "total_s": 4.0})
+        add(store, "Second.", {})
+    app = BarkApp(EngineConfig(models="/models/bark"), cursor_blink=False)
+    async with app.run_test(size=(80, 30)) as pilot:
+        await pilot.pause()
+        table = app.main.history
+        assert "seed" not in table.column_keys and "first_audio" not in table.column_keys
+        assert {"text", "voice", "duration", "note"} <= set(table.column_keys)
+        # every column it keeps fits: no horizontal scrolling at 80 columns
+        assert table.virtual_size.width <= table.size.width
+        table.move_cursor(row=1)
+        await pilot.resize_terminal(140, 30)
+        await pilot.pause()
+        assert table.column_keys == tuple(key for _, key in COLUMNS)
+        assert str(table.get_cell(str(first), "first_audio")) == "1.2 s"
+        assert table.current_id == first  # the highlighted take stays highlighted
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert "seed" not in table.column_keys and "first_audio" in table.column_keys
+        assert table.virtual_size.width <= table.size.width
