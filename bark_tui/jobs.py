@@ -292,22 +292,36 @@ def run_generation(host: EngineHost, job: Job, post: Post, store: Any) -> None:
         thread.name = pool_name
 
 
+def ready_engine(host: EngineHost, job: Any, post: Post, on_event: Any) -> Any:
+    """The loaded engine for a job about to run, announcing a load it had to do.
+
+    Raises `Cancelled` when the job was cancelled while it waited in the queue,
+    before any (slow) loading. Shared by every kind of job.
+    """
+    from bark_engine.errors import Cancelled
+
+    from .messages import EngineReady
+
+    if job.cancel.is_set():
+        raise Cancelled("cancelled before it started")
+    engine, fresh = host.ensure_loaded(on_event)
+    if fresh:
+        post(EngineReady(engine.model_id, str(engine.device), engine.random_weights))
+    return engine
+
+
 def _generate(host: EngineHost, job: Job, post: Post, store: Any) -> None:
     import traceback
 
     from bark_engine.errors import BarkError, Cancelled
 
     from .history import NewTake
-    from .messages import EngineReady, JobEnded, JobOutcome, JobStarted
+    from .messages import JobEnded, JobOutcome, JobStarted
 
     post(JobStarted(job))
     bridge = EventBridge(post, job.id)
     try:
-        if job.cancel.is_set():
-            raise Cancelled("cancelled before it started")
-        engine, fresh = host.ensure_loaded(bridge)
-        if fresh:
-            post(EngineReady(engine.model_id, str(engine.device), engine.random_weights))
+        engine = ready_engine(host, job, post, bridge)
         gen = engine.generate(
             job.text, voice=job.voice, options=job.options, on_event=bridge, cancel=job.cancel
         )

@@ -226,8 +226,8 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
 
     from . import script_resume
     from .history import NewTake
-    from .jobs import generation_thread_name
-    from .messages import EngineReady, JobEnded, JobOutcome, JobStarted
+    from .jobs import generation_thread_name, ready_engine
+    from .messages import JobEnded, JobOutcome, JobStarted
 
     thread = threading.current_thread()
     pool_name, thread.name = thread.name, generation_thread_name(job)
@@ -237,13 +237,9 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
     records: list[dict[str, Any]] = []
     seed = job.seed
     try:
-        if job.cancel.is_set():
-            raise Cancelled("cancelled before it started")
         if store is None:
             raise BarkError("the history is unavailable, so the take could not be kept")
-        engine, fresh = host.ensure_loaded(events.bridge)
-        if fresh:
-            post(EngineReady(engine.model_id, str(engine.device), engine.random_weights))
+        engine = ready_engine(host, job, post, events.bridge)
         takes_dir = Path(store.takes_dir)
         found = script_resume.find(takes_dir, job.resume_key, None if job.free_seed else seed)
         if found is not None:

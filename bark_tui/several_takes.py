@@ -53,19 +53,15 @@ def run_takes_job(host: EngineHost, job: TakesJob, post: Post, store: Any) -> No
     """Generate the batch; report it (TakesReady) and end the job with nothing stored."""
     from bark_engine.errors import BarkError, Cancelled
 
-    from .jobs import generation_thread_name
-    from .messages import EngineReady, JobEnded, JobOutcome, JobStarted
+    from .jobs import generation_thread_name, ready_engine
+    from .messages import JobEnded, JobOutcome, JobStarted
 
     thread = threading.current_thread()
     pool_name, thread.name = thread.name, generation_thread_name(job)
     post(JobStarted(job))
     bridge = EventBridge(post, job.id)
     try:
-        if job.cancel.is_set():
-            raise Cancelled("cancelled before it started")
-        engine, fresh = host.ensure_loaded(bridge)
-        if fresh:
-            post(EngineReady(engine.model_id, str(engine.device), engine.random_weights))
+        engine = ready_engine(host, job, post, bridge)
         gens = engine.generate_takes(job.text, job.voice, job.options, seeds=job.seeds,
                                      on_event=bridge, cancel=job.cancel)
     except Cancelled:

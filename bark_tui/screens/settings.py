@@ -17,6 +17,7 @@ from textual.widgets import Button, Input, Label, Select
 
 from ..guard import GuardedHandlers
 from ..settings import SEED_MODES, SIZES, Settings, validate_settings
+from .form import SettingsForm
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 NUMBER_FIELDS = ("text_temp", "waveform_temp", "fine_temp", "min_eos_p")
@@ -44,8 +45,10 @@ HINTS = {
 }
 
 
-class SettingsScreen(GuardedHandlers, ModalScreen[Settings | None]):
+class SettingsScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]):
     """Returns the new settings on Save, None on Cancel."""
+
+    FORM_ID = "settings"
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", tooltip="Close the dialog; nothing is saved or changed"),
@@ -156,20 +159,3 @@ class SettingsScreen(GuardedHandlers, ModalScreen[Settings | None]):
         )
         problems = validate_settings(new)
         return (None, problems) if problems else (new, [])
-
-    def action_save(self) -> None:
-        new, problems = self.collect()
-        if new is None:
-            self.query_one("#settings-problem", Label).update("✖ " + "; ".join(problems))
-            return
-        self.dismiss(new)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "settings-save":
-            self.action_save()
-        else:
-            self.action_cancel()

@@ -19,6 +19,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select
 
 from ..guard import GuardedHandlers
 from ..settings import CONTINUITY_MODES, Settings, validate_settings
+from .form import SettingsForm
 
 CONTINUITY_LABELS = {
     "fixed": "fixed: each segment starts from its voice preset",
@@ -31,8 +32,10 @@ def speaker_id(name: str) -> str:
     return "spk-" + "".join(c if c.isalnum() else f"_{ord(c):x}_" for c in name)
 
 
-class SpeakersScreen(GuardedHandlers, ModalScreen[Settings | None]):
+class SpeakersScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]):
     """Returns the new settings on Save, None on Cancel."""
+
+    FORM_ID = "speakers"
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
@@ -121,20 +124,3 @@ class SpeakersScreen(GuardedHandlers, ModalScreen[Settings | None]):
         )
         problems = validate_settings(new)
         return (None, problems) if problems else (new, [])
-
-    def action_save(self) -> None:
-        new, problems = self.collect()
-        if new is None:
-            self.query_one("#speakers-problem", Label).update("✖ " + "; ".join(problems))
-            return
-        self.dismiss(new)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "speakers-save":
-            self.action_save()
-        else:
-            self.action_cancel()

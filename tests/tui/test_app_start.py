@@ -173,6 +173,22 @@ async def test_settings_screen_saves_and_persists(home, tiny_models):
     assert warnings == []
     assert (saved.text_temp, saved.min_eos_p, saved.seed_mode) == (0.6, 0.05, "random")
     assert saved.output_dir == str(home / "out") and saved.size == "large"
+
+
+async def test_settings_buttons_cancel_and_save(home, tiny_models):
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for button, temp in (("#settings-cancel", "0.3"), ("#settings-save", "0.4")):
+            await pilot.press("ctrl+p")
+            await type_text(pilot, "Settings")
+            await pilot.press("enter")
+            await wait_until_screen(pilot, app, SettingsScreen)
+            app.screen.query_one("#set-text_temp").value = temp
+            app.screen.query_one(button).press()
+            await pilot.pause()
+            assert app.screen is app.main
+    saved, _ = load_settings(locations.settings_path())
+    assert saved.text_temp == 0.4  # the cancelled 0.3 never reached the file
     assert saved.models == str(tiny_models)
 
 
