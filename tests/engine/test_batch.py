@@ -42,6 +42,7 @@ from bark_engine.pipeline import Engine
 from bark_engine.semantic import generate_semantic, step_bound
 from bark_engine.takes import format_takes_table, measure_takes_per_minute
 from bark_tui.cli import main
+from tests.engine.cancel_check import canceller
 from tests.engine.reference_port import tiny_model
 
 TEXT = list(range(2000, 2040))
@@ -351,12 +352,7 @@ def test_takes_fine_greedy_two_takes(engine: Engine) -> None:
 
 
 def test_takes_cancel_mid_batch_then_engine_still_works(engine: Engine) -> None:
-    cancel = threading.Event()
-
-    def on_event(event) -> None:
-        if isinstance(event, StageProgress) and event.stage == "coarse" and event.step >= 4:
-            cancel.set()
-
+    cancel, on_event, _ = canceller("coarse", 4)
     with pytest.raises(Cancelled):
         engine.generate_takes(LINE, None, GenerationOptions(max_duration_s=0.4), seeds=[1, 2],
                               on_event=on_event, cancel=cancel)

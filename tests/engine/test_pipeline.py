@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from bark_engine import (
 from bark_engine.errors import WeightsUnavailableError
 from bark_engine.pipeline import Engine
 from bark_engine.voices import VoicePrompt
-from tests.engine.cancel_check import assert_cancel_is_prompt
+from tests.engine.cancel_check import assert_cancel_is_prompt, canceller
 
 SHORT = GenerationOptions(seed=11, max_duration_s=0.4)  # ~20 semantic tokens: fast
 
@@ -95,12 +94,7 @@ def test_cancel_mid_semantic_is_prompt_and_engine_stays_usable(engine: Engine) -
 
 
 def test_cancel_mid_coarse(engine: Engine) -> None:
-    cancel = threading.Event()
-
-    def on_event(event) -> None:
-        if isinstance(event, StageProgress) and event.stage == "coarse" and event.step >= 5:
-            cancel.set()
-
+    cancel, on_event, _ = canceller("coarse", 5)
     with pytest.raises(Cancelled):
         engine.generate("Cancel in coarse.", options=SHORT, on_event=on_event, cancel=cancel)
 
