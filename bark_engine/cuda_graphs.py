@@ -14,11 +14,14 @@ so masked slots hold finite numbers). Results agree with the eager step to
 float rounding (test_cuda.py checks logits and greedy tokens).
 
 One graph per (cache, vocab slice) pair; a stage reuses its cache across
-windows, so a stage captures once. The few most recent graphs are kept.
+windows, so a stage captures once. A graph holds its cache weakly and is
+dropped with it (each take makes new caches: holding them would keep up to
+`MAX_GRAPHS` dead KV caches on the GPU); the few most recent are kept.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 
 import torch
@@ -55,7 +58,7 @@ class GraphStep:
     def __init__(self, model: GPT, cache: KVCache, vocab: slice | None) -> None:
         device = cache.kv.device
         self.model = model
-        self.cache = cache
+        self.cache_ref = weakref.ref(cache)
         self.vocab = vocab
         self.idx = torch.zeros(1, 1, dtype=torch.long, device=device)
         self.pos = torch.zeros(1, dtype=torch.long, device=device)
@@ -65,6 +68,13 @@ class GraphStep:
         cache.kv[..., cache.length :, :].zero_()
         self.graph: torch.cuda.CUDAGraph | None = None
         self.logits: torch.Tensor | None = None
+
+    @property
+    def cache(self) -> KVCache:
+        cache = self.cache_ref()
+        if cache is None:
+            raise RuntimeError("the cache of this CUDA graph is gone")
+        return cache
 
     def _step(self) -> torch.Tensor:
         """The step as fixed-shape kernels: logits (1, 1, V)."""
@@ -113,8 +123,9 @@ class GraphStep:
             return self._run(idx)
 
     def _run(self, idx: torch.Tensor) -> torch.Tensor:
-        past = self.cache.length
-        if past + 1 > min(self.cache.max_len, self.model.config.block_size):
+        cache = self.cache
+        past = cache.length
+        if past + 1 > min(cache.max_len, self.model.config.block_size):
             raise ValueError(
                 f"sequence of {past + 1} exceeds the context of {self.model.config.block_size}"
             )
@@ -123,16 +134,18 @@ class GraphStep:
         if self.graph is None:
             self._capture()
         self.graph.replay()
-        self.cache.length = past + 1
+        cache.length = past + 1
         return self.logits.clone()  # the next replay overwrites the graph's own buffer
 
 
 def graph_step(model: GPT, cache: KVCache, vocab: slice | None) -> GraphStep:
     """The model's graph for this cache and vocab slice, made on first use."""
     graphs: OrderedDict = model.__dict__.setdefault("_cuda_graphs", OrderedDict())
+    for gone in [k for k, s in graphs.items() if s.cache_ref() is None]:
+        del graphs[gone]  # its cache was freed: never replay into that memory
     key = (id(cache), cache.kv.data_ptr(), None if vocab is None else (vocab.start, vocab.stop))
     step = graphs.get(key)
-    if step is None or step.cache is not cache:
+    if step is None or step.cache_ref() is not cache:
         step = graphs[key] = GraphStep(model, cache, vocab)
         while len(graphs) > MAX_GRAPHS:
             graphs.popitem(last=False)

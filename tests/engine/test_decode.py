@@ -77,3 +77,25 @@ def test_plan_refuses_to_run_past_the_context() -> None:
         model(torch.zeros(1, size, dtype=torch.long), cache)
         with pytest.raises(ValueError, match=f"sequence of {size + 1} exceeds"):
             model(torch.zeros(1, 1, dtype=torch.long), cache)
+
+
+def test_cuda_graph_bookkeeping_drops_graphs_with_their_caches() -> None:
+    """The graphs' registry (no GPU needed to build entries): one per cache and vocab,
+    reused while the cache lives, gone with it, so no dead KV cache is kept alive."""
+    import gc
+
+    from bark_engine.cuda_graphs import graph_step
+
+    model = tiny_model("coarse", seed=4)
+    cache = model.new_cache(1, max_len=8)
+    first = graph_step(model, cache, None)
+    assert graph_step(model, cache, None) is first
+    other = model.new_cache(1, max_len=8)
+    second = graph_step(model, other, slice(0, 10))
+    assert graph_step(model, other, None) is not second  # another vocab, another graph
+    assert len(model._cuda_graphs) == 3
+    del cache, first
+    gc.collect()
+    graph_step(model, other, slice(0, 10))
+    assert len(model._cuda_graphs) == 2
+    assert all(step.cache is other for step in model._cuda_graphs.values())
