@@ -133,9 +133,15 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
         self.column_keys = keys
 
     def on_resize(self) -> None:
-        """Lay the rows out again for the new width (columns given up or back, text clipped anew)."""
-        if fitting_columns(self.size.width) != (self.column_keys, self._text_limit):
-            self.set_takes(list(self.takes.values()))
+        """Lay the rows out again for the new width (columns given up or back, text
+        clipped anew), only when that changes what is shown."""
+        keys, limit = fitting_columns(self.size.width)
+        if keys == self.column_keys and (limit == self._text_limit or all(
+                len(t.name or t.text) <= min(limit, self._text_limit)
+                for t in self.takes.values())):
+            self._text_limit = limit
+            return
+        self.set_takes(list(self.takes.values()))
 
     def set_takes(self, takes: Iterable[Take], keep: int | None = None) -> None:
         """Show ``takes`` newest first; the cursor stays on ``keep`` (or the current row)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from textual.widgets.data_table import ColumnKey
 
 from bark_engine.options import EngineConfig
 from bark_tui.app import BarkApp
@@ -44,10 +43,19 @@ async def settle_after_generation(pilot) -> None:
     await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,
                      "the take")
     await wait_until(pilot, lambda: app.main.editor.exact, 30, "the real token count")
-    # DataTable measures new rows when idle; on a busy machine that can trail the shot
-    text_column = app.main.history.columns[ColumnKey("text")]
-    await wait_until(pilot, lambda: text_column.content_width >= len(SCRIPT), 10,
-                     "the history's column widths")
+    # DataTable measures new rows when idle; on a busy machine that can trail the shot,
+    # so wait until every column is as wide as its cell in the new row
+    table = app.main.history
+
+    def measured() -> bool:
+        if table.row_count != 1:
+            return False
+        row = table.get_row_at(0)
+        return all(column.content_width >= len(str(cell))
+                   for column, cell in zip(table.ordered_columns, row, strict=True))
+
+    await wait_until(pilot, measured, 10, "the history's column widths")
+    table.refresh()
     for stage in ("semantic", "coarse", "fine", "decode"):
         row = app.main.generation.row(stage)
         row.show(row.state, row.step, row.total, 0.0, None)  # speeds differ between runs
