@@ -23,29 +23,28 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .model import GPT, KVCache
+if TYPE_CHECKING:  # the model module imports this one
+    from .model import GPT, KVCache
+
 
 MAX_GRAPHS = 8  # a batch of takes has one cache per take
 
 
-def _attention_backends():
-    """SDPA backends for the graphed and eager GPU steps: not cuDNN's, which
-    builds a new plan for every new key length (~30 ms each, so a first
-    256-token run took 9 s instead of 0.9 s in bf16 on an H200)."""
-    from torch.nn.attention import SDPBackend
-
-    return [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+# SDPA backends for the graphed and eager GPU steps: not cuDNN's, which builds a
+# new plan for every new key length (~30 ms each, so a first 256-token run took
+# 9 s instead of 0.9 s in bf16 on an H200).
+GPU_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 def gpu_attention():
-    """A context in which SDPA avoids the cuDNN backend (see `_attention_backends`)."""
-    from torch.nn.attention import sdpa_kernel
-
-    return sdpa_kernel(_attention_backends())
+    """A context in which SDPA avoids the cuDNN backend (see `GPU_ATTENTION`)."""
+    return sdpa_kernel(GPU_ATTENTION)
 
 
 class GraphStep:

@@ -18,13 +18,16 @@ returns None and `GPT.forward` runs as before.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .matvec import n_parts
-from .model import GPT, KVCache
+
+if TYPE_CHECKING:  # the model module imports this one
+    from .model import GPT, KVCache
 
 
 @dataclass(frozen=True)

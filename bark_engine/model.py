@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import MAX_TEXT_TOKENS, SEMANTIC_HISTORY_LEN, GPTConfig
+from .cuda_graphs import gpu_attention, graph_step
+from .decode import decode_plan
 from .matvec import linear, n_parts, use_decode_layout  # noqa: F401 (re-exported)
 
 
@@ -222,18 +224,12 @@ class GPT(nn.Module):
         """
         if cache is not None and cache.length and idx.shape == (1, 1):
             if self.fast_decode and idx.device.type == "cpu":
-                from .decode import decode_plan  # decode.py builds on this module
-
                 plan = decode_plan(self)
                 if plan is not None:
                     return plan.step(idx, cache, vocab)  # the same logits, fewer torch calls
             if self.cuda_graphs and idx.device.type == "cuda":
-                from .cuda_graphs import graph_step
-
                 return graph_step(self, cache, vocab)(idx)
         if idx.device.type == "cuda":
-            from .cuda_graphs import gpu_attention
-
             with gpu_attention():
                 return self._forward(idx, cache, merge_context, last_only, vocab)
         return self._forward(idx, cache, merge_context, last_only, vocab)
@@ -304,8 +300,6 @@ class FineGPT(nn.Module):
     ) -> torch.Tensor:
         """Logits (B, T_rows, V) for codebook `pred_idx`, from codebooks 0..pred_idx."""
         if idx.device.type == "cuda":
-            from .cuda_graphs import gpu_attention
-
             with gpu_attention():  # no cuDNN plan per new shape (see cuda_graphs)
                 return self._forward(pred_idx, idx, rows)
         return self._forward(pred_idx, idx, rows)
