@@ -74,7 +74,9 @@ def safe_torch_load(path: str | os.PathLike[str], *, mmap: bool = True) -> Any:
             f"{path}: refused to load: it holds objects other than tensors and plain "
             f"numbers ({reason})"
         ) from None
-    except (RuntimeError, EOFError, ValueError, KeyError, TypeError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 - a corrupt file fails anywhere in the unpickler
+        # (RuntimeError, EOFError, ValueError, KeyError, IndexError on a stack it
+        # underflows, ...): whichever, the user needs the file named, not a traceback
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated or corrupt?): {_first_line(e)}"
         ) from e

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -212,9 +213,11 @@ def test_truncated_files_are_refused(tiny_models: Path, tmp_path: Path, cut) -> 
 
 
 def test_non_checkpoints_are_refused(tmp_path: Path) -> None:
-    (tmp_path / "noise.pt").write_bytes(os.urandom(4096))
-    with pytest.raises(CheckpointError, match=r"noise\.pt"):
-        load_checkpoint(tmp_path / "noise.pt", "causal")
+    # ~1 in 15 random files made the unpickler raise IndexError (seed 2 here does)
+    for seed in (2, *range(40)):
+        (tmp_path / "noise.pt").write_bytes(random.Random(seed).randbytes(4096))
+        with pytest.raises(CheckpointError, match=r"noise\.pt"):
+            load_checkpoint(tmp_path / "noise.pt", "causal")
     torch.save({"model_args": {"n_layer": 1}}, tmp_path / "nomodel.pt")
     with pytest.raises(CheckpointError, match=r"nomodel\.pt"):
         load_checkpoint(tmp_path / "nomodel.pt", "causal")
