@@ -341,7 +341,8 @@ for i in range(100_000):
     tokens = {"semantic": rng.integers(0, 10_000, size=50), "coarse": fine[:2], "fine": fine}
     audio = rng.uniform(-0.5, 0.5, n).astype(np.float32)
     take = store.add_take(NewTake(text=f"take {i}", voice=None, seed=i), audio, tokens)
-    print("committed", take.id, flush=True)
+    sys.stdout.write(f"committed {take.id}\\n")  # one write, so a kill cannot split it
+    sys.stdout.flush()
 """
 
 
@@ -368,7 +369,8 @@ def test_kill_at_any_moment_loses_no_committed_take(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == -signal.SIGKILL
-        committed |= {int(line.split()[1]) for line in out.splitlines() if line.startswith("committed")}
+        complete = out.split("\n")[:-1]  # a line the kill cut short has no newline
+        committed |= {int(line.split()[1]) for line in complete if line.startswith("committed")}
     assert len(committed) >= 6  # each later run was killed while busy writing
 
     with HistoryStore(db, takes) as store:
