@@ -24,6 +24,7 @@ import torch
 
 from .config import GPTConfig
 from .errors import CheckpointError
+from .matvec import HALF_DTYPES, use_half_weights
 from .model import GPT, FineGPT
 from .source import ModelSource, download  # noqa: F401  (part of this module's API)
 
@@ -151,6 +152,7 @@ def load_checkpoint(
 
     The result is in eval mode with gradients off. With the file's own dtype
     (float32) on the CPU its parameters are views of the memory-mapped file.
+    A half `dtype` on the CPU casts only the matrix weights (`use_half_weights`).
     """
     if kind not in ("causal", "fine"):
         raise ValueError(f"kind must be 'causal' or 'fine', not {kind!r}")
@@ -169,7 +171,11 @@ def load_checkpoint(
     del state
     if kind == "fine":
         model.tie_weights()
-    model = model.to(device=device, dtype=dtype)
+    device = torch.device(device)
+    if device.type == "cpu" and dtype in HALF_DTYPES:
+        model = use_half_weights(model.to(device=device), dtype)  # see its docstring
+    else:
+        model = model.to(device=device, dtype=dtype)
     if kind == "fine":
         model.tie_weights()  # conversion keeps ties today; make sure regardless
     model.eval()

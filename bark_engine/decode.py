@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .matvec import n_parts
+from .matvec import HALF_DTYPES, linear, n_parts
 
 if TYPE_CHECKING:  # the model module imports this one
     from .model import GPT, KVCache
@@ -51,13 +51,30 @@ class _MatVec:
 
 
 @dataclass(frozen=True)
+class _HalfMatVec:
+    """A half-precision weight (`matvec.use_half_weights`): `linear` itself."""
+
+    weight: torch.Tensor  # (out, in), row-major, bf16 or fp16
+    bias: torch.Tensor | None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+def _mat_vec(weight: torch.Tensor, bias: torch.Tensor | None, threads: int) -> _MatVec | _HalfMatVec:
+    if weight.dtype in HALF_DTYPES:
+        return _HalfMatVec(weight, bias)
+    return _MatVec.of(weight, bias, threads)
+
+
+@dataclass(frozen=True)
 class _Layer:
     ln_1: tuple[torch.Tensor, torch.Tensor | None]
-    qkv: _MatVec
-    proj: _MatVec
+    qkv: _MatVec | _HalfMatVec
+    proj: _MatVec | _HalfMatVec
     ln_2: tuple[torch.Tensor, torch.Tensor | None]
-    fc: _MatVec
-    out: _MatVec
+    fc: _MatVec | _HalfMatVec
+    out: _MatVec | _HalfMatVec
 
 
 def _norm(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -80,27 +97,27 @@ class DecodePlan:
         self.layers = [
             _Layer(
                 ln_1=_norm(b.ln_1),
-                qkv=_MatVec.of(b.attn.c_attn.weight, b.attn.c_attn.bias, threads),
-                proj=_MatVec.of(b.attn.c_proj.weight, b.attn.c_proj.bias, threads),
+                qkv=_mat_vec(b.attn.c_attn.weight, b.attn.c_attn.bias, threads),
+                proj=_mat_vec(b.attn.c_proj.weight, b.attn.c_proj.bias, threads),
                 ln_2=_norm(b.ln_2),
-                fc=_MatVec.of(b.mlp.c_fc.weight, b.mlp.c_fc.bias, threads),
-                out=_MatVec.of(b.mlp.c_proj.weight, b.mlp.c_proj.bias, threads),
+                fc=_mat_vec(b.mlp.c_fc.weight, b.mlp.c_fc.bias, threads),
+                out=_mat_vec(b.mlp.c_proj.weight, b.mlp.c_proj.bias, threads),
             )
             for b in tr["h"]
         ]
-        self._heads: dict[tuple[int, int, int] | None, _MatVec] = {}
+        self._heads: dict[tuple[int, int, int] | None, _MatVec | _HalfMatVec] = {}
         # What the views were taken from: a re-laid-out or moved weight makes the plan stale.
-        self._sources = [(p, p.data_ptr()) for p in model.parameters()]
+        self._sources = _weight_ids(model)
 
-    def is_current(self, threads: int) -> bool:
-        return threads == self.threads and all(p.data_ptr() == ptr for p, ptr in self._sources)
+    def is_current(self, model: GPT, threads: int) -> bool:
+        return threads == self.threads and _weight_ids(model) == self._sources
 
-    def _head(self, vocab: slice | None) -> _MatVec:
+    def _head(self, vocab: slice | None) -> _MatVec | _HalfMatVec:
         key = None if vocab is None else (vocab.start, vocab.stop, vocab.step)
         head = self._heads.get(key)
         if head is None:
             weight = self.head if vocab is None else self.head[vocab]
-            head = self._heads[key] = _MatVec.of(weight, None, self.threads)
+            head = self._heads[key] = _mat_vec(weight, None, self.threads)
         return head
 
     def step(self, idx: torch.Tensor, cache: KVCache, vocab: slice | None) -> torch.Tensor:
@@ -126,15 +143,22 @@ class DecodePlan:
         return logits.view(1, 1, -1)
 
 
+def _weight_ids(model: GPT) -> list[int]:
+    """Where each parameter's values live (a replaced Parameter counts as moved too)."""
+    return [p.data_ptr() for p in model.parameters()]
+
+
 def decode_plan(model: GPT) -> DecodePlan | None:
     """The model's current plan (built or rebuilt as needed), or None where it does not apply."""
     threads = torch.get_num_threads()
     plan: DecodePlan | None = getattr(model, "_decode_plan", None)
-    if plan is not None and plan.is_current(threads):
+    if plan is not None and plan.is_current(model, threads):
         return plan
     head = model.lm_head.weight
     linears = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
-    if head.device.type != "cpu" or any(w.stride(0) != 1 for w in linears):
+    if head.device.type != "cpu" or any(
+        w.dtype not in HALF_DTYPES and w.stride(0) != 1 for w in linears
+    ):
         return None
     plan = DecodePlan(model, threads)
     model._decode_plan = plan

@@ -24,6 +24,9 @@ def n_parts(n_in: int, threads: int) -> int:
     return parts
 
 
+# Weight dtypes `use_half_weights` stores on the CPU, with float32 activations.
+HALF_DTYPES = (torch.bfloat16, torch.float16)
+
 # Rows from which a CPU float32 `linear` goes to oneDNN: its AVX-512 matmul
 # kernels did the prefill and fine-pass products (257-1024 rows) in ~15% less
 # CPU time than the BLAS behind `F.linear` on the AMD EPYC here.
@@ -57,6 +60,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     reads the slices in parallel and the partial products are summed.
     """
     n_out, n_in = weight.shape
+    if weight.dtype != x.dtype and x.device.type == "cpu":  # half weights (`use_half_weights`)
+        y = _half_linear(x, weight)
+        return y if bias is None else y + bias
     if (
         x.numel() >= ONEDNN_MIN_ROWS * n_in
         and weight.numel() >= ONEDNN_MIN_WEIGHT
@@ -93,10 +99,10 @@ def use_decode_layout(model: nn.Module) -> nn.Module:
     at most one matrix twice while converting, instead of keeping the read
     original resident next to the copy.
     """
-    tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     todo = [
-        m.weight for m in model.modules()
-        if isinstance(m, nn.Linear) and m.weight.stride(0) != 1 and id(m.weight) not in tied
+        w for w in _untied_linear_weights(model)
+        # float32 only: half weights have their own layout (`use_half_weights`)
+        if w.dtype == torch.float32 and w.stride(0) != 1
     ]
     # Only the CPU mat-vec gains from it; GPUs multiply either layout alike.
     if not todo or todo[0].device.type != "cpu":
@@ -106,6 +112,76 @@ def use_decode_layout(model: nn.Module) -> nn.Module:
         for w in todo:
             original = w.data
             w.data = original.t().contiguous().t()
+            mapped.release(original)
+            del original
+    return model
+
+
+def _untied_linear_weights(model: nn.Module) -> list[torch.Tensor]:
+    """Every Linear weight but those tied to an embedding (the fine model's heads)."""
+    tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return [
+        m.weight for m in model.modules()
+        if isinstance(m, nn.Linear) and id(m.weight) not in tied
+    ]
+
+
+def _half_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x @ weight.T for a float32 x and a bf16/fp16 weight, in x's dtype, on the
+    fastest of torch's CPU paths measured here.
+
+    One row (a decode step) goes to torch's own half-precision gemv (float32
+    accumulation, threaded), which read the weights at ~24-33 GB/s where
+    oneDNN read them at ~11. Which of the two a call takes is a process-wide
+    switch (`torch._C._set_mkldnn_enabled`, ~0.1 µs), so it is turned off for
+    that call only and restored at once; a call on another thread meanwhile
+    could only run slower, not differently in kind.
+
+    Many rows in bf16 belong to oneDNN (bf16 GEMM ran at ~2.7x the float32
+    rate). fp16 has no fast many-row kernel on CPUs without AVX512-FP16 (~5x
+    slower than float32 here), so its weight is widened to float32 (exactly)
+    for those products instead.
+    """
+    if x.numel() == weight.shape[1]:
+        h = x.to(weight.dtype)
+        if not torch._C._get_mkldnn_enabled():
+            return F.linear(h, weight).to(x.dtype)
+        torch._C._set_mkldnn_enabled(False)
+        try:
+            return F.linear(h, weight).to(x.dtype)
+        finally:
+            torch._C._set_mkldnn_enabled(True)
+    if weight.dtype == torch.bfloat16:
+        return F.linear(x.to(weight.dtype), weight).to(x.dtype)
+    return F.linear(x, weight.to(x.dtype))
+
+
+def use_half_weights(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Store every untied Linear weight in `dtype` (bf16 or fp16), in place; the
+    rest of the model (embeddings, norms, biases, tied heads) stays float32.
+
+    This is what "bfloat16 on the CPU" means here. Matrix products are what
+    half precision speeds up on a CPU: decoding reads half the bytes per token,
+    and prefills and the fine passes run on bf16 dot-product instructions
+    (AVX512-BF16) at about twice the float32 rate. Everything else ran slower
+    in bf16 on the CPU here (attention over a bf16 KV cache took ~2.5x as long
+    as float32), so activations, attention and the KV cache stay float32, and
+    `linear` casts its input to the weight's dtype and the product back.
+
+    Half weights stay row-major (`_half_linear` reads that layout fastest).
+    Mapped file pages of each original are handed back as it is copied, as in
+    `use_decode_layout`. CPU only: on a GPU the whole model is cast instead.
+    """
+    if dtype not in HALF_DTYPES:
+        raise ValueError(f"half weights are bfloat16 or float16, not {dtype}")
+    todo = [w for w in _untied_linear_weights(model) if w.dtype == torch.float32]
+    if not todo or todo[0].device.type != "cpu":
+        return model
+    mapped = MappedPages()
+    with torch.inference_mode(False), torch.no_grad():
+        for w in todo:
+            original = w.data
+            w.data = original.to(dtype).contiguous()
             mapped.release(original)
             del original
     return model

@@ -189,7 +189,7 @@ class GPT(nn.Module):
         self.cuda_graphs = True
 
     def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
-        p = self.lm_head.weight
+        p = self.transformer["wte"].weight  # the activations' dtype (Linear weights may be half)
         return KVCache(self.config, batch, max_len or self.config.block_size, p.device, p.dtype)
 
     def embed(self, idx: torch.Tensor, merge_context: bool) -> torch.Tensor:

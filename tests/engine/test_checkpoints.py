@@ -75,7 +75,8 @@ def test_fine_model_weights_are_tied_after_loading(tiny_models: Path) -> None:
         model = load_checkpoint(tiny_models / "fine.pt", "fine", dtype=dtype)
         for i, head in enumerate(model.lm_heads):
             assert model.transformer["wtes"][i + 1].weight is head.weight
-            assert head.weight.dtype == dtype
+            # bf16 on the CPU casts the untied matrices only (test_half_weights.py)
+            assert head.weight.dtype == torch.float32
 
 
 def test_loaded_models_run(tiny_models: Path) -> None:
@@ -91,9 +92,10 @@ def test_loaded_models_run(tiny_models: Path) -> None:
 def test_other_dtype_converts_values(tiny_models: Path) -> None:
     model = load_checkpoint(tiny_models / "text.pt", "causal", dtype=torch.bfloat16)
     stored = _stored_weights(tiny_models / "text.pt")
-    w = model.transformer["wte"].weight
+    w = model.lm_head.weight
     assert w.dtype == torch.bfloat16
-    torch.testing.assert_close(w.float(), stored["transformer.wte.weight"], rtol=1e-2, atol=1e-3)
+    torch.testing.assert_close(w.float(), stored["lm_head.weight"], rtol=1e-2, atol=1e-3)
+    assert torch.equal(model.transformer["wte"].weight, stored["transformer.wte.weight"])
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")

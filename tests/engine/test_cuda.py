@@ -152,3 +152,16 @@ def test_takes_on_the_gpu_equal_single_runs(gpu_engine: Engine) -> None:
 
 def test_cancel_on_the_gpu_is_prompt(gpu_engine: Engine) -> None:
     assert_cancel_is_prompt(gpu_engine, then=SHORT)
+
+
+def test_repeated_takes_do_not_grow_gpu_memory(gpu_engine: Engine) -> None:
+    """Each take makes new KV caches; their graphs must go with them, so memory held
+    after many takes equals what it was after the first few (nothing accumulates)."""
+    for _ in range(3):
+        gpu_engine.generate("Memory stays flat.", options=SHORT)
+    torch.cuda.synchronize()
+    settled = torch.cuda.memory_allocated()
+    for _ in range(12):  # more takes than cuda_graphs.MAX_GRAPHS
+        gpu_engine.generate("Memory stays flat.", options=SHORT)
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() <= settled

@@ -1,0 +1,119 @@
+"""bf16/fp16 on the CPU (`matvec.use_half_weights`): half matrices, float32 everything else.
+
+What must hold: only the untied Linear weights change dtype; the fast decode
+path still applies and equals the generic forward bit for bit; packed and
+plain half weights compute the same products; results stay close to float32;
+and a whole generation (single and batched) runs and is deterministic by seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bark_engine import EngineConfig, GenerationOptions, matvec
+from bark_engine.checkpoints import load_checkpoint
+from bark_engine.decode import decode_plan
+from bark_engine.model import LayerNorm, use_decode_layout
+from bark_engine.pipeline import Engine
+from tests.engine.test_decode import decode_run
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+@pytest.fixture(scope="module", params=[torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def pair(request, tiny_models: Path):
+    """The tiny semantic model in float32 and with half weights, from the same checkpoint."""
+    path = tiny_models / "text.pt"
+    return load_checkpoint(path, "causal"), load_checkpoint(path, "causal", dtype=request.param)
+
+
+def test_only_the_untied_matrices_are_half(pair, tiny_models: Path) -> None:
+    _, half = pair
+    dtype = half.lm_head.weight.dtype
+    assert dtype in (torch.bfloat16, torch.float16)
+    kinds = {nn.Linear: 0, nn.Embedding: 0, LayerNorm: 0}
+    for name, module in half.named_modules():
+        if isinstance(module, nn.Linear):
+            assert module.weight.dtype == dtype and module.weight.is_contiguous(), name
+        elif isinstance(module, (nn.Embedding, LayerNorm)):
+            assert all(p.dtype == torch.float32 for p in module.parameters(recurse=False)), name
+        kinds[type(module)] = kinds.get(type(module), 0) + 1
+    assert all(kinds[k] > 0 for k in (nn.Linear, nn.Embedding, LayerNorm))
+    assert half.new_cache(1).kv.dtype == torch.float32  # attention stays float32
+    fine = load_checkpoint(tiny_models / "fine.pt", "fine", dtype=dtype)
+    assert all(h.weight.dtype == torch.float32 for h in fine.lm_heads)  # tied to embeddings
+    assert fine.transformer["h"][0].mlp.c_fc.weight.dtype == dtype
+
+
+def test_logits_stay_close_to_float32(pair) -> None:
+    """After a prefill (many-row products) and after each one-token step (gemv)."""
+    full, half = pair
+    ids = torch.randint(0, 10_000, (1, 70), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        caches = full.new_cache(1), half.new_cache(1)
+        a, b = full(ids[:, :60], caches[0]), half(ids[:, :60], caches[1])
+        errors = [rel_err(b, a)]
+        for t in range(60, 70):  # the same tokens into both
+            a, b = full(ids[:, t : t + 1], caches[0]), half(ids[:, t : t + 1], caches[1])
+            errors.append(rel_err(b, a))
+    assert b.dtype == torch.float32
+    assert all(0 < e < 1e-2 for e in errors), errors  # half rounding: close, not equal
+
+
+@pytest.mark.parametrize("vocab", [None, slice(0, 10_001)])
+def test_decode_plan_applies_and_equals_the_generic_forward(pair, vocab) -> None:
+    _, half = pair
+    use_decode_layout(half)  # leaves half weights alone
+    fast = decode_run(half, True, vocab)
+    assert decode_plan(half) is not None
+    assert torch.equal(fast, decode_run(half, False, vocab))
+
+
+def test_one_row_product_matches_many_rows_and_leaves_onednn_on(pair) -> None:
+    """One row goes through torch's own gemv with oneDNN switched off for that
+    call only (the switch must be back on after it); it agrees with oneDNN's
+    many-row product of the same row to rounding."""
+    _, half = pair
+    w = half.transformer["h"][0].mlp.c_fc.weight
+    rows = torch.randn(5, w.shape[1], generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        one = matvec.linear(rows[2:3], w)
+        assert torch._C._get_mkldnn_enabled()
+        many = matvec.linear(rows, w)
+    assert one.dtype == many.dtype == torch.float32
+    torch.testing.assert_close(one[0], many[2], rtol=1e-2, atol=1e-2)
+
+
+@pytest.fixture(scope="module")
+def bf16_engine(tiny_models: Path) -> Engine:
+    engine = Engine(EngineConfig(models=str(tiny_models), device="cpu", dtype="bfloat16"))
+    engine.load()
+    return engine
+
+
+def test_bf16_generation_is_whole_and_deterministic(bf16_engine: Engine) -> None:
+    options = GenerationOptions(seed=4, max_duration_s=0.5)
+    a = bf16_engine.generate("Half weights.", voice="v2/en_speaker_6", options=options)
+    b = bf16_engine.generate("Half weights.", voice="v2/en_speaker_6", options=options)
+    assert len(a.semantic) > 0 and a.coarse.shape[1] == a.fine.shape[1] > 0
+    assert a.audio.dtype == np.float32 and np.isfinite(a.audio).all()
+    for name in ("semantic", "coarse", "fine", "audio"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_bf16_batched_takes_equal_single_runs(bf16_engine: Engine) -> None:
+    options = GenerationOptions(max_duration_s=0.3)
+    takes = bf16_engine.generate_takes("Two at once.", options=options, seeds=[5, 6])
+    for take in takes:
+        single = bf16_engine.generate(
+            "Two at once.", options=GenerationOptions(seed=take.seed, max_duration_s=0.3)
+        )
+        for name in ("semantic", "coarse", "fine"):
+            np.testing.assert_array_equal(getattr(take, name), getattr(single, name))
