@@ -34,13 +34,19 @@ from .app_playback import PlaybackMixin
 from .commands import StudioCommands
 from .guard import GuardedHandlers, format_traceback, log_error, one_line
 from .history import HistoryStore
-from .jobs import EngineHost, GenerationQueue, local_random_weights
+from .jobs import EngineHost, GenerationQueue, config_device_label, local_random_weights
 from .longscript_app import LongScriptMixin
 from .screens.error import ErrorScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
 from .screens.settings import SettingsScreen
-from .settings import Settings, generation_options, load_settings, save_settings
+from .settings import (
+    Settings,
+    engine_dtype,
+    generation_options,
+    load_settings,
+    save_settings,
+)
 from .several_takes_app import SeveralTakesMixin
 from .widgets.generation_panel import describe_options
 
@@ -53,6 +59,7 @@ def merge_engine_config(cli: EngineConfig, settings: Settings) -> EngineConfig:
         models=cli.models if cli.models is not None else settings.models,
         size=cli.size if cli.size != default.size else settings.size,  # type: ignore[arg-type]
         device=cli.device if cli.device != default.device else settings.device,
+        dtype=cli.dtype if cli.dtype is not None else engine_dtype(settings),
     )
 
 
@@ -103,7 +110,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
             self.store = HistoryStore(locations.history_db_path(), locations.takes_dir())
         except Exception as exc:  # noqa: BLE001 - the app still opens; takes can't be kept
             self._startup_notes.append(f"History unavailable, takes will not be kept: {exc}")
-        self.device_label = self.host.config.device
+        self.device_label = config_device_label(self.host.config)
         self.random_weights = local_random_weights(self.host.config.models)
         self.playing_take: int | None = None
         self._player = None
@@ -199,9 +206,10 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         if new.theme in self.available_themes:
             self.theme = new.theme
         config = dataclasses.replace(self.host.config, models=new.models, size=new.size,
-                                     device=new.device)  # type: ignore[arg-type]
+                                     device=new.device,  # type: ignore[arg-type]
+                                     dtype=engine_dtype(new))
         if self.host.reconfigure(config):
-            self.device_label = config.device
+            self.device_label = config_device_label(config)
             self.random_weights = local_random_weights(config.models)
             self.main.header.engine_state = "models not loaded"
             self.notify("Settings saved. The models reload at the next generation.")

@@ -46,7 +46,9 @@ def _model_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
     g.add_argument("--device", default=argparse.SUPPRESS if sub else "auto",
                    help="auto (default), cpu, cuda, cuda:N or mps")
     g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], **d,
-                   help="weights dtype (default: float32 on CPU, bfloat16 on GPU)")
+                   help="precision (default: float32 on CPU, bfloat16 on GPU). On the CPU, "
+                        "bfloat16 halves the matrix weights only and runs ~1.5x faster; "
+                        "float16 there is no faster than float32")
     g.add_argument("--threads", type=int, **d,
                    help="CPU threads for torch (default: torch's choice)")
     g.add_argument("--offline", action="store_true", **d,

@@ -184,6 +184,8 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
             "seed": gen.seed,
             "voice": gen.voice,
             "model": gen.model_id,
+            "device": str(engine.device),
+            "dtype": str(engine.dtype).removeprefix("torch."),
             "stages": {
                 stage: {"tokens": t.tokens, "seconds": round(t.seconds, 4)}
                 for stage, t in gen.timings.items()

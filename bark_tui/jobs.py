@@ -84,6 +84,12 @@ class _Slot:
         self.codec_loaded = False
 
 
+def config_device_label(config: EngineConfig) -> str:
+    """Device (and precision, when one was asked for) as shown before the engine loads;
+    once loaded, the engine's own device and dtype are shown instead."""
+    return config.device if config.dtype is None else f"{config.device} · {config.dtype}"
+
+
 class EngineHost:
     """Builds the engine on first use (in a worker) and loads it once."""
 
@@ -306,7 +312,8 @@ def ready_engine(host: EngineHost, job: Any, post: Post, on_event: Any) -> Any:
         raise Cancelled("cancelled before it started")
     engine, fresh = host.ensure_loaded(on_event)
     if fresh:
-        post(EngineReady(engine.model_id, str(engine.device), engine.random_weights))
+        dtype = str(engine.dtype).removeprefix("torch.")
+        post(EngineReady(engine.model_id, f"{engine.device} · {dtype}", engine.random_weights))
     return engine
 
 

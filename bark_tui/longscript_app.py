@@ -112,7 +112,7 @@ class LongScriptMixin:
 
         app: Any = self
         cfg = app.host.config
-        job.resume_key = fingerprint(job, (cfg.models, cfg.size, cfg.device))
+        job.resume_key = fingerprint(job, (cfg.models, cfg.size, cfg.device, cfg.dtype))
         app.submit(job)
 
     def on_script_resumed(self, message: ScriptResumed) -> None:

@@ -20,6 +20,9 @@ from pathlib import Path
 from bark_engine.options import GenerationOptions
 
 SIZES = ("small", "large")
+# "auto": float32 on the CPU, bfloat16 (or float16) on a GPU; on the CPU bfloat16
+# halves the matrix weights only and is ~1.5x faster (bark_engine.matvec.use_half_weights)
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 SEED_MODES = ("random", "fixed")
 CONTINUITY_MODES = ("fixed", "chain")
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed accepts any 64-bit value
@@ -32,6 +35,7 @@ class Settings:
     models: str | None = None  # model folder or hub repo id; None = "suno/bark"
     size: str = "small"  # "small" | "large"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
+    dtype: str = "auto"  # precision: one of DTYPES
     text_temp: float = 0.7  # semantic stage; 0 = greedy
     waveform_temp: float = 0.7  # coarse stage; 0 = greedy
     fine_temp: float = 0.5  # fine stage; 0 = argmax
@@ -80,6 +84,7 @@ _TYPE_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "models": (_optional(_is_str), "a string or null"),
     "size": (_is_str, "a string"),
     "device": (_is_str, "a string"),
+    "dtype": (_is_str, "a string"),
     "text_temp": (_is_number, "a number"),
     "waveform_temp": (_is_number, "a number"),
     "fine_temp": (_is_number, "a number"),
@@ -109,6 +114,8 @@ def _field_problems(s: Settings) -> dict[str, str]:
         problems["size"] = f"size must be one of {', '.join(SIZES)} (got {s.size!r})"
     if not s.device.strip():
         problems["device"] = "device must not be empty (use 'auto')"
+    if s.dtype not in DTYPES:
+        problems["dtype"] = f"dtype must be one of {', '.join(DTYPES)} (got {s.dtype!r})"
     for name in ("text_temp", "waveform_temp", "fine_temp"):
         value = getattr(s, name)
         if not (value >= 0 and math.isfinite(value)):  # NaN fails both
@@ -235,3 +242,8 @@ def generation_options(settings: Settings, seed: int | None = None) -> Generatio
         min_eos_p=float(settings.min_eos_p),
         seed=seed,
     )
+
+
+def engine_dtype(s: Settings) -> str | None:
+    """The `EngineConfig.dtype` the settings ask for (None: the engine's own default)."""
+    return None if s.dtype == "auto" else s.dtype

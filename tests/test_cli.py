@@ -23,6 +23,7 @@ def test_say_writes_wav_voice_and_json(tiny_models: Path, tmp_path: Path, capsys
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert report["random_weights"] is True and report["seed"] == 5
+    assert (report["device"], report["dtype"]) == ("cpu", "float32")
     assert set(report["stages"]) == {"semantic", "coarse", "fine", "decode"}
     for stage in report["stages"].values():
         assert stage["tokens"] > 0 and stage["seconds"] >= 0
@@ -44,9 +45,10 @@ def test_say_writes_wav_voice_and_json(tiny_models: Path, tmp_path: Path, capsys
 def test_model_options_after_the_command(tiny_models: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "a.wav"
     rc = main(["say", "Options after the command.", "--models", str(tiny_models),
-               "--out", str(out), "--max-duration", "0.3", "--json"])
+               "--out", str(out), "--max-duration", "0.3", "--json", "--dtype", "bfloat16"])
     assert rc == 0 and out.exists()
-    assert json.loads(capsys.readouterr().out)["model"].endswith("small")
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"].endswith("small") and report["dtype"] == "bfloat16"
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from bark_engine.audio import read_wav
 from bark_engine.voices import VoicePrompt
@@ -20,6 +21,7 @@ from .test_app_support import (
     make_app,
     type_text,
     wait_until,
+    write_settings,
 )
 
 
@@ -136,3 +138,20 @@ async def test_script_to_take_to_wav_and_voice(home, tiny_models):
         await pilot.pause()
         assert app.store.count() == count
         assert main.history.current_id == again.id
+
+
+async def test_precision_from_settings_reaches_the_engine(home, tiny_models):
+    """A saved precision of bfloat16 loads half weights; the header says what ran."""
+    write_settings(dtype="bfloat16")
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert app.host.config.dtype == "bfloat16"
+        assert app.main.header.device == "auto · bfloat16"  # before loading: what was asked
+        app.main.editor.area.focus()
+        await type_text(pilot, "Half precision.")
+        take = await generate_take(pilot, app)
+        engine = app.host.engine
+        assert engine is not None and engine.dtype == torch.bfloat16
+        assert app.main.header.device == "cpu · bfloat16"  # after: what the engine runs
+        audio, rate = read_wav(take.wav_path)
+        assert rate == 24_000 and len(audio) > 0 and np.isfinite(audio).all()

@@ -164,15 +164,18 @@ async def test_settings_screen_saves_and_persists(home, tiny_models):
         screen.query_one("#set-seed_mode").value = "random"
         screen.query_one("#set-output_dir").value = str(home / "out")
         screen.query_one("#set-size").value = "large"
+        screen.query_one("#set-dtype").value = "bfloat16"
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert app.screen is app.main
         assert app.main.header.model_size == "large"
+        assert app.host.config.dtype == "bfloat16" and "bfloat16" in app.main.header.device
         assert "T 0.6/0.7/0.5" in str(app.main.query_one("#gen-settings").render())
     saved, warnings = load_settings(locations.settings_path())
     assert warnings == []
     assert (saved.text_temp, saved.min_eos_p, saved.seed_mode) == (0.6, 0.05, "random")
     assert saved.output_dir == str(home / "out") and saved.size == "large"
+    assert saved.dtype == "bfloat16"
 
 
 async def test_settings_buttons_cancel_and_save(home, tiny_models):

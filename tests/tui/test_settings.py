@@ -76,6 +76,7 @@ def test_bad_fields_fall_back_alone(tmp_path: Path) -> None:
         "speakers": {"Ann": 3},
         "min_eos_p": 2.0,  # right type, impossible value
         "size": "huge",
+        "dtype": "float8",  # not a precision the engine has
         "fine_temp": 1,  # an int is fine for a float field
         "theme": "nord",  # good
         "some_future_key": [1, 2, 3],  # unknown: ignored silently
@@ -84,10 +85,11 @@ def test_bad_fields_fall_back_alone(tmp_path: Path) -> None:
     loaded, warnings = load_settings(path)
     defaults = Settings()
     assert loaded.theme == "nord" and loaded.fine_temp == 1
-    for name in ("text_temp", "waveform_temp", "top_k", "long_form", "speakers", "min_eos_p", "size"):
+    for name in ("text_temp", "waveform_temp", "top_k", "long_form", "speakers", "min_eos_p", "size",
+                 "dtype"):
         assert getattr(loaded, name) == getattr(defaults, name), name
         assert any(name in w for w in warnings), name
-    assert len(warnings) == 7
+    assert len(warnings) == 8
     assert not any("some_future_key" in w for w in warnings)
     assert validate_settings(loaded) == []
 
@@ -95,12 +97,12 @@ def test_bad_fields_fall_back_alone(tmp_path: Path) -> None:
 def test_validate_names_each_problem() -> None:
     assert validate_settings(Settings()) == []
     bad = Settings(text_temp=-0.1, min_eos_p=1.5, size="medium", seed_mode="sometimes", top_k=0,
-                   top_p=0.0, fixed_seed=-1, device=" ", default_voice="")
+                   top_p=0.0, fixed_seed=-1, device=" ", default_voice="", dtype="fp32")
     problems = validate_settings(bad)
     for name in ("text_temp", "min_eos_p", "size", "seed_mode", "top_k", "top_p", "fixed_seed",
-                 "device", "default_voice"):
+                 "device", "default_voice", "dtype"):
         assert any(p.startswith(name) for p in problems), name
-    assert len(problems) == 9
+    assert len(problems) == 10
     assert validate_settings(Settings(text_temp=float("nan")))  # NaN is not >= 0
     assert validate_settings(Settings(fine_temp=float("inf")))
     assert validate_settings(Settings(text_temp="0.7"))  # type: ignore[arg-type]
