@@ -154,7 +154,16 @@ class Engine:
 
     @property
     def model_id(self) -> str:
-        return self.source().model_id
+        """The model source and size, and the precision when it is not float32
+        ("suno/bark small bfloat16"): what decides the tokens besides the seed.
+        Takes record it, and `render` keys its kept segments on it."""
+        source = self.source().model_id
+        return source if self.dtype == torch.float32 else f"{source} {self.dtype_name}"
+
+    @property
+    def dtype_name(self) -> str:
+        """The precision the models run in: "float32", "bfloat16" or "float16"."""
+        return str(self.dtype).removeprefix("torch.")
 
     @property
     def loaded(self) -> bool:

@@ -185,7 +185,7 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
             "voice": gen.voice,
             "model": gen.model_id,
             "device": str(engine.device),
-            "dtype": str(engine.dtype).removeprefix("torch."),
+            "dtype": engine.dtype_name,
             "stages": {
                 stage: {"tokens": t.tokens, "seconds": round(t.seconds, 4)}
                 for stage, t in gen.timings.items()

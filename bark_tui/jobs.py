@@ -312,8 +312,8 @@ def ready_engine(host: EngineHost, job: Any, post: Post, on_event: Any) -> Any:
         raise Cancelled("cancelled before it started")
     engine, fresh = host.ensure_loaded(on_event)
     if fresh:
-        dtype = str(engine.dtype).removeprefix("torch.")
-        post(EngineReady(engine.model_id, f"{engine.device} · {dtype}", engine.random_weights))
+        device = f"{engine.device} · {engine.dtype_name}"
+        post(EngineReady(engine.model_id, device, engine.random_weights))
     return engine
 
 

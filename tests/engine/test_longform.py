@@ -84,6 +84,21 @@ def test_changed_segment_is_regenerated_alone(engine: Engine, tmp_path: Path) ->
     assert [t.reused for t in again.segments] == [True, False, True]
 
 
+def test_kept_segments_are_not_reused_at_another_precision(
+    engine: Engine, tiny_models: Path, tmp_path: Path
+) -> None:
+    """bf16 gives other tokens than float32: a bf16 render re-makes the float32
+    render's kept segments, and reuses its own."""
+    parts = tmp_path / "parts"
+    opts = RenderOptions(generation=OPTS, seed=4, parts_dir=parts)
+    script = parse_script("\n\n".join(SENTENCES[:2]), ScriptOptions(), engine.count_tokens)
+    ScriptRenderer(engine, opts).render(script)
+    half = Engine(EngineConfig(models=str(tiny_models), device="cpu", dtype="bfloat16"))
+    assert half.model_id == f"{engine.model_id} bfloat16"
+    assert [t.reused for t in ScriptRenderer(half, opts).render(script).segments] == [False] * 2
+    assert [t.reused for t in ScriptRenderer(half, opts).render(script).segments] == [True] * 2
+
+
 def test_chain_mode_uses_previous_segment_as_history(engine: Engine) -> None:
     script = parse_script("\n\n".join(SENTENCES[:3]), ScriptOptions(), engine.count_tokens)
     fixed = ScriptRenderer(engine, RenderOptions(generation=OPTS, seed=2,
