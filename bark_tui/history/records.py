@@ -85,6 +85,23 @@ class NewTake:
         )
 
 
+# The columns `Take.from_row` reads, in its order (SELECT {TAKE_COLUMNS} FROM takes).
+TAKE_COLUMNS = (
+    "id, created_at, name, text, voice, seed, options, model_id, random_weights, timings, "
+    "duration_s, sample_rate, wav_file, tokens_file, segments, deleted_at"
+)
+
+
+def json_or(text: str | None, fallback: object) -> object:
+    """Decode stored JSON; a damaged field shows as empty rather than breaking the list."""
+    if text is None:
+        return fallback
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return fallback
+
+
 @dataclass
 class Take:
     """One row of the history, with its files resolved inside the takes folder."""
@@ -106,6 +123,31 @@ class Take:
     segments: list[Any] | None
     deleted_at: str | None
     takes_dir: Path = field(repr=False)
+
+    @classmethod
+    def from_row(cls, row: tuple, takes_dir: Path) -> Take:
+        """A take from a row of `TAKE_COLUMNS`."""
+        (take_id, created_at, name, text, voice, seed, options, model_id, random_weights,
+         timings, duration_s, sample_rate, wav_file, tokens_file, segments, deleted_at) = row
+        return cls(
+            id=int(take_id),
+            created_at=created_at,
+            name=name,
+            text=text,
+            voice=voice,
+            seed=None if seed is None else int(seed),
+            options=json_or(options, {}),  # type: ignore[arg-type]
+            model_id=model_id,
+            random_weights=bool(random_weights),
+            timings=json_or(timings, {}),  # type: ignore[arg-type]
+            duration_s=float(duration_s),
+            sample_rate=int(sample_rate),
+            wav_file=wav_file,
+            tokens_file=tokens_file,
+            segments=None if segments is None else json_or(segments, None),  # type: ignore[arg-type]
+            deleted_at=deleted_at,
+            takes_dir=takes_dir,
+        )
 
     @property
     def is_deleted(self) -> bool:

@@ -35,7 +35,6 @@ the lock, so the UI thread never waits on a take being written.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import sqlite3
@@ -52,13 +51,9 @@ import numpy as np
 
 from .errors import HistoryError, TakeNotFound
 from .files import fsync_dir, normalize_tokens, safe_child, write_tokens_atomic
-from .records import NewTake, Take, snippet
+from .records import TAKE_COLUMNS, NewTake, Take, json_or, snippet
 from .schema import migrate
 
-_COLUMNS = (
-    "id, created_at, name, text, voice, seed, options, model_id, random_weights, timings, "
-    "duration_s, sample_rate, wav_file, tokens_file, segments, deleted_at"
-)
 _INT64_MAX = 2**63 - 1
 _STEM_RE = re.compile(r"[0-9a-f]{32}")
 
@@ -285,7 +280,7 @@ class HistoryStore:
 
     def _remove_parts(self, segments_json: str | None) -> None:
         """A script take's folder of segment files (named in its segments JSON)."""
-        records = _json_or(segments_json, None)
+        records = json_or(segments_json, None)
         if not isinstance(records, list) or not records or not isinstance(records[0], dict):
             return
         folder = safe_child(self.takes_dir, records[0].get("parts"))
@@ -353,18 +348,18 @@ class HistoryStore:
         where = "" if include_deleted else "WHERE deleted_at IS NULL"
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM takes {where} ORDER BY id DESC LIMIT ?",
+                f"SELECT {TAKE_COLUMNS} FROM takes {where} ORDER BY id DESC LIMIT ?",
                 (-1 if limit is None else int(limit),),
             ).fetchall()
-        return [self._take(row) for row in rows]
+        return [Take.from_row(row, self.takes_dir) for row in rows]
 
     def get(self, take_id: int) -> Take | None:
         """The take with that id (deleted or not), or None."""
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM takes WHERE id = ?", (take_id,)
+                f"SELECT {TAKE_COLUMNS} FROM takes WHERE id = ?", (take_id,)
             ).fetchone()
-        return None if row is None else self._take(row)
+        return None if row is None else Take.from_row(row, self.takes_dir)
 
     def count(self, include_deleted: bool = False) -> int:
         where = "" if include_deleted else "WHERE deleted_at IS NULL"
@@ -375,36 +370,3 @@ class HistoryStore:
         """SQLite's own verdict on the file: "ok" when sound."""
         with self._lock:
             return "; ".join(r[0] for r in self._conn.execute("PRAGMA integrity_check"))
-
-    def _take(self, row: tuple) -> Take:
-        (take_id, created_at, name, text, voice, seed, options, model_id, random_weights,
-         timings, duration_s, sample_rate, wav_file, tokens_file, segments, deleted_at) = row
-        return Take(
-            id=int(take_id),
-            created_at=created_at,
-            name=name,
-            text=text,
-            voice=voice,
-            seed=None if seed is None else int(seed),
-            options=_json_or(options, {}),
-            model_id=model_id,
-            random_weights=bool(random_weights),
-            timings=_json_or(timings, {}),
-            duration_s=float(duration_s),
-            sample_rate=int(sample_rate),
-            wav_file=wav_file,
-            tokens_file=tokens_file,
-            segments=None if segments is None else _json_or(segments, None),
-            deleted_at=deleted_at,
-            takes_dir=self.takes_dir,
-        )
-
-
-def _json_or(text: str | None, fallback: object) -> object:
-    """Decode stored JSON; a damaged field shows as empty rather than breaking the list."""
-    if text is None:
-        return fallback
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        return fallback
