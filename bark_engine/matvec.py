@@ -126,6 +126,13 @@ def _untied_linear_weights(model: nn.Module) -> list[torch.Tensor]:
     ]
 
 
+# The oneDNN switch behind `torch.backends.mkldnn.flags`, called directly: the
+# public context manager costs ~9 µs a call (~0.45 ms a decode step). Private
+# API, so looked up once and done without where a torch build lacks it.
+_GET_MKLDNN = getattr(torch._C, "_get_mkldnn_enabled", None)
+_SET_MKLDNN = getattr(torch._C, "_set_mkldnn_enabled", None) if _GET_MKLDNN else None
+
+
 def _half_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """x @ weight.T for a float32 x and a bf16/fp16 weight, in x's dtype, on the
     fastest of torch's CPU paths measured here.
@@ -133,9 +140,11 @@ def _half_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     One row (a decode step) goes to torch's own half-precision gemv (float32
     accumulation, threaded), which read the weights at ~24-33 GB/s where
     oneDNN read them at ~11. Which of the two a call takes is a process-wide
-    switch (`torch._C._set_mkldnn_enabled`, ~0.1 µs), so it is turned off for
-    that call only and restored at once; a call on another thread meanwhile
-    could only run slower, not differently in kind.
+    switch (`_SET_MKLDNN`, ~0.1 µs), so it is turned off for that call only
+    and restored at once. A torch call on another thread in that instant may
+    take torch's own kernel instead of oneDNN's (slower, and rounded in
+    another order); an engine runs one generation at a time, and the studio
+    does not run torch on other threads meanwhile beyond a voice audition.
 
     Many rows in bf16 belong to oneDNN (bf16 GEMM ran at ~2.7x the float32
     rate). fp16 has no fast many-row kernel on CPUs without AVX512-FP16 (~5x
@@ -144,13 +153,13 @@ def _half_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """
     if x.numel() == weight.shape[1]:
         h = x.to(weight.dtype)
-        if not torch._C._get_mkldnn_enabled():
+        if _SET_MKLDNN is None or not _GET_MKLDNN():
             return F.linear(h, weight).to(x.dtype)
-        torch._C._set_mkldnn_enabled(False)
+        _SET_MKLDNN(False)
         try:
             return F.linear(h, weight).to(x.dtype)
         finally:
-            torch._C._set_mkldnn_enabled(True)
+            _SET_MKLDNN(True)
     if weight.dtype == torch.bfloat16:
         return F.linear(x.to(weight.dtype), weight).to(x.dtype)
     return F.linear(x, weight.to(x.dtype))
