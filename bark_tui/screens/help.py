@@ -27,8 +27,10 @@ TEXTUAL_ACTIONS = {
 
 
 def key_names(binding: Binding) -> str:
-    """``delete,d`` → ```delete` or `d```."""
-    return " or ".join(f"`{key.strip()}`" for key in binding.key.split(","))
+    """``delete,d`` → ```delete` or `d```; a binding's own ``key_display`` (``/`` for
+    ``slash``) where it has one."""
+    keys = binding.key_display or binding.key
+    return " or ".join(f"`{key.strip()}`" for key in keys.split(","))
 
 
 def merged_bindings(cls: type, own_only: bool = False) -> list[Binding]:

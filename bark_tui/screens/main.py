@@ -22,6 +22,7 @@ from ..widgets.studio_header import StudioHeader
 from ..widgets.voice_browser import VoiceBrowser
 from ..widgets.waveform import Waveform
 from . import take_actions
+from .prompt import PromptScreen
 
 if TYPE_CHECKING:
     from ..app import BarkApp
@@ -99,7 +100,7 @@ class MainScreen(GuardedHandlers, Screen[None]):
         history = self.history
         history.border_title = "History"
         history.border_subtitle = (
-            "enter play · n rename · d delete · u undo · e edit · g regenerate · v save voice"
+            "enter play · n rename · d delete · u undo · e edit · g regenerate · v voice · / filter"
         )
         self.refresh_voices()
         self.refresh_history()
@@ -117,13 +118,42 @@ class MainScreen(GuardedHandlers, Screen[None]):
             self.notify(f"My voices: {problem}", severity="warning", markup=False)
 
     def refresh_history(self, select: int | None = None) -> None:
+        """Reload the takes; ``select`` (a new or changed take) is highlighted, and
+        a filter that would hide it is cleared, saying so."""
         store = self.bark.store
         takes = [] if store is None else store.list_takes()
-        self.history.set_takes(takes, keep=select)
+        history = self.history
+        history.set_takes(takes, keep=select)
+        if select is not None and select not in history.takes and history.query:
+            self.notify(f"History filter “{history.query}” cleared to show take {select}.",
+                        markup=False)
+            history.query = ""
+            history.set_takes(takes, keep=select)
+        self._title_history()
         self.show_selected_take()
+
+    def ask_history_filter(self) -> None:
+        def done(answer: str | None) -> None:
+            if answer is not None:
+                self.history.set_query(answer)
+                self._title_history()
+                self.show_selected_take()
+
+        self.app.push_screen(PromptScreen(
+            "Filter history", "Show the takes whose text, name, voice or seed contain "
+            "(empty: all):", self.history.query, ok_label="Filter", allow_empty=True), done)
+
+    def _title_history(self) -> None:
+        history = self.history
+        history.border_title = "History" if not history.query else (
+            f"History · “{history.query}”: {len(history.takes)} of {len(history.all_takes)}")
 
     def show_selected_take(self) -> None:
         take = self.history.current
+        if take is None and self.history.all_takes:
+            self.waveform.show_audio(
+                None, 24_000, f"No take matches “{self.history.query}” — / changes the filter")
+            return
         if take is None:
             self.waveform.show_audio(None, 24_000, "No takes yet — ctrl+g generates one")
             return
@@ -146,11 +176,16 @@ class MainScreen(GuardedHandlers, Screen[None]):
         if action == "undo":
             take_actions.undo_delete(self)
             return
+        if action == "filter":
+            self.ask_history_filter()
+            return
         take: Take | None = (
             self.history.current if take_id is None else self.history.takes.get(take_id)
         )
         if take is None:
-            self.notify("No take selected — generate one first (ctrl+g).", severity="warning")
+            hidden = bool(self.history.all_takes)  # every take is filtered out
+            self.notify("No take matches the filter — / changes it." if hidden else
+                        "No take selected — generate one first (ctrl+g).", severity="warning")
             return
         handler = take_actions.HANDLERS.get(action)
         if handler is None:

@@ -32,6 +32,7 @@ class PromptScreen(GuardedHandlers, ModalScreen[str | None]):
         value: str = "",
         check: Check | None = None,
         ok_label: str = "OK",
+        allow_empty: bool = False,
     ) -> None:
         super().__init__()
         self.title_text = title
@@ -39,6 +40,7 @@ class PromptScreen(GuardedHandlers, ModalScreen[str | None]):
         self.value = value
         self.check = check
         self.ok_label = ok_label
+        self.allow_empty = allow_empty
 
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt-box", classes="dialog"):
@@ -55,7 +57,7 @@ class PromptScreen(GuardedHandlers, ModalScreen[str | None]):
 
     def _submit(self) -> None:
         answer = self.query_one("#prompt-input", Input).value.strip()
-        problem = "Please type something." if not answer else None
+        problem = "Please type something." if not answer and not self.allow_empty else None
         if problem is None and self.check is not None:
             problem = self.check(answer)
         if problem:

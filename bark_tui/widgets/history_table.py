@@ -86,6 +86,17 @@ def first_audio_cell(take: Take) -> str:
     return "—" if first is None else f"{first:.1f} s"
 
 
+def take_matches(take: Take, query: str) -> bool:
+    """True when every word of ``query`` appears, in any case, in the take's name,
+    text, voice or seed (``#12`` finds take 12)."""
+    seed = "" if take.seed is None else str(take.seed)
+    haystack = " ".join(
+        (take.name or "", take.text, take.voice or "", voice_label(take.voice), seed,
+         f"#{take.id}")
+    ).casefold()
+    return all(word in haystack for word in query.casefold().split())
+
+
 def clip(text: str, limit: int = TEXT_CHARS) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -106,6 +117,9 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
                 tooltip="Regenerate it with the same seeds and settings"),
         Binding("v", "take('save_voice')", "Save as voice", show=False,
                 tooltip="Save it as a voice under My voices"),
+        Binding("slash", "take('filter')", "Filter", show=False, key_display="/",
+                tooltip="Show only the takes whose text, name, voice or seed contain some words "
+                        "(empty: all of them)"),
     ]
 
     class Action(Message):
@@ -118,7 +132,9 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self.takes: dict[int, Take] = {}
+        self.takes: dict[int, Take] = {}  # the rows shown, newest first
+        self.all_takes: list[Take] = []  # every take given, newest first (the filter's input)
+        self.query = ""  # the filter: words every row shown contains (`take_matches`)
         self.column_keys: tuple[str, ...] = ()
         self._text_limit = TEXT_CHARS
 
@@ -141,12 +157,13 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
                 for t in self.takes.values())):
             self._text_limit = limit
             return
-        self.set_takes(list(self.takes.values()))
+        self.set_takes(self.all_takes)
 
     def set_takes(self, takes: Iterable[Take], keep: int | None = None) -> None:
         """Show ``takes`` newest first; the cursor stays on ``keep`` (or the current row)."""
         current = keep if keep is not None else self.current_id
-        ordered = sorted(takes, key=lambda t: t.id, reverse=True)
+        self.all_takes = sorted(takes, key=lambda t: t.id, reverse=True)
+        ordered = [t for t in self.all_takes if take_matches(t, self.query)]
         self.takes = {t.id: t for t in ordered}
         keys, limit = fitting_columns(self.size.width)
         self._text_limit = limit
@@ -171,6 +188,11 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
             self.add_row(*(Text(cells[k]) for k in keys), key=str(take.id))
         if current in self.takes:
             self.move_cursor(row=list(self.takes).index(current), animate=False)
+
+    def set_query(self, query: str) -> None:
+        """Show only the takes matching ``query`` ("" shows them all)."""
+        self.query = " ".join(query.split())
+        self.set_takes(self.all_takes)
 
     @property
     def current_id(self) -> int | None:

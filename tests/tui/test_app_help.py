@@ -66,7 +66,9 @@ async def test_every_binding_of_the_app_is_in_help(home):
         page = app.screen.query_one("#help-text", Markdown).source
         rows = {line for line in page.splitlines() if line.startswith("| `")}
         for key, binding in live.items():
-            assert any(f"`{key}`" in row and help_text(binding) in row for row in rows), key
+            shown = binding.key_display or key  # "/" for slash
+            assert any(f"`{shown}`" in row and help_text(binding) in row for row in rows), key
+        assert "slash" in live  # the History filter, shown as `/`
         # the dialogs' keys (their screens are not open here): each has its row
         for cls in (TakesCompareScreen, SettingsScreen, SpeakersScreen, PromptScreen,
                     ErrorScreen):
