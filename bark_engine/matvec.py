@@ -194,3 +194,23 @@ def use_half_weights(model: nn.Module, dtype: torch.dtype) -> nn.Module:
             mapped.release(original)
             del original
     return model
+
+
+def half_weights_advice(dtype: torch.dtype, device: torch.device) -> str | None:
+    """A one-line caution when half weights on this CPU are likely slower, else None.
+
+    Their gain comes from native bf16 dot products (AVX512-BF16, e.g. AMD Zen 4,
+    Intel Sapphire Rapids); without them torch emulates bf16 products, and
+    float16 products have no fast many-row CPU kernel at all (~5x slower than
+    float32 where measured). Private torch probes, so an unknown answer says nothing.
+    """
+    if device.type != "cpu" or dtype not in HALF_DTYPES:
+        return None
+    if dtype == torch.float16:
+        return ("float16 on the CPU is no faster than float32 (no fast half-precision "
+                "products); bfloat16 is the faster choice where the CPU has AVX512-BF16")
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    if probe is not None and not probe():
+        return ("this CPU has no native bfloat16 (AVX512-BF16): bfloat16 will likely run "
+                "slower than float32 here")
+    return None

@@ -22,6 +22,7 @@ from .checkpoints import load_checkpoint, load_tokenizer
 from .config import MAX_TEXT_TOKENS, SAMPLE_RATE, SEMANTIC_RATE_HZ
 from .errors import BadInputError
 from .events import EventCallback, LoadProgress, ignore_event
+from .matvec import half_weights_advice
 from .model import GPT, FineGPT
 from .options import EngineConfig, GenerationOptions
 from .source import ModelSource
@@ -159,6 +160,12 @@ class Engine:
         Takes record it, and `render` keys its kept segments on it."""
         source = self.source().model_id
         return source if self.dtype == torch.float32 else f"{source} {self.dtype_name}"
+
+    @property
+    def precision_advice(self) -> str | None:
+        """A one-line caution when the chosen precision is likely slow on this
+        machine (see `matvec.half_weights_advice`), else None."""
+        return half_weights_advice(self.dtype, self.device)
 
     @property
     def dtype_name(self) -> str:

@@ -123,6 +123,9 @@ class JobsMixin:
         self.device_label = message.device
         self.random_weights = message.random_weights
         self.main.header.engine_state = "models loaded"
+        if message.advice:
+            self.notify(f"Precision: {message.advice}.", severity="warning", timeout=15,
+                        markup=False)
         self.refresh_status()
         self.count_tokens()
 

@@ -18,7 +18,7 @@ from bark_engine.events import Event, StageProgress, StageStarted
 from bark_engine.options import EngineConfig, GenerationOptions
 
 from .cli import timestamped_wav
-from .cli_say import check_output_path, generation_options
+from .cli_say import check_output_path, generation_options, warn_precision
 
 
 def parse_speakers(pairs: list[str]) -> dict[str, str]:
@@ -71,6 +71,7 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
         gen_opts = GenerationOptions(**{**gen_opts.__dict__, "text_temp": 0.6,
                                         "min_eos_p": 0.05})
     engine = Engine(config, user_voices_dir=user_voices_dir())
+    warn_precision(engine)
     script = parse_script(text, ScriptOptions(speakers=parse_speakers(args.speaker),
                                               default_voice=args.voice),
                           count_tokens=engine.count_tokens)

@@ -91,7 +91,15 @@ def checked_engine(args: argparse.Namespace, config: EngineConfig, text: str) ->
     engine = Engine(config, user_voices_dir=user_voices_dir())
     engine.check_text(text)
     engine.resolve_voice(args.voice)
+    warn_precision(engine)
     return engine
+
+
+def warn_precision(engine: Engine) -> None:
+    """Say on stderr when the chosen precision is likely slow on this machine."""
+    advice = engine.precision_advice
+    if advice:
+        Console(stderr=True).print(f"note: {advice}", highlight=False, markup=False)
 
 
 def with_stage_bars(err: Console, work: Callable[[StageBars], Result]) -> tuple[Result, float]:

@@ -313,7 +313,7 @@ def ready_engine(host: EngineHost, job: Any, post: Post, on_event: Any) -> Any:
     engine, fresh = host.ensure_loaded(on_event)
     if fresh:
         device = f"{engine.device} · {engine.dtype_name}"
-        post(EngineReady(engine.model_id, device, engine.random_weights))
+        post(EngineReady(engine.model_id, device, engine.random_weights, engine.precision_advice))
     return engine
 
 

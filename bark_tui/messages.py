@@ -36,11 +36,13 @@ class EngineLoading(Message):
 class EngineReady(Message):
     """The engine finished loading; its facts can be shown now."""
 
-    def __init__(self, model_id: str, device: str, random_weights: bool) -> None:
+    def __init__(self, model_id: str, device: str, random_weights: bool,
+                 advice: str | None = None) -> None:
         super().__init__()
         self.model_id = model_id
         self.device = device
         self.random_weights = random_weights
+        self.advice = advice  # a caution about the precision on this machine, if any
 
 
 class StageUpdate(Message):

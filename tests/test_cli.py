@@ -42,6 +42,15 @@ def test_say_writes_wav_voice_and_json(tiny_models: Path, tmp_path: Path, capsys
     assert out.read_bytes() == out2.read_bytes()
 
 
+def test_float16_on_the_cpu_says_it_is_no_faster(tiny_models: Path, tmp_path: Path,
+                                                 capsys) -> None:
+    out = tmp_path / "h.wav"
+    assert main(["--models", str(tiny_models), "--dtype", "float16", "say", "Half.",
+                 "--out", str(out), "--max-duration", "0.2"]) == 0
+    assert out.exists()
+    assert "note: float16 on the CPU is no faster than float32" in capsys.readouterr().err
+
+
 def test_model_options_after_the_command(tiny_models: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "a.wav"
     rc = main(["say", "Options after the command.", "--models", str(tiny_models),

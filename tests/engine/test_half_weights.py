@@ -117,3 +117,15 @@ def test_bf16_batched_takes_equal_single_runs(bf16_engine: Engine) -> None:
         )
         for name in ("semantic", "coarse", "fine"):
             np.testing.assert_array_equal(getattr(take, name), getattr(single, name))
+
+
+def test_advice_names_the_slow_half_precisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert matvec.half_weights_advice(torch.float32, cpu) is None
+    assert matvec.half_weights_advice(torch.bfloat16, gpu) is None
+    assert "float16 on the CPU is no faster" in matvec.half_weights_advice(torch.float16, cpu)
+    # a CPU without native bf16 (most laptops): simulated through torch's own probe
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert "no native bfloat16" in matvec.half_weights_advice(torch.bfloat16, cpu)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert matvec.half_weights_advice(torch.bfloat16, cpu) is None

@@ -140,18 +140,25 @@ async def test_script_to_take_to_wav_and_voice(home, tiny_models):
         assert main.history.current_id == again.id
 
 
-async def test_precision_from_settings_reaches_the_engine(home, tiny_models):
-    """A saved precision of bfloat16 loads half weights; the header says what ran."""
-    write_settings(dtype="bfloat16")
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+async def test_precision_from_settings_reaches_the_engine(home, tiny_models, dtype):
+    """A saved half precision loads half weights; the header says what ran, and a
+    precision that is slow on this CPU says so once the models are loaded."""
+    write_settings(dtype=dtype)
     app = make_app(tiny_models)
     async with app.run_test(size=(120, 40)) as pilot:
-        assert app.host.config.dtype == "bfloat16"
-        assert app.main.header.device == "auto · bfloat16"  # before loading: what was asked
+        assert app.host.config.dtype == dtype
+        assert app.main.header.device == f"auto · {dtype}"  # before loading: what was asked
         app.main.editor.area.focus()
         await type_text(pilot, "Half precision.")
         take = await generate_take(pilot, app)
         engine = app.host.engine
-        assert engine is not None and engine.dtype == torch.bfloat16
-        assert app.main.header.device == "cpu · bfloat16"  # after: what the engine runs
+        assert engine is not None and engine.dtype == getattr(torch, dtype)
+        assert app.main.header.device == f"cpu · {dtype}"  # after: what the engine runs
+        advice = engine.precision_advice
+        assert (advice is not None) == (dtype == "float16" or not
+                                        torch.cpu._is_avx512_bf16_supported())
+        if advice:
+            assert has_message(app, f"Precision: {advice}")
         audio, rate = read_wav(take.wav_path)
         assert rate == 24_000 and len(audio) > 0 and np.isfinite(audio).all()
