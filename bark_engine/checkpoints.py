@@ -173,7 +173,8 @@ def load_checkpoint(
         model.tie_weights()
     device = torch.device(device)
     if device.type == "cpu" and dtype in HALF_DTYPES:
-        model = use_half_weights(model.to(device=device), dtype)  # see its docstring
+        # float32 first (a half checkpoint file too), then half matrices: see its docstring
+        model = use_half_weights(model.to(device=device, dtype=torch.float32), dtype)
     else:
         model = model.to(device=device, dtype=dtype)
     if kind == "fine":

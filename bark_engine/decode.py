@@ -10,8 +10,9 @@ thread-split mat-vec would build on every call, and runs one step of B = 1
 as a flat loop: the same torch ops on the same values in the same order as
 `GPT.forward`, so its logits are bit-for-bit equal (test_decode.py checks).
 
-It applies only where that mat-vec applies: on the CPU with every Linear
-weight stored column-major (`model.use_decode_layout`); elsewhere `decode_plan`
+It applies on the CPU when every Linear weight is either float32 stored
+column-major (`model.use_decode_layout`) or half precision
+(`matvec.use_half_weights`, read through `linear`); elsewhere `decode_plan`
 returns None and `GPT.forward` runs as before.
 """
 

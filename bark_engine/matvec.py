@@ -6,6 +6,8 @@ matrix-vector product (`linear`) and the column-major weight layout it reads
 from __future__ import annotations
 
 import functools
+import platform
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -131,38 +133,47 @@ def _untied_linear_weights(model: nn.Module) -> list[torch.Tensor]:
 # API, so looked up once and done without where a torch build lacks it.
 _GET_MKLDNN = getattr(torch._C, "_get_mkldnn_enabled", None)
 _SET_MKLDNN = getattr(torch._C, "_set_mkldnn_enabled", None) if _GET_MKLDNN else None
+# Held around every bf16 product: while one thread has oneDNN switched off for a
+# one-row product, another thread's many-row bf16 product must not run, or it
+# would take torch's own kernel, round in another order and give other tokens
+# for the same seed (two generations can overlap in the studio).
+_ONEDNN_SWITCH = threading.Lock()
 
 
 def _half_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """x @ weight.T for a float32 x and a bf16/fp16 weight, in x's dtype, on the
-    fastest of torch's CPU paths measured here.
+    fastest of torch's CPU paths measured here. The input is rounded to the
+    weight's dtype for the product; sums are float32 inside every kernel used.
 
-    One row (a decode step) goes to torch's own half-precision gemv (float32
-    accumulation, threaded), which read the weights at ~24-33 GB/s where
-    oneDNN read them at ~11. Which of the two a call takes is a process-wide
-    switch (`_SET_MKLDNN`, ~0.1 µs), so it is turned off for that call only
-    and restored at once. A torch call on another thread in that instant may
-    take torch's own kernel instead of oneDNN's (slower, and rounded in
-    another order); an engine runs one generation at a time, and the studio
-    does not run torch on other threads meanwhile beyond a voice audition.
+    One row (a decode step): torch's own half-precision gemv (float32
+    accumulation, threaded) read the weights at ~24-33 GB/s, oneDNN at ~11.
+    For fp16, `torch.mv` reaches it directly; for bf16 only F.linear with
+    oneDNN switched off does, and that switch is process-wide (`_SET_MKLDNN`,
+    ~0.1 µs): it is turned off for that call only, under `_ONEDNN_SWITCH`,
+    and restored at once. (Other torch work on another thread in that instant,
+    e.g. a voice audition's EnCodec, may take a slower kernel; the engine's own
+    bf16 products wait for the lock, so tokens never depend on timing.)
 
     Many rows in bf16 belong to oneDNN (bf16 GEMM ran at ~2.7x the float32
     rate). fp16 has no fast many-row kernel on CPUs without AVX512-FP16 (~5x
     slower than float32 here), so its weight is widened to float32 (exactly)
     for those products instead.
     """
-    if x.numel() == weight.shape[1]:
-        h = x.to(weight.dtype)
-        if _SET_MKLDNN is None or not _GET_MKLDNN():
+    one_row = x.numel() == weight.shape[1]
+    if weight.dtype == torch.float16:
+        if one_row:
+            y = torch.mv(weight, x.reshape(-1).to(weight.dtype))  # (out,)
+            return y.view(*x.shape[:-1], -1).to(x.dtype)
+        return F.linear(x, weight.to(x.dtype))
+    h = x.to(weight.dtype)
+    with _ONEDNN_SWITCH:
+        if not (one_row and _SET_MKLDNN is not None and _GET_MKLDNN()):
             return F.linear(h, weight).to(x.dtype)
         _SET_MKLDNN(False)
         try:
             return F.linear(h, weight).to(x.dtype)
         finally:
             _SET_MKLDNN(True)
-    if weight.dtype == torch.bfloat16:
-        return F.linear(x.to(weight.dtype), weight).to(x.dtype)
-    return F.linear(x, weight.to(x.dtype))
 
 
 def use_half_weights(model: nn.Module, dtype: torch.dtype) -> nn.Module:
@@ -183,7 +194,7 @@ def use_half_weights(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     """
     if dtype not in HALF_DTYPES:
         raise ValueError(f"half weights are bfloat16 or float16, not {dtype}")
-    todo = [w for w in _untied_linear_weights(model) if w.dtype == torch.float32]
+    todo = [w for w in _untied_linear_weights(model) if w.dtype != dtype]
     if not todo or todo[0].device.type != "cpu":
         return model
     mapped = MappedPages()
@@ -207,10 +218,11 @@ def half_weights_advice(dtype: torch.dtype, device: torch.device) -> str | None:
     if device.type != "cpu" or dtype not in HALF_DTYPES:
         return None
     if dtype == torch.float16:
-        return ("float16 on the CPU is no faster than float32 (no fast half-precision "
-                "products); bfloat16 is the faster choice where the CPU has AVX512-BF16")
+        return ("float16 on the CPU is no faster than float32 (its many-row products "
+                "run in float32); bfloat16 is the faster choice where the CPU has AVX512-BF16")
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    if probe is not None and not probe():
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+    if x86 and probe is not None and not probe():  # ARM has its own bf16: no verdict there
         return ("this CPU has no native bfloat16 (AVX512-BF16): bfloat16 will likely run "
                 "slower than float32 here")
     return None

@@ -155,11 +155,14 @@ class Engine:
 
     @property
     def model_id(self) -> str:
-        """The model source and size, and the precision when it is not float32
-        ("suno/bark small bfloat16"): what decides the tokens besides the seed.
-        Takes record it, and `render` keys its kept segments on it."""
+        """The model source and size, and the precision and device type when the
+        precision is not float32 ("suno/bark small bfloat16 on cpu": half weights
+        there, a whole bf16 model on "cuda"): what decides the tokens besides the
+        seed. Takes record it, and `render` keys its kept segments on it."""
         source = self.source().model_id
-        return source if self.dtype == torch.float32 else f"{source} {self.dtype_name}"
+        if self.dtype == torch.float32:
+            return source
+        return f"{source} {self.dtype_name} on {self.device.type}"
 
     @property
     def precision_advice(self) -> str | None:

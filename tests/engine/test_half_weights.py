@@ -8,6 +8,7 @@ and a whole generation (single and batched) runs and is deterministic by seed.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,60 @@ def test_advice_names_the_slow_half_precisions(monkeypatch: pytest.MonkeyPatch) 
     assert "no native bfloat16" in matvec.half_weights_advice(torch.bfloat16, cpu)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
     assert matvec.half_weights_advice(torch.bfloat16, cpu) is None
+
+
+def test_a_half_checkpoint_file_still_gets_float32_activations(
+    tiny_models: Path, tmp_path: Path
+) -> None:
+    """Community checkpoints are sometimes saved in float16: loading one as bf16 on
+    the CPU still gives float32 embeddings, norms and cache, and bf16 matrices."""
+    from bark_engine.checkpoints import safe_torch_load
+    from bark_engine.testing.checkpoint_files import save_checkpoint
+
+    ckpt = safe_torch_load(tiny_models / "text.pt")
+    ckpt["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    save_checkpoint(ckpt, tmp_path / "text.pt")
+    model = load_checkpoint(tmp_path / "text.pt", "causal", dtype=torch.bfloat16)
+    assert model.transformer["wte"].weight.dtype == torch.float32
+    assert model.transformer["ln_f"].weight.dtype == torch.float32
+    assert model.transformer["h"][0].attn.c_attn.weight.dtype == torch.bfloat16
+    assert model.new_cache(1).kv.dtype == torch.float32
+
+
+def test_the_onednn_switch_is_restored_after_an_error_and_left_as_found() -> None:
+    w = torch.randn(64, 32).bfloat16()
+    with pytest.raises(RuntimeError):
+        matvec._half_linear(torch.randn(1, 31), w)  # one row of the wrong width
+    assert torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)  # a user who turned oneDNN off keeps it off
+    try:
+        assert matvec.linear(torch.randn(1, 32), w).shape == (1, 64)
+        assert not torch._C._get_mkldnn_enabled()
+    finally:
+        torch._C._set_mkldnn_enabled(True)
+
+
+def test_bf16_products_do_not_depend_on_another_threads_decode_steps() -> None:
+    """Two generations can overlap in the studio: a many-row bf16 product must give
+    the same bits while another thread runs one-row products (which switch oneDNN
+    off for an instant), or the same seed would give other tokens."""
+    gen = torch.Generator().manual_seed(0)
+    big_w = torch.randn(1024, 768, generator=gen).bfloat16()
+    rows = torch.randn(300, 768, generator=gen)
+    reference = matvec.linear(rows, big_w)
+    small_w = torch.randn(768, 768, generator=gen).bfloat16()
+    one = torch.randn(1, 768, generator=gen)
+    stop = threading.Event()
+
+    def decode_steps() -> None:
+        while not stop.is_set():
+            matvec.linear(one, small_w)
+
+    thread = threading.Thread(target=decode_steps)
+    thread.start()
+    try:
+        same = [torch.equal(matvec.linear(rows, big_w), reference) for _ in range(40)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(same), f"{same.count(False)} of 40 products differed"
