@@ -189,7 +189,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
     def action_settings(self) -> None:
         cfg = self.host.config
         shown = dataclasses.replace(self.settings, models=cfg.models, size=cfg.size,
-                                    device=cfg.device)
+                                    device=cfg.device, dtype=cfg.dtype or "auto")
         themes = sorted(self.available_themes)
         self.push_screen(SettingsScreen(shown, themes, str(locations.default_output_dir())),
                          self._apply_settings)

@@ -47,8 +47,9 @@ def _model_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
                    help="auto (default), cpu, cuda, cuda:N or mps")
     g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], **d,
                    help="precision (default: float32 on CPU, bfloat16 on GPU). On the CPU, "
-                        "bfloat16 halves the matrix weights only and runs ~1.5x faster; "
-                        "float16 there is no faster than float32")
+                        "bfloat16 halves the matrix weights only: ~1.5x faster where the CPU "
+                        "has AVX512-BF16, slower where it has not; float16 there is no "
+                        "faster than float32")
     g.add_argument("--threads", type=int, **d,
                    help="CPU threads for torch (default: torch's choice)")
     g.add_argument("--offline", action="store_true", **d,

@@ -112,7 +112,9 @@ class LongScriptMixin:
 
         app: Any = self
         cfg = app.host.config
-        job.resume_key = fingerprint(job, (cfg.models, cfg.size, cfg.device, cfg.dtype))
+        # the precision only when one was asked for, so default renders keep their keys
+        model = (cfg.models, cfg.size, cfg.device) + ((cfg.dtype,) if cfg.dtype else ())
+        job.resume_key = fingerprint(job, model)
         app.submit(job)
 
     def on_script_resumed(self, message: ScriptResumed) -> None:

@@ -46,7 +46,7 @@ def fingerprint(job: Any, model: tuple[object, ...]) -> str:
     """A digest of what decides a script job's segments, except its base seed.
 
     ``job`` is a ``longscript.ScriptJob``; ``model`` the engine's source facts
-    (models, size, device, dtype). The seed is matched apart, so that a render in
+    (models, size, device[, dtype]). The seed is matched apart, so that a render in
     random-seed mode can adopt the cancelled render's seed.
     """
     segs = [[s.index, s.text, s.voice, s.speaker, s.pause_before_s] for s in job.script.segments]

@@ -124,7 +124,8 @@ class MainScreen(GuardedHandlers, Screen[None]):
         takes = [] if store is None else store.list_takes()
         history = self.history
         history.set_takes(takes, keep=select)
-        if select is not None and select not in history.takes and history.query:
+        if (select is not None and select not in history.takes and history.query
+                and any(t.id == select for t in history.all_takes)):
             self.notify(f"History filter “{history.query}” cleared to show take {select}.",
                         markup=False)
             history.query = ""
@@ -183,7 +184,7 @@ class MainScreen(GuardedHandlers, Screen[None]):
             self.history.current if take_id is None else self.history.takes.get(take_id)
         )
         if take is None:
-            hidden = bool(self.history.all_takes)  # every take is filtered out
+            hidden = bool(self.history.query and self.history.all_takes)  # all filtered out
             self.notify("No take matches the filter — / changes it." if hidden else
                         "No take selected — generate one first (ctrl+g).", severity="warning")
             return

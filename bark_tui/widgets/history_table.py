@@ -88,13 +88,18 @@ def first_audio_cell(take: Take) -> str:
 
 def take_matches(take: Take, query: str) -> bool:
     """True when every word of ``query`` appears, in any case, in the take's name,
-    text, voice or seed (``#12`` finds take 12)."""
+    text, voice or seed; a word ``#12`` matches take 12 alone."""
     seed = "" if take.seed is None else str(take.seed)
     haystack = " ".join(
-        (take.name or "", take.text, take.voice or "", voice_label(take.voice), seed,
-         f"#{take.id}")
+        (take.name or "", take.text, take.voice or "", voice_label(take.voice), seed)
     ).casefold()
-    return all(word in haystack for word in query.casefold().split())
+    for word in query.casefold().split():
+        if word.startswith("#") and word[1:].isdigit():
+            if int(word[1:]) != take.id:
+                return False
+        elif word not in haystack:
+            return False
+    return True
 
 
 def clip(text: str, limit: int = TEXT_CHARS) -> str:

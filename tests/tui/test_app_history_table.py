@@ -86,7 +86,7 @@ def test_take_matches_every_word_in_name_text_voice_seed_or_number(home):
                 takes_dir=home)
     for query in ("", "LIGHTHOUSE", "keeper intro", "old sailor", "4242", "#12", "  house  "):
         assert take_matches(take, query), query
-    for query in ("lighthouse storm", "#13", "en_speaker", "4243"):
+    for query in ("lighthouse storm", "#13", "#1", "#120", "en_speaker", "4243"):
         assert not take_matches(take, query), query
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, TextArea
 
+from bark_engine.options import EngineConfig
 from bark_tui import locations
+from bark_tui.app import BarkApp
 from bark_tui.screens.help import HelpScreen
 from bark_tui.screens.settings import SettingsScreen
 from bark_tui.settings import load_settings
@@ -216,3 +218,23 @@ def test_write_settings_helper_is_used(home):
     assert load_settings(locations.settings_path())[0].fixed_seed == 1234
     write_settings(fixed_seed=5)
     assert load_settings(locations.settings_path())[0].fixed_seed == 5
+
+
+async def test_a_command_line_precision_survives_saving_settings(home, tiny_models):
+    """`bark-tui --dtype bfloat16` with "auto" saved: the form shows bfloat16, and
+    saving it (for any other change) keeps bfloat16 rather than falling back."""
+    write_settings(dtype="auto")
+    app = BarkApp(EngineConfig(models=str(tiny_models), dtype="bfloat16"), cursor_blink=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert app.host.config.dtype == "bfloat16"
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "Settings")
+        await pilot.press("enter")
+        await wait_until_screen(pilot, app, SettingsScreen)
+        assert app.screen.query_one("#set-dtype").value == "bfloat16"
+        app.screen.query_one("#set-text_temp").value = "0.65"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is app.main
+        assert app.host.config.dtype == "bfloat16" and "bfloat16" in app.main.header.device
+    assert load_settings(locations.settings_path())[0].dtype == "bfloat16"

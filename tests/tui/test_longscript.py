@@ -152,13 +152,13 @@ def test_resume_fingerprint_find_and_prune(tmp_path):
         return ScriptJob(text, V, GenerationOptions(seed=seed), script=script(text), seed=seed,
                          **fields)
 
-    model = ("/models", "small", "cpu", None)
+    model = ("/models", "small", "cpu")
     key = script_resume.fingerprint(job(), model)
     assert script_resume.fingerprint(job(seed=6), model) == key  # the seed is matched apart
     for other in (job("One.\n\nThree."), job(continuity="chain"), job(seeds={1: 99}),
                   dataclasses.replace(job(), options=GenerationOptions(text_temp=0.6))):
         assert script_resume.fingerprint(other, model) != key
-    assert script_resume.fingerprint(job(), ("/models", "large", "cpu", None)) != key
+    assert script_resume.fingerprint(job(), ("/models", "large", "cpu")) != key
     assert script_resume.fingerprint(job(), ("/models", "small", "cpu", "bfloat16")) != key
     # four cancelled renders: the newest three are kept, found by key (and seed when fixed)
     for n in range(4):
