@@ -21,6 +21,7 @@ from bark_engine.pipeline import Engine
 from bark_engine.semantic import generate_semantic, semantic_context
 from tests.engine.cancel_check import assert_cancel_is_prompt
 from tests.engine.reference_port import tiny_model, to_port
+from tests.engine.take_checks import assert_takes_equal_single_runs
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 SHORT = GenerationOptions(seed=11, max_duration_s=0.4)
@@ -140,14 +141,7 @@ def test_generate_on_the_gpu_is_whole_and_deterministic(gpu_engine: Engine) -> N
 
 
 def test_takes_on_the_gpu_equal_single_runs(gpu_engine: Engine) -> None:
-    options = GenerationOptions(max_duration_s=0.3)
-    takes = gpu_engine.generate_takes("Two takes at once.", options=options, seeds=[5, 6])
-    for take in takes:
-        single = gpu_engine.generate(
-            "Two takes at once.", options=GenerationOptions(seed=take.seed, max_duration_s=0.3)
-        )
-        np.testing.assert_array_equal(take.semantic, single.semantic)
-        assert take.fine.shape == single.fine.shape
+    assert_takes_equal_single_runs(gpu_engine, "Two takes at once.", [5, 6])
 
 
 def test_cancel_on_the_gpu_is_prompt(gpu_engine: Engine) -> None:

@@ -21,6 +21,7 @@ from bark_engine.checkpoints import load_checkpoint
 from bark_engine.decode import decode_plan
 from bark_engine.model import LayerNorm, use_decode_layout
 from bark_engine.pipeline import Engine
+from tests.engine.take_checks import assert_takes_equal_single_runs
 from tests.engine.test_decode import decode_run
 
 
@@ -110,14 +111,8 @@ def test_bf16_generation_is_whole_and_deterministic(bf16_engine: Engine) -> None
 
 
 def test_bf16_batched_takes_equal_single_runs(bf16_engine: Engine) -> None:
-    options = GenerationOptions(max_duration_s=0.3)
-    takes = bf16_engine.generate_takes("Two at once.", options=options, seeds=[5, 6])
-    for take in takes:
-        single = bf16_engine.generate(
-            "Two at once.", options=GenerationOptions(seed=take.seed, max_duration_s=0.3)
-        )
-        for name in ("semantic", "coarse", "fine"):
-            np.testing.assert_array_equal(getattr(take, name), getattr(single, name))
+    assert_takes_equal_single_runs(bf16_engine, "Two at once.", [5, 6],
+                                   exact=("semantic", "coarse", "fine"))
 
 
 def test_advice_names_the_slow_half_precisions(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,24 @@
+"""Checks shared by the engine tests that run on other devices or precisions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bark_engine import GenerationOptions
+from bark_engine.pipeline import Engine
+
+
+def assert_takes_equal_single_runs(
+    engine: Engine, text: str, seeds: list[int], exact: tuple[str, ...] = ("semantic",)
+) -> None:
+    """A batch of takes gives each seed the tokens a single run with it gives: the
+    ``exact`` stages token for token, the fine stage at least in shape."""
+    options = GenerationOptions(max_duration_s=0.3)
+    takes = engine.generate_takes(text, options=options, seeds=seeds)
+    assert [t.seed for t in takes] == seeds
+    for take in takes:
+        single = engine.generate(text, options=GenerationOptions(seed=take.seed,
+                                                                 max_duration_s=0.3))
+        for name in exact:
+            np.testing.assert_array_equal(getattr(take, name), getattr(single, name))
+        assert take.fine.shape == single.fine.shape
