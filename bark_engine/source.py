@@ -122,6 +122,24 @@ class ModelSource:
     def __repr__(self) -> str:
         return f"ModelSource({self.model_id!r}, offline={self.offline})"
 
+    # --- what is here already -----------------------------------------------------------
+    def has(self, relpath: str) -> bool:
+        """True when `relpath` can be read without a download: in the local folder,
+        or in the hub cache (its fallback repo's copy counts)."""
+        check_relpath(relpath)
+        if self.root is not None:
+            return self.root.joinpath(*relpath.split("/")).is_file()
+        if self._cached(self.repo_id, relpath, None):
+            return True
+        fallback = HUB_FALLBACKS.get(relpath)
+        return fallback is not None and self._cached(fallback[0], fallback[1], None)
+
+    def has_codec(self) -> bool:
+        """True when EnCodec's files can be read without a download."""
+        if self.root is not None:
+            return all(self.has(f"{CODEC_DIR}/{name}") for name in CODEC_FILES)
+        return all(self._cached(CODEC_REPO, name, None) for name in CODEC_FILES)
+
     # --- fetching ------------------------------------------------------------------
     def fetch(self, relpath: str) -> Path:
         """The local path of a repo file, downloading it first from a hub repo."""

@@ -45,22 +45,11 @@ from .settings import (
     engine_dtype,
     generation_options,
     load_settings,
+    merge_engine_config,
     save_settings,
 )
 from .several_takes_app import SeveralTakesMixin
 from .widgets.generation_panel import describe_options
-
-
-def merge_engine_config(cli: EngineConfig, settings: Settings) -> EngineConfig:
-    """Command-line choices win; what the command line left at its default comes from settings."""
-    default = EngineConfig()
-    return dataclasses.replace(
-        cli,
-        models=cli.models if cli.models is not None else settings.models,
-        size=cli.size if cli.size != default.size else settings.size,  # type: ignore[arg-type]
-        device=cli.device if cli.device != default.device else settings.device,
-        dtype=cli.dtype if cli.dtype is not None else engine_dtype(settings),
-    )
 
 
 class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, SeveralTakesMixin,

@@ -145,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "cache, so later runs work offline.")
     _model_options(dl, sub=True)
     dl.add_argument("--no-presets", action="store_true", help="skip the 130 voice presets")
+
+    info = sub.add_parser("info", help="versions, devices, precision, model files, sound",
+                          description="What this machine and install give Bark: versions, "
+                          "devices and the precision that would run, which model files are "
+                          "already here, whether sound can play, and where files are kept. "
+                          "Downloads and generates nothing.")
+    _model_options(info, sub=True)
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -188,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_download import run_download
 
             return run_download(args, _engine_config(args))
+        if args.command == "info":
+            from .cli_info import run_info
+
+            return run_info(args, _engine_config(args))
         return _run_app(args)
     except BarkError as exc:
         return _fail(str(exc))

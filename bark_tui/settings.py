@@ -9,6 +9,7 @@ ignored (a newer version's keys survive a round trip only in that version).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from bark_engine.options import GenerationOptions
+from bark_engine.options import EngineConfig, GenerationOptions
 
 SIZES = ("small", "large")
 # "auto": float32 on the CPU, bfloat16 (or float16) on a GPU; on the CPU bfloat16
@@ -247,3 +248,15 @@ def generation_options(settings: Settings, seed: int | None = None) -> Generatio
 def engine_dtype(s: Settings) -> str | None:
     """The `EngineConfig.dtype` the settings ask for (None: the engine's own default)."""
     return None if s.dtype == "auto" else s.dtype
+
+
+def merge_engine_config(cli: EngineConfig, settings: Settings) -> EngineConfig:
+    """Command-line choices win; what the command line left at its default comes from settings."""
+    default = EngineConfig()
+    return dataclasses.replace(
+        cli,
+        models=cli.models if cli.models is not None else settings.models,
+        size=cli.size if cli.size != default.size else settings.size,  # type: ignore[arg-type]
+        device=cli.device if cli.device != default.device else settings.device,
+        dtype=cli.dtype if cli.dtype is not None else engine_dtype(settings),
+    )

@@ -1,0 +1,159 @@
+"""`bark-tui info`: what this machine and install give Bark, without downloading
+or generating anything.
+
+The first questions when something is slow, silent or missing: which versions
+run, which devices and precisions are fast here, whether sound can play, which
+model files are already here, and where the studio keeps its files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import platform
+from typing import Any
+
+from bark_engine.options import EngineConfig
+
+from . import locations
+
+PACKAGES = ("bark-tui", "torch", "transformers", "huggingface-hub", "textual", "sounddevice")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_name() -> str:
+    """The CPU's model name where Linux says it, else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _compute(config: EngineConfig) -> dict[str, Any]:
+    import torch
+
+    from bark_engine.pipeline import resolve_device, resolve_dtype
+
+    gpus = [
+        {"name": torch.cuda.get_device_name(i),
+         "memory_gb": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
+        for i in range(torch.cuda.device_count())
+    ] if torch.cuda.is_available() else []
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    from bark_engine.matvec import half_weights_advice
+
+    return {
+        "cpu": _cpu_name(),
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_native_bf16": None if probe is None else bool(probe()),
+        "cuda": gpus,
+        "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+        "device": str(device),
+        "dtype": str(dtype).removeprefix("torch."),
+        "advice": half_weights_advice(dtype, device),
+    }
+
+
+def _models(config: EngineConfig) -> dict[str, Any]:
+    from bark_engine.source import STAGES, ModelSource
+
+    source = ModelSource(config.models, size=config.size, offline=True, cache_dir=config.cache_dir)
+    relpaths = [source.checkpoint_relpath(stage) for stage in STAGES] + [source.vocab_relpath]
+    files = {relpath: source.has(relpath) for relpath in relpaths}
+    files["encodec"] = source.has_codec()
+    return {
+        "source": source.model_id,
+        "local_folder": source.is_local,
+        "random_weights": source.random_weights,
+        "files": files,
+        "ready": all(files.values()),
+    }
+
+
+def _audio() -> dict[str, Any]:
+    from .player import Player
+
+    player = Player()
+    try:
+        reason = player.unavailable_reason
+    finally:
+        player.close()
+    return {"playback": reason is None, "problem": reason}
+
+
+def collect_info(config: EngineConfig) -> dict[str, Any]:
+    """Everything `bark-tui info` reports, as plain data: for the engine the studio
+    would build (the command line's choices over the saved settings)."""
+    from .settings import load_settings, merge_engine_config
+
+    settings, warnings = load_settings(locations.settings_path())
+    config = merge_engine_config(config, settings)
+    return {
+        "settings_warnings": warnings,
+        "versions": {"python": platform.python_version(),
+                     **{name: _version(name) for name in PACKAGES}},
+        "compute": _compute(config),
+        "models": _models(config),
+        "audio": _audio(),
+        "paths": {
+            "settings": str(locations.settings_path()),
+            "history": str(locations.history_db_path()),
+            "takes": str(locations.takes_dir()),
+            "voices": str(locations.user_voices_dir()),
+            "exports": str(locations.default_output_dir()),
+        },
+    }
+
+
+def _yes(flag: bool | None) -> str:
+    return "unknown" if flag is None else ("yes" if flag else "no")
+
+
+def run_info(args: argparse.Namespace, config: EngineConfig) -> int:
+    info = collect_info(config)
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    c, m, a = info["compute"], info["models"], info["audio"]
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    versions = " · ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
+    table.add_row("versions", escape(versions))
+    table.add_row("cpu", escape(f"{c['cpu']} · {c['cpu_threads']} threads · native bf16: "
+                                f"{_yes(c['cpu_native_bf16'])}"))
+    gpus = ", ".join(f"{g['name']} ({g['memory_gb']} GB)" for g in c["cuda"]) or "none"
+    table.add_row("gpu", escape(gpus + (" · mps" if c["mps"] else "")))
+    table.add_row("would run on", f"{c['device']} · {c['dtype']}")
+    if c["advice"]:
+        table.add_row("", f"[yellow]note: {escape(c['advice'])}[/]")
+    missing = [name for name, here in m["files"].items() if not here]
+    state = "all here" if m["ready"] else "missing: " + ", ".join(missing)
+    flag = " (RANDOM TEST WEIGHTS)" if m["random_weights"] else ""
+    table.add_row("models", escape(f"{m['source']}{flag} · {state}"))
+    if not m["ready"]:
+        table.add_row("", "`bark-tui download` fetches them (or pass --models DIR)")
+    table.add_row("playback", "ok" if a["playback"] else f"[yellow]{escape(a['problem'])}[/]")
+    for name, path in info["paths"].items():
+        table.add_row(name, escape(path))
+    for warning in info["settings_warnings"]:
+        table.add_row("", f"[yellow]settings: {escape(warning)}[/]")
+    Console().print(table)
+    return 0

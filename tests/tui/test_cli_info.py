@@ -1,0 +1,75 @@
+"""`bark-tui info`, run as a user runs it: a fresh process with its own environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bark_tui.player import NO_DEVICE_REASON
+from bark_tui.settings import Settings, save_settings
+
+from .audio_capture import install_alsa_config, require_portaudio
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_info(tmp_path: Path, *args: str, xdg: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m bark_tui info ARGS` with an empty HF cache, its own studio home and
+    (without ``xdg``) no ALSA config, so no output device."""
+    env = {k: v for k, v in os.environ.items() if k != "AUDIO_CAPTURE_FILE"}
+    empty_xdg = tmp_path / "empty-xdg"
+    empty_xdg.mkdir(exist_ok=True)
+    env.update(HOME=str(tmp_path), HF_HOME=str(tmp_path / "hf"), PYTHONPATH=str(REPO),
+               BARK_TUI_HOME=str(tmp_path / "studio"), XDG_CONFIG_HOME=str(xdg or empty_xdg))
+    env.pop("HF_HUB_OFFLINE", None)
+    return subprocess.run([sys.executable, "-m", "bark_tui", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_info_json_with_a_local_folder_and_no_sound(tiny_models: Path, tmp_path: Path) -> None:
+    require_portaudio()
+    proc = run_info(tmp_path, "--models", str(tiny_models), "info", "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["versions"]["torch"] and info["versions"]["python"]
+    models = info["models"]
+    assert models["ready"] and models["random_weights"] and models["local_folder"]
+    assert set(models["files"]) == {"text.pt", "coarse.pt", "fine.pt", "vocab.txt", "encodec"}
+    assert (info["compute"]["device"], info["compute"]["dtype"]) == ("cpu", "float32")
+    assert info["compute"]["advice"] is None
+    assert info["audio"] == {"playback": False, "problem": NO_DEVICE_REASON}
+    assert info["paths"]["settings"].startswith(str(tmp_path / "studio"))
+    assert not list(tmp_path.glob("hf/**/*.pt"))  # info downloads nothing
+
+
+def test_info_says_what_is_missing_and_how_to_get_it(tmp_path: Path) -> None:
+    """Nothing downloaded, hub repo by default: every file is missing, nothing is
+    fetched, and the table names the way out."""
+    proc = run_info(tmp_path, "info")
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "suno/bark small · missing: text.pt, coarse.pt, fine.pt, vocab.txt, encodec" in out
+    assert "bark-tui download" in out
+    assert not list(tmp_path.glob("hf/**/*.pt"))
+
+
+def test_info_follows_settings_and_the_command_line_and_finds_the_sound(
+    tiny_models: Path, tmp_path: Path
+) -> None:
+    require_portaudio()
+    home = tmp_path / "studio"
+    (home / "config").mkdir(parents=True)
+    save_settings(Settings(dtype="float16", models=str(tiny_models)),
+                  home / "config" / "settings.json")
+    xdg = tmp_path / "xdg"
+    install_alsa_config(xdg, "raw")
+    info = json.loads(run_info(tmp_path, "info", "--json", xdg=xdg).stdout)
+    assert info["compute"]["dtype"] == "float16"  # from the saved settings
+    assert "float16 on the CPU is no faster" in info["compute"]["advice"]
+    assert info["models"]["ready"] and info["settings_warnings"] == []
+    assert info["audio"] == {"playback": True, "problem": None}  # the ALSA file sink
+    info = json.loads(run_info(tmp_path, "--dtype", "float32", "info", "--json", xdg=xdg).stdout)
+    assert (info["compute"]["dtype"], info["compute"]["advice"]) == ("float32", None)
