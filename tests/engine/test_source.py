@@ -59,6 +59,18 @@ def test_local_folder_fetch_and_labels(tiny_models: Path) -> None:
     assert "large" in large.model_id
 
 
+def test_local_folder_has_what_is_there(tiny_models: Path, tmp_path: Path) -> None:
+    src = ModelSource(tiny_models)
+    assert src.has("text.pt") and src.has("speaker_embeddings/v2/en_speaker_6_fine_prompt.npy")
+    assert src.has_codec() and not src.has("text_2.pt")
+    with pytest.raises(BadInputError):
+        src.has("../outside.pt")
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_models, partial)
+    shutil.rmtree(partial / "encodec")
+    assert not ModelSource(partial).has_codec()
+
+
 def test_local_folder_missing_file_is_named(tiny_models: Path) -> None:
     src = ModelSource(tiny_models, size="large")  # the tiny folder has only the small files
     with pytest.raises(WeightsUnavailableError, match=r"has no text_2\.pt") as err:
@@ -200,6 +212,8 @@ def test_download_then_everything_works_offline(hub_folders, tmp_path: Path) -> 
     cache = str(tmp_path / "cache")
     events: list[LoadProgress] = []
     presets = ["v2/en_speaker_6", "announcer", "en_speaker_1"]
+    before = ModelSource(None, offline=True, cache_dir=cache)
+    assert not before.has("text.pt") and not before.has("vocab.txt") and not before.has_codec()
     with serve_hub(hub_folders) as (endpoint, _):
         src = ModelSource(
             None, offline=False, cache_dir=cache, endpoint=endpoint, on_event=events.append
@@ -211,6 +225,8 @@ def test_download_then_everything_works_offline(hub_folders, tmp_path: Path) -> 
     assert steps[-1].message == "done"
 
     offline = ModelSource(None, offline=True, cache_dir=cache)
+    assert all(offline.has(f) for f in ("text.pt", "coarse.pt", "fine.pt", "vocab.txt"))
+    assert offline.has_codec() and not offline.has("text_2.pt")  # large was not fetched
     load_checkpoint(offline.fetch("fine.pt"), "fine")
     load_tokenizer(offline.fetch("vocab.txt"))
     for name in presets:
