@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
@@ -102,6 +103,21 @@ def take_matches(take: Take, query: str) -> bool:
     return True
 
 
+def take_cells(take: Take, limit: int) -> dict[str, str]:
+    """Every column's text for one take (the text clipped to ``limit`` characters)."""
+    missing = not take.wav_exists
+    return {
+        "id": str(take.id),
+        "time": local_time(take.created_at),
+        "text": clip(take.name if take.name else take.text, limit),
+        "voice": voice_label(take.voice),
+        "duration": "missing" if missing else f"{take.duration_s:.1f} s",
+        "first_audio": first_audio_cell(take),
+        "seed": "—" if take.seed is None else str(take.seed),
+        "note": "WAV MISSING" if missing else ("test weights" if take.random_weights else ""),
+    }
+
+
 def clip(text: str, limit: int = TEXT_CHARS) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -146,11 +162,13 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
     def on_mount(self) -> None:
         self._set_columns(fitting_columns(0)[0])
 
-    def _set_columns(self, keys: tuple[str, ...]) -> None:
+    def _set_columns(self, keys: tuple[str, ...], widths: dict[str, int] | None = None) -> None:
+        """Columns ``keys``, each ``widths[key]`` cells wide where given (else measured
+        by DataTable when idle, which can trail a repaint on a busy machine)."""
         self.clear(columns=True)
         for label, key in COLUMNS:
             if key in keys:
-                self.add_column(label, key=key)
+                self.add_column(label, key=key, width=None if widths is None else widths[key])
         self.column_keys = keys
 
     def on_resize(self) -> None:
@@ -172,25 +190,16 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
         self.takes = {t.id: t for t in ordered}
         keys, limit = fitting_columns(self.size.width)
         self._text_limit = limit
-        if keys != self.column_keys:
-            self._set_columns(keys)
-        else:
-            self.clear()
-        for take in ordered:
-            missing = not take.wav_exists
-            cells = {
-                "id": str(take.id),
-                "time": local_time(take.created_at),
-                "text": clip(take.name if take.name else take.text, limit),
-                "voice": voice_label(take.voice),
-                "duration": "missing" if missing else f"{take.duration_s:.1f} s",
-                "first_audio": first_audio_cell(take),
-                "seed": "—" if take.seed is None else str(take.seed),
-                "note": "WAV MISSING" if missing else (
-                    "test weights" if take.random_weights else ""),
-            }
+        rows = [(take.id, take_cells(take, limit)) for take in ordered]
+        # Widths measured here, not left to DataTable's idle pass: the table is never
+        # painted with the columns of before (header-wide) while a busy machine catches up.
+        labels = {key: label for label, key in COLUMNS}
+        widths = {key: max([cell_len(labels[key])] + [cell_len(c[key]) for _, c in rows])
+                  for key in keys}
+        self._set_columns(keys, widths)
+        for take_id, cells in rows:
             # Text, not str: a script's "[laughs]" is words, never console markup
-            self.add_row(*(Text(cells[k]) for k in keys), key=str(take.id))
+            self.add_row(*(Text(cells[k]) for k in keys), key=str(take_id))
         if current in self.takes:
             self.move_cursor(row=list(self.takes).index(current), animate=False)
 

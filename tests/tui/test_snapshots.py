@@ -43,8 +43,8 @@ async def settle_after_generation(pilot) -> None:
     await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,
                      "the take")
     await wait_until(pilot, lambda: app.main.editor.exact, 30, "the real token count")
-    # DataTable measures new rows when idle; on a busy machine that can trail the shot,
-    # so wait until every column is as wide as its cell in the new row
+    # HistoryTable sizes its columns itself (DataTable's idle measuring trailed the shot
+    # on a busy machine, ~1 run in 6, and once more in a full CI run); check they fit
     table = app.main.history
 
     def measured() -> bool:
