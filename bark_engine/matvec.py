@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import platform
 import threading
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -109,14 +110,23 @@ def use_decode_layout(model: nn.Module) -> nn.Module:
     # Only the CPU mat-vec gains from it; GPUs multiply either layout alike.
     if not todo or todo[0].device.type != "cpu":
         return model
+    _replace_each(todo, lambda original: original.t().contiguous().t())
+    return model
+
+
+def _replace_each(
+    weights: list[torch.Tensor], convert: Callable[[torch.Tensor], torch.Tensor]
+) -> None:
+    """`w.data = convert(w.data)` for each weight, one at a time, handing back the
+    mapped file pages of each original once its copy exists (`pages.MappedPages`),
+    so at most one matrix is held twice."""
     mapped = MappedPages()  # reads /proc/self/smaps: only when there is work to do
     with torch.inference_mode(False), torch.no_grad():
-        for w in todo:
+        for w in weights:
             original = w.data
-            w.data = original.t().contiguous().t()
+            w.data = convert(original)
             mapped.release(original)
             del original
-    return model
 
 
 def _untied_linear_weights(model: nn.Module) -> list[torch.Tensor]:
@@ -197,13 +207,7 @@ def use_half_weights(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     todo = [w for w in _untied_linear_weights(model) if w.dtype != dtype]
     if not todo or todo[0].device.type != "cpu":
         return model
-    mapped = MappedPages()
-    with torch.inference_mode(False), torch.no_grad():
-        for w in todo:
-            original = w.data
-            w.data = original.to(dtype).contiguous()
-            mapped.release(original)
-            del original
+    _replace_each(todo, lambda original: original.to(dtype).contiguous())
     return model
 
 

@@ -99,6 +99,11 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """`torch.bfloat16` → "bfloat16": the name `--dtype` and EngineConfig use."""
+    return str(dtype).removeprefix("torch.")
+
+
 def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
     """fp32 on CPU by default; bf16 (or fp16 where bf16 is unsupported) on GPUs."""
     if name is None:
@@ -173,7 +178,7 @@ class Engine:
     @property
     def dtype_name(self) -> str:
         """The precision the models run in: "float32", "bfloat16" or "float16"."""
-        return str(self.dtype).removeprefix("torch.")
+        return dtype_name(self.dtype)
 
     @property
     def loaded(self) -> bool:

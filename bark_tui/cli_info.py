@@ -43,7 +43,8 @@ def _cpu_name() -> str:
 def _compute(config: EngineConfig) -> dict[str, Any]:
     import torch
 
-    from bark_engine.pipeline import resolve_device, resolve_dtype
+    from bark_engine.matvec import half_weights_advice
+    from bark_engine.pipeline import dtype_name, resolve_device, resolve_dtype
 
     gpus = [
         {"name": torch.cuda.get_device_name(i),
@@ -53,8 +54,6 @@ def _compute(config: EngineConfig) -> dict[str, Any]:
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
-    from bark_engine.matvec import half_weights_advice
-
     return {
         "cpu": _cpu_name(),
         "cpu_threads": torch.get_num_threads(),
@@ -62,7 +61,7 @@ def _compute(config: EngineConfig) -> dict[str, Any]:
         "cuda": gpus,
         "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
         "device": str(device),
-        "dtype": str(dtype).removeprefix("torch."),
+        "dtype": dtype_name(dtype),
         "advice": half_weights_advice(dtype, device),
     }
 

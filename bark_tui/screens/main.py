@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, TextArea
 
 from ..guard import GuardedHandlers, guarded
 from ..widgets.generation_panel import GenerationPanel
-from ..widgets.history_table import HistoryTable, timing_s
+from ..widgets.history_table import HistoryTable, take_matches, timing_s
 from ..widgets.script_editor import ScriptEditor, estimate_tokens
 from ..widgets.studio_header import StudioHeader
 from ..widgets.voice_browser import VoiceBrowser
@@ -123,13 +123,12 @@ class MainScreen(GuardedHandlers, Screen[None]):
         store = self.bark.store
         takes = [] if store is None else store.list_takes()
         history = self.history
-        history.set_takes(takes, keep=select)
-        if (select is not None and select not in history.takes and history.query
-                and any(t.id == select for t in history.all_takes)):
+        chosen = next((t for t in takes if t.id == select), None)
+        if chosen is not None and history.query and not take_matches(chosen, history.query):
             self.notify(f"History filter “{history.query}” cleared to show take {select}.",
                         markup=False)
             history.query = ""
-            history.set_takes(takes, keep=select)
+        history.set_takes(takes, keep=select)
         self._title_history()
         self.show_selected_take()
 
