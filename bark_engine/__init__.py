@@ -13,7 +13,7 @@ from .events import LoadProgress, StageFinished, StageProgress, StageStarted
 from .options import EngineConfig, GenerationOptions
 
 if TYPE_CHECKING:
-    from .pipeline import Engine, Generation
+    from .engine import Engine, Generation
 
 __all__ = [
     "BadInputError",
@@ -34,7 +34,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in ("Engine", "Generation"):
-        from . import pipeline
+        from . import engine
 
-        return getattr(pipeline, name)
+        return getattr(engine, name)
     raise AttributeError(name)

@@ -20,11 +20,16 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .batch import MAX_BATCH, generate_coarse_batch, generate_fine_batch, generate_semantic_batch
 from .errors import BadInputError, Cancelled
 from .events import EventCallback, ignore_event
 from .options import GenerationOptions
-from .stagerun import (
+from .stages.batch import (
+    MAX_BATCH,
+    generate_coarse_batch,
+    generate_fine_batch,
+    generate_semantic_batch,
+)
+from .stages.runner import (
     TOO_LITTLE_SPEECH,
     StageReporter,
     StageRunner,
@@ -33,7 +38,7 @@ from .stagerun import (
 )
 
 if TYPE_CHECKING:
-    from .pipeline import Engine, Generation, VoiceArg
+    from .engine import Engine, Generation, VoiceArg
 
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:

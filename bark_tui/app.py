@@ -26,7 +26,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from bark_engine.options import EngineConfig
-from bark_engine.voices import UserVoices
+from bark_engine.voices.catalog import UserVoices
 
 from . import locations
 from .app_jobs import JobsMixin

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bark_engine.voices import PRESETS
+from bark_engine.voices.catalog import PRESETS
 
 from . import locations
 from .history import TakeFileMissing

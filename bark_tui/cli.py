@@ -75,7 +75,7 @@ def _prob(text: str) -> float:
 
 def _takes(text: str) -> int:
     value = int(text)
-    if not 1 <= value <= 16:  # bark_engine.batch.MAX_BATCH
+    if not 1 <= value <= 16:  # bark_engine.stages.batch.MAX_BATCH
         raise argparse.ArgumentTypeError("must be 1..16")
     return value
 
@@ -219,7 +219,7 @@ def _run_app(args: argparse.Namespace) -> int:
 
 
 def _run_voices(args: argparse.Namespace) -> int:
-    from bark_engine.voices import find_presets
+    from bark_engine.voices.catalog import find_presets
 
     presets = find_presets(lang=args.lang, gender=args.gender)
     if args.json:

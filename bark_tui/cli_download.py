@@ -49,7 +49,7 @@ class DownloadBars:
 
 
 def run_download(args: argparse.Namespace, config: EngineConfig) -> int:
-    from bark_engine.source import ModelSource, download
+    from bark_engine.loading.source import ModelSource, download
 
     err = Console(stderr=True)
     bars = DownloadBars(err)

@@ -43,8 +43,8 @@ def _cpu_name() -> str:
 def _compute(config: EngineConfig) -> dict[str, Any]:
     import torch
 
-    from bark_engine.matvec import half_weights_advice
-    from bark_engine.pipeline import dtype_name, resolve_device, resolve_dtype
+    from bark_engine.engine import dtype_name, resolve_device, resolve_dtype
+    from bark_engine.model.matvec import half_weights_advice
 
     gpus = [
         {"name": torch.cuda.get_device_name(i),
@@ -67,7 +67,7 @@ def _compute(config: EngineConfig) -> dict[str, Any]:
 
 
 def _models(config: EngineConfig) -> dict[str, Any]:
-    from bark_engine.source import STAGES, ModelSource
+    from bark_engine.loading.source import STAGES, ModelSource
 
     source = ModelSource(config.models, size=config.size, offline=True, cache_dir=config.cache_dir)
     relpaths = [source.checkpoint_relpath(stage) for stage in STAGES] + [source.vocab_relpath]

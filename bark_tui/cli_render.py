@@ -59,9 +59,9 @@ class SegmentBars:
 
 def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
     from bark_engine.audio import write_wav
-    from bark_engine.longform import RenderOptions, ScriptRenderer
-    from bark_engine.pipeline import Engine
-    from bark_engine.script import ScriptOptions, parse_script
+    from bark_engine.engine import Engine
+    from bark_engine.scripts.parse import ScriptOptions, parse_script
+    from bark_engine.scripts.render import RenderOptions, ScriptRenderer
 
     from .locations import user_voices_dir
 

@@ -35,7 +35,7 @@ from bark_engine.options import EngineConfig, GenerationOptions
 from .cli import EXIT_USAGE, timestamped_wav
 
 if TYPE_CHECKING:
-    from bark_engine.pipeline import Engine
+    from bark_engine.engine import Engine
 
 Result = TypeVar("Result")
 
@@ -84,7 +84,7 @@ def checked_engine(args: argparse.Namespace, config: EngineConfig, text: str) ->
     Both checks need only the tokenizer and the voice file, so a typo fails in
     a moment instead of after the models have loaded.
     """
-    from bark_engine.pipeline import Engine
+    from bark_engine.engine import Engine
 
     from .locations import user_voices_dir
 

@@ -2,7 +2,7 @@
 
 Three small pieces, none of which touches a widget:
 
-- :class:`EngineHost` owns the one engine. It imports ``bark_engine.pipeline``
+- :class:`EngineHost` owns the one engine. It imports ``bark_engine.engine``
   (and with it torch) only when a worker first asks for the engine, so the
   first screen draws without torch; a lock makes concurrent workers (a
   generation and an audition) load the models once.
@@ -30,7 +30,7 @@ from bark_engine.options import EngineConfig, GenerationOptions
 from .messages import EngineLoading, StageUpdate
 
 if TYPE_CHECKING:
-    from bark_engine.pipeline import Engine
+    from bark_engine.engine import Engine
 
 RANDOM_WEIGHTS_MARKER = "RANDOM_WEIGHTS"  # file in a local model folder with test weights
 MAX_WAITING = 4  # generate requests that may wait behind the running one
@@ -122,7 +122,7 @@ class EngineHost:
 
     def _build(self, slot: _Slot) -> Engine:
         if slot.engine is None:
-            from bark_engine.pipeline import Engine  # torch loads here, in a worker
+            from bark_engine.engine import Engine  # torch loads here, in a worker
 
             slot.engine = Engine(slot.config)
         return slot.engine

@@ -1,7 +1,7 @@
 """Long scripts and dialogue in the studio: parse, render segment by segment, re-make one.
 
 A script that cuts into more than one segment (or switches voices) is
-rendered with the engine's :class:`~bark_engine.longform.ScriptRenderer` in a
+rendered with the engine's :class:`~bark_engine.scripts.render.ScriptRenderer` in a
 worker. Each finished segment is posted to the app at once (so it can play
 while later segments are made) and saved as its own ``.npz`` (tokens and
 audio) in a parts folder inside the takes folder. The take's ``segments``
@@ -27,9 +27,9 @@ import numpy as np
 from textual.message import Message
 
 from bark_engine.events import StageStarted
-from bark_engine.longform import RenderOptions, ScriptRenderer
-from bark_engine.script import Script, ScriptOptions, Segment, parse_script
-from bark_engine.voices import UserVoices, is_preset_name, valid_user_voice_name
+from bark_engine.scripts.parse import Script, ScriptOptions, Segment, parse_script
+from bark_engine.scripts.render import RenderOptions, ScriptRenderer
+from bark_engine.voices.catalog import UserVoices, is_preset_name, valid_user_voice_name
 
 from .jobs import EngineHost, EventBridge, Job, Post
 from .script_parts import (  # the segment files (callers import them from here too)
@@ -115,7 +115,7 @@ def voice_name(voice: str | None) -> str:
 
 def describe_segment(seg: Segment, tokens: int) -> str:
     """``#2 L3 +0.5s Ann · v2/en_speaker_6 · ≈4 s · 17 tok`` (short: the editor is narrow)."""
-    from bark_engine.sentences import estimate_seconds
+    from bark_engine.scripts.sentences import estimate_seconds
 
     who = f" {seg.speaker} ·" if seg.speaker else ""
     pause = f" +{seg.pause_before_s:g}s" if seg.pause_before_s else ""
@@ -130,7 +130,7 @@ def describe_segment(seg: Segment, tokens: int) -> str:
 class ScriptJob(Job):
     """A whole script as one take: rendered segment by segment."""
 
-    script: Any = None  # bark_engine.script.Script, voices resolved to presets or files
+    script: Any = None  # bark_engine.scripts.parse.Script, voices resolved to presets or files
     seed: int = 0  # segment i uses seed + i
     continuity: str = "fixed"
     reset_every: int | None = None
@@ -341,7 +341,7 @@ def regenerate_segment(engine: Any, store: Any, take: Any, index: int, seed: int
     history = None
     if rec.get("history") == "chain" and index > 0:
         prev = load_segment(folder / records[index - 1]["file"])
-        from bark_engine.voices import VoicePrompt
+        from bark_engine.voices.catalog import VoicePrompt
 
         history = VoicePrompt(semantic=prev["semantic_prompt"], coarse=prev["coarse_prompt"],
                               fine=prev["fine_prompt"])

@@ -281,7 +281,7 @@ class LongScriptMixin:
         Each segment gets the seed it was made with: base + index, or the seed
         of a "re-make segment" (kept in its record).
         """
-        from bark_engine.script import Script, Segment
+        from bark_engine.scripts.parse import Script, Segment
 
         app: Any = self
         segs = tuple(Segment(int(r["index"]), r["text"], r.get("voice"), r.get("speaker"),

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bark_engine.script import Segment
+from bark_engine.scripts.parse import Segment
 
 FADE_S = 0.01  # fade at every join, as the engine's renderer does
 

@@ -22,7 +22,7 @@ from bark_engine.options import EngineConfig, GenerationOptions
 
 SIZES = ("small", "large")
 # "auto": float32 on the CPU, bfloat16 (or float16) on a GPU; on the CPU bfloat16
-# halves the matrix weights only and is ~1.5x faster (bark_engine.matvec.use_half_weights)
+# halves the matrix weights only and is ~1.5x faster (bark_engine.model.matvec.use_half_weights)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 SEED_MODES = ("random", "fixed")
 CONTINUITY_MODES = ("fixed", "chain")

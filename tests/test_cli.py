@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bark_engine.voices import VoicePrompt
+from bark_engine.voices.catalog import VoicePrompt
 from bark_tui.cli import main
 
 

@@ -74,8 +74,8 @@ def run_takes(spec: dict) -> dict:
     """Our takes per minute at batch sizes B (the batched stage loops of `takes`)."""
     from dataclasses import asdict
 
+    from ..engine import Engine
     from ..options import EngineConfig, GenerationOptions
-    from ..pipeline import Engine
     from ..takes import format_takes_table, measure_takes_per_minute
     from .work import Work
 

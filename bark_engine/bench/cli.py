@@ -158,8 +158,8 @@ def warm_page_cache(files: Sequence[Path], chunk: int = 1 << 24) -> None:
 
 
 def _checkpoint_config(folder: Path, size: str):
-    from ..checkpoints import safe_torch_load
     from ..config import CHECKPOINT_FILES, GPTConfig
+    from ..loading.checkpoints import safe_torch_load
 
     ckpt = safe_torch_load(folder / CHECKPOINT_FILES[size]["semantic"])
     return GPTConfig.from_model_args(ckpt["model_args"])

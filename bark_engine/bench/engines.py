@@ -122,11 +122,12 @@ class OursRunner(Runner):
     def preload(self) -> None:
         from transformers import BertTokenizerFast, EncodecModel  # noqa: F401
 
-        from .. import coarse, fine, pipeline, semantic  # noqa: F401
+        from .. import engine  # noqa: F401
+        from ..stages import coarse, fine, semantic  # noqa: F401
 
     def load(self) -> None:
+        from ..engine import Engine
         from ..options import EngineConfig
-        from ..pipeline import Engine
 
         self.engine = Engine(
             EngineConfig(
@@ -139,7 +140,7 @@ class OursRunner(Runner):
         self.models_ = (self.engine._semantic, self.engine._coarse, self.engine._fine)
 
     def semantic(self) -> np.ndarray:
-        from ..semantic import generate_semantic
+        from ..stages.semantic import generate_semantic
 
         return generate_semantic(
             self.models_[0],
@@ -152,7 +153,7 @@ class OursRunner(Runner):
         )
 
     def coarse(self) -> np.ndarray:
-        from ..coarse import generate_coarse
+        from ..stages.coarse import generate_coarse
 
         return generate_coarse(
             self.models_[1],
@@ -164,7 +165,7 @@ class OursRunner(Runner):
         )
 
     def fine(self) -> np.ndarray:
-        from ..fine import generate_fine
+        from ..stages.fine import generate_fine
 
         return generate_fine(
             self.models_[2],
@@ -185,7 +186,7 @@ class PortRunner(Runner):
         from transformers import BarkModel, BertTokenizerFast, EncodecModel  # noqa: F401
         from transformers.models.bark import generation_configuration_bark  # noqa: F401
 
-        from .. import checkpoints, codec  # noqa: F401
+        from ..loading import checkpoints, codec  # noqa: F401
         from ..testing import port  # noqa: F401
 
     def load(self) -> None:
@@ -195,10 +196,10 @@ class PortRunner(Runner):
             BarkSemanticGenerationConfig,
         )
 
-        from ..checkpoints import COMPILED_PREFIX, load_tokenizer, safe_torch_load
-        from ..codec import load_codec
         from ..config import GPTConfig
-        from ..source import ModelSource
+        from ..loading.checkpoints import COMPILED_PREFIX, load_tokenizer, safe_torch_load
+        from ..loading.codec import load_codec
+        from ..loading.source import ModelSource
         from ..testing.port import port_from_state_dict
 
         source = ModelSource(self.models, size=self.size)
@@ -268,7 +269,7 @@ class PortRunner(Runner):
 
     @torch.no_grad()
     def coarse(self) -> np.ndarray:
-        from ..coarse import unflatten_coarse
+        from ..stages.coarse import unflatten_coarse
 
         self._seed()
         out = self.ports["coarse"].generate(
@@ -281,7 +282,7 @@ class PortRunner(Runner):
 
     @torch.no_grad()
     def fine(self) -> np.ndarray:
-        from ..coarse import flatten_coarse
+        from ..stages.coarse import flatten_coarse
 
         self._seed()
         out = self.ports["fine"].generate(

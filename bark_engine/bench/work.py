@@ -86,9 +86,9 @@ class StageInputs:
 
 def stage_inputs(work: Work, models: str | Path) -> StageInputs:
     """Tokenize the text and read the voice from `models`; draw the fixed codes from the seed."""
-    from ..checkpoints import load_tokenizer
-    from ..source import ModelSource
-    from ..voices import resolve_voice_arg
+    from ..loading.checkpoints import load_tokenizer
+    from ..loading.source import ModelSource
+    from ..voices.catalog import resolve_voice_arg
 
     source = ModelSource(str(models))
     tokenizer = load_tokenizer(source.fetch(source.vocab_relpath))

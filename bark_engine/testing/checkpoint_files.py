@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..config import GPTConfig
-from ..model import GPT, FineGPT
+from ..model.gpt import GPT, FineGPT
 from .files import atomic_file
 
 Kind = Literal["causal", "fine"]

@@ -67,7 +67,7 @@ class NewTake:
 
     @classmethod
     def from_generation(cls, gen: Any, name: str | None = None) -> NewTake:
-        """Build from a ``bark_engine.pipeline.Generation``.
+        """Build from a ``bark_engine.engine.Generation``.
 
         Read by attribute name only, so this module never imports the engine's
         pipeline (and with it torch).

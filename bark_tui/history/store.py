@@ -208,7 +208,7 @@ class HistoryStore:
         return take
 
     def add_generation(self, gen: Any, name: str | None = None) -> Take:
-        """Store a ``bark_engine.pipeline.Generation`` with its audio and tokens."""
+        """Store a ``bark_engine.engine.Generation`` with its audio and tokens."""
         tokens = {"semantic": gen.semantic, "coarse": gen.coarse, "fine": gen.fine}
         return self.add_take(NewTake.from_generation(gen, name=name), gen.audio, tokens)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bark_engine.errors import BarkError, VoiceError
-from bark_engine.voices import VoicePrompt, safe_voice_name
+from bark_engine.voices.catalog import VoicePrompt, safe_voice_name
 
 from .prompt import PromptScreen
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from bark_engine.script import Script
+from bark_engine.scripts.parse import Script
 
 from ..guard import GuardedHandlers
 from ..longscript import describe_segment, needs_script, voice_name

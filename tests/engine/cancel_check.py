@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from bark_engine import Cancelled, GenerationOptions, StageProgress
-from bark_engine.pipeline import Engine
+from bark_engine.engine import Engine
 
 
 def canceller(stage: str, step: int) -> tuple[threading.Event, Callable, list[float]]:

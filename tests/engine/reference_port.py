@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from bark_engine.config import GPTConfig, stage_configs
-from bark_engine.model import GPT, FineGPT, LayerNorm
+from bark_engine.model.gpt import GPT, FineGPT, LayerNorm
 from bark_engine.testing.port import port_config, port_name, to_port
 
 __all__ = ["init_random", "port_config", "port_name", "tiny_model", "to_port"]

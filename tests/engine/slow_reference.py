@@ -13,8 +13,8 @@ import math
 import numpy as np
 import torch
 
-from bark_engine.model import GPT, FineGPT
-from bark_engine.sampling import sample
+from bark_engine.model.gpt import GPT, FineGPT
+from bark_engine.stages.sampling import sample
 
 RATIO = 75 / 49.9 * 2
 

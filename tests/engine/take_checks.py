@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bark_engine import GenerationOptions
-from bark_engine.pipeline import Engine
+from bark_engine.engine import Engine
 
 
 def assert_takes_equal_single_runs(

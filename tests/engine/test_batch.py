@@ -1,7 +1,7 @@
 """Several takes as one batch: every row equals a separate run with its seed, token for token.
 
 Equality is exact (`array_equal`), never approximate: the batched loops run
-each row through the very calls of the single loops (see bark_engine.batch).
+each row through the very calls of the single loops (see bark_engine.stages.batch).
 Rows are made to stop at different semantic lengths (a min_eos_p near the
 tiny models' EOS probability), so finished rows leave the batch mid-way.
 """
@@ -27,19 +27,19 @@ from bark_engine import (
     StageProgress,
     StageStarted,
 )
-from bark_engine.batch import (
+from bark_engine.config import stage_configs
+from bark_engine.engine import Engine
+from bark_engine.model.gpt import use_decode_layout
+from bark_engine.stages.batch import (
     clone_cache,
     generate_coarse_batch,
     generate_fine_batch,
     generate_semantic_batch,
     step_rows,
 )
-from bark_engine.coarse import generate_coarse
-from bark_engine.config import stage_configs
-from bark_engine.fine import generate_fine
-from bark_engine.model import use_decode_layout
-from bark_engine.pipeline import Engine
-from bark_engine.semantic import generate_semantic, step_bound
+from bark_engine.stages.coarse import generate_coarse
+from bark_engine.stages.fine import generate_fine
+from bark_engine.stages.semantic import generate_semantic, step_bound
 from bark_engine.takes import format_takes_table, measure_takes_per_minute
 from bark_tui.cli import main
 from tests.engine.cancel_check import canceller

@@ -16,10 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from bark_engine.checkpoints import load_checkpoint, load_tokenizer, read_vocab, safe_torch_load
 from bark_engine.config import GPTConfig
 from bark_engine.errors import CheckpointError
-from bark_engine.model import GPT, FineGPT
+from bark_engine.loading.checkpoints import (
+    load_checkpoint,
+    load_tokenizer,
+    read_vocab,
+    safe_torch_load,
+)
+from bark_engine.model.gpt import GPT, FineGPT
 from bark_engine.testing.checkpoint_files import checkpoint_dict, save_checkpoint
 
 MICRO = GPTConfig(
@@ -299,7 +304,7 @@ def test_the_allow_list_does_not_leak_out_of_the_loader(tiny_models: Path) -> No
 _RSS_SCRIPT = textwrap.dedent(
     """
     import json, sys, torch
-    from bark_engine.checkpoints import load_checkpoint, safe_torch_load
+    from bark_engine.loading.checkpoints import load_checkpoint, safe_torch_load
     path = sys.argv[1]
     load_checkpoint(sys.argv[2], "causal")  # warm up lazy imports and allocator
 

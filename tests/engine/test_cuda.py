@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from bark_engine import EngineConfig, GenerationOptions
-from bark_engine.coarse import generate_coarse
-from bark_engine.fine import generate_fine
-from bark_engine.pipeline import Engine
-from bark_engine.semantic import generate_semantic, semantic_context
+from bark_engine.engine import Engine
+from bark_engine.stages.coarse import generate_coarse
+from bark_engine.stages.fine import generate_fine
+from bark_engine.stages.semantic import generate_semantic, semantic_context
 from tests.engine.cancel_check import assert_cancel_is_prompt
 from tests.engine.reference_port import tiny_model, to_port
 from tests.engine.take_checks import assert_takes_equal_single_runs

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from bark_engine.config import stage_configs
-from bark_engine.decode import DecodePlan, decode_plan
-from bark_engine.model import GPT, use_decode_layout
+from bark_engine.model.decode import DecodePlan, decode_plan
+from bark_engine.model.gpt import GPT, use_decode_layout
 from tests.engine.reference_port import tiny_model
 
 
@@ -84,7 +84,7 @@ def test_cuda_graph_bookkeeping_drops_graphs_with_their_caches() -> None:
     reused while the cache lives, gone with it, so no dead KV cache is kept alive."""
     import gc
 
-    from bark_engine.cuda_graphs import graph_step
+    from bark_engine.model.cuda_graphs import graph_step
 
     model = tiny_model("coarse", seed=4)
     cache = model.new_cache(1, max_len=8)

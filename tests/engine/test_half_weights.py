@@ -16,11 +16,12 @@ import pytest
 import torch
 from torch import nn
 
-from bark_engine import EngineConfig, GenerationOptions, matvec
-from bark_engine.checkpoints import load_checkpoint
-from bark_engine.decode import decode_plan
-from bark_engine.model import LayerNorm, use_decode_layout
-from bark_engine.pipeline import Engine
+from bark_engine import EngineConfig, GenerationOptions
+from bark_engine.engine import Engine
+from bark_engine.loading.checkpoints import load_checkpoint
+from bark_engine.model import matvec
+from bark_engine.model.decode import decode_plan
+from bark_engine.model.gpt import LayerNorm, use_decode_layout
 from tests.engine.take_checks import assert_takes_equal_single_runs
 from tests.engine.test_decode import decode_run
 
@@ -132,7 +133,7 @@ def test_a_half_checkpoint_file_still_gets_float32_activations(
 ) -> None:
     """Community checkpoints are sometimes saved in float16: loading one as bf16 on
     the CPU still gives float32 embeddings, norms and cache, and bf16 matrices."""
-    from bark_engine.checkpoints import safe_torch_load
+    from bark_engine.loading.checkpoints import safe_torch_load
     from bark_engine.testing.checkpoint_files import save_checkpoint
 
     ckpt = safe_torch_load(tiny_models / "text.pt")

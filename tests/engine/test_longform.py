@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from bark_engine import Cancelled, EngineConfig, GenerationOptions
-from bark_engine.longform import RenderOptions, ScriptRenderer
-from bark_engine.pipeline import Engine
-from bark_engine.script import ScriptOptions, parse_script
+from bark_engine.engine import Engine
+from bark_engine.scripts.parse import ScriptOptions, parse_script
+from bark_engine.scripts.render import RenderOptions, ScriptRenderer
 
 SENTENCES = [
     "The lighthouse keeper climbed the stairs every evening at dusk.",

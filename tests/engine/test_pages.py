@@ -19,10 +19,10 @@ import pytest
 import torch
 from torch import nn
 
-from bark_engine.checkpoints import load_checkpoint, safe_torch_load
 from bark_engine.config import GPTConfig
-from bark_engine.model import use_decode_layout
-from bark_engine.pages import FileMapping, MappedPages, file_mappings
+from bark_engine.loading.checkpoints import load_checkpoint, safe_torch_load
+from bark_engine.model.gpt import use_decode_layout
+from bark_engine.model.pages import FileMapping, MappedPages, file_mappings
 from bark_engine.testing.checkpoint_files import checkpoint_dict, save_checkpoint
 
 LINUX_PROC = pytest.mark.skipif(
@@ -61,8 +61,8 @@ _RSS_SCRIPT = textwrap.dedent(
     """
     import json, sys, torch
     from torch import nn
-    from bark_engine.checkpoints import load_checkpoint
-    from bark_engine.model import use_decode_layout
+    from bark_engine.loading.checkpoints import load_checkpoint
+    from bark_engine.model.gpt import use_decode_layout
 
     path, warm, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 

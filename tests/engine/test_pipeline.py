@@ -17,9 +17,9 @@ from bark_engine import (
     StageStarted,
     VoiceError,
 )
+from bark_engine.engine import Engine
 from bark_engine.errors import WeightsUnavailableError
-from bark_engine.pipeline import Engine
-from bark_engine.voices import VoicePrompt
+from bark_engine.voices.catalog import VoicePrompt
 from tests.engine.cancel_check import assert_cancel_is_prompt, canceller
 
 SHORT = GenerationOptions(seed=11, max_duration_s=0.4)  # ~20 semantic tokens: fast

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bark_engine import config
-from bark_engine.checkpoints import safe_torch_load
+from bark_engine.loading.checkpoints import safe_torch_load
 from bark_engine.testing import MARKER_FILE, PRESETS, preset_relpath, write_random_models
 from bark_engine.testing.__main__ import main as run_cli
 from bark_engine.testing.vocab import VOCAB_SIZE
@@ -186,7 +186,7 @@ def test_encodec_is_a_24khz_model_that_decodes(tiny_models: Path) -> None:
 
 
 def test_presets_are_valid_prompts_in_the_hub_layout(tiny_models: Path) -> None:
-    from bark_engine.voices import get_preset
+    from bark_engine.voices.catalog import get_preset
 
     assert "v2/en_speaker_6" in PRESETS and "announcer" in PRESETS and "en_speaker_1" in PRESETS
     for name in PRESETS:

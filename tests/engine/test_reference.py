@@ -19,11 +19,11 @@ from transformers.models.bark.generation_configuration_bark import (
     BarkSemanticGenerationConfig,
 )
 
-from bark_engine.coarse import flatten_coarse, generate_coarse, unflatten_coarse
 from bark_engine.config import SEMANTIC_PAD_TOKEN
-from bark_engine.fine import generate_fine
-from bark_engine.model import linear, use_decode_layout
-from bark_engine.semantic import generate_semantic, semantic_context
+from bark_engine.model.gpt import linear, use_decode_layout
+from bark_engine.stages.coarse import flatten_coarse, generate_coarse, unflatten_coarse
+from bark_engine.stages.fine import generate_fine
+from bark_engine.stages.semantic import generate_semantic, semantic_context
 from tests.engine.reference_port import tiny_model, to_port
 
 SEM_CFG = BarkSemanticGenerationConfig(do_sample=False, min_eos_p=None)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bark_engine.sampling import (
+from bark_engine.stages.sampling import (
     apply_top_k,
     apply_top_p,
     draw,

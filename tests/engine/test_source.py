@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bark_engine.checkpoints import load_checkpoint, load_tokenizer
 from bark_engine.errors import BadInputError, CheckpointError, WeightsUnavailableError
 from bark_engine.events import LoadProgress
-from bark_engine.source import ModelSource, download, download_relpaths, v2_preset_names
+from bark_engine.loading.checkpoints import load_checkpoint, load_tokenizer
+from bark_engine.loading.source import ModelSource, download, download_relpaths, v2_preset_names
 from bark_engine.testing.fake_hub import COMMIT, serve_hub
-from bark_engine.voices import load_preset
+from bark_engine.voices.catalog import load_preset
 
 
 @pytest.fixture(autouse=True)

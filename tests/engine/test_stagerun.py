@@ -13,10 +13,14 @@ import numpy as np
 import pytest
 
 from bark_engine import Cancelled, GenerationOptions, StageFinished, StageProgress, StageStarted
-from bark_engine.batch import generate_coarse_batch, generate_fine_batch, generate_semantic_batch
-from bark_engine.stagerun import StageRunner, StageTiming, history_arrays, produced
 from bark_engine.stages import generate_coarse, generate_fine, generate_semantic
-from bark_engine.voices import VoicePrompt
+from bark_engine.stages.batch import (
+    generate_coarse_batch,
+    generate_fine_batch,
+    generate_semantic_batch,
+)
+from bark_engine.stages.runner import StageRunner, StageTiming, history_arrays, produced
+from bark_engine.voices.catalog import VoicePrompt
 
 ODD = GenerationOptions(
     text_temp=0.3, waveform_temp=0.4, fine_temp=None, top_k=5, top_p=0.9, min_eos_p=0.1,

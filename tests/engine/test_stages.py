@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from bark_engine.coarse import generate_coarse, plan_coarse
-from bark_engine.codec import decode, load_codec
 from bark_engine.config import stage_configs
 from bark_engine.errors import BadInputError, Cancelled
-from bark_engine.fine import generate_fine
-from bark_engine.model import GPT
-from bark_engine.semantic import generate_semantic, semantic_context, step_bound
+from bark_engine.loading.codec import decode, load_codec
+from bark_engine.model.gpt import GPT
 from bark_engine.stages import generate_coarse as reexported_coarse
+from bark_engine.stages.coarse import generate_coarse, plan_coarse
+from bark_engine.stages.fine import generate_fine
+from bark_engine.stages.semantic import generate_semantic, semantic_context, step_bound
 from tests.engine.reference_port import init_random, tiny_model
 from tests.engine.slow_reference import slow_coarse, slow_fine
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from bark_engine.errors import VoiceError
-from bark_engine.prompts import VoicePrompt
-from bark_engine.voices import (
+from bark_engine.voices.catalog import (
     LANGUAGES,
     PRESETS,
     UserVoices,
@@ -25,6 +24,7 @@ from bark_engine.voices import (
     resolve_voice_arg,
     safe_voice_name,
 )
+from bark_engine.voices.prompts import VoicePrompt
 
 from .npy_bytes import object_npy
 from .voice_arrays import make_arrays, write_npz
@@ -266,7 +266,7 @@ def test_safe_voice_name() -> None:
 def test_voice_audio_script_modules_do_not_import_torch() -> None:
     """The app imports these at start-up; torch must load only with an Engine."""
     code = (
-        "import sys, bark_engine.voices, bark_engine.audio, bark_engine.script; "
+        "import sys, bark_engine.voices.catalog, bark_engine.audio, bark_engine.scripts.parse; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

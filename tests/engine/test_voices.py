@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from bark_engine.errors import BadInputError, VoiceError
-from bark_engine.prompts import VoicePrompt
-from bark_engine.voices import (
+from bark_engine.voices.catalog import (
     find_presets,
 )
+from bark_engine.voices.prompts import VoicePrompt
 
 from .voice_arrays import make_arrays, write_npz
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bark_engine.audio import read_wav
-from bark_engine.voices import VoicePrompt
+from bark_engine.voices.catalog import VoicePrompt
 from bark_tui import locations
 from bark_tui.screens.prompt import PromptScreen
 

@@ -363,8 +363,8 @@ async def test_several_takes_compare_and_keep_one(home, tiny_models):
 
 
 async def test_a_failed_render_keeps_its_finished_segments_too(home, tiny_models, segment_gate):
-    from bark_engine.prompts import VoicePrompt
-    from bark_engine.voices import UserVoices
+    from bark_engine.voices.catalog import UserVoices
+    from bark_engine.voices.prompts import VoicePrompt
 
     rng = np.random.default_rng(5)
     fine = rng.integers(0, 1024, (8, 150))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bark_engine.options import GenerationOptions
-from bark_engine.prompts import VoicePrompt
+from bark_engine.voices.prompts import VoicePrompt
 from bark_tui.history import (
     SCHEMA_VERSION,
     HistoryError,
@@ -111,7 +111,7 @@ def test_stage_timing_dataclasses_and_segments_are_stored_as_json(store: History
 
 
 def test_add_generation_from_an_engine_result(store: HistoryStore) -> None:
-    from bark_engine.pipeline import Generation, StageTiming  # the real contract (imports torch)
+    from bark_engine.engine import Generation, StageTiming  # the real contract (imports torch)
 
     tokens = make_tokens(seed=3)
     gen = Generation(

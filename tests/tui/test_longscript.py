@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from bark_engine.script import ScriptOptions, parse_script
-from bark_engine.voices import UserVoices, VoicePrompt
+from bark_engine.scripts.parse import ScriptOptions, parse_script
+from bark_engine.voices.catalog import UserVoices, VoicePrompt
 from bark_tui.history import HistoryStore, NewTake
 from bark_tui.longscript import (
     build_script,

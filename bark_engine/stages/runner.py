@@ -15,9 +15,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from .errors import Cancelled
-from .events import EventCallback, Stage, StageFinished, StageProgress, StageStarted
-from .voices import VoicePrompt
+from ..errors import Cancelled
+from ..events import EventCallback, Stage, StageFinished, StageProgress, StageStarted
+from ..voices.catalog import VoicePrompt
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PRESET_DIR
-from .errors import VoiceError
+from ..config import PRESET_DIR
+from ..errors import VoiceError
 from .prompts import PROMPT_KEYS, VoicePrompt, load_npy
 
 __all__ = [

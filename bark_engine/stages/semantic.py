@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .config import (
+from ..config import (
     CONTEXT_WINDOW,
     MAX_SEMANTIC_STEPS,
     MAX_TEXT_TOKENS,
@@ -25,10 +25,10 @@ from .config import (
     TEXT_ENCODING_OFFSET,
     TEXT_PAD_TOKEN,
 )
-from .errors import BadInputError
-from .model import GPT, use_decode_layout
+from ..errors import BadInputError
+from ..model.gpt import GPT, use_decode_layout
+from .common import OnStep, check_cancel, model_device, token_array
 from .sampling import draw, filter_logits, is_greedy, probabilities
-from .stage_common import OnStep, check_cancel, model_device, token_array
 
 EOS = SEMANTIC_PAD_TOKEN  # the EOS logit sits right after the 10,000 semantic tokens
 CONTEXT_POSITIONS = MAX_TEXT_TOKENS + 1  # text+history summed, then the infer token

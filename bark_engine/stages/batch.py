@@ -43,8 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .coarse import RATIO, generate_coarse, plan_coarse, unflatten_coarse, window_semantic
-from .config import (
+from ..config import (
     COARSE_INFER_TOKEN,
     COARSE_WINDOW_STEPS,
     CODEBOOK_SIZE,
@@ -56,12 +55,13 @@ from .config import (
     N_FINE_CODEBOOKS,
     SEMANTIC_VOCAB_SIZE,
 )
-from .errors import BadInputError
+from ..errors import BadInputError
+from ..model.gpt import GPT, Block, FineGPT, KVCache, linear, use_decode_layout
+from .coarse import RATIO, generate_coarse, plan_coarse, unflatten_coarse, window_semantic
+from .common import OnStep, check_cancel, model_device, token_array
 from .fine import generate_fine, n_windows
-from .model import GPT, Block, FineGPT, KVCache, linear, use_decode_layout
 from .sampling import draw, filter_logits, is_greedy, probabilities, sample
 from .semantic import EOS, STEP_LIMIT, generate_semantic, semantic_context, step_bound
-from .stage_common import OnStep, check_cancel, model_device, token_array
 
 Generators = Sequence[torch.Generator | None]
 MAX_BATCH = 16

@@ -22,10 +22,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .config import GPTConfig
-from .errors import CheckpointError
-from .matvec import HALF_DTYPES, use_half_weights
-from .model import GPT, FineGPT
+from ..config import GPTConfig
+from ..errors import CheckpointError
+from ..model.gpt import GPT, FineGPT
+from ..model.matvec import HALF_DTYPES, use_half_weights
 from .source import ModelSource, download  # noqa: F401  (part of this module's API)
 
 Kind = Literal["causal", "fine"]

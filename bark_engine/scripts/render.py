@@ -22,13 +22,13 @@ from typing import Literal
 
 import numpy as np
 
-from .audio import join_segments
-from .config import SAMPLE_RATE
-from .errors import Cancelled
-from .events import EventCallback, ignore_event
-from .options import GenerationOptions
-from .script import Script, Segment
-from .voices import VoicePrompt
+from ..audio import join_segments
+from ..config import SAMPLE_RATE
+from ..errors import Cancelled
+from ..events import EventCallback, ignore_event
+from ..options import GenerationOptions
+from ..voices.catalog import VoicePrompt
+from .parse import Script, Segment
 
 Continuity = Literal["fixed", "chain"]
 FADE_S = 0.01  # fade at every segment edge: no clicks at the joins
@@ -145,7 +145,7 @@ class ScriptRenderer:
     ) -> Rendered:
         opts = self.options
         if not script.segments:
-            from .errors import BadInputError
+            from ..errors import BadInputError
 
             raise BadInputError("the script has nothing to say")
         for seg in script.segments:  # refuse bad text and voices before any generation

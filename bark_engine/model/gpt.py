@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import MAX_TEXT_TOKENS, SEMANTIC_HISTORY_LEN, GPTConfig
+from ..config import MAX_TEXT_TOKENS, SEMANTIC_HISTORY_LEN, GPTConfig
 from .cuda_graphs import gpu_attention, graph_step
 from .decode import decode_plan
 from .matvec import linear, n_parts, use_decode_layout  # noqa: F401 (re-exported)

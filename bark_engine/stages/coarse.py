@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import (
+from ..config import (
     COARSE_INFER_TOKEN,
     COARSE_SEMANTIC_PAD_TOKEN,
     COARSE_SEMANTIC_WINDOW,
@@ -28,10 +28,10 @@ from .config import (
     SEMANTIC_TO_COARSE_RATIO,
     SEMANTIC_VOCAB_SIZE,
 )
-from .errors import BadInputError
-from .model import GPT, use_decode_layout
+from ..errors import BadInputError
+from ..model.gpt import GPT, use_decode_layout
+from .common import OnStep, check_cancel, model_device, token_array
 from .sampling import sample
-from .stage_common import OnStep, check_cancel, model_device, token_array
 
 RATIO = SEMANTIC_TO_COARSE_RATIO  # coarse tokens (both codebooks) per semantic token
 

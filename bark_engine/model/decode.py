@@ -28,7 +28,7 @@ from torch import nn
 from .matvec import HALF_DTYPES, linear, n_parts
 
 if TYPE_CHECKING:  # the model module imports this one
-    from .model import GPT, KVCache
+    from .gpt import GPT, KVCache
 
 
 @dataclass(frozen=True)

@@ -17,25 +17,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import codec as codec_mod
-from .checkpoints import load_checkpoint, load_tokenizer
 from .config import MAX_TEXT_TOKENS, SAMPLE_RATE, SEMANTIC_RATE_HZ
 from .errors import BadInputError
 from .events import EventCallback, LoadProgress, ignore_event
-from .matvec import half_weights_advice
-from .model import GPT, FineGPT
+from .loading import codec as codec_mod
+from .loading.checkpoints import load_checkpoint, load_tokenizer
+from .loading.source import ModelSource
+from .model.gpt import GPT, FineGPT
+from .model.matvec import half_weights_advice
 from .options import EngineConfig, GenerationOptions
-from .source import ModelSource
-from .stagerun import (
+from .stages import generate_coarse, generate_fine, generate_semantic
+from .stages.runner import (
     TOO_LITTLE_SPEECH,
     StageReporter,
     StageRunner,
     StageTiming,
     history_arrays,
 )
-from .stages import generate_coarse, generate_fine, generate_semantic
 from .takes import generate_takes as _generate_takes
-from .voices import VoicePrompt, resolve_voice_arg
+from .voices.catalog import VoicePrompt, resolve_voice_arg
 
 VoiceArg = str | Path | VoicePrompt | None
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

@@ -17,9 +17,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
-from .config import CHECKPOINT_FILES, CODEC_DIR, CODEC_REPO, DEFAULT_REPO, VOCAB_FILE
-from .errors import BadInputError, CheckpointError, WeightsUnavailableError
-from .events import EventCallback, LoadProgress, ignore_event
+from ..config import CHECKPOINT_FILES, CODEC_DIR, CODEC_REPO, DEFAULT_REPO, VOCAB_FILE
+from ..errors import BadInputError, CheckpointError, WeightsUnavailableError
+from ..events import EventCallback, LoadProgress, ignore_event
 
 MARKER_FILE = "RANDOM_WEIGHTS"  # written by bark_engine.testing next to random weights
 CODEC_FILES = ("config.json", "model.safetensors")  # what EncodecModel.from_pretrained needs
@@ -320,14 +320,14 @@ def progress_bar_class(what: str, on_event: EventCallback) -> type:
 
 def v2_preset_names() -> list[str]:
     """The 130 `v2/...` presets of the catalog."""
-    from .voices import PRESETS
+    from ..voices.catalog import PRESETS
 
     return [p.name for p in PRESETS if p.version == "v2"]
 
 
 def download_relpaths(source: ModelSource, presets: Iterable[str] | None = None) -> list[str]:
     """Repo files `download` fetches: checkpoints, vocabulary, each preset's three arrays."""
-    from .voices import preset_relpaths
+    from ..voices.catalog import preset_relpaths
 
     names = v2_preset_names() if presets is None else list(presets)
     files = [source.checkpoint_relpath(stage) for stage in STAGES]

@@ -14,7 +14,7 @@ import threading
 import numpy as np
 import torch
 
-from .config import (
+from ..config import (
     CODEBOOK_SIZE,
     FINE_MAX_HISTORY,
     FINE_PAD_CODE,
@@ -22,10 +22,10 @@ from .config import (
     FINE_WINDOW,
     N_FINE_CODEBOOKS,
 )
-from .errors import BadInputError
-from .model import FineGPT
+from ..errors import BadInputError
+from ..model.gpt import FineGPT
+from .common import OnStep, check_cancel, model_device, token_array
 from .sampling import sample
-from .stage_common import OnStep, check_cancel, model_device, token_array
 
 
 def fine_input(

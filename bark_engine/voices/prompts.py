@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import (
+from ..config import (
     COARSE_RATE_HZ,
     CODEBOOK_SIZE,
     N_COARSE_CODEBOOKS,
@@ -34,7 +34,7 @@ from .config import (
     SEMANTIC_RATE_HZ,
     SEMANTIC_VOCAB_SIZE,
 )
-from .errors import BadInputError, VoiceError
+from ..errors import BadInputError, VoiceError
 
 PROMPT_KEYS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
 COARSE_PER_SEMANTIC = COARSE_RATE_HZ / SEMANTIC_RATE_HZ  # ≈ 1.503 frames per semantic token

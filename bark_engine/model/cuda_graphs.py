@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 if TYPE_CHECKING:  # the model module imports this one
-    from .model import GPT, KVCache
+    from .gpt import GPT, KVCache
 
 
 MAX_GRAPHS = 8  # a batch of takes has one cache per take

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import CODEBOOK_SIZE, N_FINE_CODEBOOKS
-from .errors import BadInputError
+from ..config import CODEBOOK_SIZE, N_FINE_CODEBOOKS
+from ..errors import BadInputError
 
 
 def load_codec(path: str | Path, device: str | torch.device = "cpu"):

@@ -39,6 +39,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from ..voices.catalog import is_preset_name, valid_user_voice_name
 from .sentences import (
     estimate_seconds,
     estimate_tokens,
@@ -47,7 +48,6 @@ from .sentences import (
     pack,
     split_sentences,
 )
-from .voices import is_preset_name, valid_user_voice_name
 
 __all__ = [
     "KNOWN_CUES",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .errors import BadInputError, Cancelled
+from ..errors import BadInputError, Cancelled
 
 OnStep = Callable[[int, "int | None"], None]  # (steps done, planned total)
 
