@@ -1,0 +1,586 @@
+/*
+ * Batch-invariant CPU kernels for Bark's GPTs: the matrix products of every
+ * linear layer and the attention over the KV cache.
+ *
+ * Why our own: torch's float32/bf16 matmuls round a row differently depending
+ * on how many rows share the call and on the thread count, so a take's tokens
+ * would depend on its neighbours in a batch. Here each output value is ONE
+ * fixed chain of IEEE operations, whatever the batch, the thread count or the
+ * instruction set:
+ *
+ *   linear     y[m, j] = fma(x[m,K-1], w[j,K-1], ... fma(x[m,0], w[j,0], +0)) (+ bias[j])
+ *              k ascending; vector lanes hold different outputs j, threads
+ *              split the output columns (panels), never the input dimension.
+ *   attention  per (query row, head):  s[t] = (fold_i fma(q[i], k_t[i], +0)) * scale
+ *              p[t] = exp_bark(s[t] - max s);  sum: 8 lanes (t mod 8), ascending
+ *              t, then a fixed tree;  y[i] = (fold_t fma(p[t], v_t[i], +0)) / sum.
+ *
+ * The generic C path computes exactly the same operations (fmaf is correctly
+ * rounded, like the FMA instruction), so the AVX2 path and the generic path
+ * give bit-identical results; tests check it.
+ *
+ * Weights are stored in column panels: (n_out / 16, K, 16), so a panel is one
+ * contiguous stream of K cache lines. Weight kinds: 0 float32, 1 bfloat16,
+ * 2 float16 (converted exactly to float32 as they are read).
+ *
+ * The module takes raw addresses from the Python side (bark_engine.model.
+ * kernels checks shapes, dtypes and contiguity), releases the GIL while it
+ * computes, and uses OpenMP where it was built with it (torch's own libgomp
+ * when torch is loaded first, so one thread pool serves both).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define BARK_X86 1
+#endif
+
+#define PW 16            /* panel width: outputs per panel */
+#define LANES 8          /* lanes of the attention sum */
+#define MAX_KEYS 4096    /* attention scratch per task (the context is 1024) */
+
+enum { W_F32 = 0, W_BF16 = 1, W_F16 = 2 };
+
+/* ------------------------------------------------------------------------ */
+/* exact conversions and the canonical exp                                   */
+
+static inline float bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do { man <<= 1; e++; } while (!(man & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline float load_w(const void* P, int kind, size_t i) {
+    if (kind == W_F32) return ((const float*)P)[i];
+    if (kind == W_BF16) return bf16_to_f32(((const uint16_t*)P)[i]);
+    return f16_to_f32(((const uint16_t*)P)[i]);
+}
+
+#define EXP_MIN (-87.33654f)      /* below: exp is taken as 0 (it is < FLT_MIN) */
+#define LOG2E 1.44269504088896341f
+#define LN2_HI 0.693359375f
+#define LN2_LO (-2.12194440e-4f)
+#define EC0 1.9875691500e-4f
+#define EC1 1.3981999507e-3f
+#define EC2 8.3334519073e-3f
+#define EC3 4.1665795894e-2f
+#define EC4 1.6666665459e-1f
+#define EC5 5.0000001201e-1f
+
+/* exp(x) for x <= 0 as a fixed sequence of IEEE operations (Cephes' expf). */
+static inline float exp_bark(float x) {
+    if (!(x >= EXP_MIN)) return 0.0f;
+    float n = rintf(x * LOG2E);
+    float r = fmaf(n, -LN2_HI, x);
+    r = fmaf(n, -LN2_LO, r);
+    float p = fmaf(EC0, r, EC1);
+    p = fmaf(p, r, EC2);
+    p = fmaf(p, r, EC3);
+    p = fmaf(p, r, EC4);
+    p = fmaf(p, r, EC5);
+    float y = fmaf(p, r * r, r) + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return y * scale;
+}
+
+/* The attention sum's fixed tree over its 8 lanes. */
+static inline float tree8(const float* a) {
+    float b0 = a[0] + a[4], b1 = a[1] + a[5], b2 = a[2] + a[6], b3 = a[3] + a[7];
+    float c0 = b0 + b2, c1 = b1 + b3;
+    return c0 + c1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* generic C: the reference order, any CPU                                   */
+
+static void panel_generic(const float* x, ptrdiff_t xs, int M, int K, const void* P, int kind,
+                          float* y, ptrdiff_t ys, const float* bias, int ncols) {
+    for (int m = 0; m < M; m++) {
+        float acc[PW] = {0};
+        const float* xr = x + m * xs;
+        for (int k = 0; k < K; k++) {
+            float xv = xr[k];
+            for (int j = 0; j < PW; j++) acc[j] = fmaf(xv, load_w(P, kind, (size_t)k * PW + j), acc[j]);
+        }
+        for (int j = 0; j < ncols; j++) y[m * ys + j] = bias ? acc[j] + bias[j] : acc[j];
+    }
+}
+
+static void attend_generic(const float* q, const float* KT, const float* V, int L, int hd,
+                           int max_len, float scale, float* out, float* s) {
+    float m = -INFINITY;
+    for (int t = 0; t < L; t++) {
+        float acc = 0.0f;
+        for (int i = 0; i < hd; i++) acc = fmaf(q[i], KT[(size_t)i * max_len + t], acc);
+        s[t] = acc * scale;
+        if (s[t] > m) m = s[t];
+    }
+    float lanes[LANES] = {0};
+    for (int t = 0; t < L; t++) {
+        s[t] = exp_bark(s[t] - m);
+        lanes[t % LANES] += s[t];
+    }
+    float sum = tree8(lanes);
+    for (int i = 0; i < hd; i++) {
+        float acc = 0.0f;
+        for (int t = 0; t < L; t++) acc = fmaf(s[t], V[(size_t)t * hd + i], acc);
+        out[i] = acc / sum;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* AVX2 + FMA (+ F16C for float16 weights)                                   */
+
+#ifdef BARK_X86
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE AVX2 static inline __attribute__((always_inline))
+
+AVX2_INLINE void store16(float* y, __m256 a0, __m256 a1, const float* bias, int ncols) {
+    if (bias) {
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(bias));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(bias + 8));
+    }
+    if (ncols == PW) {
+        _mm256_storeu_ps(y, a0);
+        _mm256_storeu_ps(y + 8, a1);
+    } else {
+        float t[PW];
+        _mm256_storeu_ps(t, a0);
+        _mm256_storeu_ps(t + 8, a1);
+        for (int j = 0; j < ncols; j++) y[j] = t[j];
+    }
+}
+
+/* Sixteen weights of panel P at input k, as two float32 vectors. */
+#define LOADW_F32(P, k, w0, w1) do { \
+        const float* p_ = (const float*)(P) + (size_t)(k) * PW; \
+        w0 = _mm256_loadu_ps(p_); w1 = _mm256_loadu_ps(p_ + 8); } while (0)
+#define LOADW_BF16(P, k, w0, w1) do { \
+        __m256i r_ = _mm256_loadu_si256((const __m256i*)((const uint16_t*)(P) + (size_t)(k) * PW)); \
+        w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(r_)), 16)); \
+        w1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(r_, 1)), 16)); \
+    } while (0)
+#define LOADW_F16(P, k, w0, w1) do { \
+        __m256i r_ = _mm256_loadu_si256((const __m256i*)((const uint16_t*)(P) + (size_t)(k) * PW)); \
+        w0 = _mm256_cvtph_ps(_mm256_castsi256_si128(r_)); \
+        w1 = _mm256_cvtph_ps(_mm256_extracti128_si256(r_, 1)); } while (0)
+
+#define FMA_ROW(r, XR, A0, A1) do { if (R > (r)) { __m256 b_ = _mm256_broadcast_ss((XR) + k); \
+        A0 = _mm256_fmadd_ps(b_, w0, A0); A1 = _mm256_fmadd_ps(b_, w1, A1); } } while (0)
+
+/* R rows (R <= 6) times one panel: 2R accumulators. */
+#define ROWS_KERNEL(NAME, LOADW) \
+AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P, float* y, \
+                      ptrdiff_t ys, const float* bias, int ncols) { \
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, \
+           a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00; \
+    const float *x0 = x, *x1 = x + xs, *x2 = x + 2 * xs, *x3 = x + 3 * xs, *x4 = x + 4 * xs, \
+                *x5 = x + 5 * xs; \
+    for (int k = 0; k < K; k++) { \
+        __m256 w0, w1; \
+        LOADW(P, k, w0, w1); \
+        FMA_ROW(0, x0, a00, a01); FMA_ROW(1, x1, a10, a11); FMA_ROW(2, x2, a20, a21); \
+        FMA_ROW(3, x3, a30, a31); FMA_ROW(4, x4, a40, a41); FMA_ROW(5, x5, a50, a51); \
+    } \
+    store16(y, a00, a01, bias, ncols); \
+    if (R > 1) store16(y + ys, a10, a11, bias, ncols); \
+    if (R > 2) store16(y + 2 * ys, a20, a21, bias, ncols); \
+    if (R > 3) store16(y + 3 * ys, a30, a31, bias, ncols); \
+    if (R > 4) store16(y + 4 * ys, a40, a41, bias, ncols); \
+    if (R > 5) store16(y + 5 * ys, a50, a51, bias, ncols); \
+}
+
+#define FMA_ROW2(r, XR, A0, A1, A2, A3) do { if (R > (r)) { __m256 b_ = _mm256_broadcast_ss((XR) + k); \
+        A0 = _mm256_fmadd_ps(b_, w0, A0); A1 = _mm256_fmadd_ps(b_, w1, A1); \
+        A2 = _mm256_fmadd_ps(b_, w2, A2); A3 = _mm256_fmadd_ps(b_, w3, A3); } } while (0)
+
+/* R rows (R <= 3) times two whole panels: 4R accumulators, two weight streams
+   (few rows leave the FMA units idle; a second stream keeps memory busy). */
+#define PAIR_KERNEL(NAME, LOADW) \
+AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P, const void* Q, \
+                      float* y, ptrdiff_t ys, const float* bias) { \
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, \
+           a12 = a00, a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00; \
+    const float *x0 = x, *x1 = x + xs, *x2 = x + 2 * xs; \
+    for (int k = 0; k < K; k++) { \
+        __m256 w0, w1, w2, w3; \
+        LOADW(P, k, w0, w1); \
+        LOADW(Q, k, w2, w3); \
+        FMA_ROW2(0, x0, a00, a01, a02, a03); FMA_ROW2(1, x1, a10, a11, a12, a13); \
+        FMA_ROW2(2, x2, a20, a21, a22, a23); \
+    } \
+    const float* bq = bias ? bias + PW : NULL; \
+    store16(y, a00, a01, bias, PW); store16(y + PW, a02, a03, bq, PW); \
+    if (R > 1) { store16(y + ys, a10, a11, bias, PW); store16(y + ys + PW, a12, a13, bq, PW); } \
+    if (R > 2) { store16(y + 2 * ys, a20, a21, bias, PW); store16(y + 2 * ys + PW, a22, a23, bq, PW); } \
+}
+
+ROWS_KERNEL(rows_f32, LOADW_F32)
+ROWS_KERNEL(rows_bf16, LOADW_BF16)
+ROWS_KERNEL(rows_f16, LOADW_F16)
+PAIR_KERNEL(pair_f32, LOADW_F32)
+PAIR_KERNEL(pair_bf16, LOADW_BF16)
+PAIR_KERNEL(pair_f16, LOADW_F16)
+
+/* The R argument is a constant at every call below, so each call is its own
+   specialised, fully unrolled kernel. */
+#define DISPATCH_ROWS(FN, R, ...) switch (R) { \
+    case 1: FN(1, __VA_ARGS__); break; case 2: FN(2, __VA_ARGS__); break; \
+    case 3: FN(3, __VA_ARGS__); break; case 4: FN(4, __VA_ARGS__); break; \
+    case 5: FN(5, __VA_ARGS__); break; default: FN(6, __VA_ARGS__); break; }
+#define DISPATCH_PAIR(FN, R, ...) switch (R) { \
+    case 1: FN(1, __VA_ARGS__); break; case 2: FN(2, __VA_ARGS__); break; \
+    default: FN(3, __VA_ARGS__); break; }
+
+AVX2 static void panel_rows_avx2(const float* x, ptrdiff_t xs, int M, int K, const void* P, int kind,
+                                 float* y, ptrdiff_t ys, const float* bias, int ncols) {
+    for (int m = 0; m < M; m += 6) {
+        int R = M - m < 6 ? M - m : 6;
+        const float* xm = x + m * xs;
+        float* ym = y + m * ys;
+        if (kind == W_F32) { DISPATCH_ROWS(rows_f32, R, xm, xs, K, P, ym, ys, bias, ncols) }
+        else if (kind == W_BF16) { DISPATCH_ROWS(rows_bf16, R, xm, xs, K, P, ym, ys, bias, ncols) }
+        else { DISPATCH_ROWS(rows_f16, R, xm, xs, K, P, ym, ys, bias, ncols) }
+    }
+}
+
+AVX2 static void panel_pair_avx2(const float* x, ptrdiff_t xs, int M, int K, const void* P,
+                                 const void* Q, int kind, float* y, ptrdiff_t ys, const float* bias) {
+    for (int m = 0; m < M; m += 3) {
+        int R = M - m < 3 ? M - m : 3;
+        const float* xm = x + m * xs;
+        float* ym = y + m * ys;
+        if (kind == W_F32) { DISPATCH_PAIR(pair_f32, R, xm, xs, K, P, Q, ym, ys, bias) }
+        else if (kind == W_BF16) { DISPATCH_PAIR(pair_bf16, R, xm, xs, K, P, Q, ym, ys, bias) }
+        else { DISPATCH_PAIR(pair_f16, R, xm, xs, K, P, Q, ym, ys, bias) }
+    }
+}
+
+/* exp_bark on 8 lanes: the same operations as the scalar one. */
+AVX2_INLINE __m256 exp8_avx2(__m256 x) {
+    __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_MIN), _CMP_GE_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_HI), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_LO), r);
+    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(EC0), r, _mm256_set1_ps(EC1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EC2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EC3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EC4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EC5));
+    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(bits)), keep);
+}
+
+/* One (query, head): see the top of the file for the operations. KT rows are
+   `max_len` apart (max_len a multiple of 8), so whole 8-key chunks can be read. */
+AVX2 static void attend_avx2(const float* q, const float* KT, const float* V, int L, int hd,
+                             int max_len, float scale, float* out, float* s) {
+    int chunks = (L + 7) / 8;
+    __m256 vscale = _mm256_set1_ps(scale);
+    int c = 0;
+    for (; c + 4 <= chunks; c += 4) { /* four 8-key chunks: four independent chains */
+        const float* kt = KT + c * 8;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < hd; i++) {
+            __m256 b = _mm256_broadcast_ss(q + i);
+            const float* row = kt + (size_t)i * max_len;
+            a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
+            a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
+            a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
+            a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
+        }
+        _mm256_storeu_ps(s + c * 8, _mm256_mul_ps(a0, vscale));
+        _mm256_storeu_ps(s + c * 8 + 8, _mm256_mul_ps(a1, vscale));
+        _mm256_storeu_ps(s + c * 8 + 16, _mm256_mul_ps(a2, vscale));
+        _mm256_storeu_ps(s + c * 8 + 24, _mm256_mul_ps(a3, vscale));
+    }
+    for (; c < chunks; c++) {
+        const float* kt = KT + c * 8;
+        __m256 a0 = _mm256_setzero_ps();
+        for (int i = 0; i < hd; i++)
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + i), _mm256_loadu_ps(kt + (size_t)i * max_len), a0);
+        _mm256_storeu_ps(s + c * 8, _mm256_mul_ps(a0, vscale));
+    }
+    float m = -INFINITY;
+    for (int t = 0; t < L; t++) m = s[t] > m ? s[t] : m;
+    __m256 vm = _mm256_set1_ps(m), lanes = _mm256_setzero_ps();
+    for (c = 0; c < chunks; c++) {
+        __m256 p = exp8_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + c * 8), vm));
+        int valid = L - c * 8;
+        if (valid < 8) { /* keys past L add +0 to their lanes: as if absent */
+            __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            __m256 live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(valid), idx));
+            p = _mm256_and_ps(p, live);
+        }
+        _mm256_storeu_ps(s + c * 8, p);
+        lanes = _mm256_add_ps(lanes, p);
+    }
+    float l8[8];
+    _mm256_storeu_ps(l8, lanes);
+    float sum = tree8(l8);
+    __m256 vsum = _mm256_set1_ps(sum);
+    for (int i0 = 0; i0 < hd; i0 += 64) { /* up to 8 accumulators of 8 dims */
+        int nv = (hd - i0) / 8 < 8 ? (hd - i0) / 8 : 8;
+        __m256 acc[8];
+        for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
+        for (int t = 0; t < L; t++) {
+            __m256 b = _mm256_broadcast_ss(s + t);
+            const float* vr = V + (size_t)t * hd + i0;
+            for (int j = 0; j < nv; j++) acc[j] = _mm256_fmadd_ps(b, _mm256_loadu_ps(vr + 8 * j), acc[j]);
+        }
+        for (int j = 0; j < nv; j++) _mm256_storeu_ps(out + i0 + 8 * j, _mm256_div_ps(acc[j], vsum));
+    }
+}
+#endif /* BARK_X86 */
+
+/* ------------------------------------------------------------------------ */
+/* dispatch                                                                 */
+
+enum { ISA_GENERIC = 0, ISA_AVX2 = 1 };
+static int g_isa = -1;     /* chosen at import */
+static int g_best = ISA_GENERIC;
+
+static int detect_isa(void) {
+#ifdef BARK_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return ISA_AVX2;
+#endif
+    return ISA_GENERIC;
+}
+
+static const char* isa_name(int isa) { return isa == ISA_AVX2 ? "avx2" : "generic"; }
+
+static int n_threads(int asked) {
+#ifdef _OPENMP
+    return asked > 0 ? asked : 1;
+#else
+    (void)asked;
+    return 1;
+#endif
+}
+
+/* y (M, ncols) = x (M, K) @ W.T (+ bias), W in panels (npan, K, 16). */
+static void linear_impl(const float* x, ptrdiff_t xs, int M, int K, const void* W, int kind,
+                        int npan, float* y, ptrdiff_t ys, const float* bias, int ncols, int threads) {
+    size_t esize = kind == W_F32 ? 4 : 2;
+    size_t pbytes = (size_t)K * PW * esize;
+    const char* Wb = (const char*)W;
+    int isa = g_isa;
+    (void)threads;
+#ifdef BARK_X86
+    if (isa == ISA_AVX2 && M <= 8) {
+        /* few rows: pairs of panels (two weight streams); a whole last panel
+           pair only, the rest through the one-panel kernel */
+        int full = ncols / PW;        /* panels whose 16 outputs are all kept */
+        int npairs = full / 2;
+        #pragma omp parallel for schedule(static) num_threads(n_threads(threads))
+        for (int q = 0; q < npairs; q++) {
+            const char* P = Wb + (size_t)(2 * q) * pbytes;
+            panel_pair_avx2(x, xs, M, K, P, P + pbytes, kind, y + 2 * q * PW, ys,
+                            bias ? bias + 2 * q * PW : NULL);
+        }
+        for (int p = 2 * npairs; p < npan; p++) {
+            int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
+            panel_rows_avx2(x, xs, M, K, Wb + (size_t)p * pbytes, kind, y + p * PW, ys,
+                            bias ? bias + p * PW : NULL, nc);
+        }
+        return;
+    }
+#endif
+    #pragma omp parallel for schedule(static) num_threads(n_threads(threads))
+    for (int p = 0; p < npan; p++) {
+        int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
+        const char* P = Wb + (size_t)p * pbytes;
+        const float* b = bias ? bias + p * PW : NULL;
+#ifdef BARK_X86
+        if (isa == ISA_AVX2) {
+            panel_rows_avx2(x, xs, M, K, P, kind, y + p * PW, ys, b, nc);
+            continue;
+        }
+#endif
+        panel_generic(x, xs, M, K, P, kind, y + p * PW, ys, b, nc);
+    }
+}
+
+/* Attention of NQ query rows over their slots' keys; first writes every row's
+   key and value (N rows) into the cache at (slot, pos). */
+static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, float* kT, float* v,
+                        ptrdiff_t kslot, ptrdiff_t vslot, int max_len, const int64_t* slots,
+                        const int64_t* pos, const int64_t* lens, const int64_t* qrows, int NQ,
+                        float* y, ptrdiff_t ys, int threads) {
+    int hd = C / H;
+    float scale = 1.0f / sqrtf((float)hd);
+    int isa = g_isa;
+    #pragma omp parallel num_threads(n_threads(threads))
+    {
+        #pragma omp for schedule(static)
+        for (int h = 0; h < H; h++) {
+            for (int n = 0; n < N; n++) {
+                const float* kn = qkv + n * qs + C + h * hd;
+                const float* vn = qkv + n * qs + 2 * C + h * hd;
+                float* kt = kT + slots[n] * kslot + (size_t)h * hd * max_len + pos[n];
+                float* vv = v + slots[n] * vslot + ((size_t)h * max_len + pos[n]) * hd;
+                for (int i = 0; i < hd; i++) kt[(size_t)i * max_len] = kn[i];
+                memcpy(vv, vn, (size_t)hd * sizeof(float));
+            }
+        }
+        /* implicit barrier: every key is written before any query reads */
+        float s[MAX_KEYS];
+        #pragma omp for schedule(static, 1)
+        for (int task = 0; task < NQ * H; task++) {
+            int h = task / NQ, iq = task % NQ;
+            int n = (int)qrows[iq];
+            const float* q = qkv + n * qs + h * hd;
+            const float* KT = kT + slots[n] * kslot + (size_t)h * hd * max_len;
+            const float* VV = v + slots[n] * vslot + (size_t)h * max_len * hd;
+            float* out = y + iq * ys + h * hd;
+            int L = (int)lens[n];
+#ifdef BARK_X86
+            if (isa == ISA_AVX2) {
+                attend_avx2(q, KT, VV, L, hd, max_len, scale, out, s);
+                continue;
+            }
+#endif
+            attend_generic(q, KT, VV, L, hd, max_len, scale, out, s);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Python bindings: addresses and sizes in, nothing out                     */
+
+static int parse_args(PyObject* const* args, Py_ssize_t nargs, Py_ssize_t want, long long* out) {
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, "expected %zd arguments, got %zd", want, nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < want; i++) {
+        out[i] = PyLong_AsLongLong(args[i]);
+        if (out[i] == -1 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+static PyObject* py_linear(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    (void)self;
+    long long a[12];
+    if (parse_args(args, nargs, 12, a) < 0) return NULL;
+    /* x, xs, M, K, W, kind, npan, y, ys, bias, ncols, threads */
+    Py_BEGIN_ALLOW_THREADS
+    linear_impl((const float*)(intptr_t)a[0], (ptrdiff_t)a[1], (int)a[2], (int)a[3],
+                (const void*)(intptr_t)a[4], (int)a[5], (int)a[6], (float*)(intptr_t)a[7],
+                (ptrdiff_t)a[8], (const float*)(intptr_t)a[9], (int)a[10], (int)a[11]);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject* py_attend(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    (void)self;
+    long long a[19];
+    if (parse_args(args, nargs, 19, a) < 0) return NULL;
+    if (a[10] > MAX_KEYS) {
+        PyErr_Format(PyExc_ValueError, "attention over %lld keys: at most %d", a[10], MAX_KEYS);
+        return NULL;
+    }
+    /* qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, slots, pos, lens, qrows, NQ, y, ys, threads */
+    Py_BEGIN_ALLOW_THREADS
+    attend_impl((const float*)(intptr_t)a[0], (ptrdiff_t)a[1], (int)a[2], (int)a[3], (int)a[4],
+                (float*)(intptr_t)a[5], (float*)(intptr_t)a[6], (ptrdiff_t)a[7], (ptrdiff_t)a[8],
+                (int)a[9], (const int64_t*)(intptr_t)a[11], (const int64_t*)(intptr_t)a[12],
+                (const int64_t*)(intptr_t)a[13], (const int64_t*)(intptr_t)a[14], (int)a[15],
+                (float*)(intptr_t)a[16], (ptrdiff_t)a[17], (int)a[18]);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject* py_isa(PyObject* self, PyObject* noargs) {
+    (void)self; (void)noargs;
+    return PyUnicode_FromString(isa_name(g_isa));
+}
+
+static PyObject* py_best_isa(PyObject* self, PyObject* noargs) {
+    (void)self; (void)noargs;
+    return PyUnicode_FromString(isa_name(g_best));
+}
+
+static PyObject* py_set_isa(PyObject* self, PyObject* arg) {
+    (void)self;
+    const char* name = PyUnicode_AsUTF8(arg);
+    if (name == NULL) return NULL;
+    if (strcmp(name, "generic") == 0) g_isa = ISA_GENERIC;
+    else if (strcmp(name, "avx2") == 0 && g_best == ISA_AVX2) g_isa = ISA_AVX2;
+    else {
+        PyErr_Format(PyExc_ValueError, "instruction set '%s' is not available here", name);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject* py_openmp(PyObject* self, PyObject* noargs) {
+    (void)self; (void)noargs;
+#ifdef _OPENMP
+    Py_RETURN_TRUE;
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
+static PyMethodDef methods[] = {
+    {"linear", (PyCFunction)(void (*)(void))py_linear, METH_FASTCALL,
+     "linear(x, xs, M, K, W, kind, npan, y, ys, bias, ncols, threads): y = x @ W.T (+ bias)"},
+    {"attend", (PyCFunction)(void (*)(void))py_attend, METH_FASTCALL,
+     "attend(qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, keys_bound, slots, pos, lens, "
+     "qrows, NQ, y, ys, threads)"},
+    {"isa", py_isa, METH_NOARGS, "the instruction set in use: 'avx2' or 'generic'"},
+    {"best_isa", py_best_isa, METH_NOARGS, "the fastest instruction set this CPU runs"},
+    {"set_isa", py_set_isa, METH_O, "use 'generic' or 'avx2' (tests compare them)"},
+    {"openmp", py_openmp, METH_NOARGS, "whether the module was built with OpenMP"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_kernels",
+    "Batch-invariant CPU kernels for Bark's GPTs (see bark_engine.model.kernels).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__kernels(void) {
+    g_best = detect_isa();
+    g_isa = g_best;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,217 @@
+"""The compiled CPU kernels (`_kernels.c`) seen from torch: packed weights, the
+batch-invariant linear product and the attention over a kernel-layout KV cache.
+
+A row's result never depends on the other rows of the call or on the thread
+count (see the C file's header for the exact order of operations). This
+module checks shapes, dtypes and contiguity before handing addresses to C,
+and says whether the kernels run here (`status`): they are built at install
+time when a C compiler is present, and used where the CPU has AVX2 and FMA
+(or, on other CPUs, through their generic C path).
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+try:  # built by setup.py when a compiler is present; optional
+    from . import _kernels as _native
+except ImportError as exc:  # pragma: no cover - depends on the install
+    _native = None
+    _WHY_NOT = f"not built ({exc})"
+else:
+    _WHY_NOT = ""
+
+PANEL = 16  # outputs per weight panel (the C file's PW)
+WEIGHT_KINDS = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
+MAX_KEYS = 4096  # the C attention's scratch per (query, head)
+
+
+@dataclass(frozen=True)
+class KernelStatus:
+    """Which CPU path the engine takes, in words for `bark-tui info`."""
+
+    available: bool
+    isa: str | None  # "avx2" | "generic" | None
+    threads: str  # "OpenMP" | "single thread" | ""
+    reason: str  # why not, when not available
+
+    def describe(self) -> str:
+        if not self.available:
+            return f"pure-torch fallback: compiled kernels {self.reason}"
+        return f"compiled kernels ({self.isa}, {self.threads})"
+
+
+def status() -> KernelStatus:
+    """Whether the compiled kernels run on this machine, and with what."""
+    if _native is None:
+        return KernelStatus(False, None, "", _WHY_NOT)
+    isa = _native.isa()
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    if isa == "generic" and x86:  # fmaf in software: slower than torch
+        return KernelStatus(False, None, "", "built, but this CPU lacks AVX2/FMA")
+    return KernelStatus(True, isa, "OpenMP" if _native.openmp() else "single thread", "")
+
+
+def available() -> bool:
+    return status().available
+
+
+def set_isa(name: str) -> None:
+    """Use "generic" or "avx2" from now on (tests compare the two paths)."""
+    if _native is None:
+        raise RuntimeError("the compiled kernels are not built")
+    _native.set_isa(name)
+
+
+def isa() -> str | None:
+    return None if _native is None else _native.isa()
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A linear layer's weight in column panels, for `linear`.
+
+    `panels` (n_panels, n_in, 16) holds output j of the layer at
+    [j // 16, :, j % 16], zero-padded past `n_out`; `bias` (n_panels·16,)
+    float32, zero-padded, or None. One contiguous stream per panel is what
+    makes the product read its weights at the memory's speed.
+    """
+
+    panels: torch.Tensor
+    bias: torch.Tensor | None
+    n_out: int
+    n_in: int
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.panels.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return self.panels.numel() * self.panels.element_size()
+
+
+def pack(weight: torch.Tensor, bias: torch.Tensor | None = None,
+         dtype: torch.dtype | None = None) -> Packed:
+    """(n_out, n_in) weight → panels in `dtype` (the weight's own by default)."""
+    if weight.dim() != 2:
+        raise ValueError(f"a linear weight is 2-D, not {tuple(weight.shape)}")
+    dtype = dtype or weight.dtype
+    if dtype not in WEIGHT_KINDS:
+        raise ValueError(f"packed weights are float32, bfloat16 or float16, not {dtype}")
+    n_out, n_in = weight.shape
+    n_panels = -(-n_out // PANEL)
+    pad = n_panels * PANEL - n_out
+    with torch.no_grad():
+        w = weight.detach().to(dtype)
+        if pad:
+            w = F.pad(w, (0, 0, 0, pad))
+        panels = w.view(n_panels, PANEL, n_in).transpose(1, 2).contiguous()  # (P, in, 16)
+        b = None
+        if bias is not None:
+            b = F.pad(bias.detach().float(), (0, pad)).contiguous()
+    return Packed(panels, b, n_out, n_in)
+
+
+def unpack(p: Packed) -> torch.Tensor:
+    """The (n_out, n_in) float32 weight back (tests, and the fine model's tied heads)."""
+    return p.panels.float().transpose(1, 2).reshape(-1, p.n_in)[: p.n_out]
+
+
+def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
+           threads: int | None = None) -> torch.Tensor:
+    """x (M, n_in) float32 → (M, n_out) float32 (or the output columns `cols`).
+
+    Row m of the result is the same bits whatever the other rows and the
+    thread count. `cols` reads only the panels that cover those outputs.
+    """
+    if _native is None:
+        raise RuntimeError("the compiled kernels are not built")
+    if x.dim() != 2 or x.shape[1] != p.n_in or x.dtype != torch.float32 or x.device.type != "cpu":
+        raise ValueError(f"x must be (M, {p.n_in}) float32 on the CPU, got {x.dtype} "
+                         f"{tuple(x.shape)} on {x.device}")
+    if x.stride(1) != 1:
+        x = x.contiguous()
+    start, stop = 0, p.n_out
+    if cols is not None:
+        start, stop, step = cols.indices(p.n_out)
+        if step != 1 or stop <= start:
+            raise ValueError(f"cols must be a non-empty slice with step 1, got {cols}")
+    first = start // PANEL
+    n_panels = -(-stop // PANEL) - first
+    ncols = stop - first * PANEL
+    M = x.shape[0]
+    y = torch.empty(M, ncols, dtype=torch.float32)
+    if M:
+        panels = p.panels[first:]
+        bias = 0 if p.bias is None else p.bias[first * PANEL :].data_ptr()
+        _native.linear(x.data_ptr(), x.stride(0), M, p.n_in, panels.data_ptr(),
+                       WEIGHT_KINDS[p.panels.dtype], n_panels, y.data_ptr(), ncols, bias, ncols,
+                       threads or torch.get_num_threads())
+    skip = start - first * PANEL
+    return y[:, skip:] if skip else y
+
+
+def attend(
+    qkv: torch.Tensor,  # (N, 3C) float32: each row's query, key and value
+    kT: torch.Tensor,  # (slots, H, hd, max_len) float32: one layer's keys, transposed
+    v: torch.Tensor,  # (slots, H, max_len, hd) float32: one layer's values
+    slots: torch.Tensor,  # (N,) int64: the cache slot of each row
+    pos: torch.Tensor,  # (N,) int64: where each row's key and value are written
+    lens: torch.Tensor,  # (N,) int64: how many keys each row attends to (0..lens-1)
+    qrows: torch.Tensor,  # (NQ,) int64: the rows whose attention output is wanted
+    n_head: int,
+    threads: int | None = None,
+    validate: bool = True,
+) -> torch.Tensor:
+    """Write every row's key and value into the cache, then attend: (NQ, C) float32.
+
+    A causal row at position p has lens = p + 1; a non-causal window of T
+    rows has lens = T for all. Each (query, head) is one fixed computation,
+    so a row's output does not depend on the other rows. A caller that has
+    checked the index tensors already (the kernel stepper, once per step for
+    all layers) passes `validate=False`.
+    """
+    if _native is None:
+        raise RuntimeError("the compiled kernels are not built")
+    N, C3 = qkv.shape
+    C = C3 // 3
+    S, H, hd, max_len = kT.shape
+    if n_head != H or H * hd != C or hd % 8 or max_len % 8 or max_len > MAX_KEYS:
+        raise ValueError(f"attention shapes do not fit: qkv {tuple(qkv.shape)}, keys "
+                         f"{tuple(kT.shape)}, {n_head} heads")
+    if v.shape != (S, H, max_len, hd) or not (kT.is_contiguous() and v.is_contiguous()):
+        raise ValueError("the cache's keys and values must be contiguous and of one shape")
+    if qkv.dtype != torch.float32 or kT.dtype != torch.float32 or v.dtype != torch.float32:
+        raise ValueError("the kernel attention runs in float32")
+    if validate:
+        check_rows(slots, pos, lens, qrows, N, S, max_len)
+    if qkv.stride(1) != 1:
+        qkv = qkv.contiguous()
+    NQ = qrows.shape[0]
+    y = torch.empty(NQ, C, dtype=torch.float32)
+    _native.attend(qkv.data_ptr(), qkv.stride(0), N, C, H, kT.data_ptr(), v.data_ptr(),
+                   kT.stride(0), v.stride(0), max_len, max_len, slots.data_ptr(), pos.data_ptr(),
+                   lens.data_ptr(), qrows.data_ptr(), NQ, y.data_ptr(), C,
+                   threads or torch.get_num_threads())
+    return y
+
+
+def check_rows(slots: torch.Tensor, pos: torch.Tensor, lens: torch.Tensor, qrows: torch.Tensor,
+               n_rows: int, n_slots: int, max_len: int) -> None:
+    """Raise ValueError unless every index of an `attend` call lies inside the cache."""
+    for name, t in (("slots", slots), ("pos", pos), ("lens", lens), ("qrows", qrows)):
+        if t.dtype != torch.int64 or not t.is_contiguous() or t.dim() != 1:
+            raise ValueError(f"{name} must be 1-D contiguous int64")
+    if not slots.shape[0] == pos.shape[0] == lens.shape[0] == n_rows:
+        raise ValueError("slots, pos and lens need one entry per row")
+    bad = n_rows and (
+        int(slots.min()) < 0 or int(slots.max()) >= n_slots or int(pos.min()) < 0
+        or int(pos.max()) >= max_len or int(lens.min()) < 1 or int(lens.max()) > max_len
+    )
+    if bad or (qrows.numel() and (int(qrows.min()) < 0 or int(qrows.max()) >= n_rows)):
+        raise ValueError("a row's slot, position, length or query index is outside the cache")
