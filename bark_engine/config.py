@@ -40,6 +40,9 @@ FINE_STEP = 512  # frames a fine window advances
 FINE_MAX_HISTORY = 512  # frames of fine history
 FINE_PAD_CODE = CODEBOOK_SIZE  # 1024: "not yet predicted" code in the fine model
 
+# --- batches ---------------------------------------------------------------------
+MAX_BATCH = 16  # rows one batch holds (a GPU step always runs this many slots)
+
 # --- checkpoint files (hub repo `suno/bark`) ---------------------------------
 DEFAULT_REPO = "suno/bark"
 CODEC_REPO = "facebook/encodec_24khz"

@@ -11,34 +11,43 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import MAX_TEXT_TOKENS, SAMPLE_RATE, SEMANTIC_RATE_HZ
+from .config import MAX_BATCH, MAX_TEXT_TOKENS, SAMPLE_RATE
 from .errors import BadInputError
 from .events import EventCallback, LoadProgress, ignore_event
 from .loading import codec as codec_mod
 from .loading.checkpoints import load_checkpoint, load_tokenizer
 from .loading.source import ModelSource
+from .model import kernels
 from .model.gpt import GPT, FineGPT
-from .model.matvec import half_weights_advice
+from .model.precision import half_weights_advice
+from .model.strategy import fine_runner_for, stepper_for
 from .options import EngineConfig, GenerationOptions
-from .stages import generate_coarse, generate_fine, generate_semantic
-from .stages.runner import (
-    TOO_LITTLE_SPEECH,
-    StageReporter,
-    StageRunner,
-    StageTiming,
-    history_arrays,
-)
-from .takes import generate_takes as _generate_takes
+from .stages.pipeline import PreparedRow, StageModels, run_rows
+from .stages.runner import StageTiming
 from .voices.catalog import VoicePrompt, resolve_voice_arg
 
 VoiceArg = str | Path | VoicePrompt | None
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Script segments per batch when a render does not say (`Engine.default_batch`).
+DEFAULT_BATCH_CPU = 4
+DEFAULT_BATCH_GPU = 8
+
+
+@dataclass(frozen=True)
+class Request:
+    """One take to make: a row of a batch (`Engine.generate_batch`)."""
+
+    text: str
+    voice: VoiceArg = None  # preset / file / My-voices name, a VoicePrompt, or None
+    options: GenerationOptions = GenerationOptions()  # seed None: a fresh random one
+    segment: int = 0  # the script segment this take renders (events name it)
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,8 @@ class Engine:
         self._coarse: GPT | None = None
         self._fine: FineGPT | None = None
         self._codec = None
+        self._stages: StageModels | None = None
+        self._run_lock = threading.Lock()  # one batch at a time: steppers keep scratch state
 
     # ---- loading --------------------------------------------------------------
     def source(self, on_event: EventCallback = ignore_event) -> ModelSource:
@@ -160,20 +171,38 @@ class Engine:
 
     @property
     def model_id(self) -> str:
-        """The model source and size, and the precision and device type when the
-        precision is not float32 ("suno/bark small bfloat16 on cpu": half weights
-        there, a whole bf16 model on "cuda"): what decides the tokens besides the
-        seed. Takes record it, and `render` keys its kept segments on it."""
+        """The model source and size, then the precision and device type unless
+        they are float32 with the CPU kernels ("suno/bark small bfloat16 on cpu",
+        "... float32 on cpu, torch fallback"): what decides the tokens besides
+        the seed. Takes record it, and `render` keys its kept segments on it."""
         source = self.source().model_id
-        if self.dtype == torch.float32:
+        fallback = self.device.type == "cpu" and not self.uses_kernels
+        if self.dtype == torch.float32 and not fallback:
             return source
-        return f"{source} {self.dtype_name} on {self.device.type}"
+        return f"{source} {self.dtype_name} on {self.device.type}" + (
+            ", torch fallback" if fallback else "")
+
+    @property
+    def uses_kernels(self) -> bool:
+        """Whether the models run on the compiled CPU kernels (`model.kernels`)."""
+        return self.device.type == "cpu" and self.config.kernels and kernels.available()
+
+    @property
+    def step_path(self) -> str:
+        """How the models step, in words ("compiled kernels (avx2, OpenMP)", "cuda graphs")."""
+        if self.device.type == "cpu":
+            if not self.config.kernels:
+                return "pure-torch fallback (kernels turned off)"
+            return kernels.status().describe()
+        if self.device.type == "cuda" and self.config.cuda_graphs:
+            return "CUDA graphs"
+        return "eager torch"
 
     @property
     def precision_advice(self) -> str | None:
         """A one-line caution when the chosen precision is likely slow on this
         machine (see `matvec.half_weights_advice`), else None."""
-        return half_weights_advice(self.dtype, self.device)
+        return half_weights_advice(self.dtype, self.device, self.uses_kernels)
 
     @property
     def dtype_name(self) -> str:
@@ -197,9 +226,8 @@ class Engine:
         relpath = src.checkpoint_relpath(stage)
         path = src.fetch(relpath)
         on_event(LoadProgress(relpath, 0, 1, f"loading {relpath}"))
-        model = load_checkpoint(path, kind, device=self.device, dtype=self.dtype)
-        if kind == "causal":
-            model.cuda_graphs = self.config.cuda_graphs
+        model = load_checkpoint(path, kind, device=self.device, dtype=self.dtype,
+                                use_kernels=self.config.kernels)
         on_event(LoadProgress(relpath, 1, 1, f"{relpath} ready"))
         return model
 
@@ -265,108 +293,82 @@ class Engine:
         segment: int = 0,
     ) -> Generation:
         """Text to audio through all four stages. Raises Cancelled when `cancel` is set."""
-        options, ids, prompt = self._prepare(text, voice, options, on_event)
-        seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
-        gen = self._generator(seed)
-        stages = StageRunner(on_event, cancel, segment)
-        hist_sem, hist_coarse, hist_fine = history_arrays(prompt)
-        semantic = stages.run(
-            "semantic",
-            self._semantic_budget(options),
-            lambda rep: generate_semantic(
-                self._semantic, ids, hist_sem, **options.semantic_sampling(),
-                generator=gen, on_step=rep, cancel=cancel,
-            ),
-        )
-        if len(semantic) == 0:
-            raise BadInputError("the semantic stage stopped at once (no speech); try another seed")
-        coarse = stages.run(
-            "coarse",
-            None,
-            lambda rep: generate_coarse(
-                self._coarse, semantic, hist_sem, hist_coarse, **options.coarse_sampling(),
-                generator=gen, on_step=rep, cancel=cancel,
-            ),
-        )
-        if coarse.shape[1] == 0:
-            raise BadInputError(TOO_LITTLE_SPEECH)
-        fine = stages.run(
-            "fine",
-            None,
-            lambda rep: generate_fine(
-                self._fine, coarse, hist_fine, **options.fine_sampling(),
-                generator=gen, on_step=rep, cancel=cancel,
-            ),
-        )
-        audio = stages.run("decode", 1, lambda rep: self._decode_reporting(fine, rep))
-        return self._generation(
-            text, voice, seed, options, (semantic, coarse, fine), audio, stages.timings
-        )
+        request = Request(text, voice, options or GenerationOptions(), segment)
+        return self.generate_batch([request], on_event=on_event, cancel=cancel)[0]
 
-    def _prepare(
+    def generate_takes(
         self,
         text: str,
-        voice: VoiceArg,
-        options: GenerationOptions | None,
-        on_event: EventCallback,
-    ) -> tuple[GenerationOptions, list[int], VoicePrompt | None]:
-        """Before any stage, for one take or a batch: the options (defaults if
-        None), the text's ids and the voice checked first, so that bad input
-        fails fast, then the models loaded."""
+        voice: VoiceArg = None,
+        options: GenerationOptions | None = None,
+        *,
+        seeds: Sequence[int],
+        on_event: EventCallback = ignore_event,
+        cancel: threading.Event | None = None,
+        segment: int = 0,
+    ) -> list[Generation]:
+        """One take per seed, as one batch; take i equals `generate` with seed seeds[i]."""
+        if isinstance(seeds, (int, str, bytes)):
+            raise BadInputError("seeds must be a sequence of integers, one per take")
         options = options or GenerationOptions()
-        ids = self.check_text(text)
-        prompt = self.resolve_voice(voice)
-        self.load(on_event)
-        return options, ids, prompt
+        requests = [Request(text, voice, replace(options, seed=int(s)), segment) for s in seeds]
+        return self.generate_batch(requests, on_event=on_event, cancel=cancel)
 
-    def _generator(self, seed: int) -> torch.Generator:
-        """The random stream of the take with this seed. Takes made alone or in
-        a batch seed it the same way, which is what makes them equal."""
-        return torch.Generator(device=self.device).manual_seed(seed)
-
-    def _generation(
+    def generate_batch(
         self,
-        text: str,
-        voice: VoiceArg,
-        seed: int,
-        options: GenerationOptions,
-        tokens: tuple[np.ndarray, np.ndarray, np.ndarray],
-        audio: np.ndarray,
-        timings: dict[str, StageTiming],
-    ) -> Generation:
-        """A finished take labelled with this engine's weights (semantic, coarse, fine tokens)."""
-        semantic, coarse, fine = tokens
-        return Generation(
-            text=text,
-            voice=_voice_label(voice),
-            seed=seed,
-            options=options,
-            semantic=semantic,
-            coarse=coarse,
-            fine=fine,
-            audio=audio,
-            sample_rate=SAMPLE_RATE,
-            timings=timings,
-            random_weights=self.random_weights,
-            model_id=self.model_id,
-        )
+        requests: Sequence[Request],
+        on_event: EventCallback = ignore_event,
+        cancel: threading.Event | None = None,
+    ) -> list[Generation]:
+        """One `Generation` per request (1..16 of them), made as one batch.
 
-    # One take per seed as one batch; take i equals `generate` with seed seeds[i]
-    # token for token. The function itself, so that its signature lives in one place.
-    generate_takes = _generate_takes
+        Each request has its own text, voice, options and seed (a None seed is
+        drawn at random and reported); generation i has exactly the tokens
+        `generate` gives for request i alone. Each take's `timings` hold its
+        own token counts and the batch's seconds per stage (decode: its own).
+        Every text and voice is checked before any stage runs.
+        """
+        if not 1 <= len(requests) <= MAX_BATCH:
+            raise BadInputError(f"a batch holds 1..{MAX_BATCH} takes, got {len(requests)}")
+        voices: dict[int, VoicePrompt | None] = {}
+        rows = []
+        for r in requests:
+            ids = self.check_text(r.text)
+            key = id(r.voice)
+            if key not in voices:
+                voices[key] = self.resolve_voice(r.voice)
+            seed = r.options.seed if r.options.seed is not None else secrets.randbelow(2**31)
+            rows.append(PreparedRow(ids, voices[key], replace(r.options, seed=seed), r.segment))
+        self.load(on_event)
+        with self._run_lock:
+            results = run_rows(self._stage_models(), rows, on_event, cancel)
+        return [
+            Generation(
+                text=r.text, voice=_voice_label(r.voice), seed=row.seed, options=row.options,
+                semantic=out.semantic, coarse=out.coarse, fine=out.fine, audio=out.audio,
+                sample_rate=SAMPLE_RATE, timings=out.timings, random_weights=self.random_weights,
+                model_id=self.model_id,
+            )
+            for r, row, out in zip(requests, rows, results, strict=True)
+        ]
 
-    @staticmethod
-    def _semantic_budget(options: GenerationOptions) -> int:
-        """Most semantic steps this take can run (for a progress bar's total)."""
-        steps = options.max_semantic_steps
-        if options.max_duration_s is not None:
-            steps = min(steps, int(options.max_duration_s * SEMANTIC_RATE_HZ) + 1)
-        return steps
+    def _stage_models(self) -> StageModels:
+        """The step strategy of each stage, chosen once per loaded model."""
+        if self._stages is None:
+            self._stages = StageModels(
+                semantic=stepper_for(self._semantic, self.config.cuda_graphs),
+                coarse=stepper_for(self._coarse, self.config.cuda_graphs),
+                fine=fine_runner_for(self._fine),
+                decode=self.decode,
+                device=self.device,
+            )
+        return self._stages
 
-    def _decode_reporting(self, fine: np.ndarray, rep: StageReporter) -> np.ndarray:
-        audio = self.decode(fine)
-        rep(1, 1)
-        return audio
+    @property
+    def default_batch(self) -> int:
+        """Segments per batch when a script render does not say: what ran fastest
+        per segment on this kind of device (docs/PERFORMANCE.md)."""
+        return DEFAULT_BATCH_GPU if self.device.type == "cuda" else DEFAULT_BATCH_CPU
 
     def decode(self, fine: np.ndarray) -> np.ndarray:
         """(8, T) fine codes → (T*320,) float32 audio at 24 kHz."""

@@ -29,6 +29,9 @@ class StageStarted:
     stage: Stage
     total: int | None  # planned steps; None when unknown (semantic stops at EOS)
     segment: int = 0  # index of the script segment (long scripts), 0 otherwise
+    # Every segment of the batch this stage runs for (the first is `segment`);
+    # empty for one take. Steps and totals count the tokens of all of them.
+    segments: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class StageProgress:
     tokens_per_s: float
     elapsed_s: float
     segment: int = 0
+    segments: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class StageFinished:
     tokens: int  # tokens produced (decode: audio samples)
     seconds: float
     segment: int = 0
+    segments: tuple[int, ...] = ()
 
 
 Event = Union[LoadProgress, StageStarted, StageProgress, StageFinished]

@@ -13,6 +13,16 @@ from .config import MAX_SEMANTIC_STEPS
 
 ModelSize = Literal["small", "large"]
 
+# Sampling defaults of the original Bark: the one place they are written (the
+# CLI, the studio's settings and the stage functions read them from here).
+DEFAULT_TEXT_TEMP = 0.7  # semantic stage
+DEFAULT_WAVEFORM_TEMP = 0.7  # coarse stage
+DEFAULT_FINE_TEMP = 0.5  # fine stage
+DEFAULT_MIN_EOS_P = 0.2  # end the semantic stage once EOS is this likely
+# The long-form recipe (Bark's long-form notebook): less extra audio at segment ends.
+LONG_FORM_TEXT_TEMP = 0.6
+LONG_FORM_MIN_EOS_P = 0.05
+
 
 class SemanticSampling(TypedDict):
     """Keyword arguments of `generate_semantic` and `generate_semantic_batch`."""
@@ -52,18 +62,19 @@ class EngineConfig:
     offline: bool | None = None  # None = honour HF_HUB_OFFLINE as huggingface_hub does
     cache_dir: str | None = None  # None = huggingface_hub's cache (HF_HOME)
     cuda_graphs: bool = True  # on a CUDA GPU, replay each decode step as a CUDA graph
+    kernels: bool = True  # on the CPU, the compiled batch-invariant kernels where built
 
 
 @dataclass(frozen=True)
 class GenerationOptions:
     """Sampling settings for one take. A temperature of 0 (or None) means greedy."""
 
-    text_temp: float = 0.7  # semantic stage
-    waveform_temp: float = 0.7  # coarse stage
-    fine_temp: float | None = 0.5  # fine stage; None or 0 = argmax
+    text_temp: float = DEFAULT_TEXT_TEMP  # semantic stage
+    waveform_temp: float = DEFAULT_WAVEFORM_TEMP  # coarse stage
+    fine_temp: float | None = DEFAULT_FINE_TEMP  # fine stage; None or 0 = argmax
     top_k: int | None = None
     top_p: float | None = None
-    min_eos_p: float | None = 0.2  # stop when the (temperature-scaled) EOS probability reaches this
+    min_eos_p: float | None = DEFAULT_MIN_EOS_P  # stop when the (temperature-scaled) EOS probability reaches this
     max_duration_s: float | None = None  # stop the semantic stage once past this much audio
     max_semantic_steps: int = MAX_SEMANTIC_STEPS
     seed: int | None = None  # None = a fresh random seed, reported in the result
@@ -72,7 +83,7 @@ class GenerationOptions:
     @staticmethod
     def long_form() -> GenerationOptions:
         """The original long-form recipe: less extra audio at segment ends."""
-        return GenerationOptions(text_temp=0.6, min_eos_p=0.05)
+        return GenerationOptions(text_temp=LONG_FORM_TEXT_TEMP, min_eos_p=LONG_FORM_MIN_EOS_P)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> GenerationOptions:

@@ -16,8 +16,14 @@ from pathlib import Path
 
 from bark_engine.errors import BarkError
 from bark_engine.openmp import set_default_waits
+from bark_engine.options import (
+    DEFAULT_FINE_TEMP,
+    DEFAULT_MIN_EOS_P,
+    DEFAULT_TEXT_TEMP,
+    DEFAULT_WAVEFORM_TEMP,
+)
 
-from .cli_args import add_render_arguments
+from .cli_args import add_render_arguments, batch_size
 
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
@@ -47,9 +53,9 @@ def _model_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
                    help="auto (default), cpu, cuda, cuda:N or mps")
     g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], **d,
                    help="precision (default: float32 on CPU, bfloat16 on GPU). On the CPU, "
-                        "bfloat16 halves the matrix weights only: ~1.5x faster where the CPU "
-                        "has AVX512-BF16, slower where it has not; float16 there is no "
-                        "faster than float32")
+                        "bfloat16 or float16 halves the matrix weights only (faster decoding; "
+                        "float32 sums); float32 is the precision whose greedy tokens equal "
+                        "the original Bark's")
     g.add_argument("--threads", type=int, **d,
                    help="CPU threads for torch (default: torch's choice)")
     g.add_argument("--offline", action="store_true", **d,
@@ -57,6 +63,9 @@ def _model_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
     g.add_argument("--no-cuda-graphs", dest="no_cuda_graphs", action="store_true", **d,
                    help="on a CUDA GPU, run each decode step op by op instead of replaying "
                    "a CUDA graph (slower; for debugging)")
+    g.add_argument("--no-kernels", dest="no_kernels", action="store_true", **d,
+                   help="on the CPU, use the pure-torch path instead of the compiled kernels "
+                   "(slower, and other tokens for a seed; for comparing)")
 
 
 def _nonneg_float(text: str) -> float:
@@ -73,26 +82,20 @@ def _prob(text: str) -> float:
     return value
 
 
-def _takes(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 16:  # bark_engine.stages.batch.MAX_BATCH
-        raise argparse.ArgumentTypeError("must be 1..16")
-    return value
-
-
 def _generation_options(say: argparse.ArgumentParser) -> None:
     """Seed, temperatures and stopping rules, shared by `say` and `render`."""
     say.add_argument("--seed", type=int, help="random seed (default: a fresh one, reported)")
-    say.add_argument("--text-temp", type=_nonneg_float, default=0.7,
-                     help="semantic temperature (default 0.7; 0 = greedy)")
-    say.add_argument("--waveform-temp", type=_nonneg_float, default=0.7,
-                     help="coarse temperature (default 0.7; 0 = greedy)")
-    say.add_argument("--fine-temp", type=_nonneg_float, default=0.5,
-                     help="fine temperature (default 0.5; 0 = greedy)")
+    say.add_argument("--text-temp", type=_nonneg_float, default=DEFAULT_TEXT_TEMP,
+                     help=f"semantic temperature (default {DEFAULT_TEXT_TEMP}; 0 = greedy)")
+    say.add_argument("--waveform-temp", type=_nonneg_float, default=DEFAULT_WAVEFORM_TEMP,
+                     help=f"coarse temperature (default {DEFAULT_WAVEFORM_TEMP}; 0 = greedy)")
+    say.add_argument("--fine-temp", type=_nonneg_float, default=DEFAULT_FINE_TEMP,
+                     help=f"fine temperature (default {DEFAULT_FINE_TEMP}; 0 = greedy)")
     say.add_argument("--top-k", type=int, help="sample only among the k likeliest tokens")
     say.add_argument("--top-p", type=_prob, help="nucleus sampling threshold")
-    say.add_argument("--min-eos-p", type=_prob, default=0.2,
-                     help="end the speech once the end-token probability reaches this (default 0.2)")
+    say.add_argument("--min-eos-p", type=_prob, default=DEFAULT_MIN_EOS_P,
+                     help="end the speech once the end-token probability reaches this "
+                     f"(default {DEFAULT_MIN_EOS_P})")
     say.add_argument("--max-duration", type=_nonneg_float, metavar="S",
                      help="stop the semantic stage after about S seconds of audio")
     say.add_argument("--json", action="store_true",
@@ -117,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--out", type=Path, help="output WAV (default: bark-<time>.wav here)")
     say.add_argument("--save-voice", type=Path, metavar="F.npz",
                      help="also save this take as a voice prompt (.npz, original Bark format)")
-    say.add_argument("--takes", type=_takes, metavar="N",
+    say.add_argument("--takes", type=batch_size, metavar="N",
                      help="make N takes as one batch: OUT-1.wav … OUT-N.wav, seeds seed … seed+N-1")
     _generation_options(say)
     add_render_arguments(say)
@@ -167,6 +170,7 @@ def _engine_config(args: argparse.Namespace):
         threads=args.threads,
         offline=True if args.offline else None,
         cuda_graphs=not getattr(args, "no_cuda_graphs", False),
+        kernels=not getattr(args, "no_kernels", False),
     )
 
 

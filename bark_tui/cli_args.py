@@ -5,6 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bark_engine.config import MAX_BATCH
+from bark_engine.options import LONG_FORM_MIN_EOS_P, LONG_FORM_TEXT_TEMP
+
+
+def batch_size(text: str) -> int:
+    """1..MAX_BATCH rows: takes of one text, or segments of a script per batch."""
+    value = int(text)
+    if not 1 <= value <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"must be 1..{MAX_BATCH}")
+    return value
+
 
 def add_render_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by `render` and `say --file`."""
@@ -15,6 +26,11 @@ def add_render_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reset-every", type=int, metavar="N",
                    help="with --chain, go back to the preset every N segments")
     p.add_argument("--long-form", action="store_true",
-                   help="long-script profile: text temperature 0.6, min_eos_p 0.05")
+                   help=f"long-script profile: text temperature {LONG_FORM_TEXT_TEMP}, "
+                   f"min_eos_p {LONG_FORM_MIN_EOS_P}")
+    p.add_argument("--batch", type=batch_size, metavar="N",
+                   help=f"render N independent segments at a time (1..{MAX_BATCH}; default: "
+                   "what runs fastest on the device, 4 on a CPU, 8 on a GPU); a batch's "
+                   "segments have exactly the tokens they would have alone")
     p.add_argument("--parts", type=Path, metavar="DIR",
                    help="where finished segments are kept (default: OUT.parts/)")

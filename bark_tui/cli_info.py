@@ -44,7 +44,8 @@ def _compute(config: EngineConfig) -> dict[str, Any]:
     import torch
 
     from bark_engine.engine import dtype_name, resolve_device, resolve_dtype
-    from bark_engine.model.matvec import half_weights_advice
+    from bark_engine.model import kernels
+    from bark_engine.model.precision import half_weights_advice
 
     gpus = [
         {"name": torch.cuda.get_device_name(i),
@@ -54,6 +55,11 @@ def _compute(config: EngineConfig) -> dict[str, Any]:
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
+    status = kernels.status()
+    if device.type == "cpu":
+        steps = status.describe() if config.kernels else "pure-torch fallback (--no-kernels)"
+    else:
+        steps = "CUDA graphs" if device.type == "cuda" and config.cuda_graphs else "eager torch"
     return {
         "cpu": _cpu_name(),
         "cpu_threads": torch.get_num_threads(),
@@ -62,7 +68,11 @@ def _compute(config: EngineConfig) -> dict[str, Any]:
         "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
         "device": str(device),
         "dtype": dtype_name(dtype),
-        "advice": half_weights_advice(dtype, device),
+        "advice": half_weights_advice(dtype, device, config.kernels and status.available),
+        "cpu_kernels": {"built": status.isa is not None or status.reason.startswith("built"),
+                        "available": status.available, "isa": status.isa,
+                        "threads": status.threads or None, "problem": status.reason or None},
+        "steps": steps,
     }
 
 
@@ -140,7 +150,7 @@ def run_info(args: argparse.Namespace, config: EngineConfig) -> int:
                                 f"{_yes(c['cpu_native_bf16'])}"))
     gpus = ", ".join(f"{g['name']} ({g['memory_gb']} GB)" for g in c["cuda"]) or "none"
     table.add_row("gpu", escape(gpus + (" · mps" if c["mps"] else "")))
-    table.add_row("would run on", f"{c['device']} · {c['dtype']}")
+    table.add_row("would run on", f"{c['device']} · {c['dtype']} · {escape(c['steps'])}")
     if c["advice"]:
         table.add_row("", f"[yellow]note: {escape(c['advice'])}[/]")
     missing = [name for name, here in m["files"].items() if not here]

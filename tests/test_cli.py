@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bark_engine.model import kernels
 from bark_engine.voices.catalog import VoicePrompt
 from bark_tui.cli import main
 
@@ -42,13 +43,19 @@ def test_say_writes_wav_voice_and_json(tiny_models: Path, tmp_path: Path, capsys
     assert out.read_bytes() == out2.read_bytes()
 
 
-def test_float16_on_the_cpu_says_it_is_no_faster(tiny_models: Path, tmp_path: Path,
-                                                 capsys) -> None:
+@pytest.mark.parametrize("flags", [[], ["--no-kernels"]])
+def test_float16_on_the_cpu_is_slow_only_without_the_kernels(tiny_models: Path, tmp_path: Path,
+                                                             capsys, flags) -> None:
     out = tmp_path / "h.wav"
-    assert main(["--models", str(tiny_models), "--dtype", "float16", "say", "Half.",
-                 "--out", str(out), "--max-duration", "0.2"]) == 0
+    assert main(["--models", str(tiny_models), "--dtype", "float16", *flags, "say", "Half.",
+                 "--out", str(out), "--max-duration", "0.2", "--json"]) == 0
     assert out.exists()
-    assert "note: float16 on the CPU is no faster than float32" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    fallback = bool(flags) or not kernels.available()
+    assert ("note: float16 on the CPU without the compiled kernels is no faster" in
+            captured.err) == fallback
+    assert json.loads(captured.out)["model"].endswith(
+        "float16 on cpu, torch fallback" if fallback else "float16 on cpu")
 
 
 def test_model_options_after_the_command(tiny_models: Path, tmp_path: Path, capsys) -> None:
@@ -154,6 +161,8 @@ def test_engine_config_from_the_model_flags() -> None:
     )
     assert _engine_config(parser.parse_args(["say", "hi"])).cuda_graphs is True
     assert _engine_config(parser.parse_args(["--no-cuda-graphs"])).cuda_graphs is False
+    assert _engine_config(parser.parse_args(["say", "hi"])).kernels is True
+    assert _engine_config(parser.parse_args(["say", "hi", "--no-kernels"])).kernels is False
 
 
 def test_checked_engine_refuses_bad_input_before_loading(tiny_models: Path) -> None:

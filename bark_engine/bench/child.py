@@ -76,7 +76,7 @@ def run_takes(spec: dict) -> dict:
 
     from ..engine import Engine
     from ..options import EngineConfig, GenerationOptions
-    from ..takes import format_takes_table, measure_takes_per_minute
+    from .takes import format_takes_table, measure_takes_per_minute
     from .work import Work
 
     work = Work(**spec["work"])

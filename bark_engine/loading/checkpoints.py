@@ -24,8 +24,9 @@ import torch
 
 from ..config import GPTConfig
 from ..errors import CheckpointError
+from ..model import kernels
 from ..model.gpt import GPT, FineGPT
-from ..model.matvec import HALF_DTYPES, use_half_weights
+from ..model.precision import prepare_model
 from .source import ModelSource, download  # noqa: F401  (part of this module's API)
 
 Kind = Literal["causal", "fine"]
@@ -147,12 +148,15 @@ def load_checkpoint(
     kind: Kind,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    use_kernels: bool = True,
 ) -> GPT | FineGPT:
-    """A Bark GPT (`causal`: semantic/coarse) or `FineGPT` (`fine`) from a checkpoint.
+    """A Bark GPT (`causal`: semantic/coarse) or `FineGPT` (`fine`) from a checkpoint,
+    laid out for `device` and `dtype` (`precision.prepare_model`: on the CPU its
+    linear layers packed for the compiled kernels where they are built and
+    `use_kernels` is on).
 
-    The result is in eval mode with gradients off. With the file's own dtype
-    (float32) on the CPU its parameters are views of the memory-mapped file.
-    A half `dtype` on the CPU casts only the matrix weights (`use_half_weights`).
+    The result is in eval mode with gradients off. The checkpoint is memory-
+    mapped; its pages are handed back as each weight is copied into its layout.
     """
     if kind not in ("causal", "fine"):
         raise ValueError(f"kind must be 'causal' or 'fine', not {kind!r}")
@@ -172,11 +176,7 @@ def load_checkpoint(
     if kind == "fine":
         model.tie_weights()
     device = torch.device(device)
-    if device.type == "cpu" and dtype in HALF_DTYPES:
-        # float32 first (a half checkpoint file too), then half matrices: see its docstring
-        model = use_half_weights(model.to(device=device, dtype=torch.float32), dtype)
-    else:
-        model = model.to(device=device, dtype=dtype)
+    model = prepare_model(model, device, dtype, use_kernels and kernels.available())
     if kind == "fine":
         model.tie_weights()  # conversion keeps ties today; make sure regardless
     model.eval()

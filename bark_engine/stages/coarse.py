@@ -2,16 +2,24 @@
 
 Tokens are frame-interleaved (codebook 0, codebook 1, ...), ~3.006 per
 semantic token. Generation runs in sliding windows of 60 steps; each window
-re-reads up to 256 semantic tokens, the infer token and the last 630 coarse
-tokens, is prefilled into a KV cache that is allocated once per call and reset
-per window, then decodes one token per step.
+reads up to 256 semantic tokens, the infer token and the last 630 coarse
+tokens, then decodes one token per step.
+
+One loop serves B >= 1 rows, each with its own semantic tokens, voice,
+sampling settings and random stream. The window schedule depends only on the
+step, so windows line up across rows; a row whose (shorter) output is done
+leaves the batch. A window whose start does not move (no voice, or a short
+history: neither the semantic window nor the coarse history has begun to
+slide) reads the previous window's ids plus the tokens made since, at the
+same positions, so it continues from the KV cache instead of prefilling again.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,8 +37,10 @@ from ..config import (
     SEMANTIC_VOCAB_SIZE,
 )
 from ..errors import BadInputError
-from ..model.gpt import GPT, use_decode_layout
-from .common import OnStep, check_cancel, model_device, token_array
+from ..model.gpt import GPT
+from ..model.steps import Feed, Stepper
+from ..model.strategy import stepper_for
+from .common import OnStep, check_batch, check_cancel, model_device, token_array
 from .sampling import sample
 
 RATIO = SEMANTIC_TO_COARSE_RATIO  # coarse tokens (both codebooks) per semantic token
@@ -104,7 +114,143 @@ def unflatten_coarse(flat: np.ndarray) -> np.ndarray:
     return codes - CODEBOOK_SIZE * np.arange(N_COARSE_CODEBOOKS)[:, None]
 
 
+def check_window_args(max_coarse_history: int, window_steps: int) -> None:
+    if not 60 <= max_coarse_history <= 630:
+        raise BadInputError("max_coarse_history must be in 60..630")
+    if window_steps < 1 or max_coarse_history + window_steps > CONTEXT_WINDOW - 256:
+        raise BadInputError("window_steps must be ≥ 1 and fit the context with the history")
+
+
+VOCAB = slice(SEMANTIC_VOCAB_SIZE, SEMANTIC_VOCAB_SIZE + N_COARSE_CODEBOOKS * CODEBOOK_SIZE)
+
+
+@dataclass(frozen=True)
+class CoarseRow:
+    """One row of the coarse stage: its semantic tokens, its voice and how to sample."""
+
+    semantic: np.ndarray  # (S,) semantic tokens of this row
+    history_semantic: np.ndarray | None  # the voice's prompt (both or neither)
+    history_coarse: np.ndarray | None  # (2, T) codes
+    temperature: float | None
+    top_k: int | None = None
+    top_p: float | None = None
+    generator: torch.Generator | None = None
+
+    def plan(self, max_coarse_history: int) -> CoarsePlan:
+        semantic = token_array(self.semantic, name="semantic tokens", ndim=1,
+                               upper=SEMANTIC_VOCAB_SIZE)
+        hist_sem = token_array(self.history_semantic, name="semantic history", ndim=1,
+                               upper=SEMANTIC_VOCAB_SIZE)
+        hist_coarse = token_array(self.history_coarse, name="coarse history", ndim=2,
+                                  upper=CODEBOOK_SIZE, rows=N_COARSE_CODEBOOKS)
+        return plan_coarse(semantic, hist_sem, hist_coarse, max_coarse_history)
+
+
+@dataclass
+class _Row:
+    """A row's progress through its windows."""
+
+    spec: CoarseRow
+    plan: CoarsePlan
+    semantic: torch.Tensor  # the plan's semantic ids on the model's device
+    coarse: torch.Tensor  # (C_hist + n_steps,) history, then the output as it is made
+    window: tuple[int, int] | None = None  # (semantic start, coarse start) of the cached window
+    fed: int = 0  # coarse ids [0, fed) of `coarse` that the cache holds
+    logits: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def n_hist(self) -> int:
+        return len(self.plan.coarse_history)
+
+
+def _window_feed(row: _Row, slot: int, n_step: int, max_coarse_history: int, infer: torch.Tensor,
+                 continue_windows: bool) -> Feed:
+    """The ids the row's next window adds to its cache slot: the whole window, or,
+    when its start has not moved, only the tokens made since it was cached."""
+    plan = row.plan
+    semantic_idx = plan.base_semantic_idx + int(round(n_step / RATIO))
+    sem_start = max(0, semantic_idx - plan.max_semantic_history)
+    end = row.n_hist + n_step  # coarse tokens known so far
+    coarse_start = max(0, end - max_coarse_history)
+    if continue_windows and row.window == (sem_start, 0) and coarse_start == 0:
+        ids = row.coarse[row.fed : end]  # the previous window's ids, then these: same positions
+        row.fed = end
+        return Feed(slot, ids)
+    row.window, row.fed = (sem_start, coarse_start), end
+    x_in = torch.cat([window_semantic(row.semantic, semantic_idx, plan.max_semantic_history),
+                      infer, row.coarse[coarse_start:end]])  # (256 + 1 + ≤630,)
+    return Feed(slot, x_in, fresh=True)
+
+
 @torch.inference_mode()
+def coarse_rows(
+    stepper: Stepper,
+    rows: Sequence[CoarseRow],
+    *,
+    max_coarse_history: int = MAX_COARSE_HISTORY,
+    window_steps: int = COARSE_WINDOW_STEPS,
+    continue_windows: bool = True,
+    on_step: OnStep | None = None,
+    cancel: threading.Event | None = None,
+) -> list[np.ndarray]:
+    """Coarse codes of each row: (2, n_b) int64 in [0, 1024), n_b = floor(len(semantic)·1.503).
+
+    Even steps draw codebook 0 (ids 10,000–11,023), odd steps codebook 1
+    (11,024–12,047). Temperature 0/None is argmax. An empty `semantic` gives
+    an empty (2, 0) result. `on_step(done, total)` counts the coarse tokens of
+    all rows against their planned sum. `continue_windows=False` prefills
+    every window anew (tests compare the two).
+    """
+    check_batch(len(rows))
+    check_window_args(max_coarse_history, window_steps)
+    device = model_device(stepper.model)
+    state = []
+    for spec in rows:
+        plan = spec.plan(max_coarse_history)
+        coarse = torch.empty(len(plan.coarse_history) + plan.n_steps, dtype=torch.long,
+                             device=device)
+        coarse[: len(plan.coarse_history)] = torch.from_numpy(plan.coarse_history).to(device)
+        state.append(_Row(spec, plan, torch.from_numpy(plan.semantic).to(device), coarse))
+    infer = torch.tensor([COARSE_INFER_TOKEN], device=device)
+    total = sum(r.plan.n_steps for r in state)
+    cache = stepper.new_cache(len(rows))
+    n_step = done = 0
+    longest = max(r.plan.n_steps for r in state)
+    while n_step < longest:
+        check_cancel(cancel, "coarse")
+        live = [b for b, r in enumerate(state) if n_step < r.plan.n_steps]
+        feeds = [_window_feed(state[b], b, n_step, max_coarse_history, infer, continue_windows)
+                 for b in live]
+        for b, logits in zip(live, stepper.advance(cache, feeds, VOCAB), strict=True):
+            state[b].logits = logits  # (2048,): both codebooks
+        n_window = {b: min(window_steps, state[b].plan.n_steps - n_step) for b in live}
+        for i in range(max(n_window.values())):
+            if i:
+                check_cancel(cancel, "coarse")
+            start = (n_step % N_COARSE_CODEBOOKS) * CODEBOOK_SIZE  # within VOCAB
+            going = [b for b in live if i < n_window[b]]
+            for b in going:
+                row = state[b]
+                relevant = row.logits[start : start + CODEBOOK_SIZE]  # this step's codebook
+                token = sample(relevant, row.spec.temperature, row.spec.generator,
+                               row.spec.top_k, row.spec.top_p)
+                row.coarse[row.n_hist + n_step] = token + (SEMANTIC_VOCAB_SIZE + start)
+            n_step += 1
+            done += len(going)
+            if on_step is not None:
+                on_step(done, total)
+            more = [b for b in going if i + 1 < n_window[b]]
+            if more:
+                feeds = []
+                for b in more:
+                    row = state[b]
+                    feeds.append(Feed(b, row.coarse[row.fed : row.fed + 1]))
+                    row.fed += 1
+                for b, logits in zip(more, stepper.advance(cache, feeds, VOCAB), strict=True):
+                    state[b].logits = logits
+    return [unflatten_coarse(r.coarse[r.n_hist :].cpu().numpy()) for r in state]
+
+
 def generate_coarse(
     model: GPT,
     semantic: np.ndarray,
@@ -116,64 +262,15 @@ def generate_coarse(
     top_p: float | None = None,
     max_coarse_history: int = MAX_COARSE_HISTORY,
     window_steps: int = COARSE_WINDOW_STEPS,
+    continue_windows: bool = True,
     generator: torch.Generator | None,
     on_step: OnStep | None = None,
     cancel: threading.Event | None = None,
+    stepper: Stepper | None = None,
 ) -> np.ndarray:
-    """Coarse codes (2, n) int64 in [0, 1024), n = floor(len(semantic)·1.503).
-
-    Even steps draw codebook 0 (ids 10,000–11,023), odd steps codebook 1
-    (11,024–12,047). Temperature 0/None is argmax. An empty `semantic` gives
-    an empty (2, 0) result.
-    """
-    if not 60 <= max_coarse_history <= 630:
-        raise BadInputError("max_coarse_history must be in 60..630")
-    if window_steps < 1 or max_coarse_history + window_steps > CONTEXT_WINDOW - 256:
-        raise BadInputError("window_steps must be ≥ 1 and fit the context with the history")
-    semantic = token_array(semantic, name="semantic tokens", ndim=1, upper=SEMANTIC_VOCAB_SIZE)
-    history_semantic = token_array(
-        history_semantic, name="semantic history", ndim=1, upper=SEMANTIC_VOCAB_SIZE
-    )
-    history_coarse = token_array(
-        history_coarse, name="coarse history", ndim=2, upper=CODEBOOK_SIZE, rows=N_COARSE_CODEBOOKS
-    )
-    plan = plan_coarse(semantic, history_semantic, history_coarse, max_coarse_history)
-    device = model_device(model)
-    full_semantic = torch.from_numpy(plan.semantic).to(device)
-    n_hist, n_steps = len(plan.coarse_history), plan.n_steps
-    coarse = torch.empty(n_hist + n_steps, dtype=torch.long, device=device)  # history, then output
-    coarse[:n_hist] = torch.from_numpy(plan.coarse_history).to(device)
-    infer = torch.tensor([COARSE_INFER_TOKEN], device=device)
-    use_decode_layout(model)
-    vocab = slice(SEMANTIC_VOCAB_SIZE, SEMANTIC_VOCAB_SIZE + N_COARSE_CODEBOOKS * CODEBOOK_SIZE)
-    cache = model.new_cache(1)
-
-    n_step = 0
-    while n_step < n_steps:
-        check_cancel(cancel, "coarse")
-        semantic_idx = plan.base_semantic_idx + int(round(n_step / RATIO))
-        end = n_hist + n_step  # coarse tokens known so far
-        x_in = torch.cat(
-            [
-                window_semantic(full_semantic, semantic_idx, plan.max_semantic_history),
-                infer,
-                coarse[max(0, end - max_coarse_history) : end],
-            ]
-        )  # (256 + 1 + ≤630,)
-        cache.reset()
-        logits = model(x_in[None], cache, vocab=vocab)  # (1, 1, 2048): both codebooks
-        n_window = min(window_steps, n_steps - n_step)
-        for i in range(n_window):
-            if i:
-                check_cancel(cancel, "coarse")
-            start = (n_step % N_COARSE_CODEBOOKS) * CODEBOOK_SIZE  # within `vocab`
-            relevant = logits[0, 0, start : start + CODEBOOK_SIZE]  # (1024,) this step's codebook
-            pos = n_hist + n_step
-            token = sample(relevant, temperature, generator, top_k, top_p)
-            coarse[pos] = token + (SEMANTIC_VOCAB_SIZE + start)
-            n_step += 1
-            if on_step is not None:
-                on_step(n_step, n_steps)
-            if i + 1 < n_window:
-                logits = model(coarse[pos : pos + 1].view(1, 1), cache, vocab=vocab)
-    return unflatten_coarse(coarse[n_hist:].cpu().numpy())
+    """One row of `coarse_rows`: coarse codes (2, n) int64 in [0, 1024)."""
+    row = CoarseRow(semantic, history_semantic, history_coarse, temperature, top_k, top_p,
+                    generator)
+    return coarse_rows(stepper or stepper_for(model), [row], max_coarse_history=max_coarse_history,
+                       window_steps=window_steps, continue_windows=continue_windows,
+                       on_step=on_step, cancel=cancel)[0]

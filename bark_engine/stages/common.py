@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..config import MAX_BATCH
 from ..errors import BadInputError, Cancelled
 
 OnStep = Callable[[int, "int | None"], None]  # (steps done, planned total)
@@ -20,6 +21,12 @@ def check_cancel(cancel: threading.Event | None, stage: str) -> None:
     """Raise `Cancelled` once the caller has set the event; called between tokens."""
     if cancel is not None and cancel.is_set():
         raise Cancelled(f"{stage} stage cancelled")
+
+
+def check_batch(n_rows: int) -> None:
+    """A stage call runs 1..MAX_BATCH rows."""
+    if not 1 <= n_rows <= MAX_BATCH:
+        raise BadInputError(f"a batch holds 1..{MAX_BATCH} rows, got {n_rows}")
 
 
 def token_array(

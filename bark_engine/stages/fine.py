@@ -5,11 +5,17 @@ one codebook (2..7) for every frame at once, given the codebooks below it.
 Windows advance by 512 frames, after up to 512 frames of the voice's fine
 history. Each window is a view of one buffer, so a codebook written by one
 window is already there when the next window reads it, as in the original.
+
+One loop serves B >= 1 rows, each with its own coarse codes, voice,
+temperature and random stream: window n of every row that has one goes
+through the model together, codebook by codebook.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,7 +30,10 @@ from ..config import (
 )
 from ..errors import BadInputError
 from ..model.gpt import FineGPT
-from .common import OnStep, check_cancel, model_device, token_array
+from ..model.steps import FineRunner
+from ..model.strategy import fine_runner_for
+from ..options import DEFAULT_FINE_TEMP
+from .common import OnStep, check_batch, check_cancel, model_device, token_array
 from .sampling import sample
 
 
@@ -52,47 +61,88 @@ def n_windows(n_frames: int, n_history: int) -> int:
     return max(0, -(-past_first // FINE_STEP)) + 1  # integer ceil
 
 
+@dataclass(frozen=True)
+class FineRow:
+    """One row of the fine stage: its coarse codes, its voice and how to sample."""
+
+    coarse: np.ndarray  # (n_coarse ≤ 7, T) codes
+    history_fine: np.ndarray | None  # (8, T') the voice's fine prompt
+    temperature: float | None = DEFAULT_FINE_TEMP
+    generator: torch.Generator | None = None
+
+    def checked(self) -> tuple[np.ndarray, np.ndarray | None]:
+        coarse = token_array(self.coarse, name="coarse codes", ndim=2, upper=CODEBOOK_SIZE)
+        if not 1 <= coarse.shape[0] < N_FINE_CODEBOOKS:
+            raise BadInputError(f"coarse codes need 1..7 rows, got {coarse.shape[0]}")
+        history = token_array(self.history_fine, name="fine history", ndim=2,
+                              upper=CODEBOOK_SIZE, rows=N_FINE_CODEBOOKS)
+        return coarse, history
+
+
+def fine_passes(n_frames: int, n_coarse: int, n_history: int) -> int:
+    """Codebook passes a row makes: windows × (8 − n_coarse)."""
+    return n_windows(n_frames, n_history) * (N_FINE_CODEBOOKS - n_coarse)
+
+
 @torch.inference_mode()
+def fine_rows(
+    runner: FineRunner,
+    rows: Sequence[FineRow],
+    *,
+    on_step: OnStep | None = None,
+    cancel: threading.Event | None = None,
+) -> list[np.ndarray]:
+    """All codebooks (8, T_b) int64 in [0, 1024) for each row's coarse codes (n_coarse, T_b).
+
+    Temperature 0/None is argmax; any other value (1.0 included) samples.
+    `on_step(done, total)` counts codebook passes of all rows together.
+    """
+    check_batch(len(rows))
+    checked = [row.checked() for row in rows]
+    n_coarse = checked[0][0].shape[0]
+    if any(c.shape[0] != n_coarse for c, _ in checked):
+        raise BadInputError("the rows of one fine batch need the same number of coarse codebooks")
+    device = model_device(runner.model)
+    bufs, spans, loops = [], [], []
+    for coarse, history in checked:
+        arr, n_history, n_pad_end = fine_input(coarse, history)
+        bufs.append(torch.from_numpy(np.ascontiguousarray(arr.T)).to(device))  # (L, 8)
+        spans.append((n_history, arr.shape[1] - n_pad_end))
+        loops.append(n_windows(coarse.shape[1], n_history))
+    total = sum(loops) * (N_FINE_CODEBOOKS - n_coarse)
+    done = 0
+    for n in range(max(loops)):
+        live = [b for b in range(len(rows)) if n < loops[b]]
+        windows, rel = [], []
+        for b in live:
+            length = bufs[b].shape[0]
+            start = min(n * FINE_STEP, length - FINE_WINDOW)
+            fill = min(spans[b][0] + n * FINE_STEP, length - FINE_STEP)
+            windows.append(bufs[b][start : start + FINE_WINDOW])  # (1024, 8) view: writes land
+            rel.append(fill - start)  # first window row to (re)write
+        for codebook in range(n_coarse, N_FINE_CODEBOOKS):
+            check_cancel(cancel, "fine")
+            logits = runner.logits(windows, rel, codebook)  # per row (1024 - rel, V)
+            for b, window, r, out in zip(live, windows, rel, logits, strict=True):
+                relevant = out[:, :CODEBOOK_SIZE]  # (1024 - rel, 1024)
+                window[r:, codebook] = sample(relevant, rows[b].temperature, rows[b].generator)
+            done += len(live)
+            if on_step is not None:
+                on_step(done, total)
+    return [buf[a:z].T.cpu().numpy() for buf, (a, z) in zip(bufs, spans, strict=True)]
+
+
 def generate_fine(
     model: FineGPT,
     coarse: np.ndarray,
     history_fine: np.ndarray | None,
     *,
-    temperature: float | None = 0.5,
+    temperature: float | None = DEFAULT_FINE_TEMP,
     generator: torch.Generator | None,
     on_step: OnStep | None = None,
     cancel: threading.Event | None = None,
+    runner: FineRunner | None = None,
 ) -> np.ndarray:
-    """All codebooks (8, T) int64 in [0, 1024) for coarse codes (n_coarse ≤ 7, T).
-
-    Temperature 0/None is argmax; any other value (1.0 included) samples.
-    `on_step` counts codebook passes: windows × (8 − n_coarse).
-    """
-    coarse = token_array(coarse, name="coarse codes", ndim=2, upper=CODEBOOK_SIZE)
-    if not 1 <= coarse.shape[0] < N_FINE_CODEBOOKS:
-        raise BadInputError(f"coarse codes need 1..7 rows, got {coarse.shape[0]}")
-    history_fine = token_array(
-        history_fine, name="fine history", ndim=2, upper=CODEBOOK_SIZE, rows=N_FINE_CODEBOOKS
-    )
-    n_coarse, n_frames = coarse.shape
-    arr, n_history, n_pad_end = fine_input(coarse, history_fine)
-    length = arr.shape[1]
-    buf = torch.from_numpy(np.ascontiguousarray(arr.T)).to(model_device(model))[None]  # (1, L, 8)
-    loops = n_windows(n_frames, n_history)
-    total = loops * (N_FINE_CODEBOOKS - n_coarse)
-    done = 0
-    for n in range(loops):
-        start = min(n * FINE_STEP, length - FINE_WINDOW)
-        fill = min(n_history + n * FINE_STEP, length - FINE_STEP)
-        rel = fill - start  # first window row to (re)write
-        window = buf[:, start : start + FINE_WINDOW]  # (1, 1024, 8) view: writes land in buf
-        for codebook in range(n_coarse, N_FINE_CODEBOOKS):
-            check_cancel(cancel, "fine")
-            logits = model(codebook, window, rows=slice(rel, None))  # (1, 1024 - rel, V)
-            relevant = logits[0, :, :CODEBOOK_SIZE]  # (1024 - rel, 1024)
-            window[0, rel:, codebook] = sample(relevant, temperature, generator)
-            done += 1
-            if on_step is not None:
-                on_step(done, total)
-    out = buf[0, n_history : length - n_pad_end].T  # (8, T)
-    return out.cpu().numpy()
+    """One row of `fine_rows`: all codebooks (8, T) int64 in [0, 1024)."""
+    row = FineRow(coarse, history_fine, temperature, generator)
+    return fine_rows(runner or fine_runner_for(model), [row], on_step=on_step, cancel=cancel)[0]

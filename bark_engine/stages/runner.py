@@ -1,8 +1,8 @@
 """Running a generation's stages: progress events, cancel checks and timings.
 
-Shared by `Engine.generate` (one take) and `takes.generate_takes` (a batch),
-so that both report, time and cancel their stages the same way; the stage
-computations themselves stay with their callers.
+`Engine.generate_batch` runs every take, alone or in a batch, through it, so
+all of them report, time and cancel their stages the same way; the stage
+computations themselves stay with the caller.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ class StageTiming:
 class StageReporter:
     """Turns a stage loop's `on_step(step, total)` calls into StageProgress events."""
 
-    def __init__(self, stage: Stage, on_event: EventCallback, segment: int) -> None:
+    def __init__(self, stage: Stage, on_event: EventCallback, segments: tuple[int, ...]) -> None:
         self.stage = stage
         self.on_event = on_event
-        self.segment = segment
+        self.segment, self.segments = segments[0], segments if len(segments) > 1 else ()
         self.start = time.perf_counter()
         self.steps = 0
 
@@ -42,7 +42,8 @@ class StageReporter:
         self.steps = step
         elapsed = time.perf_counter() - self.start
         rate = step / elapsed if elapsed > 0 else 0.0
-        self.on_event(StageProgress(self.stage, step, total, rate, elapsed, self.segment))
+        self.on_event(StageProgress(self.stage, step, total, rate, elapsed, self.segment,
+                                    self.segments))
 
 
 StageOutput = TypeVar("StageOutput", np.ndarray, list[np.ndarray])  # one take's, or a batch's
@@ -63,16 +64,19 @@ class StageRunner:
 
     Around each stage: the cancel check, StageStarted, progress through a
     `StageReporter`, StageFinished and the stage's `StageTiming` (what it
-    made, wall seconds). `Engine.generate` and `takes.generate_takes` share
-    it so that a take and a batch report progress and cancel alike.
+    made, wall seconds). `segments` are the script segments of the batch's
+    rows (one take: a single index), named by every event.
     """
 
     def __init__(
-        self, on_event: EventCallback, cancel: threading.Event | None, segment: int
+        self, on_event: EventCallback, cancel: threading.Event | None, segments: Sequence[int]
     ) -> None:
         self.on_event = on_event
         self.cancel = cancel
-        self.segment = segment
+        self.segments = tuple(segments) or (0,)
+        self.segment = self.segments[0]
+        many = self.segments if len(self.segments) > 1 else ()
+        self._events = {"segment": self.segment, "segments": many}
         self.timings: dict[str, StageTiming] = {}
 
     def run(
@@ -84,13 +88,13 @@ class StageRunner:
         """`fn(on_step)` computes the stage; raises Cancelled before it if asked to stop."""
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled(f"cancelled before the {stage} stage")
-        self.on_event(StageStarted(stage, total, self.segment))
-        rep = StageReporter(stage, self.on_event, self.segment)
+        self.on_event(StageStarted(stage, total, **self._events))
+        rep = StageReporter(stage, self.on_event, self.segments)
         out = fn(rep)
         seconds = time.perf_counter() - rep.start
         n = produced(stage, out)
         self.timings[stage] = StageTiming(n, seconds)
-        self.on_event(StageFinished(stage, n, seconds, self.segment))
+        self.on_event(StageFinished(stage, n, seconds, **self._events))
         return out
 
 

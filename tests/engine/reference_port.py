@@ -7,14 +7,34 @@ re-exported here for the tests.
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 from bark_engine.config import GPTConfig, stage_configs
+from bark_engine.model import kernels
 from bark_engine.model.gpt import GPT, FineGPT, LayerNorm
+from bark_engine.model.precision import pack_model, use_decode_layout
 from bark_engine.testing.port import port_config, port_name, to_port
 
-__all__ = ["init_random", "port_config", "port_name", "tiny_model", "to_port"]
+__all__ = ["LAYOUTS", "init_random", "laid_out", "port_config", "port_name", "tiny_model",
+           "to_port"]
+
+# How a CPU model can hold its linear weights (`precision`): as built (eager
+# reference), the pure-torch fallback's column-major layout, the kernels' panels.
+LAYOUTS = ("eager", "fallback", "kernels")
+needs_kernels = pytest.mark.skipif(not kernels.available(), reason="CPU kernels not built here")
+
+
+def laid_out(model, layout: str, dtype: torch.dtype = torch.float32):
+    """The model in place in one of `LAYOUTS` (kernels: skips the test where not built)."""
+    if layout == "kernels":
+        if not kernels.available():
+            pytest.skip("the CPU kernels are not built here")
+        return pack_model(model, dtype)
+    if layout == "fallback":
+        return use_decode_layout(model)
+    return model
 
 
 @torch.no_grad()

@@ -24,7 +24,9 @@ from bark_engine.loading.checkpoints import (
     read_vocab,
     safe_torch_load,
 )
+from bark_engine.model import kernels
 from bark_engine.model.gpt import GPT, FineGPT
+from bark_engine.model.precision import PackedLinear, full_state_dict, is_packed, weight_of
 from bark_engine.testing.checkpoint_files import checkpoint_dict, save_checkpoint
 
 MICRO = GPTConfig(
@@ -65,8 +67,9 @@ def test_loaded_weights_equal_the_stored_ones(tiny_models: Path, name, kind, cls
     model = load_checkpoint(tiny_models / name, kind)
     assert type(model) is cls
     assert not model.training
+    assert is_packed(model) == kernels.available()  # the CPU kernels' layout where built
     stored = _stored_weights(tiny_models / name)
-    state = model.state_dict()
+    state = full_state_dict(model)
     assert set(state) == set(stored)
     for key, value in state.items():
         assert value.device.type == "cpu" and value.dtype == torch.float32
@@ -75,13 +78,20 @@ def test_loaded_weights_equal_the_stored_ones(tiny_models: Path, name, kind, cls
     assert not any(n.endswith("attn.bias") for n, _ in model.named_buffers())
 
 
-def test_fine_model_weights_are_tied_after_loading(tiny_models: Path) -> None:
+@pytest.mark.parametrize("use_kernels", [False, True])
+def test_fine_model_weights_are_tied_after_loading(tiny_models: Path, use_kernels: bool) -> None:
     for dtype in (torch.float32, torch.bfloat16):
-        model = load_checkpoint(tiny_models / "fine.pt", "fine", dtype=dtype)
+        model = load_checkpoint(tiny_models / "fine.pt", "fine", dtype=dtype,
+                                use_kernels=use_kernels)
         for i, head in enumerate(model.lm_heads):
-            assert model.transformer["wtes"][i + 1].weight is head.weight
-            # bf16 on the CPU casts the untied matrices only (test_half_weights.py)
-            assert head.weight.dtype == torch.float32
+            embedding = model.transformer["wtes"][i + 1].weight
+            assert embedding.dtype == torch.float32  # embeddings stay float32
+            if isinstance(head, PackedLinear):  # a packed copy of the head, in the dtype
+                assert weight_of(head).dtype == dtype
+                torch.testing.assert_close(weight_of(head).float(), embedding, rtol=1e-2,
+                                           atol=1e-3)
+            else:  # the fallback keeps the tie (its heads stay float32)
+                assert embedding is head.weight
 
 
 def test_loaded_models_run(tiny_models: Path) -> None:
@@ -97,7 +107,7 @@ def test_loaded_models_run(tiny_models: Path) -> None:
 def test_other_dtype_converts_values(tiny_models: Path) -> None:
     model = load_checkpoint(tiny_models / "text.pt", "causal", dtype=torch.bfloat16)
     stored = _stored_weights(tiny_models / "text.pt")
-    w = model.lm_head.weight
+    w = weight_of(model.lm_head)
     assert w.dtype == torch.bfloat16
     torch.testing.assert_close(w.float(), stored["lm_head.weight"], rtol=1e-2, atol=1e-3)
     assert torch.equal(model.transformer["wte"].weight, stored["transformer.wte.weight"])
@@ -157,8 +167,10 @@ def test_fine_checkpoint_holding_only_the_heads_loads(tmp_path: Path) -> None:
     for i in range(1, 8):
         del ckpt["model"][f"_orig_mod.transformer.wtes.{i}.weight"]
     save_checkpoint(ckpt, tmp_path / "f.pt")
-    model = load_checkpoint(tmp_path / "f.pt", "fine")
+    model = load_checkpoint(tmp_path / "f.pt", "fine", use_kernels=False)
     assert model.transformer["wtes"][3].weight is model.lm_heads[2].weight
+    packed = load_checkpoint(tmp_path / "f.pt", "fine")
+    assert torch.equal(weight_of(packed.lm_heads[2]), packed.transformer["wtes"][3].weight)
 
 
 def test_legacy_non_zip_checkpoint_loads(tmp_path: Path) -> None:
@@ -169,7 +181,7 @@ def test_legacy_non_zip_checkpoint_loads(tmp_path: Path) -> None:
     path = tmp_path / "legacy.pt"
     torch.save(ckpt, path, _use_new_zipfile_serialization=False)
     model = load_checkpoint(path, "causal")
-    assert torch.equal(model.lm_head.weight, ckpt["model"]["_orig_mod.lm_head.weight"])
+    assert torch.equal(weight_of(model.lm_head), ckpt["model"]["_orig_mod.lm_head.weight"])
 
 
 # --- refusing what does not fit ---------------------------------------------------------

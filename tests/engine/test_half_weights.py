@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bark_engine.model.decode import decode_plan
 from torch import nn
 
 from bark_engine import EngineConfig, GenerationOptions
 from bark_engine.engine import Engine
 from bark_engine.loading.checkpoints import load_checkpoint
 from bark_engine.model import matvec
-from bark_engine.model.decode import decode_plan
 from bark_engine.model.gpt import LayerNorm, use_decode_layout
 from tests.engine.take_checks import assert_takes_equal_single_runs
 from tests.engine.test_decode import decode_run

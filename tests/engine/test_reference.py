@@ -20,11 +20,13 @@ from transformers.models.bark.generation_configuration_bark import (
 )
 
 from bark_engine.config import SEMANTIC_PAD_TOKEN
-from bark_engine.model.gpt import linear, use_decode_layout
+from bark_engine.model.precision import torch_linear, use_decode_layout
+from bark_engine.model.steps import Feed
+from bark_engine.model.strategy import fine_runner_for, stepper_for
 from bark_engine.stages.coarse import flatten_coarse, generate_coarse, unflatten_coarse
 from bark_engine.stages.fine import generate_fine
 from bark_engine.stages.semantic import generate_semantic, semantic_context
-from tests.engine.reference_port import tiny_model, to_port
+from tests.engine.reference_port import LAYOUTS, laid_out, tiny_model, to_port
 
 SEM_CFG = BarkSemanticGenerationConfig(do_sample=False, min_eos_p=None)
 # Odd coarse steps: the original allows only 11,024–12,047; the port leaves
@@ -57,13 +59,12 @@ def as_port_history(prompt: dict[str, np.ndarray] | None) -> dict[str, torch.Ten
 # --- logits ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("decode_layout", [False, True])
+@pytest.mark.parametrize("layout", LAYOUTS)
 @torch.no_grad()
-def test_semantic_logits_match_with_merge_context_and_cache(decode_layout: bool) -> None:
+def test_semantic_logits_match_with_merge_context_and_cache(layout: str) -> None:
     model = tiny_model("semantic", seed=3)
     port = to_port(model, "semantic")
-    if decode_layout:  # column-major weights, split matrix-vector products
-        use_decode_layout(model)
+    laid_out(model, layout)
     hist = history_prompt(1, 300, 10)["semantic_prompt"]
     ids = torch.from_numpy(semantic_context(list(range(500, 540)), hist))[None]  # (1, 513)
     embeds = torch.cat(
@@ -85,22 +86,32 @@ def test_semantic_logits_match_with_merge_context_and_cache(decode_layout: bool)
     steps = [model(ids, cache, merge_context=True)]
     steps += [model(extra[:, i : i + 1], cache) for i in range(3)]
     assert_close(torch.cat(steps, dim=1), theirs[:, -4:])
+    # The stage's own strategy (the kernels for a packed model) over the same feeds.
+    stepper = stepper_for(model)
+    cache = stepper.new_cache(2)
+    steps = [stepper.advance(cache, [Feed(1, ids[0], fresh=True, merge_context=True)], None)]
+    steps += [stepper.advance(cache, [Feed(1, extra[0, i : i + 1])], None) for i in range(3)]
+    assert_close(torch.cat(steps)[None], theirs[:, -4:])
 
 
-@pytest.mark.parametrize("decode_layout", [False, True])
+@pytest.mark.parametrize("layout", LAYOUTS)
 @torch.no_grad()
-def test_coarse_logits_match(decode_layout: bool) -> None:
+def test_coarse_logits_match(layout: str) -> None:
     model = tiny_model("coarse", seed=4)
     port = to_port(model, "coarse")
-    if decode_layout:
-        use_decode_layout(model)
-        assert model.lm_head.weight.stride(0) == 1
+    laid_out(model, layout)
     ids = torch.randint(0, 12_096, (1, 900), generator=torch.Generator().manual_seed(0))
     assert_close(model(ids, last_only=False), port(ids, use_cache=False).logits)
     cache = model.new_cache(1)
     first = model(ids[:, :880], cache)
     rest = [model(ids[:, i : i + 1], cache) for i in range(880, 900)]
-    assert_close(torch.cat([first, *rest], dim=1), port(ids, use_cache=False).logits[:, 879:])
+    theirs = port(ids, use_cache=False).logits[:, 879:]
+    assert_close(torch.cat([first, *rest], dim=1), theirs)
+    stepper = stepper_for(model)
+    cache = stepper.new_cache(1)
+    steps = [stepper.advance(cache, [Feed(0, ids[0, :880], fresh=True)], None)]
+    steps += [stepper.advance(cache, [Feed(0, ids[0, i : i + 1])], None) for i in range(880, 900)]
+    assert_close(torch.cat(steps)[None], theirs)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -115,10 +126,11 @@ def test_split_matrix_vector_product_matches_f_linear(threads: int) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        torch.testing.assert_close(linear(x, column_major, bias), expected)
-        torch.testing.assert_close(linear(x, column_major[10:40]), expected[..., 10:40] - bias[10:40])
+        torch.testing.assert_close(torch_linear(x, column_major, bias), expected)
+        torch.testing.assert_close(torch_linear(x, column_major[10:40], None),
+                                   expected[..., 10:40] - bias[10:40])
         rows = torch.randn(1, 5, 48, generator=gen)  # several rows: the plain path
-        torch.testing.assert_close(linear(rows, column_major, bias), rows @ weight.T + bias)
+        torch.testing.assert_close(torch_linear(rows, column_major, bias), rows @ weight.T + bias)
     finally:
         torch.set_num_threads(before)
 
@@ -138,15 +150,21 @@ def test_decode_layout_keeps_names_values_and_tied_heads() -> None:
     assert fine.lm_heads[0].weight.is_contiguous()  # tied to an embedding: left row-major
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("pred_idx", [1, 2, 5, 7])
 @torch.no_grad()
-def test_fine_logits_match(pred_idx: int) -> None:
+def test_fine_logits_match(pred_idx: int, layout: str) -> None:
     model = tiny_model("fine", seed=5)
     port = to_port(model, "fine")
+    laid_out(model, layout)
     codes = torch.randint(0, 1025, (1, 1024, 8), generator=torch.Generator().manual_seed(1))
     theirs = port(pred_idx, codes).logits  # (1, 1024, V)
     assert_close(model(pred_idx, codes), theirs)
     assert_close(model(pred_idx, codes, rows=slice(300, None)), theirs[:, 300:])
+    runner = fine_runner_for(model)
+    out = runner.logits([codes[0], codes[0]], [300, 0], pred_idx)
+    assert_close(out[0][None], theirs[:, 300:])
+    assert_close(out[1][None], theirs)
 
 
 # --- greedy generation -------------------------------------------------------------------
@@ -166,15 +184,17 @@ def port_semantic(port, text: list[int], prompt: dict | None) -> np.ndarray:
     return out
 
 
+@pytest.mark.parametrize("layout", ["eager", "kernels"])
 @pytest.mark.parametrize(
     ("seed", "eos_scale", "with_history", "stops_by_eos"),
     [(2, 1.2, False, True), (1, 1.4, True, True), (1, 1.0, False, False)],
 )
 @torch.no_grad()
-def test_semantic_greedy_matches_port(seed, eos_scale, with_history, stops_by_eos) -> None:
+def test_semantic_greedy_matches_port(seed, eos_scale, with_history, stops_by_eos, layout) -> None:
     model = tiny_model("semantic", seed=seed)
     model.lm_head.weight[SEMANTIC_PAD_TOKEN] *= eos_scale  # tune when EOS wins
     port = to_port(model, "semantic")
+    laid_out(model, layout)
     text = list(range(1000 + seed, 1030 + seed))
     prompt = history_prompt(seed, 180, 270) if with_history else None
     hist = None if prompt is None else prompt["semantic_prompt"]
@@ -195,13 +215,15 @@ def port_coarse(port, semantic: np.ndarray, prompt: dict | None) -> np.ndarray:
     return unflatten_coarse(out)
 
 
+@pytest.mark.parametrize("layout", ["eager", "kernels"])
 @pytest.mark.parametrize(
     ("n_semantic", "prompt_sizes"), [(100, None), (101, (180, 270)), (40, (500, 749))]
 )
 @torch.no_grad()
-def test_coarse_greedy_matches_port(n_semantic: int, prompt_sizes) -> None:
+def test_coarse_greedy_matches_port(n_semantic: int, prompt_sizes, layout: str) -> None:
     model = tiny_model("coarse", seed=6)
     port = to_port(model, "coarse")
+    laid_out(model, layout)
     semantic = np.random.default_rng(n_semantic).integers(0, 10_000, n_semantic)
     prompt = None if prompt_sizes is None else history_prompt(7, *prompt_sizes)
     hist = (None, None) if prompt is None else (prompt["semantic_prompt"], prompt["coarse_prompt"])
@@ -212,11 +234,13 @@ def test_coarse_greedy_matches_port(n_semantic: int, prompt_sizes) -> None:
     np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("layout", ["eager", "kernels"])
 @pytest.mark.parametrize(("n_frames", "n_history"), [(600, 0), (1500, 0), (300, 400), (1300, 700)])
 @torch.no_grad()
-def test_fine_greedy_matches_port(n_frames: int, n_history: int) -> None:
+def test_fine_greedy_matches_port(n_frames: int, n_history: int, layout: str) -> None:
     model = tiny_model("fine", seed=8)
     port = to_port(model, "fine")
+    laid_out(model, layout)
     coarse = np.random.default_rng(n_frames).integers(0, 1024, (2, n_frames))
     prompt = history_prompt(9, 10, n_history) if n_history else None
     ours = generate_fine(

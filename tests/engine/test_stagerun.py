@@ -1,11 +1,12 @@
-"""The plumbing a single take and a batch share: stage running, histories, option mapping.
+"""The plumbing every take goes through: stage running, histories, option mapping.
 
-`Engine.generate` and `takes.generate_takes` both go through these, so they
-are pinned here on their own (no models needed) besides the end-to-end tests.
+`Engine.generate_batch` runs one take or many through these, so they are
+pinned here on their own (no models needed) besides the end-to-end tests.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import threading
 
@@ -14,12 +15,10 @@ import pytest
 
 from bark_engine import Cancelled, GenerationOptions, StageFinished, StageProgress, StageStarted
 from bark_engine.stages import generate_coarse, generate_fine, generate_semantic
-from bark_engine.stages.batch import (
-    generate_coarse_batch,
-    generate_fine_batch,
-    generate_semantic_batch,
-)
+from bark_engine.stages.coarse import CoarseRow
+from bark_engine.stages.fine import FineRow
 from bark_engine.stages.runner import StageRunner, StageTiming, history_arrays, produced
+from bark_engine.stages.semantic import SemanticRow
 from bark_engine.voices.catalog import VoicePrompt
 
 ODD = GenerationOptions(
@@ -38,19 +37,19 @@ def test_stage_sampling_maps_every_option_to_its_stage_argument() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sampling", "functions"),
+    ("sampling", "function", "row"),
     [
-        ("semantic_sampling", (generate_semantic, generate_semantic_batch)),
-        ("coarse_sampling", (generate_coarse, generate_coarse_batch)),
-        ("fine_sampling", (generate_fine, generate_fine_batch)),
+        ("semantic_sampling", generate_semantic, SemanticRow),
+        ("coarse_sampling", generate_coarse, CoarseRow),
+        ("fine_sampling", generate_fine, FineRow),
     ],
 )
-def test_stage_sampling_fits_the_single_and_the_batched_stage(sampling: str, functions) -> None:
+def test_stage_sampling_fits_the_stage_row_and_the_one_row_function(sampling, function, row):
     keys = set(getattr(GenerationOptions(), sampling)())
-    for fn in functions:
-        params = inspect.signature(fn).parameters
-        assert keys <= set(params), fn.__name__
-        assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in keys), fn.__name__
+    params = inspect.signature(function).parameters
+    assert keys <= set(params), function.__name__
+    assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in keys), function.__name__
+    assert keys <= {f.name for f in dataclasses.fields(row)}, row.__name__
 
 
 def test_from_mapping_takes_fields_skips_the_rest_and_keeps_defaults() -> None:
@@ -77,7 +76,7 @@ def test_history_arrays() -> None:
 
 def test_runner_events_timings_and_results() -> None:
     events: list = []
-    runner = StageRunner(events.append, None, segment=4)
+    runner = StageRunner(events.append, None, [4])
 
     def semantic(on_step) -> np.ndarray:
         on_step(1, 3)
@@ -90,7 +89,7 @@ def test_runner_events_timings_and_results() -> None:
     assert [type(e) for e in events] == [
         StageStarted, StageProgress, StageProgress, StageFinished, StageStarted, StageFinished,
     ]
-    assert all(e.segment == 4 for e in events)
+    assert all(e.segment == 4 and e.segments == () for e in events)
     assert (events[0].stage, events[0].total) == ("semantic", 3)
     assert [(e.step, e.total) for e in events[1:3]] == [(1, 3), (3, 3)]
     assert (events[3].tokens, events[5].tokens) == (3, 12)
@@ -103,7 +102,7 @@ def test_runner_events_timings_and_results() -> None:
 def test_runner_cancels_before_a_stage_and_runs_nothing() -> None:
     events: list = []
     cancel = threading.Event()
-    runner = StageRunner(events.append, cancel, segment=0)
+    runner = StageRunner(events.append, cancel, [0])
     runner.run("semantic", None, lambda on_step: np.zeros(2, np.int64))
     cancel.set()
     ran = []
@@ -111,3 +110,15 @@ def test_runner_cancels_before_a_stage_and_runs_nothing() -> None:
         runner.run("coarse", None, lambda on_step: ran.append(1) or np.zeros((2, 3)))
     assert not ran and [type(e) for e in events] == [StageStarted, StageFinished]
     assert list(runner.timings) == ["semantic"]
+
+
+def test_runner_events_name_every_segment_of_a_batch() -> None:
+    events: list = []
+    runner = StageRunner(events.append, None, [3, 4, 7])
+
+    def coarse(on_step) -> list[np.ndarray]:
+        on_step(2, None)
+        return [np.zeros((2, 1)), np.zeros((2, 1))]
+
+    runner.run("coarse", None, coarse)
+    assert [(e.segment, e.segments) for e in events] == [(3, (3, 4, 7))] * 3

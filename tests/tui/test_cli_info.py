@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bark_engine.model import kernels
 from bark_tui.player import NO_DEVICE_REASON
 from bark_tui.settings import Settings, save_settings
 
@@ -68,8 +69,15 @@ def test_info_follows_settings_and_the_command_line_and_finds_the_sound(
     install_alsa_config(xdg, "raw")
     info = json.loads(run_info(tmp_path, "info", "--json", xdg=xdg).stdout)
     assert info["compute"]["dtype"] == "float16"  # from the saved settings
-    assert "float16 on the CPU is no faster" in info["compute"]["advice"]
+    # float16 is slow only on the pure-torch path (no kernels built, or --no-kernels)
+    assert (info["compute"]["advice"] is None) == kernels.available()
+    info = json.loads(run_info(tmp_path, "--no-kernels", "info", "--json", xdg=xdg).stdout)
+    assert "float16 on the CPU without the compiled kernels" in info["compute"]["advice"]
+    assert info["compute"]["steps"] == "pure-torch fallback (--no-kernels)"
     assert info["models"]["ready"] and info["settings_warnings"] == []
     assert info["audio"] == {"playback": True, "problem": None}  # the ALSA file sink
     info = json.loads(run_info(tmp_path, "--dtype", "float32", "info", "--json", xdg=xdg).stdout)
     assert (info["compute"]["dtype"], info["compute"]["advice"]) == ("float32", None)
+    assert info["compute"]["cpu_kernels"]["available"] == kernels.available()
+    assert info["compute"]["steps"].startswith(
+        "compiled kernels" if kernels.available() else "pure-torch fallback")

@@ -1,0 +1,117 @@
+"""Takes per minute at several batch sizes: the benchmark's batching rows.
+
+B takes of one text with seeds seed..seed+B-1 go through `Engine.generate_takes`
+as one batch; with `sequential` the same seeds also run one by one, to give
+the speedup and to check that the tokens match.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from ..options import GenerationOptions
+
+if TYPE_CHECKING:
+    from ..engine import Engine, Generation, VoiceArg
+
+
+@dataclass(frozen=True)
+class TakesRate:
+    """One row of the takes benchmark."""
+
+    batch: int  # takes per batch (B)
+    seconds: float  # wall time of one batch (best of the repeats)
+    takes_per_minute: float
+    audio_seconds: float  # audio made per batch (all takes)
+    sequential_seconds: float | None  # the same seeds one by one with Engine.generate (best)
+    exact: bool | None  # batched tokens == sequential tokens (None if not compared)
+
+    @property
+    def speedup(self) -> float | None:
+        if not self.sequential_seconds:
+            return None
+        return self.sequential_seconds / self.seconds
+
+
+def _same_tokens(a: Generation, b: Generation) -> bool:
+    return (
+        np.array_equal(a.semantic, b.semantic)
+        and np.array_equal(a.coarse, b.coarse)
+        and np.array_equal(a.fine, b.fine)
+    )
+
+
+def measure_takes_per_minute(
+    engine: Engine,
+    text: str = "Hello, my name is Suno. And, uh, I like pizza.",
+    *,
+    batches: Sequence[int] = (1, 2, 4),
+    voice: VoiceArg = None,
+    options: GenerationOptions | None = None,
+    seed: int = 0,
+    repeats: int = 1,
+    sequential: bool = True,
+    clock: Literal["wall", "cpu"] = "wall",
+) -> list[TakesRate]:
+    """Takes per minute for each batch size B (seeds seed..seed+B-1), end to end
+    (all stages and the decode, models already loaded).
+
+    With `sequential` the same B seeds also run one by one through
+    `Engine.generate`, to give the speedup and check that the tokens match.
+    A warm-up take runs first; pass `options` with a `max_duration_s` to bound
+    the work (the default stops after 3 s of audio). `clock="cpu"` times with
+    this process's CPU time instead of the wall clock: steadier on a machine
+    others are using, and equal to wall time when torch runs one thread.
+    """
+    now = time.perf_counter if clock == "wall" else time.process_time
+    options = options or GenerationOptions(max_duration_s=3.0)
+    engine.load()
+    engine.generate(text, voice, replace(options, seed=seed))  # warm-up: allocations, caches
+    rows = []
+    for n in batches:
+        seeds = list(range(seed, seed + n))
+        batch_times, seq_times, exact = [], [], None
+        for _ in range(max(1, repeats)):  # alternated, so a busy spell hits both alike
+            start = now()
+            takes = engine.generate_takes(text, voice, options, seeds=seeds)
+            batch_times.append(now() - start)
+            if sequential:
+                start = now()
+                singles = [engine.generate(text, voice, replace(options, seed=s)) for s in seeds]
+                seq_times.append(now() - start)
+                same = all(_same_tokens(a, b) for a, b in zip(takes, singles, strict=True))
+                exact = same if exact is None else exact and same
+        batch_s = min(batch_times)
+        seq_s = min(seq_times) if seq_times else None
+        rows.append(
+            TakesRate(
+                batch=n,
+                seconds=batch_s,
+                takes_per_minute=60.0 * n / batch_s,
+                audio_seconds=sum(t.duration_s for t in takes),
+                sequential_seconds=seq_s,
+                exact=exact,
+            )
+        )
+    return rows
+
+
+def format_takes_table(rows: Sequence[TakesRate]) -> str:
+    """The benchmark's rows as a plain-text table."""
+    lines = ["   B  batch s  takes/min  audio s  sequential s  speedup  exact"]
+    for r in rows:
+        seq = (
+            f"{r.sequential_seconds:12.2f}" if r.sequential_seconds is not None else " " * 11 + "—"
+        )
+        speed = f"{r.speedup:7.2f}x" if r.speedup is not None else " " * 7 + "—"
+        exact = "—" if r.exact is None else ("yes" if r.exact else "NO")
+        lines.append(
+            f"{r.batch:4d} {r.seconds:8.2f} {r.takes_per_minute:10.1f} {r.audio_seconds:8.2f} "
+            f"{seq} {speed}  {exact}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""KV caches: the keys and values of every layer for a few rows ("slots"),
+preallocated once per stage run and written in place. The cache owns its
+writes: the model hands it a layer's new keys and values and reads back the
+ones it may attend to.
+
+Two layouts, one per way of stepping (see `steps`):
+
+- `KVCache`: (n_layer, 2, slots, H, max_len, hd), what torch's attention
+  reads; `forward` of the plain model and the CUDA graph step use it.
+- `KernelCache`: keys transposed, (n_layer, slots, H, hd, max_len), and
+  values (n_layer, slots, H, max_len, hd): the layout the CPU kernel's
+  attention streams (`kernels.attend`).
+
+Each slot has its own length: rows of a batch sit at different positions.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import GPTConfig
+
+
+class KVCache:
+    """Keys and values of `slots` rows in torch's layout, and each slot's length."""
+
+    def __init__(self, cfg: GPTConfig, slots: int, max_len: int, device: torch.device,
+                 dtype: torch.dtype) -> None:
+        head_dim = cfg.n_embd // cfg.n_head
+        shape = (cfg.n_layer, 2, slots, cfg.n_head, max_len, head_dim)
+        self.kv = torch.zeros(shape, device=device, dtype=dtype)  # zeros: finite when masked
+        self.max_len = max_len
+        self.lengths = [0] * slots
+
+    @property
+    def slots(self) -> int:
+        return len(self.lengths)
+
+    def view(self, slot: int) -> CacheView:
+        """One slot as a batch of one, for `GPT.forward`."""
+        return CacheView(self, slot)
+
+    def clone(self) -> KVCache:
+        """An independent copy: the same positions, its own tensor."""
+        new = KVCache.__new__(KVCache)
+        new.kv, new.max_len, new.lengths = self.kv.clone(), self.max_len, list(self.lengths)
+        return new
+
+
+class CacheView:
+    """Slot `slot` of a `KVCache`: what one row's forward writes and reads."""
+
+    def __init__(self, cache: KVCache, slot: int) -> None:
+        self.cache, self.slot = cache, slot
+        self.kv = cache.kv[:, :, slot : slot + 1]  # (n_layer, 2, 1, H, max_len, hd), a view
+
+    @property
+    def length(self) -> int:
+        return self.cache.lengths[self.slot]
+
+    @length.setter
+    def length(self, value: int) -> None:
+        self.cache.lengths[self.slot] = value
+
+    def reset(self) -> None:
+        self.length = 0
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (1, H, T, hd) after the slot's positions; return every key
+        and value up to them (1, H, length + T, hd). `length` moves on only when
+        the whole forward is done (`GPT.forward` sets it)."""
+        start, end = self.length, self.length + k.shape[2]
+        if end > self.cache.max_len:
+            raise ValueError(f"sequence of {end} exceeds the cache's {self.cache.max_len} positions")
+        self.kv[layer, 0, :, :, start:end] = k
+        self.kv[layer, 1, :, :, start:end] = v
+        return self.kv[layer, 0, :, :, :end], self.kv[layer, 1, :, :, :end]
+
+
+class KernelCache:
+    """Keys (transposed) and values of `slots` rows for the CPU kernels, float32."""
+
+    def __init__(self, cfg: GPTConfig, slots: int, max_len: int) -> None:
+        H, hd = cfg.n_head, cfg.n_embd // cfg.n_head
+        max_len = -(-max_len // 8) * 8  # the kernel reads keys 8 at a time
+        self.kT = torch.zeros(cfg.n_layer, slots, H, hd, max_len)
+        self.v = torch.zeros(cfg.n_layer, slots, H, max_len, hd)
+        self.max_len = max_len
+        self.lengths = [0] * slots
+
+    @property
+    def slots(self) -> int:
+        return len(self.lengths)
+
+    def keys(self, layer: int, slot: int, end: int) -> torch.Tensor:
+        """Slot `slot`'s keys 0..end-1 of one layer as (H, end, hd) (a view; tests)."""
+        return self.kT[layer, slot, :, :, :end].transpose(1, 2)
+
+    def values(self, layer: int, slot: int, end: int) -> torch.Tensor:
+        return self.v[layer, slot, :, :end]

@@ -1,0 +1,123 @@
+"""The CPU strategy: every feed of a call as rows of one pass through the kernels.
+
+A prefill of T ids and a one-token step are the same thing here: rows, each
+with a slot and a position. All rows of a call go through each layer
+together: layer norms and GELU in torch (row by row), the linear products
+and the attention in the batch-invariant kernels (`kernels`). A row's
+values therefore do not depend on the other rows of the call, nor on the
+thread count; and since every op is row-wise with a fixed order, a window
+that continues from the cache gives the same bits as prefilling it anew.
+
+Only the rows whose logits are wanted (each feed's last) go through the
+last block's attention, MLP and the output head; every row's key and value
+still reach the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from . import kernels
+from .cache import KernelCache
+from .gpt import GPT, Block, FineGPT
+from .precision import project
+from .steps import Feed, check_feeds
+
+
+def _blocks(x: torch.Tensor, blocks: Sequence[Block], cache: KernelCache, slots: torch.Tensor,
+            pos: torch.Tensor, lens: torch.Tensor, wanted: torch.Tensor | None) -> torch.Tensor:
+    """x (N, C) through every block; (len(wanted), C) out, or (N, C) when wanted is None."""
+    N = x.shape[0]
+    every = torch.arange(N)
+    kernels.check_rows(slots, pos, lens, every if wanted is None else wanted, N, cache.slots,
+                       cache.max_len)
+    last = len(blocks) - 1
+    for i, block in enumerate(blocks):
+        attn = block.attn
+        qkv = attn.c_attn(block.ln_1(x))  # (N, 3C)
+        rows = every if wanted is None or i < last else wanted
+        y = kernels.attend(qkv, cache.kT[i], cache.v[i], slots, pos, lens, rows, attn.n_head,
+                           validate=False)  # (rows, C)
+        if rows is not every:
+            x = x[rows]
+        x = x + attn.c_proj(y)
+        x = x + block.mlp(block.ln_2(x))
+    return x
+
+
+class KernelStepper:
+    """A packed `GPT` stepped through the CPU kernels (see the module docstring)."""
+
+    name = "cpu kernels"
+
+    def __init__(self, model: GPT) -> None:
+        self.model = model
+
+    def new_cache(self, slots: int) -> KernelCache:
+        return KernelCache(self.model.config, slots, self.model.config.block_size)
+
+    def advance(self, cache: KernelCache, feeds: Sequence[Feed],
+                vocab: slice | None) -> torch.Tensor:
+        check_feeds(feeds, cache.slots)
+        model = self.model
+        tr = model.transformer
+        block_size = model.config.block_size
+        embeds, slots, pos, last = [], [], [], []
+        ends = {}
+        n = 0
+        for feed in feeds:
+            start = 0 if feed.fresh else cache.lengths[feed.slot]
+            e = model.embed(feed.ids[None], feed.merge_context and start == 0)[0]  # (T, C)
+            T = e.shape[0]
+            if start + T > block_size:
+                raise ValueError(f"sequence of {start + T} exceeds the context of {block_size}")
+            embeds.append(e)
+            slots += [feed.slot] * T
+            pos += range(start, start + T)
+            n += T
+            last.append(n - 1)
+            ends[feed.slot] = start + T
+        pos_t = torch.tensor(pos, dtype=torch.long)
+        x = torch.cat(embeds) + tr["wpe"](pos_t)  # (N, C)
+        wanted = None if n == len(feeds) else torch.tensor(last, dtype=torch.long)
+        x = _blocks(x, tr["h"], cache, torch.tensor(slots, dtype=torch.long), pos_t, pos_t + 1,
+                    wanted)
+        for slot, end in ends.items():
+            cache.lengths[slot] = end
+        return project(model.lm_head, tr["ln_f"](x), vocab)  # (len(feeds), V)
+
+
+class KernelFine:
+    """A packed `FineGPT` over several rows' windows at once (non-causal attention)."""
+
+    name = "cpu kernels"
+
+    def __init__(self, model: FineGPT) -> None:
+        self.model = model
+        self._scratch: KernelCache | None = None
+
+    def _cache(self, rows: int, length: int) -> KernelCache:
+        """Keys and values of the windows being run, reused while they fit."""
+        s = self._scratch
+        if s is None or s.slots < rows or s.max_len < length:
+            s = self._scratch = KernelCache(self.model.config, rows, length)
+        return s
+
+    def logits(self, windows: Sequence[torch.Tensor], rel: Sequence[int],
+               pred_idx: int) -> list[torch.Tensor]:
+        model = self.model
+        T = windows[0].shape[0]
+        if any(w.shape[0] != T for w in windows) or model.config.block_size < T:
+            raise ValueError("fine windows of one call share one length within the context")
+        B = len(windows)
+        x = model.embed(pred_idx, torch.stack(list(windows))).reshape(B * T, -1)  # (B·T, C)
+        slots = torch.arange(B).repeat_interleave(T)
+        pos = torch.arange(T).repeat(B)
+        lens = torch.full((B * T,), T, dtype=torch.long)  # every key of its window
+        wanted = torch.cat([torch.arange(b * T + r, (b + 1) * T) for b, r in enumerate(rel)])
+        x = _blocks(x, model.transformer["h"], self._cache(B, T), slots, pos, lens, wanted)
+        head = model.lm_heads[pred_idx - model.config.n_codes_given]
+        out = head(model.transformer["ln_f"](x))  # (Σ T - rel, V)
+        return list(out.split([T - r for r in rel]))
