@@ -386,11 +386,15 @@ static int detect_isa(void) {
 
 static const char* isa_name(int isa) { return isa == ISA_AVX2 ? "avx2" : "generic"; }
 
-static int n_threads(int asked) {
+/* Below this many multiply-adds a call runs on the calling thread: waking a
+   sleeping OpenMP team costs more than such a product (the tiny test models). */
+#define PARALLEL_MIN_WORK (1 << 20)
+
+static int n_threads(int asked, double work) {
 #ifdef _OPENMP
-    return asked > 0 ? asked : 1;
+    return asked > 1 && work >= PARALLEL_MIN_WORK ? asked : 1;
 #else
-    (void)asked;
+    (void)asked; (void)work;
     return 1;
 #endif
 }
@@ -402,14 +406,14 @@ static void linear_impl(const float* x, ptrdiff_t xs, int M, int K, const void* 
     size_t pbytes = (size_t)K * PW * esize;
     const char* Wb = (const char*)W;
     int isa = g_isa;
-    (void)threads;
+    int nt = n_threads(threads, (double)M * npan * PW * K);
 #ifdef BARK_X86
     if (isa == ISA_AVX2 && M <= 8) {
         /* few rows: pairs of panels (two weight streams); a whole last panel
            pair only, the rest through the one-panel kernel */
         int full = ncols / PW;        /* panels whose 16 outputs are all kept */
         int npairs = full / 2;
-        #pragma omp parallel for schedule(static) num_threads(n_threads(threads))
+        #pragma omp parallel for schedule(static) num_threads(nt)
         for (int q = 0; q < npairs; q++) {
             const char* P = Wb + (size_t)(2 * q) * pbytes;
             panel_pair_avx2(x, xs, M, K, P, P + pbytes, kind, y + 2 * q * PW, ys,
@@ -423,7 +427,7 @@ static void linear_impl(const float* x, ptrdiff_t xs, int M, int K, const void* 
         return;
     }
 #endif
-    #pragma omp parallel for schedule(static) num_threads(n_threads(threads))
+    #pragma omp parallel for schedule(static) num_threads(nt)
     for (int p = 0; p < npan; p++) {
         int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
         const char* P = Wb + (size_t)p * pbytes;
@@ -447,7 +451,10 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, flo
     int hd = C / H;
     float scale = 1.0f / sqrtf((float)hd);
     int isa = g_isa;
-    #pragma omp parallel num_threads(n_threads(threads))
+    double work = 0;
+    for (int q = 0; q < NQ; q++) work += (double)lens[qrows[q]];
+    int nt = n_threads(threads, work * C * 2);
+    #pragma omp parallel num_threads(nt)
     {
         #pragma omp for schedule(static)
         for (int h = 0; h < H; h++) {

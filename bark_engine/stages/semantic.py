@@ -154,7 +154,7 @@ def semantic_rows(
     done = 0
     while active:
         check_cancel(cancel, "semantic")
-        going = []
+        going, before = [], done
         for i, b in enumerate(active):
             token = rows[b].draw(logits[i])
             if token == EOS and rows[b].allow_early_stop:
@@ -163,7 +163,7 @@ def semantic_rows(
             done += 1
             if len(tokens[b]) < bounds[b]:
                 going.append(b)
-        if on_step is not None and done:
+        if on_step is not None and done > before:
             on_step(done, total)
         active = going
         if active:

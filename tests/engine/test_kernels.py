@@ -1,0 +1,186 @@
+"""The compiled CPU kernels: right (against float64), and batch-invariant by construction.
+
+Every value must be the same bits whatever the other rows of the call, the
+number of rows, the thread count and the instruction set (the AVX2 path and
+the generic C path run the same operations in the same order).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bark_engine.model import kernels
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="CPU kernels not built here")
+
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+SHAPES = [(100, 48), (2304, 768), (10_048, 32)]  # (out, in): a ragged last panel, Bark's
+
+
+def isas() -> list[str]:
+    return ["generic", "avx2"] if kernels.isa() == "avx2" else ["generic"]
+
+
+@pytest.fixture
+def each_isa():
+    """Restores the fastest instruction set after a test that switches it."""
+    best = kernels.isa()
+    yield isas()
+    kernels.set_isa(best)
+
+
+def run_isa(name: str, fn):
+    before = kernels.isa()
+    kernels.set_isa(name)
+    try:
+        return fn()
+    finally:
+        kernels.set_isa(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16", "fp16"])
+@pytest.mark.parametrize(("n_out", "n_in"), SHAPES)
+def test_linear_equals_float64_and_is_batch_and_thread_invariant(dtype, n_out, n_in) -> None:
+    gen = torch.Generator().manual_seed(n_out)
+    weight, bias = torch.randn(n_out, n_in, generator=gen), torch.randn(n_out, generator=gen)
+    packed = kernels.pack(weight, bias, dtype)
+    exact = kernels.unpack(packed).double()  # the weight as stored (rounded to dtype)
+    for M in (1, 2, 3, 4, 5, 7, 8, 9, 13, 257):
+        x = torch.randn(M, n_in, generator=gen)
+        y = kernels.linear(x, packed)
+        ref = x.double() @ exact.T + bias.double()
+        assert ((y.double() - ref).abs().max() / ref.abs().max()).item() < 1e-5, M
+        # a row's bits do not depend on its neighbours, their number or the threads
+        for rows in (slice(0, 1), slice(M // 2, M), slice(M - 1, M)):
+            assert torch.equal(kernels.linear(x[rows], packed), y[rows]), (M, rows)
+        for threads in (1, 2, 3):
+            assert torch.equal(kernels.linear(x, packed, threads=threads), y), (M, threads)
+
+
+def test_linear_output_columns_and_layout() -> None:
+    gen = torch.Generator().manual_seed(1)
+    weight = torch.randn(12_096, 64, generator=gen)
+    packed = kernels.pack(weight)
+    assert packed.panels.shape == (756, 64, 16) and packed.bias is None
+    assert torch.equal(kernels.unpack(packed), weight)
+    x = torch.randn(3, 64, generator=gen)
+    full = kernels.linear(x, packed)
+    for cols in (slice(10_000, 12_048), slice(0, 10_001), slice(5, 70), slice(12_095, 12_096)):
+        assert torch.equal(kernels.linear(x, packed, cols), full[:, cols]), cols
+    strided = torch.randn(3, 128, generator=gen)[:, ::2]  # not contiguous
+    torch.testing.assert_close(kernels.linear(strided, packed), strided @ weight.T)
+    assert kernels.linear(x[:0], packed).shape == (0, 12_096)
+
+
+def test_linear_refuses_what_does_not_fit() -> None:
+    packed = kernels.pack(torch.randn(32, 16))
+    with pytest.raises(ValueError, match=r"\(M, 16\) float32"):
+        kernels.linear(torch.randn(2, 15), packed)
+    with pytest.raises(ValueError, match="float32"):
+        kernels.linear(torch.randn(2, 16, dtype=torch.float64), packed)
+    with pytest.raises(ValueError, match="step 1"):
+        kernels.linear(torch.randn(2, 16), packed, slice(0, 32, 2))
+    with pytest.raises(ValueError, match="2-D"):
+        kernels.pack(torch.randn(2, 3, 4))
+    with pytest.raises(ValueError, match="float32, bfloat16 or float16"):
+        kernels.pack(torch.randn(4, 4), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16", "fp16"])
+def test_every_instruction_set_gives_the_same_bits(dtype, each_isa) -> None:
+    gen = torch.Generator().manual_seed(2)
+    packed = kernels.pack(torch.randn(200, 96, generator=gen), torch.randn(200, generator=gen),
+                          dtype)
+    x = torch.randn(11, 96, generator=gen)
+    results = [run_isa(name, lambda: kernels.linear(x, packed)) for name in each_isa]
+    assert all(torch.equal(r, results[0]) for r in results)
+
+
+def attention_reference(qkv: torch.Tensor, slots, pos, H: int, rows) -> torch.Tensor:
+    """Causal attention of `rows` over their slot's rows at positions <= their own, in float64."""
+    N, C3 = qkv.shape
+    C, hd = C3 // 3, C3 // 3 // H
+    out = []
+    for n in rows:
+        keys = [m for m in range(N) if slots[m] == slots[n] and pos[m] <= pos[n]]
+        q = qkv[n, :C].view(H, 1, hd).double()
+        k = torch.stack([qkv[m, C : 2 * C].view(H, hd) for m in keys], 1).double()
+        v = torch.stack([qkv[m, 2 * C :].view(H, hd) for m in keys], 1).double()
+        weights = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd), -1)
+        out.append((weights @ v).reshape(C))
+    return torch.stack(out)
+
+
+def new_cache(slots: int, H: int, hd: int, max_len: int):
+    return torch.zeros(slots, H, hd, max_len), torch.zeros(slots, H, max_len, hd)
+
+
+@pytest.mark.parametrize(("H", "hd"), [(2, 16), (4, 64)])
+def test_attention_equals_float64_and_rows_are_independent(H: int, hd: int, each_isa) -> None:
+    gen = torch.Generator().manual_seed(H)
+    lengths = [100, 70, 3, 410]  # four rows (slots) of very different lengths
+    slots = torch.tensor([s for s, n in enumerate(lengths) for _ in range(n)])
+    pos = torch.tensor([p for n in lengths for p in range(n)])
+    qkv = torch.randn(len(pos), 3 * H * hd, generator=gen)
+    every = torch.arange(len(pos))
+    y = kernels.attend(qkv, *new_cache(4, H, hd, 416), slots, pos, pos + 1, every, H)
+    checked = [0, 1, 99, 100, 169, 170, 172, 173, 400, 582]  # ends and middles of each row
+    ref = attention_reference(qkv, slots.tolist(), pos.tolist(), H, checked)
+    assert (y[checked].double() - ref).abs().max().item() < 1e-5
+    # Only some queries, other threads, one instruction set or the other: the same bits.
+    some = torch.tensor([3, 120, 171, len(pos) - 1, *range(200, 560)])
+    for threads in (1, 2, 3):
+        for name in each_isa:
+            part = run_isa(name, lambda t=threads: kernels.attend(
+                qkv, *new_cache(4, H, hd, 416), slots, pos, pos + 1, some, H, threads=t))
+            assert torch.equal(part, y[some]), (threads, name)
+    # A row alone in its own cache, with no other rows in the call: the same bits.
+    last = slots == 3
+    alone = kernels.attend(qkv[last], *new_cache(1, H, hd, 416),
+                           torch.zeros(410, dtype=torch.long), pos[last], pos[last] + 1,
+                           torch.arange(410), H)
+    assert torch.equal(alone, y[last])
+
+
+def test_attention_writes_the_cache_and_reads_earlier_positions() -> None:
+    """A step after a prefill attends to the keys the prefill wrote."""
+    gen = torch.Generator().manual_seed(5)
+    H, hd = 2, 16
+    qkv = torch.randn(9, 3 * H * hd, generator=gen)
+    kT, v = new_cache(2, H, hd, 16)
+    slot = torch.ones(9, dtype=torch.long)
+    pos = torch.arange(9)
+    whole = kernels.attend(qkv, *new_cache(2, H, hd, 16), slot, pos, pos + 1, pos, H)
+    kernels.attend(qkv[:8], kT, v, slot[:8], pos[:8], pos[:8] + 1, pos[:8], H)
+    step = kernels.attend(qkv[8:], kT, v, slot[8:], pos[8:], pos[8:] + 1, torch.arange(1), H)
+    assert torch.equal(step, whole[8:])  # continuing from the cache: the same bits
+    assert torch.equal(kT[1, :, :, 3], qkv[3, H * hd : 2 * H * hd].view(H, hd))
+    assert torch.equal(v[1, :, 3], qkv[3, 2 * H * hd :].view(H, hd))
+    assert kT[0].abs().sum() == 0  # the other slot untouched
+
+
+def test_attention_refuses_indices_outside_the_cache() -> None:
+    qkv = torch.randn(2, 96)
+    kT, v = new_cache(1, 2, 16, 8)
+    rows = torch.arange(2)
+    with pytest.raises(ValueError, match="outside the cache"):
+        kernels.attend(qkv, kT, v, torch.tensor([0, 1]), rows, rows + 1, rows, 2)  # slot 1
+    with pytest.raises(ValueError, match="outside the cache"):
+        kernels.attend(qkv, kT, v, torch.zeros(2, dtype=torch.long), torch.tensor([0, 8]),
+                       torch.tensor([1, 9]), rows, 2)
+    with pytest.raises(ValueError, match="outside the cache"):
+        kernels.attend(qkv, kT, v, torch.zeros(2, dtype=torch.long), rows, rows + 1,
+                       torch.tensor([2]), 2)
+    with pytest.raises(ValueError, match="do not fit"):
+        kernels.attend(qkv, kT, v, torch.zeros(2, dtype=torch.long), rows, rows + 1, rows, 3)
+
+
+def test_status_says_what_runs() -> None:
+    status = kernels.status()
+    assert status.available and status.isa in ("avx2", "generic")
+    assert status.describe().startswith(f"compiled kernels ({status.isa}")
+    off = kernels.KernelStatus(False, None, "", "not built (no compiler)")
+    assert off.describe() == "pure-torch fallback: compiled kernels not built (no compiler)"
