@@ -1,9 +1,10 @@
-"""The decode layout holds the weights once: the mapped originals are handed back after each copy.
+"""A loaded model holds its weights once: the mapped originals are handed back after each copy.
 
-`use_decode_layout` copies each Linear weight of a memory-mapped model into a
-column-major tensor; the copy reads the mapped pages, which would otherwise
-stay resident next to it. These tests measure a real process's RSS against
-the size of the weights, and check that releasing pages never changes a value.
+Loading copies each linear weight of a memory-mapped checkpoint into the
+layout it runs in (the CPU kernels' panels, or the fallback's column-major
+weight); the copy reads the mapped pages, which would otherwise stay
+resident next to it. These tests measure a real process's RSS against the
+size of the weights, and check that releasing pages never changes a value.
 """
 
 from __future__ import annotations
@@ -17,12 +18,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from bark_engine.config import GPTConfig
 from bark_engine.loading.checkpoints import load_checkpoint, safe_torch_load
-from bark_engine.model.gpt import use_decode_layout
+from bark_engine.model import kernels
 from bark_engine.model.pages import FileMapping, MappedPages, file_mappings
+from bark_engine.model.precision import (
+    PackedLinear,
+    full_state_dict,
+    linear_layers,
+    use_decode_layout,
+    weight_of,
+)
 from bark_engine.testing.checkpoint_files import checkpoint_dict, save_checkpoint
 
 LINUX_PROC = pytest.mark.skipif(
@@ -60,24 +67,22 @@ def big_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 _RSS_SCRIPT = textwrap.dedent(
     """
     import json, sys, torch
-    from torch import nn
     from bark_engine.loading.checkpoints import load_checkpoint
-    from bark_engine.model.gpt import use_decode_layout
+    from bark_engine.model import pages
+    from bark_engine.model.precision import linear_layers, weight_bytes, weight_of
+    from bark_engine.model.steps import Feed
+    from bark_engine.model.strategy import stepper_for
 
     path, warm, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-
-    def two_copies(model):  # what use_decode_layout did before it released pages
-        with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, nn.Linear):
-                    m.weight.data = m.weight.data.t().contiguous().t()
+    if mode == "naive":  # the same copies, the originals' pages kept: two copies
+        pages.MappedPages.release = lambda self, tensor: 0
 
     def load_and_decode(p):
-        model = load_checkpoint(p, "causal")
-        (two_copies if mode == "naive" else use_decode_layout)(model)
-        cache = model.new_cache(1, 16)
-        model(torch.tensor([[1, 2, 3, 4]]), cache)  # a prefill ...
-        logits = model(torch.tensor([[5]]), cache)  # ... and one decode step (DecodePlan)
+        model = load_checkpoint(p, "causal")  # packed for the kernels, or column-major
+        stepper = stepper_for(model)
+        cache = stepper.new_cache(1)
+        stepper.advance(cache, [Feed(0, torch.tensor([1, 2, 3, 4]), fresh=True)], None)
+        logits = stepper.advance(cache, [Feed(0, torch.tensor([5]))], None)  # a decode step
         assert torch.isfinite(logits).all()
         return model
 
@@ -91,10 +96,8 @@ _RSS_SCRIPT = textwrap.dedent(
         f.write("5")  # VmHWM restarts from the current RSS (Linux >= 4.0)
     base = status_mb("VmRSS")
     model = load_and_decode(path)
-    weights = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
-    linears = sum(
-        m.weight.numel() * 4 for m in model.modules() if isinstance(m, nn.Linear)
-    ) / 2**20
+    weights = weight_bytes(model) / 2**20
+    linears = sum(weight_of(m).numel() * 4 for _, _, m in linear_layers(model)) / 2**20
     print(json.dumps({
         "weights": weights, "linears": linears,
         "rss": status_mb("VmRSS") - base, "hwm": status_mb("VmHWM") - base,
@@ -121,8 +124,8 @@ def test_load_and_decode_hold_the_weights_once(big_checkpoint: Path, tmp_path: P
     ours = _measure(big_checkpoint, warm, "release")
     weights, linears = ours["weights"], ours["linears"]
     assert linears > 0.75 * weights > 100  # the test means something only if Linears dominate
-    # One copy: the column-major Linears plus the few embedding rows read, the
-    # KV cache and a little slack; while converting, one matrix is held twice.
+    # One copy: the laid-out Linears plus the few embedding rows read, the KV
+    # cache and a little slack; while converting, one matrix is held twice.
     largest = BIG.n_embd * BIG.output_vocab_size * 4 / 2**20
     assert ours["rss"] < 1.05 * weights + 16, ours
     assert ours["hwm"] < 1.05 * weights + largest + 16, ours
@@ -132,44 +135,45 @@ def test_load_and_decode_hold_the_weights_once(big_checkpoint: Path, tmp_path: P
     assert naive["hwm"] > 1.7 * linears, naive
 
 
-def test_released_weights_keep_names_shapes_and_values(tmp_path: Path) -> None:
+@pytest.mark.parametrize("use_kernels", [False, True])
+def test_released_weights_keep_names_shapes_and_values(tmp_path: Path, use_kernels) -> None:
+    if use_kernels and not kernels.available():
+        pytest.skip("CPU kernels not built here")
     path = _write(tmp_path / "small.pt", SMALL, seed=2)
-    released = load_checkpoint(path, "causal")
-    originals = {n: p.data for n, p in released.named_parameters()}
-    use_decode_layout(released)
-    kept = load_checkpoint(path, "causal")
-    with torch.no_grad():  # the same layout, pages left alone
-        for m in kept.modules():
-            if isinstance(m, nn.Linear):
-                m.weight.data = m.weight.data.t().contiguous().t()
+    released = load_checkpoint(path, "causal", use_kernels=use_kernels)
+    kept = load_checkpoint(path, "causal", use_kernels=False)
+    originals = {n: p.data for n, p in kept.named_parameters()}
     stored = {
         k.removeprefix("_orig_mod."): v
         for k, v in safe_torch_load(path, mmap=False)["model"].items()
         if not k.endswith("attn.bias")
     }
-    state = released.state_dict()
-    assert list(state) == list(kept.state_dict())
+    state = full_state_dict(released)
+    assert sorted(state) == sorted(full_state_dict(kept))
     for name, value in state.items():
         assert value.shape == stored[name].shape and torch.equal(value, stored[name]), name
         # The handed-back originals still read the file's values (faulted back in).
         assert torch.equal(originals[name], stored[name]), name
-    for m in released.modules():
-        if isinstance(m, nn.Linear):
-            assert m.weight.stride(0) == 1  # column-major, as the decode path needs
+    for _, _, m in linear_layers(released):  # the layout the CPU path reads
+        assert isinstance(m, PackedLinear) if use_kernels else m.weight.stride(0) == 1
     cache_a, cache_b = released.new_cache(1, 8), kept.new_cache(1, 8)
     for step in ([[1, 2, 3]], [[4]], [[5]]):
         a = released(torch.tensor(step), cache_a)
         b = kept(torch.tensor(step), cache_b)
-        assert torch.equal(a, b)  # bit for bit
+        if use_kernels:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        else:
+            assert torch.equal(a, b)  # the same layout: bit for bit
     use_decode_layout(released)  # idempotent
-    assert all(torch.equal(v, state[k]) for k, v in released.state_dict().items())
+    assert all(torch.equal(v, state[k]) for k, v in full_state_dict(released).items())
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
 def test_pages_are_released_only_from_clean_file_mappings(tmp_path: Path) -> None:
     path = _write(tmp_path / "small.pt", SMALL, seed=3)
-    model = load_checkpoint(path, "causal")
-    fc = model.transformer["h"][0].mlp.c_fc.weight.data  # 256 x 64 floats: 16 pages
+    # The checkpoint's tensors as mapped (no layout copied yet).
+    raw = safe_torch_load(path)["model"]
+    fc = raw["_orig_mod.transformer.h.0.mlp.c_fc.weight"]  # 256 x 64 floats: 16 pages
     expected = fc.clone()
     nbytes = fc.numel() * fc.element_size()  # 64 KiB
     assert MappedPages().release(fc) >= nbytes - 2 * mmap.PAGESIZE  # all but the ends' pages
@@ -181,15 +185,16 @@ def test_pages_are_released_only_from_clean_file_mappings(tmp_path: Path) -> Non
 
     # A written (copy-on-write) page makes the mapping's data differ from the
     # file: nothing in it may be dropped any more.
-    dirty = load_checkpoint(path, "causal")
-    with torch.no_grad():
-        dirty.lm_head.weight.data[0, 0] = 123.0
-    proj = dirty.transformer["h"][1].mlp.c_fc.weight.data
+    dirty = safe_torch_load(path)["model"]
+    head = dirty["_orig_mod.lm_head.weight"]
+    head[0, 0] = 123.0
+    proj = dirty["_orig_mod.transformer.h.1.mlp.c_fc.weight"]
     assert MappedPages().release(proj) == 0
-    assert dirty.lm_head.weight[0, 0].item() == 123.0
+    assert head[0, 0].item() == 123.0
 
 
-def test_fine_model_heads_stay_tied_and_row_major(tmp_path: Path) -> None:
+@pytest.mark.parametrize("use_kernels", [False, True])
+def test_fine_model_heads_keep_their_embeddings(tmp_path: Path, use_kernels: bool) -> None:
     cfg = GPTConfig(
         n_layer=1, n_head=2, n_embd=64, block_size=32, input_vocab_size=300,
         output_vocab_size=300, n_codes_total=8, n_codes_given=1,
@@ -199,11 +204,19 @@ def test_fine_model_heads_stay_tied_and_row_major(tmp_path: Path) -> None:
         mask_dtype=None, optimizer_state=False,
     )  # fmt: skip
     save_checkpoint(ckpt, tmp_path / "fine.pt")
-    model = use_decode_layout(load_checkpoint(tmp_path / "fine.pt", "fine"))
+    if use_kernels and not kernels.available():
+        pytest.skip("CPU kernels not built here")
+    model = load_checkpoint(tmp_path / "fine.pt", "fine", use_kernels=use_kernels)
+    stored = safe_torch_load(tmp_path / "fine.pt", mmap=False)["model"]
     for i, head in enumerate(model.lm_heads):
-        assert model.transformer["wtes"][i + 1].weight is head.weight
-        assert head.weight.is_contiguous()
-    assert model.transformer["h"][0].mlp.c_fc.weight.stride(0) == 1
+        embedding = model.transformer["wtes"][i + 1].weight
+        assert torch.equal(embedding, stored[f"_orig_mod.lm_heads.{i}.weight"])  # not released
+        if use_kernels:  # a packed copy of the head; the embedding keeps the original
+            assert isinstance(head, PackedLinear) and torch.equal(weight_of(head), embedding)
+        else:  # tied, and row-major for the embedding's lookups
+            assert embedding is head.weight and head.weight.is_contiguous()
+    fc = model.transformer["h"][0].mlp.c_fc
+    assert isinstance(fc, PackedLinear) if use_kernels else fc.weight.stride(0) == 1
 
 
 def test_smaps_parsing(tmp_path: Path) -> None:
