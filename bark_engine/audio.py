@@ -10,7 +10,6 @@ numpy + stdlib only: the app imports this at start-up without torch.
 from __future__ import annotations
 
 import os
-import tempfile
 import wave
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from .config import SAMPLE_RATE
 from .errors import BadInputError
+from .files import atomic_write
 
 _PCM16_SCALE = 32767.0
 
@@ -46,20 +46,11 @@ def write_wav(
         raise BadInputError(f"sample rate must be a positive integer; got {sample_rate!r}")
     samples = np.nan_to_num(_as_mono(audio), nan=0.0, posinf=1.0, neginf=-1.0)
     pcm = np.round(np.clip(samples, -1.0, 1.0) * _PCM16_SCALE).astype("<i2")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with wave.open(f, "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(int(sample_rate))
-                w.writeframes(pcm.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f, wave.open(f, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sample_rate))
+        w.writeframes(pcm.tobytes())
     return path
 
 

@@ -28,26 +28,15 @@ from .model import kernels
 from .model.gpt import GPT, FineGPT
 from .model.precision import half_weights_advice
 from .model.strategy import fine_runner_for, stepper_for
-from .options import EngineConfig, GenerationOptions
+from .options import EngineConfig, GenerationOptions, Request, VoiceArg
 from .stages.pipeline import PreparedRow, StageModels, run_rows
 from .stages.runner import StageTiming
 from .voices.catalog import VoicePrompt, resolve_voice_arg
 
-VoiceArg = str | Path | VoicePrompt | None
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Script segments per batch when a render does not say (`Engine.default_batch`).
 DEFAULT_BATCH_CPU = 4
 DEFAULT_BATCH_GPU = 8
-
-
-@dataclass(frozen=True)
-class Request:
-    """One take to make: a row of a batch (`Engine.generate_batch`)."""
-
-    text: str
-    voice: VoiceArg = None  # preset / file / My-voices name, a VoicePrompt, or None
-    options: GenerationOptions = GenerationOptions()  # seed None: a fresh random one
-    segment: int = 0  # the script segment this take renders (events name it)
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,17 @@ Nothing here reads environment variables: the CLI and the app build these.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, Literal, TypedDict
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union
 
 from .config import MAX_SEMANTIC_STEPS
+
+if TYPE_CHECKING:
+    from .voices.prompts import VoicePrompt
+
+# A voice as callers name it: a preset, a .npz path, a My-voices name, a prompt, or none.
+VoiceArg = Union[str, Path, "VoicePrompt", None]
 
 ModelSize = Literal["small", "large"]
 
@@ -83,7 +90,11 @@ class GenerationOptions:
     @staticmethod
     def long_form() -> GenerationOptions:
         """The original long-form recipe: less extra audio at segment ends."""
-        return GenerationOptions(text_temp=LONG_FORM_TEXT_TEMP, min_eos_p=LONG_FORM_MIN_EOS_P)
+        return GenerationOptions().with_long_form()
+
+    def with_long_form(self) -> GenerationOptions:
+        """These options with the long-form recipe's text temperature and min_eos_p."""
+        return replace(self, text_temp=LONG_FORM_TEXT_TEMP, min_eos_p=LONG_FORM_MIN_EOS_P)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> GenerationOptions:
@@ -118,3 +129,13 @@ class GenerationOptions:
     def fine_sampling(self) -> FineSampling:
         """The fine stage's sampling argument."""
         return FineSampling(temperature=self.fine_temp)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One take to make: a row of a batch (`Engine.generate_batch`)."""
+
+    text: str
+    voice: VoiceArg = None
+    options: GenerationOptions = GenerationOptions()  # seed None: a fresh random one
+    segment: int = 0  # the script segment this take renders (events name it)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bark_engine.config import SAMPLE_RATE
 from bark_engine.voices.catalog import PRESETS
 
 from . import locations
@@ -51,7 +52,7 @@ class PlaybackMixin:
             return
         cached = self._audio.get(("voice", entry.key))
         if cached is not None:
-            self._play_audio(cached, 24_000, None, f"Auditioning {entry.name}")
+            self._play_audio(cached, SAMPLE_RATE, None, f"Auditioning {entry.name}")
             return
         self.notify(f"Decoding {entry.name}'s own sample…", markup=False, timeout=2)
         self.run_worker(

@@ -13,6 +13,7 @@ import secrets
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bark_engine.config import SAMPLE_RATE
 from bark_engine.errors import BadInputError
 from bark_engine.events import Event, StageProgress, StageStarted
 from bark_engine.options import EngineConfig, GenerationOptions
@@ -32,7 +33,7 @@ def parse_speakers(pairs: list[str]) -> dict[str, str]:
 
 
 class SegmentBars:
-    """A bar for segments and one for the stage in progress of the current segment."""
+    """A bar for segments and one for the stage in progress of the current batch."""
 
     def __init__(self, console: Console, n_segments: int) -> None:
         self.progress = Progress(
@@ -45,15 +46,19 @@ class SegmentBars:
     def __call__(self, event: Event) -> None:
         p = self.progress
         if isinstance(event, StageStarted):
+            which = event.segments or (event.segment,)
+            label = (f"seg {which[0] + 1}" if len(which) == 1 else
+                     f"segs {which[0] + 1}-{which[-1] + 1}" if list(which) == list(
+                         range(which[0], which[-1] + 1)) else f"{len(which)} segs")
             p.reset(self.stage, total=event.total, visible=True,
-                    description=f"seg {event.segment + 1} {event.stage}", info="")
+                    description=f"{label} {event.stage}", info="")
         elif isinstance(event, StageProgress):
             p.update(self.stage, completed=event.step, info=f"{event.tokens_per_s:6.1f}/s")
 
     def segment_done(self, take) -> None:
         how = "reused" if take.reused else f"{take.seconds:.1f} s"
         self.progress.update(self.segments, advance=1,
-                             info=f"#{take.segment.index + 1} {len(take.audio) / 24000:.1f} s "
+                             info=f"#{take.segment.index + 1} {len(take.audio) / SAMPLE_RATE:.1f} s "
                              f"of audio ({how})")
 
 
@@ -68,8 +73,7 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
     out = check_output_path(args.out or timestamped_wav())
     gen_opts: GenerationOptions = generation_options(args)
     if args.long_form:
-        gen_opts = GenerationOptions(**{**gen_opts.__dict__, "text_temp": 0.6,
-                                        "min_eos_p": 0.05})
+        gen_opts = gen_opts.with_long_form()
     engine = Engine(config, user_voices_dir=user_voices_dir())
     warn_precision(engine)
     script = parse_script(text, ScriptOptions(speakers=parse_speakers(args.speaker),
@@ -83,7 +87,7 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
     renderer = ScriptRenderer(engine, RenderOptions(
         generation=gen_opts, seed=seed, default_voice=args.voice,
         continuity="chain" if args.chain else "fixed", reset_every=args.reset_every,
-        parts_dir=parts))
+        parts_dir=parts, batch=args.batch))
     bars = SegmentBars(err, len(script.segments))
     with bars.progress:
         result = renderer.render(script, on_event=bars, on_segment=bars.segment_done)
@@ -93,7 +97,8 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
     err.print(
         f"wrote {out} · {len(result.segments)} segments ({reused} reused from {parts}) · "
         f"{result.duration_s:.1f} s of audio in {result.total_s:.1f} s · first audio after "
-        f"{result.first_audio_s:.1f} s · seed {seed}{noise}", highlight=False)
+        f"{result.first_audio_s:.1f} s · {result.batch} at a time · seed {seed}{noise}",
+        highlight=False)
     if args.json:
         print(json.dumps({
             "out": str(out), "seed": seed, "segments": len(result.segments), "reused": reused,
@@ -101,5 +106,8 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
             "total_seconds": round(result.total_s, 4),
             "first_audio_seconds": round(result.first_audio_s, 4),
             "random_weights": engine.random_weights, "parts": str(parts),
+            "batch": result.batch, "model": engine.model_id, "device": str(engine.device),
+            "dtype": engine.dtype_name,
+            "segment_seconds": [round(t.seconds, 4) for t in result.segments],
         }))
     return 0

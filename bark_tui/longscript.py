@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from textual.message import Message
 
+from bark_engine.config import SAMPLE_RATE
 from bark_engine.events import StageStarted
 from bark_engine.scripts.parse import Script, ScriptOptions, Segment, parse_script
 from bark_engine.scripts.render import RenderOptions, ScriptRenderer
@@ -40,10 +41,6 @@ from .script_parts import (  # the segment files (callers import them from here 
     stitch,
 )
 from .settings import Settings
-
-LONG_TEXT_TEMP = 0.6  # the long-form profile (Bark's long-form notebook)
-LONG_MIN_EOS_P = 0.05
-
 
 # --- parsing in the UI thread --------------------------------------------------------
 
@@ -139,6 +136,7 @@ class ScriptJob(Job):
     seeds: dict[int, int] | None = None  # segments whose seed is not seed + i (re-made ones)
     resume_key: str = ""  # script_resume.fingerprint: a cancelled render of the same goes on
     free_seed: bool = False  # the seed was drawn at random: a resumed render may replace it
+    batch: int | None = None  # segments made at once; None = the engine's default
 
     @property
     def count(self) -> int:
@@ -146,11 +144,14 @@ class ScriptJob(Job):
 
 
 class SegmentStarted(Message):
-    """The worker began making segment ``index`` (0-based) of ``count``."""
+    """The worker began making segment ``index`` (0-based) of ``count``, and with it
+    the other segments of its batch, ``indices`` (``(index,)`` alone)."""
 
-    def __init__(self, job_id: int, index: int, count: int) -> None:
+    def __init__(self, job_id: int, index: int, count: int,
+                 indices: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.job_id, self.index, self.count = job_id, index, count
+        self.indices = indices or (index,)
 
 
 class SegmentReady(Message):
@@ -192,28 +193,9 @@ class _ScriptEvents:
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, StageStarted) and event.stage == "semantic":
-            self.post(SegmentStarted(self.job.id, event.segment, self.job.count))
+            self.post(SegmentStarted(self.job.id, event.segment, self.job.count,
+                                     event.segments))
         self.bridge(event)
-
-
-class SeededRenderer(ScriptRenderer):
-    """The engine's renderer, except that segments listed in ``seeds`` keep their own seed.
-
-    A re-made segment was made with a seed of its own; regenerating the take
-    must use that seed, not base + index. The seed goes in before the
-    resumable part's key is computed, so a kept part is matched on it too.
-    """
-
-    def __init__(self, engine: Any, options: RenderOptions, seeds: dict[int, int]) -> None:
-        super().__init__(engine, options)
-        self.seeds = seeds
-
-    def _segment(self, seg: Segment, voice: Any, history: Any, gen_opts: Any, on_event: Any,
-                 cancel: Any) -> Any:
-        seed = self.seeds.get(seg.index)
-        if seed is not None:
-            gen_opts = replace(gen_opts, seed=seed)
-        return super()._segment(seg, voice, history, gen_opts, on_event, cancel)
 
 
 def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> None:
@@ -250,29 +232,26 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
             parts_name = f"script-{uuid.uuid4().hex}.parts"
         parts = takes_dir / parts_name
         parts.mkdir(parents=True, exist_ok=True)
-        last: list[Any] = []
 
         def landed(take) -> None:
             seg = take.segment
             file = save_segment(parts, seg.index, take.seed, take.semantic, take.coarse,
                                 take.fine, take.audio)
-            chained = (job.continuity == "chain" and bool(last) and last[0].voice == take.voice
-                       and not (job.reset_every and seg.index % job.reset_every == 0))
             records.append(segment_record(seg, take.seed, file, parts_name, len(take.audio),
-                                          "chain" if chained else "voice", take.seconds))
-            last[:] = [take]
-            post(SegmentReady(job.id, seg.index, job.count, take.audio, 24_000,
+                                          "chain" if take.chained else "voice", take.seconds))
+            post(SegmentReady(job.id, seg.index, job.count, take.audio, SAMPLE_RATE,
                               seg.pause_before_s))
 
-        renderer = SeededRenderer(engine, RenderOptions(
-            generation=job.options, seed=seed, default_voice=job.voice,
+        renderer = ScriptRenderer(engine, RenderOptions(
+            generation=job.options, seed=seed, seeds=job.seeds or {}, default_voice=job.voice,
             continuity=job.continuity, reset_every=job.reset_every,  # type: ignore[arg-type]
-            parts_dir=parts / script_resume.RESUME_DIR), job.seeds or {})
+            parts_dir=parts / script_resume.RESUME_DIR, batch=job.batch,
+            first_batch=1 if job.play_while_generating else None))
         rendered = renderer.render(job.script, on_event=events, on_segment=landed,
                                    cancel=job.cancel)
         new = NewTake(text=job.text, voice=job.voice, seed=seed,
                       options=replace(job.options, seed=seed), model_id=engine.model_id,
-                      random_weights=bool(engine.random_weights), sample_rate=24_000,
+                      random_weights=bool(engine.random_weights), sample_rate=SAMPLE_RATE,
                       timings={"first_audio_s": round(rendered.first_audio_s, 4),
                                "total_s": round(rendered.total_s, 4),
                                "continuity": job.continuity, "reset_every": job.reset_every},
@@ -352,7 +331,7 @@ def regenerate_segment(engine: Any, store: Any, take: Any, index: int, seed: int
     old_file = rec["file"]
     rec["file"] = save_segment(folder, index, seed, gen.semantic, gen.coarse, gen.fine, gen.audio)
     rec["seed"] = seed
-    rec["duration_s"] = len(gen.audio) / 24_000
+    rec["duration_s"] = len(gen.audio) / SAMPLE_RATE
     records[index] = rec
     audio = stitch(folder, records)
     write_wav(take.wav_path, audio, take.sample_rate)

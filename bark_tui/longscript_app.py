@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bark_engine.config import SAMPLE_RATE
+
 from .longscript import (
-    LONG_MIN_EOS_P,
-    LONG_TEXT_TEMP,
     ScriptJob,
     ScriptResumed,
     SegmentReady,
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from .history import Take
     from .messages import JobEnded, PlaybackEnded, StageUpdate
 
-SAMPLE_RATE = 24_000
 
 
 class LongScriptMixin:
@@ -68,8 +67,7 @@ class LongScriptMixin:
         app: Any = self
         options = generation_options(app.settings, seed)
         if app.settings.long_form:
-            options = dataclasses.replace(options, text_temp=LONG_TEXT_TEMP,
-                                          min_eos_p=LONG_MIN_EOS_P)
+            options = options.with_long_form()
         if app.max_duration_s is not None:
             options = dataclasses.replace(options, max_duration_s=app.max_duration_s)
         return options
@@ -101,7 +99,7 @@ class LongScriptMixin:
             seed=seed, continuity=settings.continuity,
             reset_every=settings.reset_every or None,
             play_while_generating=settings.play_while_generating,
-            free_seed=settings.seed_mode != "fixed",
+            free_seed=settings.seed_mode != "fixed", batch=settings.batch or None,
         )
         self._submit_script(job)
         return True
@@ -132,7 +130,10 @@ class LongScriptMixin:
         state = self.seg
         parts = [f"Script job {job.id}"]
         if state["making"] is not None:
-            parts.append(f"making segment {state['making'] + 1}/{job.count}")
+            batch = state.get("making_all") or (state["making"],)
+            which = (f"segment {batch[0] + 1}" if len(batch) == 1 else
+                     f"segments {', '.join(str(i + 1) for i in batch)}")
+            parts.append(f"making {which}/{job.count}")
         if state["playing"] is not None:
             parts.append(f"playing segment {state['playing'] + 1}")
         parts.append("esc cancels")
@@ -143,6 +144,7 @@ class LongScriptMixin:
         if state["job"] != message.job_id:
             state.update(job=message.job_id, queue=deque(), playing=None)
         state["making"] = message.index
+        state["making_all"] = message.indices
         state["count"] = message.count
         if message.index > 0:  # the rows show this segment's stages, not the last one's
             from bark_engine.events import STAGES
@@ -262,7 +264,8 @@ class LongScriptMixin:
         app: Any = self
         if new is None:
             return
-        fields = ("speakers", "long_form", "continuity", "reset_every", "play_while_generating")
+        fields = ("speakers", "long_form", "continuity", "reset_every", "play_while_generating",
+                  "batch")
         merged = dataclasses.replace(app.settings, **{f: getattr(new, f) for f in fields})
         app.settings = merged
         try:

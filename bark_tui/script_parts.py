@@ -7,13 +7,13 @@ re-stitched without touching the others.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bark_engine.config import SAMPLE_RATE
+from bark_engine.files import atomic_write
 from bark_engine.scripts.parse import Segment
 
 FADE_S = 0.01  # fade at every join, as the engine's renderer does
@@ -33,15 +33,9 @@ def save_segment(folder: Path, index: int, seed: int, semantic, coarse, fine,
                  audio: np.ndarray) -> str:
     """Atomically write one segment's tokens and audio; returns the file name."""
     name = f"segment-{index:04d}-seed{seed}.npz"
-    fd, tmp = tempfile.mkstemp(prefix=".segment-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, semantic_prompt=np.asarray(semantic), coarse_prompt=np.asarray(coarse),
-                     fine_prompt=np.asarray(fine), audio=np.asarray(audio, dtype=np.float32))
-        os.replace(tmp, folder / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(folder / name) as fh:
+        np.savez(fh, semantic_prompt=np.asarray(semantic), coarse_prompt=np.asarray(coarse),
+                 fine_prompt=np.asarray(fine), audio=np.asarray(audio, dtype=np.float32))
     return name
 
 
@@ -55,7 +49,7 @@ def segment_record(seg: Segment, seed: int, file: str, parts: str, audio_len: in
     return {
         "index": seg.index, "text": seg.text, "voice": seg.voice, "speaker": seg.speaker,
         "seed": seed, "pause_before_s": seg.pause_before_s, "line_no": seg.line_no,
-        "file": file, "parts": parts, "duration_s": audio_len / 24_000, "history": history,
+        "file": file, "parts": parts, "duration_s": audio_len / SAMPLE_RATE, "history": history,
         "seconds": round(seconds, 4),
     }
 
@@ -64,4 +58,4 @@ def stitch(folder: Path, records: list[dict[str, Any]]) -> np.ndarray:
     from bark_engine.audio import join_segments
 
     audios = [load_segment(folder / r["file"])["audio"] for r in records]
-    return join_segments(audios, [float(r["pause_before_s"]) for r in records], 24_000, FADE_S)
+    return join_segments(audios, [float(r["pause_before_s"]) for r in records], SAMPLE_RATE, FADE_S)

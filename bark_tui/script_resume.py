@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bark_engine.files import atomic_write
+
 RESUME_DIR = "resume"
 MARKER = "resume.json"
 KEEP = 3  # cancelled renders kept for resuming (older ones are removed)
@@ -65,9 +67,8 @@ def keep(parts: Path, key: str, seed: int, done: int, count: int) -> None:
         if child.is_file():
             child.unlink(missing_ok=True)
     marker = {"key": key, "seed": seed, "done": done, "count": count, "saved": time.time()}
-    tmp = parts / RESUME_DIR / (MARKER + ".tmp")
-    tmp.write_text(json.dumps(marker), encoding="utf-8")
-    tmp.replace(parts / RESUME_DIR / MARKER)
+    with atomic_write(parts / RESUME_DIR / MARKER, "w") as f:
+        f.write(json.dumps(marker))
     prune(parts.parent)
 
 

@@ -12,17 +12,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from bark_engine.options import EngineConfig, GenerationOptions
+from bark_engine.config import MAX_BATCH
+from bark_engine.files import atomic_write
+from bark_engine.options import (
+    DEFAULT_FINE_TEMP,
+    DEFAULT_MIN_EOS_P,
+    DEFAULT_TEXT_TEMP,
+    DEFAULT_WAVEFORM_TEMP,
+    EngineConfig,
+    GenerationOptions,
+)
 
 SIZES = ("small", "large")
-# "auto": float32 on the CPU, bfloat16 (or float16) on a GPU; on the CPU bfloat16
-# halves the matrix weights only and is ~1.5x faster (bark_engine.model.matvec.use_half_weights)
+# "auto": float32 on the CPU, bfloat16 (or float16) on a GPU; on the CPU a half
+# precision halves the matrix weights only (bark_engine.model.precision)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 SEED_MODES = ("random", "fixed")
 CONTINUITY_MODES = ("fixed", "chain")
@@ -37,10 +44,10 @@ class Settings:
     size: str = "small"  # "small" | "large"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     dtype: str = "auto"  # precision: one of DTYPES
-    text_temp: float = 0.7  # semantic stage; 0 = greedy
-    waveform_temp: float = 0.7  # coarse stage; 0 = greedy
-    fine_temp: float = 0.5  # fine stage; 0 = argmax
-    min_eos_p: float = 0.2  # end the semantic stage once EOS is this likely
+    text_temp: float = DEFAULT_TEXT_TEMP  # semantic stage; 0 = greedy
+    waveform_temp: float = DEFAULT_WAVEFORM_TEMP  # coarse stage; 0 = greedy
+    fine_temp: float = DEFAULT_FINE_TEMP  # fine stage; 0 = argmax
+    min_eos_p: float = DEFAULT_MIN_EOS_P  # end the semantic stage once EOS is this likely
     top_k: int | None = None
     top_p: float | None = None
     seed_mode: str = "random"  # "random": a new seed per take; "fixed": always fixed_seed
@@ -49,10 +56,11 @@ class Settings:
     theme: str = "textual-dark"
     default_voice: str = "v2/en_speaker_6"
     speakers: dict[str, str] = field(default_factory=dict)  # dialogue: speaker name -> voice
-    long_form: bool = False  # long-script profile: text temperature 0.6, min_eos_p 0.05
+    long_form: bool = False  # long-script profile: LONG_FORM_TEXT_TEMP, LONG_FORM_MIN_EOS_P
     continuity: str = "fixed"  # long scripts: "fixed" preset per segment, or "chain" takes
     reset_every: int = 0  # chain mode: back to the preset every N segments; 0 = never
     play_while_generating: bool = True  # long scripts: play segment 1 while the rest is made
+    batch: int = 0  # long scripts: segments made at once; 0 = the engine's default for the device
 
 
 # --- type checks -------------------------------------------------------------
@@ -102,6 +110,7 @@ _TYPE_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "continuity": (_is_str, "a string"),
     "reset_every": (_is_int, "an integer"),
     "play_while_generating": (lambda v: isinstance(v, bool), "true or false"),
+    "batch": (_is_int, "an integer"),
 }
 
 
@@ -143,6 +152,8 @@ def _field_problems(s: Settings) -> dict[str, str]:
         )
     if not 0 <= s.reset_every <= 10_000:
         problems["reset_every"] = f"reset_every must be 0 (never) or more (got {s.reset_every})"
+    if not 0 <= s.batch <= MAX_BATCH:
+        problems["batch"] = f"batch must be 0 (auto) to {MAX_BATCH} (got {s.batch})"
     bad = [name for name, voice in s.speakers.items() if not name.strip() or not voice.strip()]
     if bad:
         problems["speakers"] = "every speaker needs a name and a voice"
@@ -213,16 +224,8 @@ def save_settings(settings: Settings, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as fh:
+        fh.write(data)
 
 
 def generation_options(settings: Settings, seed: int | None = None) -> GenerationOptions:

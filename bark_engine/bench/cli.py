@@ -16,10 +16,10 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..files import atomic_write
 from .child import RESULT_PREFIX
 from .work import STAGES, Work
 
@@ -408,9 +408,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(results, summary), end="")
     if args.json is not None:
         payload = {"results": results, "summary": summary}
-        with tempfile.NamedTemporaryFile(
-            "w", dir=args.json.parent or ".", delete=False, suffix=".tmp"
-        ) as f:
+        with atomic_write(args.json, "w") as f:
             json.dump(payload, f, indent=2, default=str)
-        os.replace(f.name, args.json)
     return 0

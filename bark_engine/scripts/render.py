@@ -1,22 +1,29 @@
-"""Long scripts: generate a parsed script segment by segment and stitch the audio.
+"""Long scripts: render a parsed script in batches of segments and stitch the audio.
 
-Each segment is an ordinary `Engine.generate` call with its own derived seed,
-so a segment can be re-made alone and the whole re-stitched. With a parts
-folder every finished segment is saved (atomically) under a key of
-everything that determines it; a rerun after an interruption reuses those
-files instead of generating again.
+Each segment is one row of `Engine.generate_batch` with its own seed (the
+script's seed + its index, unless `RenderOptions.seeds` says otherwise), so a
+segment's tokens are the same in any batch and it can be re-made alone and
+the whole re-stitched. With a parts folder every finished segment is saved
+(atomically) under a key of everything that determines it; a rerun after an
+interruption reuses those files instead of generating again.
+
+What can share a batch: in fixed-voice mode every segment is independent, so
+segments go `batch` at a time in script order (segment 1 is in the first
+batch, so the first audio comes with it; `first_batch=1` makes it alone there).
+In chain mode each segment is the
+next one's history; a chain restarts at every voice change and `reset_every`
+boundary, and those chains are independent: their k-th segments batch
+together, chain after chain joining as others finish.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -24,9 +31,10 @@ import numpy as np
 
 from ..audio import join_segments
 from ..config import SAMPLE_RATE
-from ..errors import Cancelled
+from ..errors import BadInputError, Cancelled
 from ..events import EventCallback, ignore_event
-from ..options import GenerationOptions
+from ..files import atomic_write
+from ..options import GenerationOptions, Request
 from ..voices.catalog import VoicePrompt
 from .parse import Script, Segment
 
@@ -39,11 +47,20 @@ class RenderOptions:
     """How a script becomes one take."""
 
     generation: GenerationOptions = GenerationOptions()
-    seed: int = 0  # segment i uses seed + i
+    seed: int = 0  # segment i uses seed + i ...
+    seeds: Mapping[int, int] = field(default_factory=dict)  # ... unless it is listed here
     default_voice: str | None = None  # for segments whose voice is None
     continuity: Continuity = "fixed"  # "chain": each segment is the next one's history
     reset_every: int | None = None  # chain mode: back to the preset every N segments
     parts_dir: Path | None = None  # where finished segments are kept (resumable)
+    batch: int | None = None  # segments per batch; None: the engine's default for its device
+    # Segments of the first batch (None: `batch`). 1 puts segment 1 alone in it, so it can
+    # be heard as soon as possible (the studio's "play while generating") at the cost of
+    # at most one more batch.
+    first_batch: int | None = None
+
+    def seed_of(self, segment: Segment) -> int:
+        return self.seeds.get(segment.index, self.seed + segment.index)
 
 
 @dataclass(frozen=True)
@@ -58,7 +75,8 @@ class SegmentTake:
     fine: np.ndarray
     audio: np.ndarray
     reused: bool
-    seconds: float  # generation time (0 when reused)
+    seconds: float  # wall time of the batch that made it (0 when reused)
+    chained: bool = False  # made with the previous segment as its history
 
     def voice_prompt(self) -> VoicePrompt:
         return VoicePrompt(semantic=self.semantic, coarse=self.coarse, fine=self.fine)
@@ -71,6 +89,7 @@ class Rendered:
     segments: tuple[SegmentTake, ...]
     first_audio_s: float  # wall time until the first segment's audio existed
     total_s: float
+    batch: int = 1  # segments per batch it ran with
 
     @property
     def duration_s(self) -> float:
@@ -94,15 +113,9 @@ def _part_path(parts_dir: Path, index: int, key: str) -> Path:
 
 
 def _save_part(path: Path, take: SegmentTake) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, semantic_prompt=take.semantic, coarse_prompt=take.coarse,
-                     fine_prompt=take.fine, audio=take.audio)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        np.savez(fh, semantic_prompt=take.semantic, coarse_prompt=take.coarse,
+                 fine_prompt=take.fine, audio=take.audio)
 
 
 def _load_part(path: Path) -> dict[str, np.ndarray] | None:
@@ -115,25 +128,47 @@ def _load_part(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
+def chains(script: Script, options: RenderOptions) -> list[list[Segment]]:
+    """The script's segments in groups that must run in order, one after another:
+    one group per segment in fixed mode; in chain mode a group ends at every
+    voice change and every `reset_every` boundary."""
+    groups: list[list[Segment]] = []
+    previous_voice: object = object()
+    for seg in script.segments:
+        voice = seg.voice or options.default_voice
+        joins = (options.continuity == "chain" and groups and voice == previous_voice
+                 and not (options.reset_every and seg.index % options.reset_every == 0))
+        if joins:
+            groups[-1].append(seg)
+        else:
+            groups.append([seg])
+        previous_voice = voice
+    return groups
+
+
+@dataclass
+class _Pending:
+    """A segment ready to be made: what its row of the batch needs."""
+
+    segment: Segment
+    voice: str | None
+    history: VoicePrompt | None
+    chained: bool
+    options: GenerationOptions  # with its seed
+    path: Path | None  # where its part is kept, if anywhere
+
+
 class ScriptRenderer:
-    """Renders a `Script` with an engine; reports each finished segment as it lands."""
+    """Renders a `Script` with an engine in batches; reports each finished segment
+    in script order as soon as it and every segment before it are done."""
 
     def __init__(self, engine, options: RenderOptions) -> None:
         self.engine = engine
         self.options = options
 
-    def _history(self, segment: Segment, voice: str | None,
-                 previous: SegmentTake | None) -> VoicePrompt | None:
-        opts = self.options
-        chain = (
-            opts.continuity == "chain"
-            and previous is not None
-            and previous.voice == voice
-            and not (opts.reset_every and segment.index % opts.reset_every == 0)
-        )
-        if chain:
-            return previous.voice_prompt()
-        return self.engine.resolve_voice(voice)
+    @property
+    def batch(self) -> int:
+        return self.options.batch or self.engine.default_batch
 
     def render(
         self,
@@ -145,8 +180,6 @@ class ScriptRenderer:
     ) -> Rendered:
         opts = self.options
         if not script.segments:
-            from ..errors import BadInputError
-
             raise BadInputError("the script has nothing to say")
         for seg in script.segments:  # refuse bad text and voices before any generation
             self.engine.check_text(seg.text)
@@ -154,45 +187,90 @@ class ScriptRenderer:
         if opts.parts_dir is not None:
             opts.parts_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
+        done: dict[int, SegmentTake] = {}
+        released = 0
         first_audio: float | None = None
-        takes: list[SegmentTake] = []
-        previous: SegmentTake | None = None
-        for seg in script.segments:
+
+        def finish(take: SegmentTake) -> None:
+            nonlocal released, first_audio
+            done[take.segment.index] = take
+            if first_audio is None and take.segment.index == script.segments[0].index:
+                first_audio = time.perf_counter() - start
+            while released < len(script.segments) and script.segments[released].index in done:
+                if on_segment is not None:
+                    on_segment(done[script.segments[released].index])
+                released += 1
+
+        waiting = chains(script, opts)  # groups not started, in script order
+        running: list[tuple[list[Segment], int]] = []  # (group, position of its next segment)
+        room = opts.first_batch or self.batch
+        while waiting or running:
+            while waiting and len(running) < room:
+                running.append((waiting.pop(0), 0))
             if cancel is not None and cancel.is_set():
                 raise Cancelled("script rendering cancelled")
-            voice = seg.voice or opts.default_voice
-            history = self._history(seg, voice, previous)
-            gen_opts = replace(opts.generation, seed=opts.seed + seg.index)
-            take = self._segment(seg, voice, history, gen_opts, on_event, cancel)
-            if first_audio is None:
-                first_audio = time.perf_counter() - start
-            takes.append(take)
-            previous = take
-            if on_segment is not None:
-                on_segment(take)
+            batch: list[_Pending] = []
+            for i, (group, k) in enumerate(running):
+                # Kept segments are read, not made: move this group on until one is to make.
+                while k < len(group):
+                    previous = done.get(group[k - 1].index) if k else None
+                    pending = self._pending(group[k], previous)
+                    saved = _load_part(pending.path) if pending.path and pending.path.exists() \
+                        else None
+                    if saved is None:
+                        batch.append(pending)
+                        break
+                    finish(self._take(pending, saved, reused=True, seconds=0.0))
+                    k += 1
+                running[i] = (group, k)
+            running = [(g, k) for g, k in running if k < len(g)]
+            if batch:
+                for take in self._make(batch, on_event, cancel):
+                    finish(take)
+                running = [(g, k + 1) for g, k in running]
+                room = self.batch
+            running = [(g, k) for g, k in running if k < len(g)]
+        takes = tuple(done[seg.index] for seg in script.segments)
         audio = join_segments([t.audio for t in takes],
                               [t.segment.pause_before_s for t in takes], SAMPLE_RATE, FADE_S)
-        return Rendered(audio, SAMPLE_RATE, tuple(takes), first_audio or 0.0,
-                        time.perf_counter() - start)
+        return Rendered(audio, SAMPLE_RATE, takes, first_audio or 0.0,
+                        time.perf_counter() - start, self.batch)
 
-    def _segment(self, seg: Segment, voice: str | None, history: VoicePrompt | None,
-                 gen_opts: GenerationOptions, on_event: EventCallback,
-                 cancel: threading.Event | None) -> SegmentTake:
-        parts_dir = self.options.parts_dir
+    def _pending(self, seg: Segment, previous: SegmentTake | None) -> _Pending:
+        """What the segment's row needs: its voice, history (the previous segment's
+        take when chained), options and the file its part is kept in."""
+        opts = self.options
+        voice = seg.voice or opts.default_voice
+        chained = previous is not None  # chains() put it after the segment it continues
+        history = previous.voice_prompt() if chained else self.engine.resolve_voice(voice)
+        gen_opts = replace(opts.generation, seed=opts.seed_of(seg))
         path = None
-        if parts_dir is not None:
+        if opts.parts_dir is not None:
             key = segment_key(seg, voice, history, gen_opts, self.engine.model_id)
-            path = _part_path(parts_dir, seg.index, key)
-            saved = _load_part(path) if path.exists() else None
-            if saved is not None:
-                return SegmentTake(seg, gen_opts.seed, voice, saved["semantic_prompt"],
-                                   saved["coarse_prompt"], saved["fine_prompt"], saved["audio"],
-                                   reused=True, seconds=0.0)
+            path = _part_path(opts.parts_dir, seg.index, key)
+        return _Pending(seg, voice, history, chained, gen_opts, path)
+
+    @staticmethod
+    def _take(p: _Pending, arrays: dict[str, np.ndarray], reused: bool,
+              seconds: float) -> SegmentTake:
+        return SegmentTake(p.segment, p.options.seed, p.voice, arrays["semantic_prompt"],
+                           arrays["coarse_prompt"], arrays["fine_prompt"], arrays["audio"],
+                           reused=reused, seconds=seconds, chained=p.chained)
+
+    def _make(self, batch: list[_Pending], on_event: EventCallback,
+              cancel: threading.Event | None) -> list[SegmentTake]:
+        """The batch's segments made as one batch of rows, each part saved as it is kept."""
         t0 = time.perf_counter()
-        gen = self.engine.generate(seg.text, voice=history, options=gen_opts,
-                                   on_event=on_event, cancel=cancel, segment=seg.index)
-        take = SegmentTake(seg, gen.seed, voice, gen.semantic, gen.coarse, gen.fine, gen.audio,
-                           reused=False, seconds=time.perf_counter() - t0)
-        if path is not None:
-            _save_part(path, take)
-        return take
+        gens = self.engine.generate_batch(
+            [Request(p.segment.text, p.history, p.options, p.segment.index) for p in batch],
+            on_event=on_event, cancel=cancel)
+        seconds = time.perf_counter() - t0
+        takes = []
+        for p, gen in zip(batch, gens, strict=True):
+            take = self._take(p, {"semantic_prompt": gen.semantic, "coarse_prompt": gen.coarse,
+                                  "fine_prompt": gen.fine, "audio": gen.audio},
+                              reused=False, seconds=seconds)
+            if p.path is not None:
+                _save_part(p.path, take)
+            takes.append(take)
+        return takes

@@ -1,9 +1,6 @@
-"""Atomic file writes for the model-folder generator.
-
-A reader (a test session, the app) must never see a half-written checkpoint:
-each file is written to a temporary name in the same folder and renamed into
-place, which is atomic on one file system.
-"""
+"""Atomic writes for the model-folder generator: files through the project's one
+writer (`bark_engine.files.atomic_write`) with a downloaded file's mode, and
+whole folders renamed into place."""
 
 from __future__ import annotations
 
@@ -11,28 +8,19 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO
+
+from ..files import atomic_write
 
 FILE_MODE = 0o644  # like a downloaded file, not mkstemp's private 0600
 DIR_MODE = 0o755
 
 
-@contextmanager
-def atomic_file(target: Path, mode: str = "wb") -> Iterator[IO]:
-    """Yield an open temporary file that becomes `target` when the block succeeds."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        encoding = None if "b" in mode else "utf-8"
-        newline = None if "b" in mode else "\n"
-        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as f:
-            yield f
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_file(target: Path, mode: str = "wb") -> AbstractContextManager[IO]:
+    """`atomic_write` for a model folder's file: no fsync (a test folder), mode 0644."""
+    return atomic_write(target, mode, durable=False, permissions=FILE_MODE)
 
 
 @contextmanager

@@ -18,7 +18,6 @@ numpy + stdlib only: the app imports this at start-up without torch.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from ..config import (
     SEMANTIC_VOCAB_SIZE,
 )
 from ..errors import BadInputError, VoiceError
+from ..files import atomic_write
 
 PROMPT_KEYS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
 COARSE_PER_SEMANTIC = COARSE_RATE_HZ / SEMANTIC_RATE_HZ  # ≈ 1.503 frames per semantic token
@@ -156,16 +156,8 @@ class VoicePrompt:
             raise BadInputError(f"cannot save voice: folder does not exist: {folder}")
         if not os.access(folder, os.W_OK):
             raise BadInputError(f"cannot save voice: folder is not writable: {folder}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **self.as_dict())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, **self.as_dict())
         return path
 
 

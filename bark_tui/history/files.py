@@ -10,11 +10,12 @@ the whole file, never half of one.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from bark_engine.files import atomic_write
 
 # The original Bark voice format: a take's tokens file is a usable voice prompt.
 TOKEN_KEYS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
@@ -34,20 +35,6 @@ def safe_child(folder: Path, name: str | None) -> Path | None:
     if os.path.isabs(name) or Path(name).name != name:
         return None
     return folder / name
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def normalize_tokens(tokens: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -74,17 +61,8 @@ def normalize_tokens(tokens: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def write_tokens_atomic(path: Path, tokens: Mapping[str, np.ndarray]) -> None:
     """Write an uncompressed ``.npz`` with the three prompt arrays, atomically and durably."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **tokens)  # a file object: numpy adds no ".npz" suffix
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    with atomic_write(path) as fh:
+        np.savez(fh, **tokens)  # a file object: numpy adds no ".npz" suffix
 
 
 def read_tokens(path: Path) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bark_engine.config import SAMPLE_RATE
 from bark_engine.options import GenerationOptions
 
 from .errors import TakeFileMissing
@@ -51,7 +52,7 @@ class NewTake:
     options: GenerationOptions | dict[str, Any] = field(default_factory=GenerationOptions)
     model_id: str = ""
     random_weights: bool = False
-    sample_rate: int = 24_000
+    sample_rate: int = SAMPLE_RATE
     timings: dict[str, Any] = field(default_factory=dict)  # {stage: StageTiming | {tokens, seconds}}
     name: str | None = None  # None = a snippet of the text
     segments: list[Any] | None = None  # long scripts: per-segment facts

@@ -49,8 +49,10 @@ from typing import Any
 
 import numpy as np
 
+from bark_engine.files import sync_dir
+
 from .errors import HistoryError, TakeNotFound
-from .files import fsync_dir, normalize_tokens, safe_child, write_tokens_atomic
+from .files import normalize_tokens, safe_child, write_tokens_atomic
 from .records import TAKE_COLUMNS, NewTake, Take, json_or, snippet
 from .schema import migrate
 
@@ -167,7 +169,7 @@ class HistoryStore:
             self.takes_dir.mkdir(parents=True, exist_ok=True)
             wav_path = self.takes_dir / wav_name
             write_wav(wav_path, samples, new.sample_rate)  # temp + fsync + rename
-            fsync_dir(self.takes_dir)  # ... and the rename itself is durable
+            sync_dir(self.takes_dir)  # ... and the rename itself is durable
             if token_arrays is not None and tokens_name is not None:
                 write_tokens_atomic(self.takes_dir / tokens_name, token_arrays)
             row = (

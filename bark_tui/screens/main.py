@@ -14,6 +14,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TextArea
 
+from bark_engine.config import SAMPLE_RATE
+
 from ..guard import GuardedHandlers, guarded
 from ..widgets.generation_panel import GenerationPanel
 from ..widgets.history_table import HistoryTable, take_matches, timing_s
@@ -152,10 +154,10 @@ class MainScreen(GuardedHandlers, Screen[None]):
         take = self.history.current
         if take is None and self.history.all_takes:
             self.waveform.show_audio(
-                None, 24_000, f"No take matches “{self.history.query}” — / changes the filter")
+                None, SAMPLE_RATE, f"No take matches “{self.history.query}” — / changes the filter")
             return
         if take is None:
-            self.waveform.show_audio(None, 24_000, "No takes yet — ctrl+g generates one")
+            self.waveform.show_audio(None, SAMPLE_RATE, "No takes yet — ctrl+g generates one")
             return
         audio = self.bark.take_audio(take, quiet=True)
         if audio is None:

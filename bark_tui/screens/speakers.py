@@ -17,6 +17,9 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
+from bark_engine.config import MAX_BATCH
+from bark_engine.options import LONG_FORM_MIN_EOS_P, LONG_FORM_TEXT_TEMP
+
 from ..guard import GuardedHandlers
 from ..settings import CONTINUITY_MODES, Settings, validate_settings
 from .form import SettingsForm
@@ -80,8 +83,12 @@ class SpeakersScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
                 yield Label("Reset every", classes="field-label")
                 yield Input(str(s.reset_every), type="integer", id="set-reset_every",
                             placeholder="0 = never", compact=True)
-            yield Checkbox("Long scripts: split long paragraphs; text temperature 0.6, "
-                           "min_eos_p 0.05", s.long_form, id="set-long_form", compact=True)
+                yield Label("Segments at once", classes="field-label")
+                yield Input(str(s.batch), type="integer", id="set-batch",
+                            placeholder=f"0 = auto (1..{MAX_BATCH})", compact=True)
+            yield Checkbox(f"Long scripts: split long paragraphs; text temperature "
+                           f"{LONG_FORM_TEXT_TEMP}, min_eos_p {LONG_FORM_MIN_EOS_P}", s.long_form,
+                           id="set-long_form", compact=True)
             yield Checkbox("Play segment 1 while the rest is made", s.play_while_generating,
                            id="set-play_while_generating", compact=True)
             yield Label("", id="speakers-problem", markup=False)
@@ -116,8 +123,12 @@ class SpeakersScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
             reset = int(self.query_one("#set-reset_every", Input).value.strip() or "0")
         except ValueError:
             return None, ["Reset every must be a whole number (0 = never)"]
+        try:
+            batch = int(self.query_one("#set-batch", Input).value.strip() or "0")
+        except ValueError:
+            return None, [f"Segments at once must be a whole number (0 = auto, 1..{MAX_BATCH})"]
         new = dataclasses.replace(
-            self.original, speakers=speakers, reset_every=reset,
+            self.original, speakers=speakers, reset_every=reset, batch=batch,
             continuity=str(self.query_one("#set-continuity", Select).value),
             long_form=self.query_one("#set-long_form", Checkbox).value,
             play_while_generating=self.query_one("#set-play_while_generating", Checkbox).value,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bark_engine import Cancelled, EngineConfig, GenerationOptions
+from bark_engine import Cancelled, EngineConfig, GenerationOptions, StageStarted
 from bark_engine.engine import Engine
 from bark_engine.scripts.parse import ScriptOptions, parse_script
-from bark_engine.scripts.render import RenderOptions, ScriptRenderer
+from bark_engine.scripts.render import RenderOptions, ScriptRenderer, chains
 
 SENTENCES = [
     "The lighthouse keeper climbed the stairs every evening at dusk.",
@@ -56,14 +57,15 @@ def test_interrupted_render_resumes_with_identical_audio(engine: Engine, tmp_pat
     script = parse_script(text, ScriptOptions(), engine.count_tokens)
     assert len(script.segments) == 5
     parts = tmp_path / "parts"
-    opts = RenderOptions(generation=OPTS, seed=3, parts_dir=parts, default_voice="v2/en_speaker_6")
+    opts = RenderOptions(generation=OPTS, seed=3, parts_dir=parts, default_voice="v2/en_speaker_6",
+                         batch=2)
     cancel = threading.Event()
 
     def stop_after_two(take) -> None:
         if take.segment.index == 1:
             cancel.set()
 
-    with pytest.raises(Cancelled):
+    with pytest.raises(Cancelled):  # after the first batch of two
         ScriptRenderer(engine, opts).render(script, on_segment=stop_after_two, cancel=cancel)
     assert len(list(parts.glob("segment-*.npz"))) == 2
     resumed = ScriptRenderer(engine, opts).render(script)
@@ -128,3 +130,49 @@ def test_bad_segment_refused_before_any_generation(engine: Engine) -> None:
         ScriptRenderer(engine, RenderOptions(generation=OPTS)).render(
             script, on_segment=calls.append)
     assert calls == []
+
+
+@pytest.mark.parametrize("batch", [2, 3, 8])
+def test_a_batched_render_equals_one_segment_at_a_time(engine: Engine, batch: int) -> None:
+    """Fixed voices: segments are independent rows; the audio is the same bits, the
+    segments land in script order, and segment 1 comes with the first batch."""
+    script = parse_script("\n\n".join(SENTENCES), ScriptOptions(), engine.count_tokens)
+    opts = RenderOptions(generation=OPTS, seed=6, default_voice="v2/en_speaker_6")
+    one = ScriptRenderer(engine, replace(opts, batch=1)).render(script)
+    seen, events = [], []
+    many = ScriptRenderer(engine, replace(opts, batch=batch)).render(
+        script, on_segment=seen.append, on_event=events.append)
+    assert many.batch == batch and one.batch == 1
+    assert np.array_equal(many.audio, one.audio)
+    assert [t.segment.index for t in seen] == list(range(5))
+    first = [e for e in events if isinstance(e, StageStarted)][0]
+    assert first.segment == 0 and first.segments == tuple(range(min(batch, 5)))
+    assert many.first_audio_s <= many.total_s
+
+
+def test_chain_groups_batch_across_reset_boundaries(engine: Engine) -> None:
+    """With --reset-every 2 the chains (0 1)(2 3)(4) are independent: their k-th
+    segments share a batch, and every segment equals the one-at-a-time render."""
+    script = parse_script("\n\n".join(SENTENCES), ScriptOptions(), engine.count_tokens)
+    opts = RenderOptions(generation=OPTS, seed=8, default_voice="v2/en_speaker_6",
+                         continuity="chain", reset_every=2)
+    assert [[s.index for s in g] for g in chains(script, opts)] == [[0, 1], [2, 3], [4]]
+    events = []
+    one = ScriptRenderer(engine, replace(opts, batch=1)).render(script)
+    many = ScriptRenderer(engine, replace(opts, batch=3)).render(script, on_event=events.append)
+    for a, b in zip(one.segments, many.segments, strict=True):
+        assert np.array_equal(a.fine, b.fine) and a.chained == b.chained
+    assert [t.chained for t in many.segments] == [False, True, False, True, False]
+    batches = [e.segments or (e.segment,) for e in events
+               if isinstance(e, StageStarted) and e.stage == "semantic"]
+    assert batches == [(0, 2, 4), (1, 3)]
+
+
+def test_chain_groups_end_where_the_voice_changes(engine: Engine) -> None:
+    text = "Alice: One.\n\nAlice: Two.\nBob: Three.\nAlice: Four."
+    script = parse_script(text, ScriptOptions(speakers={"Alice": "v2/en_speaker_9",
+                                                        "Bob": "v2/en_speaker_6"}))
+    opts = RenderOptions(generation=OPTS, continuity="chain")
+    assert [[s.index for s in g] for g in chains(script, opts)] == [[0, 1], [2], [3]]
+    fixed = replace(opts, continuity="fixed")
+    assert [[s.index for s in g] for g in chains(script, fixed)] == [[0], [1], [2], [3]]

@@ -204,7 +204,7 @@ async def start_and_hold(pilot, app, gate: SegmentGate, text: str):
 
 async def test_cancel_keeps_finished_segments_and_the_next_render_goes_on(
         home, tiny_models, segment_gate):
-    write_settings(seed_mode="random", play_while_generating=False, fine_temp=0.0)
+    write_settings(seed_mode="random", play_while_generating=False, fine_temp=0.0, batch=1)
     app = make_app(tiny_models, take_s=TAKE_S)
     gate = segment_gate(3)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -243,7 +243,7 @@ async def test_cancel_keeps_finished_segments_and_the_next_render_goes_on(
 async def test_a_changed_script_does_not_resume_and_nothing_is_kept_before_a_segment(
         home, tiny_models, segment_gate):
     write_settings(seed_mode="fixed", fixed_seed=11, play_while_generating=False,
-                   fine_temp=0.0)
+                   fine_temp=0.0, batch=1)
     app = make_app(tiny_models, take_s=TAKE_S)
     gate = segment_gate(1)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -372,7 +372,7 @@ async def test_a_failed_render_keeps_its_finished_segments_too(home, tiny_models
     good = VoicePrompt.from_arrays(rng.integers(0, 10_000, 100), fine[:2], fine, name="guest")
     path = voices.add("guest", good)
     write_settings(seed_mode="fixed", fixed_seed=21, play_while_generating=False,
-                   fine_temp=0.0)
+                   fine_temp=0.0, batch=1)
     script = "Line number 0.\n\nLine number 1.\n\nLine number 2.\n\n[guest]\nLine number 3."
     app = make_app(tiny_models, take_s=TAKE_S)
     gate = segment_gate(2)
@@ -395,3 +395,33 @@ async def test_a_failed_render_keeps_its_finished_segments_too(home, tiny_models
         take = app.store.list_takes()[0]
         assert [r["seconds"] for r in take.segments[:3]] == [0, 0, 0]
         assert take.segments[3]["seconds"] > 0
+
+
+async def test_a_script_renders_in_batches_and_equals_one_at_a_time(home, tiny_models,
+                                                                    segment_gate):
+    """Segments at once = 3: the panel names the batch, a cancel keeps the whole
+    first batch, and the finished take is the one a one-at-a-time render makes."""
+    write_settings(seed_mode="fixed", fixed_seed=30, play_while_generating=False,
+                   fine_temp=0.0, batch=3)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    gate = segment_gate(3)  # the second batch's first segment
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start_and_hold(pilot, app, gate, LINES)
+        await pilot.pause()
+        assert "making segments 4, 5, 6/6" in str(
+            app.main.generation.query_one("#gen-title").content)
+        await pilot.press("escape")
+        gate.go.set()
+        await wait_for_message(pilot, app, "3 of 6 segments kept", 60)
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,
+                         "the batched take")
+        batched = app.store.list_takes()[0]
+    write_settings(seed_mode="fixed", fixed_seed=30, play_while_generating=False,
+                   fine_temp=0.0, batch=1)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    async with app.run_test(size=(120, 40)) as pilot:
+        one = await render_script(pilot, app, LINES)
+    assert one.id != batched.id
+    assert [r["seed"] for r in one.segments] == [r["seed"] for r in batched.segments]
+    assert one.wav_path.read_bytes() == batched.wav_path.read_bytes()
