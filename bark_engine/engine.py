@@ -330,7 +330,7 @@ class Engine:
             rows.append(PreparedRow(ids, voices[key], replace(r.options, seed=seed), r.segment))
         self.load(on_event)
         with self._run_lock:
-            results = run_rows(self._stage_models(), rows, on_event, cancel)
+            results = run_rows(self.stage_models(), rows, on_event, cancel)
         return [
             Generation(
                 text=r.text, voice=_voice_label(r.voice), seed=row.seed, options=row.options,
@@ -341,8 +341,9 @@ class Engine:
             for r, row, out in zip(requests, rows, results, strict=True)
         ]
 
-    def _stage_models(self) -> StageModels:
-        """The step strategy of each stage, chosen once per loaded model."""
+    def stage_models(self) -> StageModels:
+        """The step strategy of each stage, chosen once per loaded model (loads first)."""
+        self.load()
         if self._stages is None:
             self._stages = StageModels(
                 semantic=stepper_for(self._semantic, self.config.cuda_graphs),

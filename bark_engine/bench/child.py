@@ -3,8 +3,9 @@
 `python -m bark_engine.bench.child '<json spec>'` prints one line
 `BENCH-RESULT <json>` on stdout. The spec's `task` is `engine` (load one
 engine, warm up, run the chosen stages), `bandwidth`, `paired_bound` (our
-semantic stage between two bandwidth readings), or `takes` (our takes per
-minute at several batch sizes).
+semantic stage between two bandwidth readings), `takes` (our takes per
+minute at several batch sizes) or `script` (a fixed-voice script rendered
+at several batch sizes).
 """
 
 from __future__ import annotations
@@ -70,30 +71,56 @@ def run_engine(spec: dict) -> dict:
     }
 
 
-def run_takes(spec: dict) -> dict:
-    """Our takes per minute at batch sizes B (the batched stage loops of `takes`)."""
-    from dataclasses import asdict
-
+def _our_engine(spec: dict):
     from ..engine import Engine
     from ..options import EngineConfig, GenerationOptions
-    from .takes import format_takes_table, measure_takes_per_minute
     from .work import Work
 
     work = Work(**spec["work"])
-    engine = Engine(EngineConfig(models=spec["models"], size=spec["size"], device="cpu",
-                                 dtype="float32"))
+    engine = Engine(EngineConfig(models=spec["models"], size=spec["size"],
+                                 device=spec.get("device", "cpu"),
+                                 dtype=spec.get("dtype", "float32")))
     options = GenerationOptions(
         text_temp=work.text_temp, waveform_temp=work.waveform_temp, fine_temp=work.fine_temp,
         max_semantic_steps=work.semantic_tokens, allow_early_stop=False,
     )
+    return engine, work, options
+
+
+def run_takes(spec: dict) -> dict:
+    """Our takes per minute at batch sizes B (`Engine.generate_takes`)."""
+    from dataclasses import asdict
+
+    from .takes import format_takes_table, measure_takes_per_minute
+
+    engine, work, options = _our_engine(spec)
     rows = measure_takes_per_minute(
         engine, work.text, batches=spec["batches"], voice=work.voice, options=options,
         seed=work.seed, sequential=spec["sequential"],
     )
     return {
-        "rows": [{**asdict(r), "speedup": r.speedup} for r in rows],
+        "rows": [{**asdict(r), "speedup": r.speedup, "audio_per_second": r.audio_per_second,
+                  "semantic_step_ms": r.semantic_step_ms} for r in rows],
         "table": format_takes_table(rows),
         "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_script(spec: dict) -> dict:
+    """A fixed-voice script of `seconds` of audio at batch 1 and at `batches`."""
+    from dataclasses import asdict
+
+    from .script import SEGMENT_SECONDS, format_script_table, measure_script
+
+    engine, work, options = _our_engine(spec)
+    batches = spec["batches"] or [engine.default_batch]
+    rows = measure_script(engine, spec["seconds"], batches=batches, voice=work.voice,
+                          options=options, seed=work.seed,
+                          segment_seconds=spec.get("segment_seconds", SEGMENT_SECONDS))
+    return {
+        "rows": [{**asdict(r), "audio_per_second": r.audio_per_second} for r in rows],
+        "table": format_script_table(rows),
+        "default_batch": engine.default_batch,
     }
 
 
@@ -138,6 +165,7 @@ def run_task(spec: dict) -> dict:
         "engine": run_engine,
         "bandwidth": run_bandwidth,
         "takes": run_takes,
+        "script": run_script,
         "paired_bound": run_paired_bound,
     }
     return tasks[spec["task"]](spec)

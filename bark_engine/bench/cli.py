@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..files import atomic_write
 from .child import RESULT_PREFIX
+from .folders import BenchError, checkpoint_config, find_models, model_files, warm_page_cache
 from .work import STAGES, Work
 
 # The long-scripts issue asks for takes/min at B = 1, 2, 4 on CPU at small dims.
@@ -28,13 +29,6 @@ from .work import STAGES, Work
 # `--takes 1,2,4` adds our batched takes (`bark_engine.takes`) in a child of
 # its own, each take being the same fixed work.
 BATCH_SIZES = (1,)
-SHARED_SMALL_FOLDER = Path("/tmp/rm-small")  # written by hand on the dev machines
-
-
-class BenchError(Exception):
-    """A benchmark that cannot run: one line for the user."""
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bark_engine.bench",
@@ -94,75 +88,25 @@ def _parser() -> argparse.ArgumentParser:
         "--takes-sequential", action="store_true",
         help="with --takes: also run the same seeds one by one (speedup, exactness check)",
     )
+    p.add_argument(
+        "--script", type=float, metavar="SECONDS",
+        help="also render a fixed-voice script of about SECONDS of audio at batch 1 and at "
+        "--script-batch (time to first audio beside the total; slow: ~2 min of audio)",
+    )
+    p.add_argument(
+        "--script-batch", metavar="B,B,...", default="",
+        help="batch sizes for --script besides 1 (default: the engine's default here)",
+    )
+    p.add_argument("--script-segment", type=float, default=12.0, metavar="S",
+                   help="seconds of audio per script segment (default 12)")
+    p.add_argument(
+        "--baseline", type=Path, metavar="DIR",
+        help="also run the engine of another checkout (e.g. a git worktree of the last "
+        "release) on the same work, as 'before', interleaved with the others",
+    )
     # Tests: run the engines in this process (fast, but RSS and threads are then shared).
     p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     return p
-
-
-def _marker_dims(folder: Path) -> str | None:
-    from ..testing import MARKER_FILE
-
-    marker = folder / MARKER_FILE
-    if not marker.is_file():
-        return None
-    for line in marker.read_text("utf-8").splitlines():
-        if line.startswith("dims:"):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "bark-tui" / "bench"
-
-
-def find_models(models: Path | None, dims: str) -> tuple[Path, str]:
-    """The folder to benchmark and its dims: `--models`, else a reusable one, else write one."""
-    if models is not None:
-        if not models.is_dir():
-            raise BenchError(f"--models {models}: not a folder")
-        found = _marker_dims(models)
-        if found is None:
-            raise BenchError(
-                f"--models {models}: no RANDOM_WEIGHTS marker; the benchmark runs on random-weight "
-                "folders (python -m bark_engine.testing random-models DIR --dims small)"
-            )
-        return models, found
-    candidates = [_cache_root() / f"random-{dims}"]
-    if dims == "small":
-        candidates.insert(0, SHARED_SMALL_FOLDER)
-    for folder in candidates:
-        if folder.is_dir() and _marker_dims(folder) == dims:
-            return folder, dims
-    from ..testing import write_random_models
-
-    target = candidates[-1]
-    print(f"writing a {dims} random-weight model folder to {target} (once) ...", file=sys.stderr)
-    write_random_models(target, dims=dims, optimizer_state=False)
-    return target, dims
-
-
-def _model_files(folder: Path, size: str) -> list[Path]:
-    from ..config import CHECKPOINT_FILES, CODEC_DIR
-
-    files = [folder / name for name in CHECKPOINT_FILES[size].values()]
-    return files + sorted((folder / CODEC_DIR).glob("*"))
-
-
-def warm_page_cache(files: Sequence[Path], chunk: int = 1 << 24) -> None:
-    """Read each file once so neither engine pays for the disk (both map the same files)."""
-    for path in files:
-        with open(path, "rb", buffering=0) as f:
-            while f.read(chunk):
-                pass
-
-
-def _checkpoint_config(folder: Path, size: str):
-    from ..config import CHECKPOINT_FILES, GPTConfig
-    from ..loading.checkpoints import safe_torch_load
-
-    ckpt = safe_torch_load(folder / CHECKPOINT_FILES[size]["semantic"])
-    return GPTConfig.from_model_args(ckpt["model_args"])
 
 
 def cpu_model() -> str:
@@ -221,9 +165,13 @@ def omp_label(env: dict[str, str]) -> str:
     return f"OMP_WAIT_POLICY={policy}" + (f", GOMP_SPINCOUNT={spin}" if spin else "")
 
 
-def run_child(spec: dict, threads: int, omp: str | None = None) -> dict:
-    """Run one measurement in a fresh interpreter and return its result."""
+def run_child(spec: dict, threads: int, omp: str | None = None,
+              source: Path | None = None) -> dict:
+    """Run one measurement in a fresh interpreter and return its result (with the
+    bark_engine of the checkout at `source` instead of this one, if given)."""
     env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = str(source.resolve())
     env["OMP_NUM_THREADS"] = str(threads)
     env["MKL_NUM_THREADS"] = str(threads)
     for key, value in omp_env(omp).items():
@@ -234,7 +182,7 @@ def run_child(spec: dict, threads: int, omp: str | None = None) -> dict:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     proc = subprocess.run(
         [sys.executable, "-m", "bark_engine.bench.child", json.dumps(spec)],
-        capture_output=True, text=True, env=env,
+        capture_output=True, text=True, env=env, cwd=source,
     )
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
@@ -262,6 +210,10 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if not engines or any(e not in ("ours", "port") for e in engines):
         raise BenchError("--engines: use ours, port or both")
+    if args.baseline is not None:
+        if not (args.baseline / "bark_engine" / "bench" / "child.py").is_file():
+            raise BenchError(f"--baseline {args.baseline}: not a bark-tui checkout")
+        engines.append("before")
     if args.omp not in (None, "passive") and not re.fullmatch(r"spin:\d+", args.omp):
         raise BenchError("--omp: passive or spin:N (e.g. spin:3000)")
     if args.threads < 1 or args.repeat < 1 or args.semantic_tokens < 2 or args.paired_rounds < 0:
@@ -279,9 +231,9 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         raise BenchError(f"{folder}: missing the {size} checkpoints")
     voice = None if args.voice in ("", "none") else args.voice
     work = Work(semantic_tokens=args.semantic_tokens, voice=voice)
-    cfg = _checkpoint_config(folder, size)
+    cfg = checkpoint_config(folder, size)
     log(f"models {folder} (dims {dims}); warming the page cache ...")
-    warm_page_cache(_model_files(folder, size))
+    warm_page_cache(model_files(folder, size))
     results: dict = {
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "machine": {
@@ -338,11 +290,15 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         for name in engines if r % 2 == 0 else engines[::-1]:
             log(f"round {r + 1}/{args.repeat}, {name}: load, warm-up, {', '.join(stages)} ...")
             spec = {
-                "task": "engine", "engine": name, "models": str(folder), "size": size,
-                "threads": args.threads, "work": work.to_dict(), "stages": stages,
-                "device": args.device, "dtype": args.dtype,
+                "task": "engine", "engine": "ours" if name == "before" else name,
+                "models": str(folder), "size": size, "threads": args.threads,
+                "work": work.to_dict(), "stages": stages, "device": args.device,
+                "dtype": args.dtype,
             }
-            if args.in_process:
+            if name == "before":
+                run = run_child(spec, args.threads, args.omp, source=args.baseline)
+                run["engine"] = "before"
+            elif args.in_process:
                 run = run_in_process(spec)
             else:
                 run = run_child(spec, args.threads, args.omp)
@@ -368,8 +324,24 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         spec = {
             "task": "takes", "models": str(folder), "size": size, "threads": args.threads,
             "work": work.to_dict(), "batches": batches, "sequential": args.takes_sequential,
+            "device": args.device, "dtype": args.dtype,
         }
         results["takes"] = run_in_process(spec) if args.in_process else run_child(
+            spec, args.threads, args.omp
+        )
+    if args.script:
+        try:
+            batches = [int(b) for b in args.script_batch.split(",") if b.strip()]
+        except ValueError:
+            raise BenchError("--script-batch: comma-separated batch sizes, e.g. 4") from None
+        log(f"script: ~{args.script:.0f} s of audio at batch 1 and "
+            f"{', '.join(map(str, batches)) or 'the default'} ...")
+        spec = {
+            "task": "script", "models": str(folder), "size": size, "threads": args.threads,
+            "work": work.to_dict(), "seconds": args.script, "batches": batches,
+            "segment_seconds": args.script_segment, "device": args.device, "dtype": args.dtype,
+        }
+        results["script"] = run_in_process(spec) if args.in_process else run_child(
             spec, args.threads, args.omp
         )
     results["machine"]["load_after"] = load_average()

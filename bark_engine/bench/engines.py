@@ -136,43 +136,45 @@ class OursRunner(Runner):
             )
         )
         self.engine.load()
-        # The stage functions take the loaded models; the Engine keeps them private.
-        self.models_ = (self.engine._semantic, self.engine._coarse, self.engine._fine)
+        self.stages = self.engine.stage_models()  # the step strategies `generate` uses
 
     def semantic(self) -> np.ndarray:
         from ..stages.semantic import generate_semantic
 
         return generate_semantic(
-            self.models_[0],
+            self.stages.semantic.model,
             self.inputs.text_ids,
             self.inputs.semantic_prompt,
             temperature=self.work.text_temp,
             max_steps=self.work.semantic_tokens,
             allow_early_stop=False,
             generator=self.generator,
+            stepper=self.stages.semantic,
         )
 
     def coarse(self) -> np.ndarray:
         from ..stages.coarse import generate_coarse
 
         return generate_coarse(
-            self.models_[1],
+            self.stages.coarse.model,
             self.inputs.semantic,
             self.inputs.semantic_prompt,
             self.inputs.coarse_prompt,
             temperature=self.work.waveform_temp,
             generator=self.generator,
+            stepper=self.stages.coarse,
         )
 
     def fine(self) -> np.ndarray:
         from ..stages.fine import generate_fine
 
         return generate_fine(
-            self.models_[2],
+            self.stages.fine.model,
             self.inputs.coarse,
             self.inputs.fine_prompt,
             temperature=self.work.fine_temp,
             generator=self.generator,
+            runner=self.stages.fine,
         )
 
     def decode(self) -> np.ndarray:

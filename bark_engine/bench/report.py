@@ -2,15 +2,19 @@
 
 Every rate row compares ours with the port as ours/port (> 1: ours is
 faster); load and memory rows show ours/port too (< 1: ours is smaller).
+With `--baseline`, an "ours vs before" block compares with another checkout's
+engine on the same work; `--takes` and `--script` add the batching blocks.
 """
 
 from __future__ import annotations
 
 from .work import STAGES
 
-TARGET_SPEEDUP = 1.6  # end to end, ours vs transformers' port
+TARGET_SPEEDUP = 2.8  # end to end at B = 1 in float32, ours vs transformers' port
 TARGET_BOUND_SHARE = 0.70  # semantic tok/s as a share of the bandwidth bound
-ENGINES = ("ours", "port")
+TARGET_TAKES_B4 = 1.6  # per-take throughput at B = 4 against B = 1 (float32)
+TARGET_SEMANTIC_STEP_B4 = 1.15  # a semantic step at B = 4 against B = 1, at most
+ENGINES = ("ours", "port", "before")
 ROW_LABELS = {
     "semantic": "semantic",
     "coarse": "coarse",
@@ -52,7 +56,13 @@ def summarize(results: dict) -> dict:
             eng["audio_per_s"] = work["audio_seconds"] / total
             eng["takes_per_min"] = {1: 60.0 / total}
         out["engines"][name] = eng
-    if len(out["engines"]) == 2:
+    if "ours" in out["engines"] and "before" in out["engines"]:
+        ours, before = out["engines"]["ours"], out["engines"]["before"]
+        out["vs_before"] = {s: ours["rates"][s] / before["rates"][s] for s in ours["rates"]
+                            if s in before["rates"]}
+        if "audio_per_s" in ours and "audio_per_s" in before:
+            out["vs_before"]["end_to_end"] = ours["audio_per_s"] / before["audio_per_s"]
+    if "ours" in out["engines"] and "port" in out["engines"]:
         ours, port = out["engines"]["ours"], out["engines"]["port"]
         out["ratios"] = {s: ours["rates"][s] / port["rates"][s] for s in ours["rates"]}
         if "audio_per_s" in ours:
@@ -81,8 +91,16 @@ def summarize(results: dict) -> dict:
             "gbs": [g for p in paired["pairs"] for g in (p["gbs_before"], p["gbs_after"])],
         }
     targets = {}
-    if "ratios" in out and "end_to_end" in out["ratios"]:
+    if "ratios" in out and "end_to_end" in out["ratios"] and results.get("dtype") == "float32":
         targets["end_to_end"] = out["ratios"]["end_to_end"] >= TARGET_SPEEDUP
+    rows = {r["batch"]: r for r in (results.get("takes") or {}).get("rows", [])}
+    if 1 in rows and 4 in rows:
+        out["takes_b4"] = rows[4]["takes_per_minute"] / rows[1]["takes_per_minute"]
+        if rows[1].get("semantic_step_ms") and rows[4].get("semantic_step_ms"):
+            out["semantic_step_b4"] = rows[4]["semantic_step_ms"] / rows[1]["semantic_step_ms"]
+            targets["semantic_step_b4"] = out["semantic_step_b4"] <= TARGET_SEMANTIC_STEP_B4
+        if results.get("dtype") == "float32":
+            targets["takes_b4"] = out["takes_b4"] >= TARGET_TAKES_B4
     if "paired_share" in out:  # the bound in force while the stage ran
         targets["semantic_bound"] = out["paired_share"]["median"] >= TARGET_BOUND_SHARE
     elif "bound_share" in out and "ours" in out["bound_share"]:
@@ -240,6 +258,16 @@ def format_table(results: dict, summary: dict) -> str:
                 f"          each run ({min(gbs):.1f}-{max(gbs):.1f} GB/s, the higher of each pair "
                 "counts): bandwidth drifts here"
             )
+    vs = summary.get("vs_before")
+    if vs:
+        parts = [f"{s} {vs[s]:.2f}x" for s in (*STAGES, "end_to_end") if s in vs]
+        lines.append("vs before ours / the --baseline engine (same work, best of rounds): "
+                     + ", ".join(parts).replace("end_to_end", "end to end"))
+        before = engines["before"]
+        lines.append("          before: " + ", ".join(
+            f"{s} {_fmt(before['rates'][s], 1)} {units[s][1]}/s" for s in STAGES
+            if s in before["rates"]) + (f", end to end {before['total_s']:.1f} s"
+                                        if "total_s" in before else ""))
     targets = summary.get("targets", {})
     checks = []
     if "end_to_end" in targets:
@@ -247,6 +275,13 @@ def format_table(results: dict, summary: dict) -> str:
             f"end to end ≥ {TARGET_SPEEDUP}x port: {ratios['end_to_end']:.2f}x "
             f"{'PASS' if targets['end_to_end'] else 'MISS'}"
         )
+    if "takes_b4" in targets:
+        checks.append(f"per take at B = 4 ≥ {TARGET_TAKES_B4}x B = 1: {summary['takes_b4']:.2f}x "
+                      f"{'PASS' if targets['takes_b4'] else 'MISS'}")
+    if "semantic_step_b4" in targets:
+        checks.append(f"semantic step at B = 4 ≤ {TARGET_SEMANTIC_STEP_B4}x B = 1: "
+                      f"{summary['semantic_step_b4']:.2f}x "
+                      f"{'PASS' if targets['semantic_step_b4'] else 'MISS'}")
     if "semantic_bound" in targets:
         paired = summary.get("paired_share")
         share, how = (
@@ -257,14 +292,21 @@ def format_table(results: dict, summary: dict) -> str:
             f"{'PASS' if targets['semantic_bound'] else 'MISS'}"
         )
     if checks:
-        lines.append("targets   " + "; ".join(checks))
+        lines.append("targets   " + ";\n          ".join(checks))
     takes = results.get("takes")
     if takes:
         lines.append("")
-        lines.append("takes     ours, batched (bark_engine.takes), each take the fixed work above:")
+        lines.append("takes     ours, B takes of the fixed work above as one batch "
+                     "(Engine.generate_takes):")
         lines += ["          " + row for row in takes["table"].splitlines()]
     else:
-        lines.append("batching  takes/min at B = 2, 4: run with --takes 1,2,4 (ours only)")
+        lines.append("batching  takes/min at B = 1, 2, 4, 8: run with --takes 1,2,4,8 (ours only)")
+    script = results.get("script")
+    if script:
+        lines.append("")
+        lines.append(f"script    ours, a fixed-voice script rendered as `render` does (default "
+                     f"batch here: {script['default_batch']}):")
+        lines += ["          " + row for row in script["table"].splitlines()]
     lines.append(
         "columns   s: wall seconds; cpu: CPU seconds of all threads (steadier on a busy machine)"
     )

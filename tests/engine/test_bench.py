@@ -79,9 +79,10 @@ def test_bench_stage_subset_and_bad_options(tiny_models: Path, capsys) -> None:
     assert rc == 0
     assert "decode (6 frames)" in table and "semantic (" not in table
     assert "end to end" not in table  # needs every stage
-    assert "takes     ours, batched" in table
-    rows = table.split("takes     ours, batched", 1)[1].splitlines()[2:4]
+    assert "takes     ours, B takes" in table
+    rows = table.split("takes     ours, B takes", 1)[1].splitlines()[2:4]
     assert [row.split()[0] for row in rows] == ["1", "2"]  # one row per B
+    assert "1.00x" in rows[0]  # per take against B = 1
     assert main(["--models", str(tiny_models), "--stages", "nope"]) == 2
     assert main(["--models", str(tiny_models), "--paired-rounds", "-1"]) == 2
     assert main(["--models", str(tiny_models / "missing")]) == 2
@@ -125,3 +126,19 @@ def test_semantic_bound_counts_blocks_and_used_head_rows() -> None:
     per_block = 12 * c * c + 2 * c  # qkv, out, MLP in and out; two LayerNorm weights
     expected = 4 * (12 * per_block + c + 10_001 * c)
     assert semantic_bytes_per_token(cfg) == expected  # ≈ 371 MB
+
+
+def test_bench_script_and_baseline_blocks(tiny_models: Path, capsys) -> None:
+    """A script at batch 1 and 2 (the same audio), and this checkout as its own baseline."""
+    rc = main([
+        "--models", str(tiny_models), "--semantic-tokens", "4", "--threads", "1",
+        "--stages", "decode", "--engines", "ours", "--no-bandwidth", "--in-process",
+        "--script", "1.2", "--script-segment", "0.4", "--script-batch", "2",
+        "--baseline", str(Path(__file__).parents[2]),
+    ])
+    table = capsys.readouterr().out
+    assert rc == 0
+    rows = table.split("script    ours", 1)[1].splitlines()[2:4]
+    assert [row.split()[:2] for row in rows] == [["1", "3"], ["2", "3"]]  # B, segments
+    assert all(row.rstrip().endswith("yes") for row in rows)  # the same audio at B = 2
+    assert "vs before ours / the --baseline engine" in table and "before: decode" in table
