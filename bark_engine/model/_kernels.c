@@ -21,7 +21,11 @@
  *
  * Weights are stored in column panels: (n_out / 16, K, 16), so a panel is one
  * contiguous stream of K cache lines. Weight kinds: 0 float32, 1 bfloat16,
- * 2 float16 (converted exactly to float32 as they are read).
+ * 2 float16 (converted exactly to float32 as they are read). The KV cache is
+ * in panels too, so attention is two passes of the same panel products:
+ * scores = Q·Kᵀ over key panels (max_len/16, hd, 16), and out = P·V over value
+ * panels (hd/16, max_len, 16), with the softmax of each row in between; a
+ * block of queries of one row shares every key and value it reads.
  *
  * The module takes raw addresses from the Python side (bark_engine.model.
  * kernels checks shapes, dtypes and contiguity), releases the GIL while it
@@ -33,6 +37,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -137,13 +142,12 @@ static void panel_generic(const float* x, ptrdiff_t xs, int M, int K, const void
     }
 }
 
-static void attend_generic(const float* q, const float* KT, const float* V, int L, int hd,
-                           int max_len, float scale, float* out, float* s) {
+/* Scale the row's raw scores s[0..L), exponentiate them against their max and
+   zero s[L..Lpad); returns the sum of the exponentials (8 lanes, fixed tree). */
+static float softmax_generic(float* s, int L, int Lpad, float scale) {
     float m = -INFINITY;
     for (int t = 0; t < L; t++) {
-        float acc = 0.0f;
-        for (int i = 0; i < hd; i++) acc = fmaf(q[i], KT[(size_t)i * max_len + t], acc);
-        s[t] = acc * scale;
+        s[t] = s[t] * scale;
         if (s[t] > m) m = s[t];
     }
     float lanes[LANES] = {0};
@@ -151,12 +155,8 @@ static void attend_generic(const float* q, const float* KT, const float* V, int 
         s[t] = exp_bark(s[t] - m);
         lanes[t % LANES] += s[t];
     }
-    float sum = tree8(lanes);
-    for (int i = 0; i < hd; i++) {
-        float acc = 0.0f;
-        for (int t = 0; t < L; t++) acc = fmaf(s[t], V[(size_t)t * hd + i], acc);
-        out[i] = acc / sum;
-    }
+    for (int t = L; t < Lpad; t++) s[t] = 0.0f;
+    return tree8(lanes);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -305,65 +305,30 @@ AVX2_INLINE __m256 exp8_avx2(__m256 x) {
     return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(bits)), keep);
 }
 
-/* One (query, head): see the top of the file for the operations. KT rows are
-   `max_len` apart (max_len a multiple of 8), so whole 8-key chunks can be read. */
-AVX2 static void attend_avx2(const float* q, const float* KT, const float* V, int L, int hd,
-                             int max_len, float scale, float* out, float* s) {
+/* softmax_generic on 8 lanes at a time (s has room for whole chunks of 8). */
+AVX2 static float softmax_avx2(float* s, int L, int Lpad, float scale) {
     int chunks = (L + 7) / 8;
     __m256 vscale = _mm256_set1_ps(scale);
-    int c = 0;
-    for (; c + 4 <= chunks; c += 4) { /* four 8-key chunks: four independent chains */
-        const float* kt = KT + c * 8;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int i = 0; i < hd; i++) {
-            __m256 b = _mm256_broadcast_ss(q + i);
-            const float* row = kt + (size_t)i * max_len;
-            a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
-            a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
-            a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
-            a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
-        }
-        _mm256_storeu_ps(s + c * 8, _mm256_mul_ps(a0, vscale));
-        _mm256_storeu_ps(s + c * 8 + 8, _mm256_mul_ps(a1, vscale));
-        _mm256_storeu_ps(s + c * 8 + 16, _mm256_mul_ps(a2, vscale));
-        _mm256_storeu_ps(s + c * 8 + 24, _mm256_mul_ps(a3, vscale));
-    }
-    for (; c < chunks; c++) {
-        const float* kt = KT + c * 8;
-        __m256 a0 = _mm256_setzero_ps();
-        for (int i = 0; i < hd; i++)
-            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + i), _mm256_loadu_ps(kt + (size_t)i * max_len), a0);
-        _mm256_storeu_ps(s + c * 8, _mm256_mul_ps(a0, vscale));
-    }
+    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     float m = -INFINITY;
+    for (int c = 0; c < chunks; c++)
+        _mm256_storeu_ps(s + 8 * c, _mm256_mul_ps(_mm256_loadu_ps(s + 8 * c), vscale));
     for (int t = 0; t < L; t++) m = s[t] > m ? s[t] : m;
     __m256 vm = _mm256_set1_ps(m), lanes = _mm256_setzero_ps();
-    for (c = 0; c < chunks; c++) {
-        __m256 p = exp8_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + c * 8), vm));
-        int valid = L - c * 8;
+    for (int c = 0; c < chunks; c++) {
+        __m256 p = exp8_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + 8 * c), vm));
+        int valid = L - 8 * c;
         if (valid < 8) { /* keys past L add +0 to their lanes: as if absent */
-            __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
             __m256 live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(valid), idx));
             p = _mm256_and_ps(p, live);
         }
-        _mm256_storeu_ps(s + c * 8, p);
+        _mm256_storeu_ps(s + 8 * c, p);
         lanes = _mm256_add_ps(lanes, p);
     }
+    for (int t = 8 * chunks; t < Lpad; t++) s[t] = 0.0f;
     float l8[8];
     _mm256_storeu_ps(l8, lanes);
-    float sum = tree8(l8);
-    __m256 vsum = _mm256_set1_ps(sum);
-    for (int i0 = 0; i0 < hd; i0 += 64) { /* up to 8 accumulators of 8 dims */
-        int nv = (hd - i0) / 8 < 8 ? (hd - i0) / 8 : 8;
-        __m256 acc[8];
-        for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
-        for (int t = 0; t < L; t++) {
-            __m256 b = _mm256_broadcast_ss(s + t);
-            const float* vr = V + (size_t)t * hd + i0;
-            for (int j = 0; j < nv; j++) acc[j] = _mm256_fmadd_ps(b, _mm256_loadu_ps(vr + 8 * j), acc[j]);
-        }
-        for (int j = 0; j < nv; j++) _mm256_storeu_ps(out + i0 + 8 * j, _mm256_div_ps(acc[j], vsum));
-    }
+    return tree8(l8);
 }
 #endif /* BARK_X86 */
 
@@ -388,7 +353,7 @@ static const char* isa_name(int isa) { return isa == ISA_AVX2 ? "avx2" : "generi
 
 /* Below this many multiply-adds a call runs on the calling thread: waking a
    sleeping OpenMP team costs more than such a product (the tiny test models). */
-#define PARALLEL_MIN_WORK (1 << 20)
+#define PARALLEL_MIN_WORK (1 << 18)
 
 static int n_threads(int asked, double work) {
 #ifdef _OPENMP
@@ -399,60 +364,87 @@ static int n_threads(int asked, double work) {
 #endif
 }
 
-/* y (M, ncols) = x (M, K) @ W.T (+ bias), W in panels (npan, K, 16). */
-static void linear_impl(const float* x, ptrdiff_t xs, int M, int K, const void* W, int kind,
-                        int npan, float* y, ptrdiff_t ys, const float* bias, int ncols, int threads) {
-    size_t esize = kind == W_F32 ? 4 : 2;
-    size_t pbytes = (size_t)K * PW * esize;
+/* y (M, ncols) = x (M, K) @ W.T (+ bias) on the calling thread: W in `npan`
+   panels of K x 16 weights, `pstride` elements apart (K * 16 when packed). */
+static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* W, int kind,
+                        int npan, size_t pstride, float* y, ptrdiff_t ys, const float* bias,
+                        int ncols) {
+    size_t pbytes = pstride * (kind == W_F32 ? 4 : 2);
     const char* Wb = (const char*)W;
-    int isa = g_isa;
-    int nt = n_threads(threads, (double)M * npan * PW * K);
+    int p = 0;
 #ifdef BARK_X86
-    if (isa == ISA_AVX2 && M <= 8) {
-        /* few rows: pairs of panels (two weight streams); a whole last panel
-           pair only, the rest through the one-panel kernel */
-        int full = ncols / PW;        /* panels whose 16 outputs are all kept */
-        int npairs = full / 2;
-        #pragma omp parallel for schedule(static) num_threads(nt)
-        for (int q = 0; q < npairs; q++) {
-            const char* P = Wb + (size_t)(2 * q) * pbytes;
-            panel_pair_avx2(x, xs, M, K, P, P + pbytes, kind, y + 2 * q * PW, ys,
-                            bias ? bias + 2 * q * PW : NULL);
-        }
-        for (int p = 2 * npairs; p < npan; p++) {
+    if (g_isa == ISA_AVX2) {
+        /* few rows: pairs of whole panels (two weight streams keep memory busy) */
+        if (M <= 8)
+            for (; p + 1 < npan && (p + 2) * PW <= ncols; p += 2)
+                panel_pair_avx2(x, xs, M, K, Wb + p * pbytes, Wb + (p + 1) * pbytes, kind,
+                                y + p * PW, ys, bias ? bias + p * PW : NULL);
+        for (; p < npan; p++) {
             int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
-            panel_rows_avx2(x, xs, M, K, Wb + (size_t)p * pbytes, kind, y + p * PW, ys,
+            panel_rows_avx2(x, xs, M, K, Wb + p * pbytes, kind, y + p * PW, ys,
                             bias ? bias + p * PW : NULL, nc);
         }
         return;
     }
 #endif
-    #pragma omp parallel for schedule(static) num_threads(nt)
-    for (int p = 0; p < npan; p++) {
+    for (; p < npan; p++) {
         int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
-        const char* P = Wb + (size_t)p * pbytes;
-        const float* b = bias ? bias + p * PW : NULL;
-#ifdef BARK_X86
-        if (isa == ISA_AVX2) {
-            panel_rows_avx2(x, xs, M, K, P, kind, y + p * PW, ys, b, nc);
-            continue;
-        }
-#endif
-        panel_generic(x, xs, M, K, P, kind, y + p * PW, ys, b, nc);
+        panel_generic(x, xs, M, K, Wb + p * pbytes, kind, y + p * PW, ys,
+                      bias ? bias + p * PW : NULL, nc);
     }
 }
 
+/* y (M, ncols) = x (M, K) @ W.T (+ bias), W packed (npan, K, 16); threads take
+   pairs of panels (output columns), never the input dimension. */
+static void linear_impl(const float* x, ptrdiff_t xs, int M, int K, const void* W, int kind,
+                        int npan, float* y, ptrdiff_t ys, const float* bias, int ncols, int threads) {
+    size_t pstride = (size_t)K * PW;
+    size_t ubytes = 2 * pstride * (kind == W_F32 ? 4 : 2);
+    int units = (npan + 1) / 2;
+    int nt = n_threads(threads, (double)M * npan * PW * K);
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int u = 0; u < units; u++) {
+        int np = npan - 2 * u < 2 ? 1 : 2;
+        int nc = ncols - 2 * u * PW < np * PW ? ncols - 2 * u * PW : np * PW;
+        gemm_serial(x, xs, M, K, (const char*)W + u * ubytes, kind, np, pstride,
+                    y + 2 * u * PW, ys, bias ? bias + 2 * u * PW : NULL, nc);
+    }
+}
+
+#define QBLOCK 48  /* queries of one row and head per attention task (a multiple of 6) */
+
+typedef struct {
+    int first;  /* index into qrows */
+    int count;  /* consecutive query rows of one slot */
+} QueryRun;
+
 /* Attention of NQ query rows over their slots' keys; first writes every row's
-   key and value (N rows) into the cache at (slot, pos). */
+   key and value (N rows) into the cache at (slot, pos). Cache per (slot, head):
+   keys (max_len/16, hd, 16), values (hd/16, max_len, 16). */
 static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, float* kT, float* v,
                         ptrdiff_t kslot, ptrdiff_t vslot, int max_len, const int64_t* slots,
                         const int64_t* pos, const int64_t* lens, const int64_t* qrows, int NQ,
                         float* y, ptrdiff_t ys, int threads) {
     int hd = C / H;
+    size_t khead = (size_t)max_len * hd;  /* elements per (slot, head), keys and values alike */
     float scale = 1.0f / sqrtf((float)hd);
-    int isa = g_isa;
+    /* Runs of consecutive query rows of one slot, cut in blocks of QBLOCK. */
+    QueryRun* runs = (QueryRun*)malloc(sizeof(QueryRun) * (NQ > 0 ? NQ : 1));
+    int nruns = 0;
     double work = 0;
-    for (int q = 0; q < NQ; q++) work += (double)lens[qrows[q]];
+    for (int q = 0; q < NQ; q++) {
+        QueryRun* last = nruns ? &runs[nruns - 1] : NULL;
+        int n = (int)qrows[q];
+        if (last && last->count < QBLOCK && (int)qrows[last->first + last->count - 1] == n - 1
+            && slots[qrows[last->first]] == slots[n]) {
+            last->count++;
+        } else {
+            runs[nruns].first = q;
+            runs[nruns].count = 1;
+            nruns++;
+        }
+        work += (double)lens[n];
+    }
     int nt = n_threads(threads, work * C * 2);
     #pragma omp parallel num_threads(nt)
     {
@@ -461,32 +453,52 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, flo
             for (int n = 0; n < N; n++) {
                 const float* kn = qkv + n * qs + C + h * hd;
                 const float* vn = qkv + n * qs + 2 * C + h * hd;
-                float* kt = kT + slots[n] * kslot + (size_t)h * hd * max_len + pos[n];
-                float* vv = v + slots[n] * vslot + ((size_t)h * max_len + pos[n]) * hd;
-                for (int i = 0; i < hd; i++) kt[(size_t)i * max_len] = kn[i];
-                memcpy(vv, vn, (size_t)hd * sizeof(float));
+                int t = (int)pos[n];
+                float* kp = kT + slots[n] * kslot + h * khead + ((size_t)(t / PW) * hd) * PW + t % PW;
+                float* vp = v + slots[n] * vslot + h * khead + (size_t)t * PW;
+                for (int i = 0; i < hd; i++) kp[(size_t)i * PW] = kn[i];
+                for (int i = 0; i < hd; i += PW)
+                    memcpy(vp + (size_t)(i / PW) * max_len * PW, vn + i, PW * sizeof(float));
             }
         }
         /* implicit barrier: every key is written before any query reads */
-        float s[MAX_KEYS];
+        float* S = (float*)malloc(sizeof(float) * QBLOCK * (size_t)max_len);
+        float* O = (float*)malloc(sizeof(float) * QBLOCK * (size_t)hd);
+        float sums[QBLOCK];
         #pragma omp for schedule(static, 1)
-        for (int task = 0; task < NQ * H; task++) {
-            int h = task / NQ, iq = task % NQ;
-            int n = (int)qrows[iq];
-            const float* q = qkv + n * qs + h * hd;
-            const float* KT = kT + slots[n] * kslot + (size_t)h * hd * max_len;
-            const float* VV = v + slots[n] * vslot + (size_t)h * max_len * hd;
-            float* out = y + iq * ys + h * hd;
-            int L = (int)lens[n];
+        for (int task = 0; task < nruns * H; task++) {
+            int h = task / nruns;
+            const QueryRun* run = &runs[task % nruns];
+            int n0 = (int)qrows[run->first], G = run->count;
+            int64_t slot = slots[n0];
+            int Lmax = 0;
+            for (int r = 0; r < G; r++) Lmax = lens[n0 + r] > Lmax ? (int)lens[n0 + r] : Lmax;
+            int npk = (Lmax + PW - 1) / PW;
+            const float* K0 = kT + slot * kslot + h * khead;
+            const float* V0 = v + slot * vslot + h * khead;
+            /* scores: s[r][t] = fold_i fma(q_r[i], k_t[i]) */
+            gemm_serial(qkv + n0 * qs + h * hd, qs, G, hd, K0, W_F32, npk, (size_t)hd * PW,
+                        S, max_len, NULL, npk * PW);
+            for (int r = 0; r < G; r++) {
+                float* s = S + (size_t)r * max_len;
+                int L = (int)lens[n0 + r];
 #ifdef BARK_X86
-            if (isa == ISA_AVX2) {
-                attend_avx2(q, KT, VV, L, hd, max_len, scale, out, s);
-                continue;
-            }
+                if (g_isa == ISA_AVX2) { sums[r] = softmax_avx2(s, L, Lmax, scale); continue; }
 #endif
-            attend_generic(q, KT, VV, L, hd, max_len, scale, out, s);
+                sums[r] = softmax_generic(s, L, Lmax, scale);
+            }
+            /* out[r][i] = fold_t fma(p_r[t], v_t[i]) over t < Lmax (p is 0 past a row's L) */
+            gemm_serial(S, max_len, G, Lmax, V0, W_F32, hd / PW, (size_t)max_len * PW, O, hd,
+                        NULL, hd);
+            for (int r = 0; r < G; r++) {
+                float* out = y + (run->first + r) * ys + h * hd;
+                for (int i = 0; i < hd; i++) out[i] = O[(size_t)r * hd + i] / sums[r];
+            }
         }
+        free(S);
+        free(O);
     }
+    free(runs);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -7,9 +7,10 @@ Two layouts, one per way of stepping (see `steps`):
 
 - `KVCache`: (n_layer, 2, slots, H, max_len, hd), what torch's attention
   reads; `forward` of the plain model and the CUDA graph step use it.
-- `KernelCache`: keys transposed, (n_layer, slots, H, hd, max_len), and
-  values (n_layer, slots, H, max_len, hd): the layout the CPU kernel's
-  attention streams (`kernels.attend`).
+- `KernelCache`: keys and values in panels of 16 (as the kernels' weights):
+  keys (n_layer, slots, H, max_len/16, hd, 16), values (n_layer, slots, H,
+  hd/16, max_len, 16), the layout the CPU kernels' attention streams
+  (`kernels.attend`).
 
 Each slot has its own length: rows of a batch sit at different positions.
 """
@@ -77,14 +78,17 @@ class CacheView:
         return self.kv[layer, 0, :, :, :end], self.kv[layer, 1, :, :, :end]
 
 
+PANEL = 16  # keys per key panel, value dims per value panel (the kernels' PANEL)
+
+
 class KernelCache:
-    """Keys (transposed) and values of `slots` rows for the CPU kernels, float32."""
+    """Keys and values of `slots` rows in panels, for the CPU kernels, float32."""
 
     def __init__(self, cfg: GPTConfig, slots: int, max_len: int) -> None:
         H, hd = cfg.n_head, cfg.n_embd // cfg.n_head
-        max_len = -(-max_len // 8) * 8  # the kernel reads keys 8 at a time
-        self.kT = torch.zeros(cfg.n_layer, slots, H, hd, max_len)
-        self.v = torch.zeros(cfg.n_layer, slots, H, max_len, hd)
+        max_len = -(-max_len // PANEL) * PANEL  # whole panels of keys
+        self.kT = torch.zeros(cfg.n_layer, slots, H, max_len // PANEL, hd, PANEL)
+        self.v = torch.zeros(cfg.n_layer, slots, H, hd // PANEL, max_len, PANEL)
         self.max_len = max_len
         self.lengths = [0] * slots
 
@@ -93,8 +97,11 @@ class KernelCache:
         return len(self.lengths)
 
     def keys(self, layer: int, slot: int, end: int) -> torch.Tensor:
-        """Slot `slot`'s keys 0..end-1 of one layer as (H, end, hd) (a view; tests)."""
-        return self.kT[layer, slot, :, :, :end].transpose(1, 2)
+        """Slot `slot`'s keys 0..end-1 of one layer as (H, end, hd) (a copy; tests)."""
+        k = self.kT[layer, slot]  # (H, P, hd, 16)
+        return k.permute(0, 1, 3, 2).reshape(k.shape[0], -1, k.shape[2])[:, :end]
 
     def values(self, layer: int, slot: int, end: int) -> torch.Tensor:
-        return self.v[layer, slot, :, :end]
+        """Slot `slot`'s values 0..end-1 of one layer as (H, end, hd) (a copy; tests)."""
+        v = self.v[layer, slot]  # (H, hd/16, max_len, 16)
+        return v.permute(0, 2, 1, 3).reshape(v.shape[0], v.shape[2], -1)[:, :end]

@@ -16,8 +16,10 @@ still reach the cache.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from . import kernels
 from .cache import KernelCache
@@ -26,24 +28,46 @@ from .precision import project
 from .steps import Feed, check_feeds
 
 
-def _blocks(x: torch.Tensor, blocks: Sequence[Block], cache: KernelCache, slots: torch.Tensor,
+@dataclass(frozen=True)
+class _Layer:
+    """One block's weights as the kernels read them (collected once per stepper, so a
+    step calls the kernels directly instead of going through the modules)."""
+
+    ln_1: tuple[torch.Tensor, torch.Tensor | None]
+    qkv: kernels.Packed
+    proj: kernels.Packed
+    ln_2: tuple[torch.Tensor, torch.Tensor | None]
+    fc: kernels.Packed
+    out: kernels.Packed
+    n_head: int
+
+    @classmethod
+    def of(cls, block: Block) -> _Layer:
+        return cls((block.ln_1.weight, block.ln_1.bias), block.attn.c_attn.packed,
+                   block.attn.c_proj.packed, (block.ln_2.weight, block.ln_2.bias),
+                   block.mlp.c_fc.packed, block.mlp.c_proj.packed, block.attn.n_head)
+
+
+def _blocks(x: torch.Tensor, layers: Sequence[_Layer], cache: KernelCache, slots: torch.Tensor,
             pos: torch.Tensor, lens: torch.Tensor, wanted: torch.Tensor | None) -> torch.Tensor:
     """x (N, C) through every block; (len(wanted), C) out, or (N, C) when wanted is None."""
-    N = x.shape[0]
+    N, C = x.shape
+    shape = (C,)
     every = torch.arange(N)
     kernels.check_rows(slots, pos, lens, every if wanted is None else wanted, N, cache.slots,
                        cache.max_len)
-    last = len(blocks) - 1
-    for i, block in enumerate(blocks):
-        attn = block.attn
-        qkv = attn.c_attn(block.ln_1(x))  # (N, 3C)
+    last = len(layers) - 1
+    linear = kernels.linear
+    for i, layer in enumerate(layers):
+        qkv = linear(F.layer_norm(x, shape, *layer.ln_1, 1e-5), layer.qkv)  # (N, 3C)
         rows = every if wanted is None or i < last else wanted
-        y = kernels.attend(qkv, cache.kT[i], cache.v[i], slots, pos, lens, rows, attn.n_head,
+        y = kernels.attend(qkv, cache.kT[i], cache.v[i], slots, pos, lens, rows, layer.n_head,
                            validate=False)  # (rows, C)
         if rows is not every:
             x = x[rows]
-        x = x + attn.c_proj(y)
-        x = x + block.mlp(block.ln_2(x))
+        x = x + linear(y, layer.proj)
+        h = F.gelu(linear(F.layer_norm(x, shape, *layer.ln_2, 1e-5), layer.fc))
+        x = x + linear(h, layer.out)
     return x
 
 
@@ -54,6 +78,7 @@ class KernelStepper:
 
     def __init__(self, model: GPT) -> None:
         self.model = model
+        self.layers = [_Layer.of(b) for b in model.transformer["h"]]
 
     def new_cache(self, slots: int) -> KernelCache:
         return KernelCache(self.model.config, slots, self.model.config.block_size)
@@ -82,8 +107,8 @@ class KernelStepper:
         pos_t = torch.tensor(pos, dtype=torch.long)
         x = torch.cat(embeds) + tr["wpe"](pos_t)  # (N, C)
         wanted = None if n == len(feeds) else torch.tensor(last, dtype=torch.long)
-        x = _blocks(x, tr["h"], cache, torch.tensor(slots, dtype=torch.long), pos_t, pos_t + 1,
-                    wanted)
+        x = _blocks(x, self.layers, cache, torch.tensor(slots, dtype=torch.long), pos_t,
+                    pos_t + 1, wanted)
         for slot, end in ends.items():
             cache.lengths[slot] = end
         return project(model.lm_head, tr["ln_f"](x), vocab)  # (len(feeds), V)
@@ -96,6 +121,7 @@ class KernelFine:
 
     def __init__(self, model: FineGPT) -> None:
         self.model = model
+        self.layers = [_Layer.of(b) for b in model.transformer["h"]]
         self._scratch: KernelCache | None = None
 
     def _cache(self, rows: int, length: int) -> KernelCache:
@@ -117,7 +143,7 @@ class KernelFine:
         pos = torch.arange(T).repeat(B)
         lens = torch.full((B * T,), T, dtype=torch.long)  # every key of its window
         wanted = torch.cat([torch.arange(b * T + r, (b + 1) * T) for b, r in enumerate(rel)])
-        x = _blocks(x, model.transformer["h"], self._cache(B, T), slots, pos, lens, wanted)
+        x = _blocks(x, self.layers, self._cache(B, T), slots, pos, lens, wanted)
         head = model.lm_heads[pred_idx - model.config.n_codes_given]
         out = head(model.transformer["ln_f"](x))  # (Σ T - rel, V)
         return list(out.split([T - r for r in rel]))

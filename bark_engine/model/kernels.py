@@ -86,6 +86,13 @@ class Packed:
     n_out: int
     n_in: int
 
+    def __post_init__(self) -> None:
+        # What every product passes to C, worked out once (a decode step makes ~50).
+        object.__setattr__(self, "_args", (
+            self.panels.data_ptr(), WEIGHT_KINDS[self.panels.dtype],
+            self.n_in * PANEL * self.panels.element_size(),
+            0 if self.bias is None else self.bias.data_ptr()))
+
     @property
     def dtype(self) -> torch.dtype:
         return self.panels.dtype
@@ -147,10 +154,9 @@ def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
     M = x.shape[0]
     y = torch.empty(M, ncols, dtype=torch.float32)
     if M:
-        panels = p.panels[first:]
-        bias = 0 if p.bias is None else p.bias[first * PANEL :].data_ptr()
-        _native.linear(x.data_ptr(), x.stride(0), M, p.n_in, panels.data_ptr(),
-                       WEIGHT_KINDS[p.panels.dtype], n_panels, y.data_ptr(), ncols, bias, ncols,
+        ptr, kind, panel_bytes, bias = p._args
+        _native.linear(x.data_ptr(), x.stride(0), M, p.n_in, ptr + first * panel_bytes, kind,
+                       n_panels, y.data_ptr(), ncols, bias and bias + 4 * first * PANEL, ncols,
                        threads or torch.get_num_threads())
     skip = start - first * PANEL
     return y[:, skip:] if skip else y
@@ -158,8 +164,8 @@ def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
 
 def attend(
     qkv: torch.Tensor,  # (N, 3C) float32: each row's query, key and value
-    kT: torch.Tensor,  # (slots, H, hd, max_len) float32: one layer's keys, transposed
-    v: torch.Tensor,  # (slots, H, max_len, hd) float32: one layer's values
+    kT: torch.Tensor,  # (slots, H, max_len/16, hd, 16) float32: one layer's keys, in panels
+    v: torch.Tensor,  # (slots, H, hd/16, max_len, 16) float32: one layer's values, in panels
     slots: torch.Tensor,  # (N,) int64: the cache slot of each row
     pos: torch.Tensor,  # (N,) int64: where each row's key and value are written
     lens: torch.Tensor,  # (N,) int64: how many keys each row attends to (0..lens-1)
@@ -180,12 +186,15 @@ def attend(
         raise RuntimeError("the compiled kernels are not built")
     N, C3 = qkv.shape
     C = C3 // 3
-    S, H, hd, max_len = kT.shape
-    if n_head != H or H * hd != C or hd % 8 or max_len % 8 or max_len > MAX_KEYS:
+    S, H, key_panels, hd, _ = kT.shape
+    max_len = key_panels * PANEL
+    if (n_head != H or H * hd != C or hd % PANEL or kT.shape[-1] != PANEL
+            or max_len > MAX_KEYS):
         raise ValueError(f"attention shapes do not fit: qkv {tuple(qkv.shape)}, keys "
                          f"{tuple(kT.shape)}, {n_head} heads")
-    if v.shape != (S, H, max_len, hd) or not (kT.is_contiguous() and v.is_contiguous()):
-        raise ValueError("the cache's keys and values must be contiguous and of one shape")
+    if (v.shape != (S, H, hd // PANEL, max_len, PANEL)
+            or not (kT.is_contiguous() and v.is_contiguous())):
+        raise ValueError("the cache's keys and values must be contiguous panels of one shape")
     if qkv.dtype != torch.float32 or kT.dtype != torch.float32 or v.dtype != torch.float32:
         raise ValueError("the kernel attention runs in float32")
     if validate:

@@ -115,7 +115,9 @@ def attention_reference(qkv: torch.Tensor, slots, pos, H: int, rows) -> torch.Te
 
 
 def new_cache(slots: int, H: int, hd: int, max_len: int):
-    return torch.zeros(slots, H, hd, max_len), torch.zeros(slots, H, max_len, hd)
+    """One layer's keys and values for the kernels, in panels of 16."""
+    return (torch.zeros(slots, H, max_len // 16, hd, 16),
+            torch.zeros(slots, H, hd // 16, max_len, 16))
 
 
 @pytest.mark.parametrize(("H", "hd"), [(2, 16), (4, 64)])
@@ -157,20 +159,20 @@ def test_attention_writes_the_cache_and_reads_earlier_positions() -> None:
     kernels.attend(qkv[:8], kT, v, slot[:8], pos[:8], pos[:8] + 1, pos[:8], H)
     step = kernels.attend(qkv[8:], kT, v, slot[8:], pos[8:], pos[8:] + 1, torch.arange(1), H)
     assert torch.equal(step, whole[8:])  # continuing from the cache: the same bits
-    assert torch.equal(kT[1, :, :, 3], qkv[3, H * hd : 2 * H * hd].view(H, hd))
-    assert torch.equal(v[1, :, 3], qkv[3, 2 * H * hd :].view(H, hd))
+    assert torch.equal(kT[1, :, 0, :, 3], qkv[3, H * hd : 2 * H * hd].view(H, hd))
+    assert torch.equal(v[1, :, :, 3].reshape(H, hd), qkv[3, 2 * H * hd :].view(H, hd))
     assert kT[0].abs().sum() == 0  # the other slot untouched
 
 
 def test_attention_refuses_indices_outside_the_cache() -> None:
     qkv = torch.randn(2, 96)
-    kT, v = new_cache(1, 2, 16, 8)
+    kT, v = new_cache(1, 2, 16, 16)
     rows = torch.arange(2)
     with pytest.raises(ValueError, match="outside the cache"):
         kernels.attend(qkv, kT, v, torch.tensor([0, 1]), rows, rows + 1, rows, 2)  # slot 1
     with pytest.raises(ValueError, match="outside the cache"):
-        kernels.attend(qkv, kT, v, torch.zeros(2, dtype=torch.long), torch.tensor([0, 8]),
-                       torch.tensor([1, 9]), rows, 2)
+        kernels.attend(qkv, kT, v, torch.zeros(2, dtype=torch.long), torch.tensor([0, 16]),
+                       torch.tensor([1, 17]), rows, 2)
     with pytest.raises(ValueError, match="outside the cache"):
         kernels.attend(qkv, kT, v, torch.zeros(2, dtype=torch.long), rows, rows + 1,
                        torch.tensor([2]), 2)
