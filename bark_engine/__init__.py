@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from .errors import BadInputError, BarkError, Cancelled, CheckpointError, VoiceError
 from .events import LoadProgress, StageFinished, StageProgress, StageStarted
-from .options import EngineConfig, GenerationOptions
+from .options import EngineConfig, GenerationOptions, Request
 
 if TYPE_CHECKING:
     from .engine import Engine, Generation
@@ -25,6 +25,7 @@ __all__ = [
     "Generation",
     "GenerationOptions",
     "LoadProgress",
+    "Request",
     "StageFinished",
     "StageProgress",
     "StageStarted",

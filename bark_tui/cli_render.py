@@ -107,7 +107,7 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
             "first_audio_seconds": round(result.first_audio_s, 4),
             "random_weights": engine.random_weights, "parts": str(parts),
             "batch": result.batch, "model": engine.model_id, "device": str(engine.device),
-            "dtype": engine.dtype_name,
+            "dtype": engine.dtype_name, "steps": engine.step_path,
             "segment_seconds": [round(t.seconds, 4) for t in result.segments],
         }))
     return 0

@@ -194,6 +194,7 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
             "model": gen.model_id,
             "device": str(engine.device),
             "dtype": engine.dtype_name,
+            "steps": engine.step_path,
             "stages": {
                 stage: {"tokens": t.tokens, "seconds": round(t.seconds, 4)}
                 for stage, t in gen.timings.items()

@@ -194,3 +194,25 @@ def test_with_stage_bars_returns_the_result_and_its_seconds() -> None:
     result, seconds = with_stage_bars(Console(stderr=True, quiet=True), work)
     assert result == "done" and seconds >= 0
     assert noise_note(True) == " (RANDOM TEST WEIGHTS: output is noise)" and noise_note(False) == ""
+
+
+def test_render_in_batches_writes_the_same_wav_as_one_at_a_time(tiny_models: Path,
+                                                                tmp_path: Path, capsys) -> None:
+    script = tmp_path / "s.txt"
+    script.write_text("First line here.\n\nA second line.\n\nAnd the third one.", "utf-8")
+    outs = {}
+    for batch in ("1", "3"):
+        out = tmp_path / f"b{batch}.wav"
+        assert main(["--models", str(tiny_models), "render", str(script), "--out", str(out),
+                     "--seed", "4", "--max-duration", "0.2", "--batch", batch, "--json"]) == 0
+        captured = capsys.readouterr()
+        report = json.loads(captured.out)
+        assert report["batch"] == int(batch) and report["segments"] == 3
+        assert f"{batch} at a time" in captured.err
+        assert report["steps"] == kernels.status().describe()  # what `info` says runs
+        outs[batch] = out.read_bytes()
+    assert outs["1"] == outs["3"]
+    # say --file takes --batch too; a bad size is refused before anything runs
+    with pytest.raises(SystemExit):
+        main(["say", "--file", str(script), "--batch", "17", "--out", str(tmp_path / "x.wav")])
+    assert not (tmp_path / "x.wav").exists()

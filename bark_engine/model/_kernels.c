@@ -372,6 +372,24 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
     size_t pbytes = pstride * (kind == W_F32 ? 4 : 2);
     const char* Wb = (const char*)W;
     int p = 0;
+    if (kind != W_F32 && M > 8) {
+        /* Many rows of half weights (a prefill, a fine pass): widen each panel once
+           into float32 (exactly) and multiply that, instead of widening it again
+           for every block of rows; the same values, so the same bits. */
+        float* wide = (float*)malloc(sizeof(float) * (size_t)K * PW);
+        if (wide != NULL) {
+            for (; p < npan; p++) {
+                const uint16_t* src = (const uint16_t*)(Wb + p * pbytes);
+                for (size_t i = 0; i < (size_t)K * PW; i++)
+                    wide[i] = kind == W_BF16 ? bf16_to_f32(src[i]) : f16_to_f32(src[i]);
+                int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
+                gemm_serial(x, xs, M, K, wide, W_F32, 1, (size_t)K * PW, y + p * PW, ys,
+                            bias ? bias + p * PW : NULL, nc);
+            }
+            free(wide);
+            return;
+        }
+    }
 #ifdef BARK_X86
     if (g_isa == ISA_AVX2) {
         /* few rows: pairs of whole panels (two weight streams keep memory busy) */

@@ -9,7 +9,8 @@ interruption reuses those files instead of generating again.
 
 What can share a batch: in fixed-voice mode every segment is independent, so
 segments go `batch` at a time in script order (segment 1 is in the first
-batch, so the first audio comes with it; `first_batch=1` makes it alone there).
+batch, alone by default (`first_batch`), so the first audio comes as soon as at
+batch 1).
 In chain mode each segment is the
 next one's history; a chain restarts at every voice change and `reset_every`
 boundary, and those chains are independent: their k-th segments batch
@@ -54,10 +55,9 @@ class RenderOptions:
     reset_every: int | None = None  # chain mode: back to the preset every N segments
     parts_dir: Path | None = None  # where finished segments are kept (resumable)
     batch: int | None = None  # segments per batch; None: the engine's default for its device
-    # Segments of the first batch (None: `batch`). 1 puts segment 1 alone in it, so it can
-    # be heard as soon as possible (the studio's "play while generating") at the cost of
-    # at most one more batch.
-    first_batch: int | None = None
+    # Segments of the first batch (None: `batch`). 1 (the default) puts segment 1 alone in
+    # it, so its audio comes as soon as at batch 1, at the cost of at most one more batch.
+    first_batch: int | None = 1
 
     def seed_of(self, segment: Segment) -> int:
         return self.seeds.get(segment.index, self.seed + segment.index)

@@ -1,10 +1,12 @@
-"""The three token stages of Bark, one module each; this module gathers them.
+"""The token stages of Bark over rows, and how a batch runs through them.
 
-`generate_semantic` (text → semantic tokens), `generate_coarse` (semantic →
-2 codebooks) and `generate_fine` (2 → 8 codebooks) take already-built models
-and plain numpy inputs, draw from the caller's `torch.Generator`, report
-progress through `on_step(done, total)` and stop with `Cancelled` when the
-caller's `threading.Event` is set. The `Engine` (pipeline) chains them.
+`semantic` (text → semantic tokens), `coarse` (semantic → 2 codebooks) and
+`fine` (2 → 8 codebooks) each loop over B >= 1 rows (`*_rows`, and a one-row
+`generate_*` for convenience) on a step strategy (`model.steps`), drawing
+from each row's own `torch.Generator`, reporting `on_step(done, total)` and
+stopping with `Cancelled` when the caller's `threading.Event` is set.
+`sampling` holds the pure sampling functions, `runner` the events and
+timings around a stage, `pipeline` the four stages for a batch of requests.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def test_interrupted_render_resumes_with_identical_audio(engine: Engine, tmp_pat
     assert len(script.segments) == 5
     parts = tmp_path / "parts"
     opts = RenderOptions(generation=OPTS, seed=3, parts_dir=parts, default_voice="v2/en_speaker_6",
-                         batch=2)
+                         batch=2, first_batch=None)
     cancel = threading.Event()
 
     def stop_after_two(take) -> None:
@@ -145,8 +145,10 @@ def test_a_batched_render_equals_one_segment_at_a_time(engine: Engine, batch: in
     assert many.batch == batch and one.batch == 1
     assert np.array_equal(many.audio, one.audio)
     assert [t.segment.index for t in seen] == list(range(5))
-    first = [e for e in events if isinstance(e, StageStarted)][0]
-    assert first.segment == 0 and first.segments == tuple(range(min(batch, 5)))
+    batches = [e.segments or (e.segment,) for e in events
+               if isinstance(e, StageStarted) and e.stage == "semantic"]
+    assert batches[0] == (0,)  # segment 1 alone first: its audio as soon as at batch 1
+    assert batches[1] == tuple(range(1, 1 + min(batch, 4)))
     assert many.first_audio_s <= many.total_s
 
 
@@ -165,7 +167,13 @@ def test_chain_groups_batch_across_reset_boundaries(engine: Engine) -> None:
     assert [t.chained for t in many.segments] == [False, True, False, True, False]
     batches = [e.segments or (e.segment,) for e in events
                if isinstance(e, StageStarted) and e.stage == "semantic"]
-    assert batches == [(0, 2, 4), (1, 3)]
+    assert batches == [(0,), (1, 2, 4), (3,)]  # segment 1 alone first, then the chains
+    together = RenderOptions(**{**opts.__dict__, "batch": 3, "first_batch": None})
+    events.clear()
+    again = ScriptRenderer(engine, together).render(script, on_event=events.append)
+    assert [e.segments for e in events
+            if isinstance(e, StageStarted) and e.stage == "semantic"] == [(0, 2, 4), (1, 3)]
+    assert np.array_equal(again.audio, many.audio)
 
 
 def test_chain_groups_end_where_the_voice_changes(engine: Engine) -> None:
