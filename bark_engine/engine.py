@@ -26,14 +26,13 @@ from .loading.checkpoints import load_checkpoint, load_tokenizer
 from .loading.source import ModelSource
 from .model import kernels
 from .model.gpt import GPT, FineGPT
-from .model.precision import half_weights_advice
+from .model.precision import dtype_name, precision_advice, resolve_dtype, weight_bytes
 from .model.strategy import fine_runner_for, stepper_for
 from .options import EngineConfig, GenerationOptions, Request, VoiceArg
 from .stages.pipeline import PreparedRow, StageModels, run_rows
 from .stages.runner import StageTiming
 from .voices.catalog import VoicePrompt, resolve_voice_arg
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Script segments per batch when a render does not say (`Engine.default_batch`).
 DEFAULT_BATCH_CPU = 4
 DEFAULT_BATCH_GPU = 8
@@ -97,24 +96,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def dtype_name(dtype: torch.dtype) -> str:
-    """`torch.bfloat16` → "bfloat16": the name `--dtype` and EngineConfig use."""
-    return str(dtype).removeprefix("torch.")
-
-
-def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
-    """fp32 on CPU by default; bf16 (or fp16 where bf16 is unsupported) on GPUs."""
-    if name is None:
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "mps":
-            return torch.float16
-        return torch.float32
-    if name not in _DTYPES:
-        raise BadInputError(f"unknown dtype '{name}': use one of {', '.join(_DTYPES)}")
-    return _DTYPES[name]
-
-
 class Engine:
     """Bark inference with its own loaded models. Cheap to build; loads on first use."""
 
@@ -122,7 +103,10 @@ class Engine:
         self.config = config or EngineConfig()
         self.user_voices_dir = user_voices_dir
         self.device = resolve_device(self.config.device)
-        self.dtype = resolve_dtype(self.config.dtype, self.device)
+        try:  # "auto" needs to know whether the kernels run (`precision.auto_dtype`)
+            self.dtype = resolve_dtype(self.config.dtype, self.device, self.uses_kernels)
+        except ValueError as e:
+            raise BadInputError(str(e)) from None
         if self.config.size not in ("small", "large"):
             raise BadInputError(f"unknown model size '{self.config.size}': use small or large")
         if self.config.threads is not None:
@@ -190,12 +174,12 @@ class Engine:
     @property
     def precision_advice(self) -> str | None:
         """A one-line caution when the chosen precision is likely slow on this
-        machine (see `matvec.half_weights_advice`), else None."""
-        return half_weights_advice(self.dtype, self.device, self.uses_kernels)
+        machine (see `precision.precision_advice`), else None."""
+        return precision_advice(self.dtype, self.device, self.uses_kernels)
 
     @property
     def dtype_name(self) -> str:
-        """The precision the models run in: "float32", "bfloat16" or "float16"."""
+        """The precision the models run in: "float32", "bfloat16", "float16" or "int8"."""
         return dtype_name(self.dtype)
 
     @property
@@ -340,6 +324,12 @@ class Engine:
             )
             for r, row, out in zip(requests, rows, results, strict=True)
         ]
+
+    def weight_bytes(self) -> int:
+        """Bytes the three GPTs' weights take as loaded (0 before `load`): int8 about
+        a quarter of float32 in the matrices, bf16 and fp16 half."""
+        return sum(weight_bytes(m) for m in (self._semantic, self._coarse, self._fine)
+                   if m is not None)
 
     def stage_models(self) -> StageModels:
         """The step strategy of each stage, chosen once per loaded model (loads first)."""

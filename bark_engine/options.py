@@ -20,6 +20,11 @@ VoiceArg = Union[str, Path, "VoicePrompt", None]
 
 ModelSize = Literal["small", "large"]
 
+# Precision names (`--dtype`, the studio's settings, EngineConfig.dtype): "auto"
+# picks the fastest that is still Bark's (`model.precision.auto_dtype`);
+# float32 is the one whose greedy tokens equal the original Bark's.
+PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
+
 # Sampling defaults of the original Bark: the one place they are written (the
 # CLI, the studio's settings and the stage functions read them from here).
 DEFAULT_TEXT_TEMP = 0.7  # semantic stage
@@ -64,7 +69,7 @@ class EngineConfig:
     models: str | None = None  # local folder, or a hub repo id; None = "suno/bark"
     size: ModelSize = "small"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
-    dtype: str | None = None  # "float32" | "bfloat16" | "float16"; None = fp32 on CPU, bf16 on GPU
+    dtype: str | None = "auto"  # one of PRECISIONS (None = "auto")
     threads: int | None = None  # torch intra-op threads; None = torch's default
     offline: bool | None = None  # None = honour HF_HUB_OFFLINE as huggingface_hub does
     cache_dir: str | None = None  # None = huggingface_hub's cache (HF_HOME)

@@ -21,6 +21,7 @@ from bark_engine.options import (
     DEFAULT_MIN_EOS_P,
     DEFAULT_TEXT_TEMP,
     DEFAULT_WAVEFORM_TEMP,
+    PRECISIONS,
 )
 
 from .cli_args import add_render_arguments, batch_size
@@ -51,11 +52,14 @@ def _model_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
                       help="large models (better quality, ~2.5x the memory)")
     g.add_argument("--device", default=argparse.SUPPRESS if sub else "auto",
                    help="auto (default), cpu, cuda, cuda:N or mps")
-    g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], **d,
-                   help="precision (default: float32 on CPU, bfloat16 on GPU). On the CPU, "
-                        "bfloat16 or float16 halves the matrix weights only (faster decoding; "
-                        "float32 sums); float32 is the precision whose greedy tokens equal "
-                        "the original Bark's")
+    g.add_argument("--dtype", choices=PRECISIONS, **d,
+                   help="precision of the weights (default: auto = bfloat16 where it is "
+                        "faster: on a GPU, and on the CPU with the compiled kernels; else "
+                        "float32). On the CPU only the matrix weights narrow (bfloat16/float16 "
+                        "half of float32's bytes, int8 a quarter, per-output scales); the sums "
+                        "stay float32. float32 is the precision whose greedy tokens equal the "
+                        "original Bark's; int8 changes the weights most (compare with the "
+                        "same --seed)")
     g.add_argument("--threads", type=int, **d,
                    help="CPU threads for torch (default: torch's choice)")
     g.add_argument("--offline", action="store_true", **d,

@@ -14,6 +14,7 @@ import json
 import platform
 from typing import Any
 
+from bark_engine.errors import BadInputError
 from bark_engine.options import EngineConfig
 
 from . import locations
@@ -43,19 +44,22 @@ def _cpu_name() -> str:
 def _compute(config: EngineConfig) -> dict[str, Any]:
     import torch
 
-    from bark_engine.engine import dtype_name, resolve_device, resolve_dtype
+    from bark_engine.engine import resolve_device
     from bark_engine.model import kernels
-    from bark_engine.model.precision import half_weights_advice
+    from bark_engine.model.precision import dtype_name, native_bf16, precision_advice, resolve_dtype
 
     gpus = [
         {"name": torch.cuda.get_device_name(i),
          "memory_gb": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
         for i in range(torch.cuda.device_count())
     ] if torch.cuda.is_available() else []
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     device = resolve_device(config.device)
-    dtype = resolve_dtype(config.dtype, device)
     status = kernels.status()
+    with_kernels = device.type == "cpu" and config.kernels and status.available
+    try:
+        dtype = resolve_dtype(config.dtype, device, with_kernels)
+    except ValueError as e:  # int8 asked for on a GPU
+        raise BadInputError(str(e)) from None
     if device.type == "cpu":
         steps = status.describe() if config.kernels else "pure-torch fallback (--no-kernels)"
     else:
@@ -63,12 +67,12 @@ def _compute(config: EngineConfig) -> dict[str, Any]:
     return {
         "cpu": _cpu_name(),
         "cpu_threads": torch.get_num_threads(),
-        "cpu_native_bf16": None if probe is None else bool(probe()),
+        "cpu_native_bf16": native_bf16(),
         "cuda": gpus,
         "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
         "device": str(device),
         "dtype": dtype_name(dtype),
-        "advice": half_weights_advice(dtype, device, config.kernels and status.available),
+        "advice": precision_advice(dtype, device, with_kernels),
         "cpu_kernels": {"built": status.isa is not None or status.reason.startswith("built"),
                         "available": status.available, "isa": status.isa,
                         "threads": status.threads or None, "problem": status.reason or None},

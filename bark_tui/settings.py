@@ -23,6 +23,7 @@ from bark_engine.options import (
     DEFAULT_MIN_EOS_P,
     DEFAULT_TEXT_TEMP,
     DEFAULT_WAVEFORM_TEMP,
+    PRECISIONS,
     EngineConfig,
     GenerationOptions,
 )
@@ -30,7 +31,7 @@ from bark_engine.options import (
 SIZES = ("small", "large")
 # "auto": float32 on the CPU, bfloat16 (or float16) on a GPU; on the CPU a half
 # precision halves the matrix weights only (bark_engine.model.precision)
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = PRECISIONS
 SEED_MODES = ("random", "fixed")
 CONTINUITY_MODES = ("fixed", "chain")
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed accepts any 64-bit value
@@ -261,5 +262,5 @@ def merge_engine_config(cli: EngineConfig, settings: Settings) -> EngineConfig:
         models=cli.models if cli.models is not None else settings.models,
         size=cli.size if cli.size != default.size else settings.size,  # type: ignore[arg-type]
         device=cli.device if cli.device != default.device else settings.device,
-        dtype=cli.dtype if cli.dtype is not None else engine_dtype(settings),
+        dtype=cli.dtype if cli.dtype not in (None, default.dtype) else engine_dtype(settings),
     )

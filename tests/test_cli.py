@@ -12,6 +12,7 @@ import pytest
 from bark_engine.model import kernels
 from bark_engine.voices.catalog import VoicePrompt
 from bark_tui.cli import main
+from tests.engine.take_checks import auto_precision
 
 
 def test_say_writes_wav_voice_and_json(tiny_models: Path, tmp_path: Path, capsys) -> None:
@@ -24,7 +25,7 @@ def test_say_writes_wav_voice_and_json(tiny_models: Path, tmp_path: Path, capsys
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert report["random_weights"] is True and report["seed"] == 5
-    assert (report["device"], report["dtype"]) == ("cpu", "float32")
+    assert (report["device"], report["dtype"]) == ("cpu", auto_precision())
     assert set(report["stages"]) == {"semantic", "coarse", "fine", "decode"}
     for stage in report["stages"].values():
         assert stage["tokens"] > 0 and stage["seconds"] >= 0

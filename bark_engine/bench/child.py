@@ -4,8 +4,9 @@
 `BENCH-RESULT <json>` on stdout. The spec's `task` is `engine` (load one
 engine, warm up, run the chosen stages), `bandwidth`, `paired_bound` (our
 semantic stage between two bandwidth readings), `takes` (our takes per
-minute at several batch sizes) or `script` (a fixed-voice script rendered
-at several batch sizes).
+minute at several batch sizes), `script` (a fixed-voice script rendered
+at several batch sizes) or `accuracy` (logits of other precisions against
+float32's).
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ def run_engine(spec: dict) -> dict:
             cpu[stage] = time.process_time() - c0
         runs.append(times)
         cpu_runs.append(cpu)
+    engine = getattr(runner, "engine", None)  # ours: what its weights take as loaded
     return {
         "engine": spec["engine"],
+        "weight_mb": engine.weight_bytes() / 2**20 if engine is not None else None,
         "load_s": load_s,
         "first_use_s": first_use_s,
         "runs": runs,
@@ -160,8 +163,15 @@ def run_bandwidth(spec: dict) -> dict:
     return measure_bandwidth(spec["megabytes"], spec["repeats"]).to_dict()
 
 
+def run_accuracy(spec: dict) -> dict:
+    from .accuracy import measure
+
+    return measure(spec["models"], spec["size"], spec["precisions"])
+
+
 def run_task(spec: dict) -> dict:
     tasks = {
+        "accuracy": run_accuracy,
         "engine": run_engine,
         "bandwidth": run_bandwidth,
         "takes": run_takes,

@@ -14,15 +14,17 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..files import atomic_write
-from .child import RESULT_PREFIX
+from ..options import PRECISIONS
 from .folders import BenchError, checkpoint_config, find_models, model_files, warm_page_cache
+from .spawn import load_average, omp_env, omp_label, run_child, run_in_process
 from .work import STAGES, Work
+
+PRECISION_NAMES = tuple(p for p in PRECISIONS if p != "auto")
 
 # The long-scripts issue asks for takes/min at B = 1, 2, 4 on CPU at small dims.
 # The main table compares the engines at B = 1 (a take is the fixed work);
@@ -58,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"comma-separated subset of {','.join(STAGES)} (default: all)",
     )
     p.add_argument("--engines", default="ours,port", help="comma-separated subset of ours,port")
+    p.add_argument(
+        "--precisions", metavar="P,P,...", default="",
+        help="also run ours in these precisions (bfloat16, float16, int8), interleaved with "
+        "the others, and measure their logits against float32's per stage",
+    )
     p.add_argument(
         "--repeat", type=int, default=1,
         help="rounds (a fresh process per engine per round, order alternating); best is kept",
@@ -119,81 +126,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def load_average() -> str:
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def run_in_process(spec: dict) -> dict:
-    """Run one measurement here (tests): threads are restored afterwards."""
-    import torch
-
-    from . import child
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(spec["threads"])
-    try:
-        return child.run_task(spec)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def omp_env(omp: str | None) -> dict[str, str]:
-    """OpenMP wait settings for the children (libgomp reads them at start-up).
-
-    None: this environment's if it sets any, else the short spin the CLI and
-    the studio use (`bark_engine.openmp`); `passive`: sleep at once
-    (`OMP_WAIT_POLICY=PASSIVE`); `spin:N`: spin N rounds before sleeping.
-    An empty value means: remove the variable for the children.
-    """
-    from ..openmp import default_waits
-
-    if omp is None:
-        if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
-            return {}
-        return {**default_waits(), "OMP_WAIT_POLICY": ""}
-    if omp == "passive":
-        return {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": ""}
-    return {"GOMP_SPINCOUNT": omp.removeprefix("spin:"), "OMP_WAIT_POLICY": ""}
-
-
-def omp_label(env: dict[str, str]) -> str:
-    policy = env.get("OMP_WAIT_POLICY") or "unset"  # "" means: removed for the children
-    spin = env.get("GOMP_SPINCOUNT")
-    return f"OMP_WAIT_POLICY={policy}" + (f", GOMP_SPINCOUNT={spin}" if spin else "")
-
-
-def run_child(spec: dict, threads: int, omp: str | None = None,
-              source: Path | None = None) -> dict:
-    """Run one measurement in a fresh interpreter and return its result (with the
-    bark_engine of the checkout at `source` instead of this one, if given)."""
-    env = dict(os.environ)
-    if source is not None:
-        env["PYTHONPATH"] = str(source.resolve())
-    env["OMP_NUM_THREADS"] = str(threads)
-    env["MKL_NUM_THREADS"] = str(threads)
-    for key, value in omp_env(omp).items():
-        if value:
-            env[key] = value
-        else:
-            env.pop(key, None)
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bark_engine.bench.child", json.dumps(spec)],
-        capture_output=True, text=True, env=env, cwd=source,
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
-    raise BenchError(
-        f"the {spec.get('engine', spec['task'])} run failed (exit {proc.returncode}):\n"
-        + "\n".join(tail)
-    )
-
-
 def run_benchmark(args: argparse.Namespace, log=print) -> dict:
     """Measure everything the table shows; returns the raw results."""
     import torch
@@ -214,6 +146,13 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         if not (args.baseline / "bark_engine" / "bench" / "child.py").is_file():
             raise BenchError(f"--baseline {args.baseline}: not a bark-tui checkout")
         engines.append("before")
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    if any(p not in PRECISION_NAMES or p == args.dtype for p in precisions):
+        raise BenchError(f"--precisions: some of {', '.join(PRECISION_NAMES)}, "
+                         f"besides --dtype {args.dtype}")
+    if precisions and args.device != "cpu":
+        raise BenchError("--precisions runs on the CPU")
+    engines += [f"ours-{p}" for p in precisions]
     if args.omp not in (None, "passive") and not re.fullmatch(r"spin:\d+", args.omp):
         raise BenchError("--omp: passive or spin:N (e.g. spin:3000)")
     if args.threads < 1 or args.repeat < 1 or args.semantic_tokens < 2 or args.paired_rounds < 0:
@@ -289,11 +228,12 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         # Alternate the order, so a busy spell on the machine hits both engines alike.
         for name in engines if r % 2 == 0 else engines[::-1]:
             log(f"round {r + 1}/{args.repeat}, {name}: load, warm-up, {', '.join(stages)} ...")
+            ours = name == "before" or name.startswith("ours-")
             spec = {
-                "task": "engine", "engine": "ours" if name == "before" else name,
+                "task": "engine", "engine": "ours" if ours else name,
                 "models": str(folder), "size": size, "threads": args.threads,
                 "work": work.to_dict(), "stages": stages, "device": args.device,
-                "dtype": args.dtype,
+                "dtype": name.removeprefix("ours-") if name.startswith("ours-") else args.dtype,
             }
             if name == "before":
                 run = run_child(spec, args.threads, args.omp, source=args.baseline)
@@ -302,6 +242,7 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
                 run = run_in_process(spec)
             else:
                 run = run_child(spec, args.threads, args.omp)
+            run["engine"] = name
             run["load_avg"] = load_average()
             rounds[name].append(run)
     results["engines"] = {name: merge_rounds(runs) for name, runs in rounds.items()}
@@ -315,6 +256,12 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         results["paired_bound"] = run_in_process(spec) if args.in_process else run_child(
             spec, args.threads, args.omp
         )
+    if precisions:
+        log(f"accuracy: logits in {', '.join(precisions)} against float32, per stage ...")
+        spec = {"task": "accuracy", "models": str(folder), "size": size,
+                "threads": args.threads, "precisions": precisions}
+        results["accuracy"] = run_in_process(spec) if args.in_process else run_child(
+            spec, args.threads, args.omp)
     if args.takes:
         try:
             batches = [int(b) for b in args.takes.split(",") if b.strip()]
@@ -358,6 +305,7 @@ def merge_rounds(runs: list[dict]) -> dict:
         "runs": [times for r in runs for times in r["runs"]],
         "cpu_runs": [times for r in runs for times in r["cpu_runs"]],
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "weight_mb": runs[0].get("weight_mb"),
         "gpu_peak_mb": max((r.get("gpu_peak_mb") or 0.0 for r in runs), default=0.0) or None,
         "rounds": runs,
     }

@@ -34,15 +34,13 @@ def summarize(results: dict) -> dict:
     work = results["work"]
     units = work["units"]
     out: dict = {"stages": {}, "engines": {}}
-    for name in ENGINES:
-        if name not in results["engines"]:
-            continue
-        raw = results["engines"][name]
+    for name, raw in results["engines"].items():  # ours, port, before, ours-<precision>
         secs = best_seconds(raw)
         eng = {
             "load_s": raw["load_s"],
             "first_use_s": raw.get("first_use_s"),
             "peak_rss_mb": raw["peak_rss_mb"],
+            "weight_mb": raw.get("weight_mb"),
             "gpu_peak_mb": raw.get("gpu_peak_mb"),
             "seconds": secs,
             "cpu_seconds": best_seconds(raw, "cpu_runs") if raw.get("cpu_runs") else {},
@@ -69,6 +67,16 @@ def summarize(results: dict) -> dict:
             out["ratios"]["end_to_end"] = ours["audio_per_s"] / port["audio_per_s"]
         out["ratios"]["load"] = ours["load_s"] / port["load_s"]
         out["ratios"]["peak_rss"] = ours["peak_rss_mb"] / port["peak_rss_mb"]
+    for name, eng in out["engines"].items():
+        base = out["engines"].get("ours")
+        if name.startswith("ours-") and base:  # another precision against float32 ours
+            eng["vs_ours"] = {s: eng["rates"][s] / base["rates"][s] for s in eng["rates"]
+                              if s in base["rates"]}
+            if "audio_per_s" in eng and "audio_per_s" in base:
+                eng["vs_ours"]["end_to_end"] = eng["audio_per_s"] / base["audio_per_s"]
+            port = out["engines"].get("port")
+            if port and "audio_per_s" in eng:
+                eng["vs_port"] = eng["audio_per_s"] / port["audio_per_s"]
     bound = results.get("bound")
     if bound:
         out["bound_share"] = {
@@ -293,6 +301,7 @@ def format_table(results: dict, summary: dict) -> str:
         )
     if checks:
         lines.append("targets   " + ";\n          ".join(checks))
+    lines += _precision_lines(results, summary)
     takes = results.get("takes")
     if takes:
         lines.append("")
@@ -311,3 +320,47 @@ def format_table(results: dict, summary: dict) -> str:
         "columns   s: wall seconds; cpu: CPU seconds of all threads (steadier on a busy machine)"
     )
     return "\n".join(line.rstrip() for line in lines).rstrip() + "\n"
+
+
+def _precision_lines(results: dict, summary: dict) -> list[str]:
+    """Ours in other precisions (`--precisions`) beside float32 ours, and their logits'
+    distance from float32's per stage."""
+    engines, units = summary["engines"], results["work"]["units"]
+    others = [n for n in engines if n.startswith("ours-")]
+    if not others:
+        return []
+    base = results["dtype"]
+    lines = ["", f"precision ours in each precision, the same work interleaved (ratios against "
+             f"ours in {base}, and end to end against the port):"]
+    head = (f"          {'':<10}" + "".join(f"{s + ' ' + units[s][1] + '/s':>18}" for s in STAGES
+                                         if s in results["stages"])
+            + f"{'audio s/s':>11}{'vs ' + base:>12}{'vs port':>9}{'weights MB':>12}{'RSS MB':>8}")
+    lines.append(head)
+    for name in ["ours", *others]:
+        eng = engines[name]
+        vs = eng.get("vs_ours", {})
+        row = f"          {name.removeprefix('ours-') if name != 'ours' else base:<10}"
+        for s in STAGES:
+            if s in results["stages"]:
+                rate = _fmt(eng["rates"].get(s), 1)
+                row += f"{rate + (' (' + _ratio(vs[s]) + ')' if s in vs else ''):>18}"
+        vs_port = eng.get("vs_port", summary.get("ratios", {}).get("end_to_end")
+                          if name == "ours" else None)
+        row += (f"{_fmt(eng.get('audio_per_s'), 3):>11}{_ratio(vs.get('end_to_end')):>12}"
+                f"{_ratio(vs_port):>9}{_fmt(eng.get('weight_mb'), 0):>12}"
+                f"{_fmt(eng.get('peak_rss_mb'), 0):>8}")
+        lines.append(row)
+    accuracy = results.get("accuracy")
+    if accuracy:
+        lines.append("accuracy  logits against float32's on the same context (RANDOM weights: "
+                     "how far the arithmetic moves them, not how it sounds):")
+        lines.append(f"          {'':<10}" + "".join(
+            f"{s:>27}" for s in ("semantic", "coarse", "fine")))
+        lines.append(f"          {'':<10}" + "   rel err   KL T=0.7  top-1" * 3)
+        for name, stages in accuracy.items():
+            row = f"          {name:<10}"
+            for s in ("semantic", "coarse", "fine"):
+                a = stages[s]
+                row += f"{a['rel_err']:>10.2e}{a['kl']:>10.1e}{a['top1']:>7.1%}"
+            lines.append(row)
+    return lines

@@ -21,7 +21,10 @@
  *
  * Weights are stored in column panels: (n_out / 16, K, 16), so a panel is one
  * contiguous stream of K cache lines. Weight kinds: 0 float32, 1 bfloat16,
- * 2 float16 (converted exactly to float32 as they are read). The KV cache is
+ * 2 float16, 3 int8 (converted exactly to float32 as they are read). int8
+ * weights come with one float32 scale per output, applied to the finished
+ * chain: y[m, j] = (acc * scale[j]) + bias[j], two roundings, on every path.
+ * The KV cache is
  * in panels too, so attention is two passes of the same panel products:
  * scores = Q·Kᵀ over key panels (max_len/16, hd, 16), and out = P·V over value
  * panels (hd/16, max_len, 16), with the softmax of each row in between; a
@@ -51,7 +54,9 @@
 #define LANES 8          /* lanes of the attention sum */
 #define MAX_KEYS 4096    /* attention scratch per task (the context is 1024) */
 
-enum { W_F32 = 0, W_BF16 = 1, W_F16 = 2 };
+enum { W_F32 = 0, W_BF16 = 1, W_F16 = 2, W_I8 = 3 };
+
+static inline size_t w_size(int kind) { return kind == W_F32 ? 4 : kind == W_I8 ? 1 : 2; }
 
 /* ------------------------------------------------------------------------ */
 /* exact conversions and the canonical exp                                   */
@@ -87,6 +92,7 @@ static inline float f16_to_f32(uint16_t h) {
 static inline float load_w(const void* P, int kind, size_t i) {
     if (kind == W_F32) return ((const float*)P)[i];
     if (kind == W_BF16) return bf16_to_f32(((const uint16_t*)P)[i]);
+    if (kind == W_I8) return (float)((const int8_t*)P)[i];
     return f16_to_f32(((const uint16_t*)P)[i]);
 }
 
@@ -130,7 +136,8 @@ static inline float tree8(const float* a) {
 /* generic C: the reference order, any CPU                                   */
 
 static void panel_generic(const float* x, ptrdiff_t xs, int M, int K, const void* P, int kind,
-                          float* y, ptrdiff_t ys, const float* bias, int ncols) {
+                          float* y, ptrdiff_t ys, const float* scale, const float* bias,
+                          int ncols) {
     for (int m = 0; m < M; m++) {
         float acc[PW] = {0};
         const float* xr = x + m * xs;
@@ -138,7 +145,10 @@ static void panel_generic(const float* x, ptrdiff_t xs, int M, int K, const void
             float xv = xr[k];
             for (int j = 0; j < PW; j++) acc[j] = fmaf(xv, load_w(P, kind, (size_t)k * PW + j), acc[j]);
         }
-        for (int j = 0; j < ncols; j++) y[m * ys + j] = bias ? acc[j] + bias[j] : acc[j];
+        for (int j = 0; j < ncols; j++) {
+            float a = scale ? acc[j] * scale[j] : acc[j];
+            y[m * ys + j] = bias ? a + bias[j] : a;
+        }
     }
 }
 
@@ -166,7 +176,12 @@ static float softmax_generic(float* s, int L, int Lpad, float scale) {
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE AVX2 static inline __attribute__((always_inline))
 
-AVX2_INLINE void store16(float* y, __m256 a0, __m256 a1, const float* bias, int ncols) {
+AVX2_INLINE void store16(float* y, __m256 a0, __m256 a1, const float* scale, const float* bias,
+                         int ncols) {
+    if (scale) {
+        a0 = _mm256_mul_ps(a0, _mm256_loadu_ps(scale));
+        a1 = _mm256_mul_ps(a1, _mm256_loadu_ps(scale + 8));
+    }
     if (bias) {
         a0 = _mm256_add_ps(a0, _mm256_loadu_ps(bias));
         a1 = _mm256_add_ps(a1, _mm256_loadu_ps(bias + 8));
@@ -195,6 +210,10 @@ AVX2_INLINE void store16(float* y, __m256 a0, __m256 a1, const float* bias, int 
         __m256i r_ = _mm256_loadu_si256((const __m256i*)((const uint16_t*)(P) + (size_t)(k) * PW)); \
         w0 = _mm256_cvtph_ps(_mm256_castsi256_si128(r_)); \
         w1 = _mm256_cvtph_ps(_mm256_extracti128_si256(r_, 1)); } while (0)
+#define LOADW_I8(P, k, w0, w1) do { \
+        __m128i r_ = _mm_loadu_si128((const __m128i*)((const int8_t*)(P) + (size_t)(k) * PW)); \
+        w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(r_)); \
+        w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(r_, r_))); } while (0)
 
 #define FMA_ROW(r, XR, A0, A1) do { if (R > (r)) { __m256 b_ = _mm256_broadcast_ss((XR) + k); \
         A0 = _mm256_fmadd_ps(b_, w0, A0); A1 = _mm256_fmadd_ps(b_, w1, A1); } } while (0)
@@ -202,7 +221,7 @@ AVX2_INLINE void store16(float* y, __m256 a0, __m256 a1, const float* bias, int 
 /* R rows (R <= 6) times one panel: 2R accumulators. */
 #define ROWS_KERNEL(NAME, LOADW) \
 AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P, float* y, \
-                      ptrdiff_t ys, const float* bias, int ncols) { \
+                      ptrdiff_t ys, const float* scale, const float* bias, int ncols) { \
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, \
            a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00; \
     const float *x0 = x, *x1 = x + xs, *x2 = x + 2 * xs, *x3 = x + 3 * xs, *x4 = x + 4 * xs, \
@@ -213,12 +232,12 @@ AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P,
         FMA_ROW(0, x0, a00, a01); FMA_ROW(1, x1, a10, a11); FMA_ROW(2, x2, a20, a21); \
         FMA_ROW(3, x3, a30, a31); FMA_ROW(4, x4, a40, a41); FMA_ROW(5, x5, a50, a51); \
     } \
-    store16(y, a00, a01, bias, ncols); \
-    if (R > 1) store16(y + ys, a10, a11, bias, ncols); \
-    if (R > 2) store16(y + 2 * ys, a20, a21, bias, ncols); \
-    if (R > 3) store16(y + 3 * ys, a30, a31, bias, ncols); \
-    if (R > 4) store16(y + 4 * ys, a40, a41, bias, ncols); \
-    if (R > 5) store16(y + 5 * ys, a50, a51, bias, ncols); \
+    store16(y, a00, a01, scale, bias, ncols); \
+    if (R > 1) store16(y + ys, a10, a11, scale, bias, ncols); \
+    if (R > 2) store16(y + 2 * ys, a20, a21, scale, bias, ncols); \
+    if (R > 3) store16(y + 3 * ys, a30, a31, scale, bias, ncols); \
+    if (R > 4) store16(y + 4 * ys, a40, a41, scale, bias, ncols); \
+    if (R > 5) store16(y + 5 * ys, a50, a51, scale, bias, ncols); \
 }
 
 #define FMA_ROW2(r, XR, A0, A1, A2, A3) do { if (R > (r)) { __m256 b_ = _mm256_broadcast_ss((XR) + k); \
@@ -229,7 +248,7 @@ AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P,
    (few rows leave the FMA units idle; a second stream keeps memory busy). */
 #define PAIR_KERNEL(NAME, LOADW) \
 AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P, const void* Q, \
-                      float* y, ptrdiff_t ys, const float* bias) { \
+                      float* y, ptrdiff_t ys, const float* scale, const float* bias) { \
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, \
            a12 = a00, a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00; \
     const float *x0 = x, *x1 = x + xs, *x2 = x + 2 * xs; \
@@ -240,10 +259,12 @@ AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P,
         FMA_ROW2(0, x0, a00, a01, a02, a03); FMA_ROW2(1, x1, a10, a11, a12, a13); \
         FMA_ROW2(2, x2, a20, a21, a22, a23); \
     } \
-    const float* bq = bias ? bias + PW : NULL; \
-    store16(y, a00, a01, bias, PW); store16(y + PW, a02, a03, bq, PW); \
-    if (R > 1) { store16(y + ys, a10, a11, bias, PW); store16(y + ys + PW, a12, a13, bq, PW); } \
-    if (R > 2) { store16(y + 2 * ys, a20, a21, bias, PW); store16(y + 2 * ys + PW, a22, a23, bq, PW); } \
+    const float *bq = bias ? bias + PW : NULL, *sq = scale ? scale + PW : NULL; \
+    store16(y, a00, a01, scale, bias, PW); store16(y + PW, a02, a03, sq, bq, PW); \
+    if (R > 1) { store16(y + ys, a10, a11, scale, bias, PW); \
+                 store16(y + ys + PW, a12, a13, sq, bq, PW); } \
+    if (R > 2) { store16(y + 2 * ys, a20, a21, scale, bias, PW); \
+                 store16(y + 2 * ys + PW, a22, a23, sq, bq, PW); } \
 }
 
 ROWS_KERNEL(rows_f32, LOADW_F32)
@@ -252,6 +273,8 @@ ROWS_KERNEL(rows_f16, LOADW_F16)
 PAIR_KERNEL(pair_f32, LOADW_F32)
 PAIR_KERNEL(pair_bf16, LOADW_BF16)
 PAIR_KERNEL(pair_f16, LOADW_F16)
+ROWS_KERNEL(rows_i8, LOADW_I8)
+PAIR_KERNEL(pair_i8, LOADW_I8)
 
 /* The R argument is a constant at every call below, so each call is its own
    specialised, fully unrolled kernel. */
@@ -264,26 +287,30 @@ PAIR_KERNEL(pair_f16, LOADW_F16)
     default: FN(3, __VA_ARGS__); break; }
 
 AVX2 static void panel_rows_avx2(const float* x, ptrdiff_t xs, int M, int K, const void* P, int kind,
-                                 float* y, ptrdiff_t ys, const float* bias, int ncols) {
+                                 float* y, ptrdiff_t ys, const float* scale, const float* bias,
+                                 int ncols) {
     for (int m = 0; m < M; m += 6) {
         int R = M - m < 6 ? M - m : 6;
         const float* xm = x + m * xs;
         float* ym = y + m * ys;
-        if (kind == W_F32) { DISPATCH_ROWS(rows_f32, R, xm, xs, K, P, ym, ys, bias, ncols) }
-        else if (kind == W_BF16) { DISPATCH_ROWS(rows_bf16, R, xm, xs, K, P, ym, ys, bias, ncols) }
-        else { DISPATCH_ROWS(rows_f16, R, xm, xs, K, P, ym, ys, bias, ncols) }
+        if (kind == W_F32) { DISPATCH_ROWS(rows_f32, R, xm, xs, K, P, ym, ys, scale, bias, ncols) }
+        else if (kind == W_BF16) { DISPATCH_ROWS(rows_bf16, R, xm, xs, K, P, ym, ys, scale, bias, ncols) }
+        else if (kind == W_I8) { DISPATCH_ROWS(rows_i8, R, xm, xs, K, P, ym, ys, scale, bias, ncols) }
+        else { DISPATCH_ROWS(rows_f16, R, xm, xs, K, P, ym, ys, scale, bias, ncols) }
     }
 }
 
 AVX2 static void panel_pair_avx2(const float* x, ptrdiff_t xs, int M, int K, const void* P,
-                                 const void* Q, int kind, float* y, ptrdiff_t ys, const float* bias) {
+                                 const void* Q, int kind, float* y, ptrdiff_t ys,
+                                 const float* scale, const float* bias) {
     for (int m = 0; m < M; m += 3) {
         int R = M - m < 3 ? M - m : 3;
         const float* xm = x + m * xs;
         float* ym = y + m * ys;
-        if (kind == W_F32) { DISPATCH_PAIR(pair_f32, R, xm, xs, K, P, Q, ym, ys, bias) }
-        else if (kind == W_BF16) { DISPATCH_PAIR(pair_bf16, R, xm, xs, K, P, Q, ym, ys, bias) }
-        else { DISPATCH_PAIR(pair_f16, R, xm, xs, K, P, Q, ym, ys, bias) }
+        if (kind == W_F32) { DISPATCH_PAIR(pair_f32, R, xm, xs, K, P, Q, ym, ys, scale, bias) }
+        else if (kind == W_BF16) { DISPATCH_PAIR(pair_bf16, R, xm, xs, K, P, Q, ym, ys, scale, bias) }
+        else if (kind == W_I8) { DISPATCH_PAIR(pair_i8, R, xm, xs, K, P, Q, ym, ys, scale, bias) }
+        else { DISPATCH_PAIR(pair_f16, R, xm, xs, K, P, Q, ym, ys, scale, bias) }
     }
 }
 
@@ -364,27 +391,26 @@ static int n_threads(int asked, double work) {
 #endif
 }
 
-/* y (M, ncols) = x (M, K) @ W.T (+ bias) on the calling thread: W in `npan`
-   panels of K x 16 weights, `pstride` elements apart (K * 16 when packed). */
+/* y (M, ncols) = x (M, K) @ W.T (* scale) (+ bias) on the calling thread: W in
+   `npan` panels of K x 16 weights, `pstride` elements apart (K * 16 when packed). */
 static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* W, int kind,
-                        int npan, size_t pstride, float* y, ptrdiff_t ys, const float* bias,
-                        int ncols) {
-    size_t pbytes = pstride * (kind == W_F32 ? 4 : 2);
+                        int npan, size_t pstride, float* y, ptrdiff_t ys, const float* scale,
+                        const float* bias, int ncols) {
+    size_t pbytes = pstride * w_size(kind);
     const char* Wb = (const char*)W;
     int p = 0;
     if (kind != W_F32 && M > 8) {
-        /* Many rows of half weights (a prefill, a fine pass): widen each panel once
-           into float32 (exactly) and multiply that, instead of widening it again
-           for every block of rows; the same values, so the same bits. */
+        /* Many rows of narrow weights (a prefill, a fine pass): widen each panel
+           once into float32 (exactly) and multiply that, instead of widening it
+           again for every block of rows; the same values, so the same bits. */
         float* wide = (float*)malloc(sizeof(float) * (size_t)K * PW);
         if (wide != NULL) {
             for (; p < npan; p++) {
-                const uint16_t* src = (const uint16_t*)(Wb + p * pbytes);
-                for (size_t i = 0; i < (size_t)K * PW; i++)
-                    wide[i] = kind == W_BF16 ? bf16_to_f32(src[i]) : f16_to_f32(src[i]);
+                const void* src = Wb + p * pbytes;
+                for (size_t i = 0; i < (size_t)K * PW; i++) wide[i] = load_w(src, kind, i);
                 int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
                 gemm_serial(x, xs, M, K, wide, W_F32, 1, (size_t)K * PW, y + p * PW, ys,
-                            bias ? bias + p * PW : NULL, nc);
+                            scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, nc);
             }
             free(wide);
             return;
@@ -396,11 +422,12 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
         if (M <= 8)
             for (; p + 1 < npan && (p + 2) * PW <= ncols; p += 2)
                 panel_pair_avx2(x, xs, M, K, Wb + p * pbytes, Wb + (p + 1) * pbytes, kind,
-                                y + p * PW, ys, bias ? bias + p * PW : NULL);
+                                y + p * PW, ys, scale ? scale + p * PW : NULL,
+                                bias ? bias + p * PW : NULL);
         for (; p < npan; p++) {
             int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
             panel_rows_avx2(x, xs, M, K, Wb + p * pbytes, kind, y + p * PW, ys,
-                            bias ? bias + p * PW : NULL, nc);
+                            scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, nc);
         }
         return;
     }
@@ -408,16 +435,17 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
     for (; p < npan; p++) {
         int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
         panel_generic(x, xs, M, K, Wb + p * pbytes, kind, y + p * PW, ys,
-                      bias ? bias + p * PW : NULL, nc);
+                      scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, nc);
     }
 }
 
-/* y (M, ncols) = x (M, K) @ W.T (+ bias), W packed (npan, K, 16); threads take
-   pairs of panels (output columns), never the input dimension. */
+/* y (M, ncols) = x (M, K) @ W.T (* scale) (+ bias), W packed (npan, K, 16);
+   threads take pairs of panels (output columns), never the input dimension. */
 static void linear_impl(const float* x, ptrdiff_t xs, int M, int K, const void* W, int kind,
-                        int npan, float* y, ptrdiff_t ys, const float* bias, int ncols, int threads) {
+                        int npan, float* y, ptrdiff_t ys, const float* scale, const float* bias,
+                        int ncols, int threads) {
     size_t pstride = (size_t)K * PW;
-    size_t ubytes = 2 * pstride * (kind == W_F32 ? 4 : 2);
+    size_t ubytes = 2 * pstride * w_size(kind);
     int units = (npan + 1) / 2;
     int nt = n_threads(threads, (double)M * npan * PW * K);
     #pragma omp parallel for schedule(static) num_threads(nt)
@@ -425,7 +453,8 @@ static void linear_impl(const float* x, ptrdiff_t xs, int M, int K, const void* 
         int np = npan - 2 * u < 2 ? 1 : 2;
         int nc = ncols - 2 * u * PW < np * PW ? ncols - 2 * u * PW : np * PW;
         gemm_serial(x, xs, M, K, (const char*)W + u * ubytes, kind, np, pstride,
-                    y + 2 * u * PW, ys, bias ? bias + 2 * u * PW : NULL, nc);
+                    y + 2 * u * PW, ys, scale ? scale + 2 * u * PW : NULL,
+                    bias ? bias + 2 * u * PW : NULL, nc);
     }
 }
 
@@ -496,7 +525,7 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, flo
             const float* V0 = v + slot * vslot + h * khead;
             /* scores: s[r][t] = fold_i fma(q_r[i], k_t[i]) */
             gemm_serial(qkv + n0 * qs + h * hd, qs, G, hd, K0, W_F32, npk, (size_t)hd * PW,
-                        S, max_len, NULL, npk * PW);
+                        S, max_len, NULL, NULL, npk * PW);
             for (int r = 0; r < G; r++) {
                 float* s = S + (size_t)r * max_len;
                 int L = (int)lens[n0 + r];
@@ -507,7 +536,7 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, flo
             }
             /* out[r][i] = fold_t fma(p_r[t], v_t[i]) over t < Lmax (p is 0 past a row's L) */
             gemm_serial(S, max_len, G, Lmax, V0, W_F32, hd / PW, (size_t)max_len * PW, O, hd,
-                        NULL, hd);
+                        NULL, NULL, hd);
             for (int r = 0; r < G; r++) {
                 float* out = y + (run->first + r) * ys + h * hd;
                 for (int i = 0; i < hd; i++) out[i] = O[(size_t)r * hd + i] / sums[r];
@@ -536,13 +565,18 @@ static int parse_args(PyObject* const* args, Py_ssize_t nargs, Py_ssize_t want, 
 
 static PyObject* py_linear(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     (void)self;
-    long long a[12];
-    if (parse_args(args, nargs, 12, a) < 0) return NULL;
-    /* x, xs, M, K, W, kind, npan, y, ys, bias, ncols, threads */
+    long long a[13];
+    if (parse_args(args, nargs, 13, a) < 0) return NULL;
+    if (a[5] < W_F32 || a[5] > W_I8) {
+        PyErr_Format(PyExc_ValueError, "unknown weight kind %lld", a[5]);
+        return NULL;
+    }
+    /* x, xs, M, K, W, kind, npan, y, ys, scale, bias, ncols, threads */
     Py_BEGIN_ALLOW_THREADS
     linear_impl((const float*)(intptr_t)a[0], (ptrdiff_t)a[1], (int)a[2], (int)a[3],
                 (const void*)(intptr_t)a[4], (int)a[5], (int)a[6], (float*)(intptr_t)a[7],
-                (ptrdiff_t)a[8], (const float*)(intptr_t)a[9], (int)a[10], (int)a[11]);
+                (ptrdiff_t)a[8], (const float*)(intptr_t)a[9], (const float*)(intptr_t)a[10],
+                (int)a[11], (int)a[12]);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -600,7 +634,8 @@ static PyObject* py_openmp(PyObject* self, PyObject* noargs) {
 
 static PyMethodDef methods[] = {
     {"linear", (PyCFunction)(void (*)(void))py_linear, METH_FASTCALL,
-     "linear(x, xs, M, K, W, kind, npan, y, ys, bias, ncols, threads): y = x @ W.T (+ bias)"},
+     "linear(x, xs, M, K, W, kind, npan, y, ys, scale, bias, ncols, threads): "
+     "y = x @ W.T (* scale) (+ bias)"},
     {"attend", (PyCFunction)(void (*)(void))py_attend, METH_FASTCALL,
      "attend(qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, keys_bound, slots, pos, lens, "
      "qrows, NQ, y, ys, threads)"},

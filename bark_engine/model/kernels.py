@@ -26,7 +26,7 @@ else:
     _WHY_NOT = ""
 
 PANEL = 16  # outputs per weight panel (the C file's PW)
-WEIGHT_KINDS = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
+WEIGHT_KINDS = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2, torch.int8: 3}
 MAX_KEYS = 4096  # the C attention's scratch per (query, head)
 
 
@@ -77,20 +77,26 @@ class Packed:
 
     `panels` (n_panels, n_in, 16) holds output j of the layer at
     [j // 16, :, j % 16], zero-padded past `n_out`; `bias` (n_panels·16,)
-    float32, zero-padded, or None. One contiguous stream per panel is what
-    makes the product read its weights at the memory's speed.
+    float32, zero-padded, or None; `scale` (n_panels·16,) float32, the
+    per-output scale of int8 panels (None for the float kinds). One
+    contiguous stream per panel is what makes the product read its weights at
+    the memory's speed.
     """
 
     panels: torch.Tensor
     bias: torch.Tensor | None
     n_out: int
     n_in: int
+    scale: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
+        if (self.panels.dtype == torch.int8) != (self.scale is not None):
+            raise ValueError("int8 panels need a scale per output; float panels take none")
         # What every product passes to C, worked out once (a decode step makes ~50).
         object.__setattr__(self, "_args", (
             self.panels.data_ptr(), WEIGHT_KINDS[self.panels.dtype],
             self.n_in * PANEL * self.panels.element_size(),
+            0 if self.scale is None else self.scale.data_ptr(),
             0 if self.bias is None else self.bias.data_ptr()))
 
     @property
@@ -99,17 +105,25 @@ class Packed:
 
     @property
     def nbytes(self) -> int:
-        return self.panels.numel() * self.panels.element_size()
+        extra = 0 if self.scale is None else self.scale.numel() * 4
+        return self.panels.numel() * self.panels.element_size() + extra
 
 
 def pack(weight: torch.Tensor, bias: torch.Tensor | None = None,
-         dtype: torch.dtype | None = None) -> Packed:
-    """(n_out, n_in) weight → panels in `dtype` (the weight's own by default)."""
+         dtype: torch.dtype | None = None, scale: torch.Tensor | None = None) -> Packed:
+    """(n_out, n_in) weight → panels in `dtype` (the weight's own by default).
+
+    An int8 weight (already quantised, see `model.quantize`) comes with its
+    (n_out,) float32 `scale`: output j is (x · weight[j]) · scale[j].
+    """
     if weight.dim() != 2:
         raise ValueError(f"a linear weight is 2-D, not {tuple(weight.shape)}")
     dtype = dtype or weight.dtype
     if dtype not in WEIGHT_KINDS:
-        raise ValueError(f"packed weights are float32, bfloat16 or float16, not {dtype}")
+        raise ValueError(f"packed weights are float32, bfloat16, float16 or int8, not {dtype}")
+    if (dtype == torch.int8) != (scale is not None) or (
+            dtype == torch.int8 and weight.dtype != torch.int8):
+        raise ValueError("int8 panels are packed from an int8 weight and its scales")
     n_out, n_in = weight.shape
     n_panels = -(-n_out // PANEL)
     pad = n_panels * PANEL - n_out
@@ -118,15 +132,21 @@ def pack(weight: torch.Tensor, bias: torch.Tensor | None = None,
         if pad:
             w = F.pad(w, (0, 0, 0, pad))
         panels = w.view(n_panels, PANEL, n_in).transpose(1, 2).contiguous()  # (P, in, 16)
-        b = None
+        b = s = None
         if bias is not None:
             b = F.pad(bias.detach().float(), (0, pad)).contiguous()
-    return Packed(panels, b, n_out, n_in)
+        if scale is not None:
+            s = F.pad(scale.detach().float().reshape(n_out), (0, pad), value=1.0).contiguous()
+    return Packed(panels, b, n_out, n_in, s)
 
 
 def unpack(p: Packed) -> torch.Tensor:
-    """The (n_out, n_in) float32 weight back (tests, and the fine model's tied heads)."""
-    return p.panels.float().transpose(1, 2).reshape(-1, p.n_in)[: p.n_out]
+    """The (n_out, n_in) float32 weight back (tests, and the fine model's tied heads);
+    int8 panels come back dequantised (the values the products use)."""
+    w = p.panels.float().transpose(1, 2).reshape(-1, p.n_in)
+    if p.scale is not None:
+        w = w * p.scale[:, None]
+    return w[: p.n_out]
 
 
 def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
@@ -154,9 +174,10 @@ def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
     M = x.shape[0]
     y = torch.empty(M, ncols, dtype=torch.float32)
     if M:
-        ptr, kind, panel_bytes, bias = p._args
+        ptr, kind, panel_bytes, scale, bias = p._args
         _native.linear(x.data_ptr(), x.stride(0), M, p.n_in, ptr + first * panel_bytes, kind,
-                       n_panels, y.data_ptr(), ncols, bias and bias + 4 * first * PANEL, ncols,
+                       n_panels, y.data_ptr(), ncols, scale and scale + 4 * first * PANEL,
+                       bias and bias + 4 * first * PANEL, ncols,
                        threads or torch.get_num_threads())
     skip = start - first * PANEL
     return y[:, skip:] if skip else y

@@ -2,12 +2,14 @@
 
 - On the CPU with the compiled kernels (`kernels.available()`), every linear
   layer becomes a `PackedLinear`: its weight in column panels, in float32,
-  bfloat16 or float16, multiplied by the batch-invariant kernel (float32
-  sums; a half weight is widened exactly as it is read). Embeddings, norms,
-  attention and the KV cache stay float32.
+  bfloat16, float16 or int8 (per-output scales, `quantize`), multiplied by
+  the batch-invariant kernel (float32 sums; a narrow weight is widened
+  exactly as it is read). Embeddings, norms, attention and the KV cache stay
+  float32.
 - On the CPU without them (the pure-torch fallback), a float32 weight is
   stored column-major so one-row products split across threads (`Linear`),
-  and a half weight stays row-major for torch's own kernels.
+  a half weight stays row-major for torch's own kernels, and an int8 weight
+  is held dequantised in float32 (the same values, float32's speed).
 - On a GPU the whole model takes the dtype; torch multiplies.
 
 `prepare_model` makes that choice once, at load. Each original weight that was
@@ -28,9 +30,14 @@ from torch import nn
 
 from . import kernels
 from .pages import MappedPages
+from .quantize import dequantize, quantize_rows
 
 # Weight dtypes the CPU keeps in half precision, with float32 activations.
 HALF_DTYPES = (torch.bfloat16, torch.float16)
+# Every precision by the name `--dtype`, the settings and EngineConfig use
+# (options.PRECISIONS lists them with "auto", without importing torch).
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+          "int8": torch.int8}
 
 # Rows from which a CPU float32 product of the fallback goes to oneDNN (it did
 # prefills and fine passes in ~15 % less CPU time than the BLAS behind
@@ -144,7 +151,8 @@ def linear_layers(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
 
 
 def weight_of(layer: nn.Module) -> torch.Tensor:
-    """A linear layer's (out, in) weight in its stored dtype (a packed one unpacked)."""
+    """A linear layer's (out, in) weight in its stored dtype (a packed one unpacked;
+    an int8 one without its scales)."""
     if isinstance(layer, PackedLinear):
         p = layer.packed
         return p.panels.transpose(1, 2).reshape(-1, p.n_in)[: p.n_out]
@@ -156,8 +164,9 @@ def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     the loaded model computes with, for comparing with the file."""
     state = dict(model.state_dict())
     for name, layer in model.named_modules():
-        if isinstance(layer, PackedLinear):
-            state[f"{name}.weight"] = weight_of(layer)
+        if isinstance(layer, PackedLinear):  # int8 dequantised: the values multiplied
+            p = layer.packed
+            state[f"{name}.weight"] = weight_of(layer) if p.scale is None else kernels.unpack(p)
             if layer.packed.bias is not None:
                 state[f"{name}.bias"] = layer.packed.bias[: layer.out_features]
     return state
@@ -186,7 +195,11 @@ def pack_model(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Modul
         for parent, name, layer in linear_layers(model):
             if isinstance(layer, PackedLinear):
                 continue
-            packed = PackedLinear(kernels.pack(layer.weight, layer.bias, dtype))
+            if dtype == torch.int8:
+                q, scale = quantize_rows(layer.weight)
+                packed = PackedLinear(kernels.pack(q, layer.bias, dtype, scale))
+            else:
+                packed = PackedLinear(kernels.pack(layer.weight, layer.bias, dtype))
             setattr(parent, name, packed)
             if id(layer.weight) not in tied:
                 mapped.release(layer.weight.data)
@@ -234,18 +247,32 @@ def use_half_weights(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     return model
 
 
+def use_int8_values(model: nn.Module) -> nn.Module:
+    """The fallback's int8: every untied Linear weight replaced by its int8
+    values dequantised to float32 (what the kernels would multiply), in the
+    float32 decode layout. Applied once: a weight is quantised a single time."""
+    todo = _untied_weights(model)
+    if todo and todo[0].device.type == "cpu":
+        _replace_each(todo, lambda original: dequantize(*quantize_rows(original)))
+    return use_decode_layout(model)
+
+
 def prepare_model(model: nn.Module, device: torch.device, dtype: torch.dtype,
                   use_kernels: bool | None = None) -> nn.Module:
     """The model on `device` in `dtype`, its linear layers laid out for the way
     it will run (see the module docstring). `use_kernels=None` takes the CPU
-    kernels where they are available."""
+    kernels where they are available. int8 runs on the CPU only."""
     if device.type != "cpu":
+        if dtype == torch.int8:
+            raise ValueError("int8 weights run on the CPU only")
         return model.to(device=device, dtype=dtype)
     model = model.to(device=device, dtype=torch.float32)  # a half checkpoint file too
     if use_kernels is None:
         use_kernels = kernels.available()
     if use_kernels:
         return pack_model(model, dtype)
+    if dtype == torch.int8:
+        return use_int8_values(model)
     if dtype in HALF_DTYPES:
         return use_half_weights(model, dtype)
     return use_decode_layout(model)
@@ -264,27 +291,79 @@ def weight_bytes(model: nn.Module) -> int:
     return total
 
 
-def half_weights_advice(dtype: torch.dtype, device: torch.device,
-                        with_kernels: bool | None = None) -> str | None:
+def dtype_name(dtype: torch.dtype) -> str:
+    """`torch.bfloat16` → "bfloat16": the name `--dtype` and EngineConfig use."""
+    return str(dtype).removeprefix("torch.")
+
+
+def native_bf16() -> bool | None:
+    """Whether this CPU has native bfloat16 dot products (AVX512-BF16); None
+    where torch cannot tell (not x86: ARM has its own bf16)."""
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+    if not x86 or probe is None:
+        return None
+    return bool(probe())
+
+
+def auto_dtype(device: torch.device, with_kernels: bool,
+               has_native_bf16: bool | None = None) -> torch.dtype:
+    """What `auto` precision runs: the fastest precision that is still Bark's.
+
+    On the CPU: bfloat16 weights where the compiled kernels run (they widen a
+    bf16 weight exactly as it is read, so the memory-bound decode steps read
+    half of float32's bytes, and the sums stay float32), or, in the fallback,
+    where the CPU has native bf16 dot products (`has_native_bf16`, probed when
+    None); float32 elsewhere. On a GPU: bf16, or fp16 where bf16 is missing.
+    int8 is never chosen for the user (it changes the weights most).
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    if has_native_bf16 is None:
+        has_native_bf16 = bool(native_bf16())
+    return torch.bfloat16 if with_kernels or has_native_bf16 else torch.float32
+
+
+def resolve_dtype(name: str | None, device: torch.device, with_kernels: bool,
+                  has_native_bf16: bool | None = None) -> torch.dtype:
+    """The torch dtype a precision name asks for ("auto" or None: `auto_dtype`).
+
+    Raises ValueError for an unknown name and for int8 off the CPU.
+    """
+    if name is None or name == "auto":
+        return auto_dtype(device, with_kernels, has_native_bf16)
+    if name not in DTYPES:
+        raise ValueError(f"unknown precision '{name}': use auto or one of {', '.join(DTYPES)}")
+    if name == "int8" and device.type != "cpu":
+        raise ValueError(f"int8 weights run on the CPU only, not on {device.type}: "
+                         "use bfloat16 there")
+    return DTYPES[name]
+
+
+def precision_advice(dtype: torch.dtype, device: torch.device,
+                     with_kernels: bool | None = None) -> str | None:
     """A one-line caution when this precision is likely slow on this CPU, else None.
 
-    With the compiled kernels a half weight is only widened as it is read
-    (half the bytes of float32, the same float32 sums), so bf16 and fp16 pay
-    on any CPU they run on. In the pure-torch fallback bf16 needs native bf16
-    dot products (AVX512-BF16) and fp16 has no fast many-row CPU kernel.
-    `with_kernels` says whether the models run on the kernels (None: wherever
-    they are built).
+    With the compiled kernels a narrow weight is only widened as it is read
+    (half or a quarter of float32's bytes, the same float32 sums), so bf16,
+    fp16 and int8 pay on any CPU they run on. In the pure-torch fallback bf16
+    needs native bf16 dot products (AVX512-BF16), fp16 has no fast many-row
+    CPU kernel and int8 is held dequantised (float32's speed). `with_kernels`
+    says whether the models run on the kernels (None: wherever they are built).
     """
     if with_kernels is None:
         with_kernels = kernels.available()
-    if device.type != "cpu" or dtype not in HALF_DTYPES or with_kernels:
+    if device.type != "cpu" or dtype == torch.float32 or with_kernels:
         return None
+    rebuild = "reinstall with a C compiler present to get them"
     if dtype == torch.float16:
-        return ("float16 on the CPU without the compiled kernels is no faster than float32; "
-                "reinstall with a C compiler present to get them")
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
-    if x86 and probe is not None and not probe():  # ARM has its own bf16: no verdict there
+        return f"float16 on the CPU without the compiled kernels is no faster than float32; {rebuild}"
+    if dtype == torch.int8:
+        return ("int8 without the compiled kernels runs at float32's speed (its weights are "
+                f"held dequantised); {rebuild}")
+    if native_bf16() is False:
         return ("this CPU has no native bfloat16 (AVX512-BF16) and the compiled kernels are "
                 "missing: bfloat16 will likely run slower than float32 here")
     return None

@@ -38,7 +38,7 @@ LABELS = {
 }
 HINTS = {
     "models": "folder or hub repo; empty: suno/bark",
-    "dtype": "bfloat16: faster on AVX512-BF16 CPUs",
+    "dtype": "auto: bf16 if faster · int8: fastest",
     "text_temp": "semantic stage; 0 = greedy",
     "waveform_temp": "coarse stage; 0 = greedy",
     "fine_temp": "fine stage; 0 = argmax",

@@ -6,6 +6,8 @@ import numpy as np
 
 from bark_engine import GenerationOptions
 from bark_engine.engine import Engine
+from bark_engine.model import kernels
+from bark_engine.model.precision import native_bf16
 
 
 def assert_takes_equal_single_runs(
@@ -22,3 +24,9 @@ def assert_takes_equal_single_runs(
         for name in exact:
             np.testing.assert_array_equal(getattr(take, name), getattr(single, name))
         assert take.fine.shape == single.fine.shape
+
+
+def auto_precision() -> str:
+    """What `auto` runs on this machine's CPU: bfloat16 on the compiled kernels or
+    with native bf16, else float32 (`precision.auto_dtype`, restated as the rule)."""
+    return "bfloat16" if kernels.available() or native_bf16() else "float32"

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bark_engine.bench.bandwidth import semantic_bytes_per_token
-from bark_engine.bench.cli import main, run_child
+from bark_engine.bench.cli import main
+from bark_engine.bench.spawn import run_child
 from bark_engine.bench.work import Work
 from bark_engine.config import stage_configs
 
@@ -84,6 +85,8 @@ def test_bench_stage_subset_and_bad_options(tiny_models: Path, capsys) -> None:
     assert [row.split()[0] for row in rows] == ["1", "2"]  # one row per B
     assert "1.00x" in rows[0]  # per take against B = 1
     assert main(["--models", str(tiny_models), "--stages", "nope"]) == 2
+    assert main(["--models", str(tiny_models), "--precisions", "int4"]) == 2
+    assert main(["--models", str(tiny_models), "--precisions", "float32"]) == 2  # is --dtype
     assert main(["--models", str(tiny_models), "--paired-rounds", "-1"]) == 2
     assert main(["--models", str(tiny_models / "missing")]) == 2
 
@@ -96,7 +99,7 @@ def test_child_process_protocol() -> None:
 
 
 def test_openmp_settings_for_the_children(monkeypatch) -> None:
-    from bark_engine.bench.cli import omp_env, omp_label
+    from bark_engine.bench.spawn import omp_env, omp_label
     from bark_engine.openmp import SPIN_COUNT, set_default_waits
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
@@ -142,3 +145,31 @@ def test_bench_script_and_baseline_blocks(tiny_models: Path, capsys) -> None:
     assert [row.split()[:2] for row in rows] == [["1", "3"], ["2", "3"]]  # B, segments
     assert all(row.rstrip().endswith("yes") for row in rows)  # the same audio at B = 2
     assert "vs before ours / the --baseline engine" in table and "before: decode" in table
+
+
+def test_bench_runs_ours_in_other_precisions_beside_float32(tiny_models: Path, tmp_path: Path,
+                                                             capsys) -> None:
+    out_json = tmp_path / "bench.json"
+    rc = main([
+        "--models", str(tiny_models), "--semantic-tokens", "4", "--threads", "1",
+        "--no-bandwidth", "--in-process", "--precisions", "int8,bfloat16",
+        "--json", str(out_json),
+    ])
+    table = capsys.readouterr().out
+    assert rc == 0, table
+    block = table.split("precision ours in each precision", 1)[1]
+    rows = [line.split()[0] for line in block.splitlines()[2:5]]
+    assert rows == ["float32", "int8", "bfloat16"]
+    data = json.loads(out_json.read_text())
+    engines = data["summary"]["engines"]
+    weights = {n: engines[n]["weight_mb"] for n in ("ours", "ours-int8", "ours-bfloat16")}
+    assert weights["ours-int8"] < weights["ours-bfloat16"] < weights["ours"]
+    assert set(engines["ours-int8"]["vs_ours"]) >= {"semantic", "end_to_end"}
+    accuracy = data["results"]["accuracy"]
+    for name in ("int8", "bfloat16"):
+        for stage in ("semantic", "coarse", "fine"):
+            a = accuracy[name][stage]
+            assert 0 < a["rel_err"] < 0.02 and a["kl"] >= 0 and 0.9 <= a["top1"] <= 1
+    # int8 moves the logits more than bf16 (a coarser grid on every weight)
+    assert accuracy["int8"]["semantic"]["rel_err"] > accuracy["bfloat16"]["semantic"]["rel_err"]
+    assert "accuracy  logits against float32's" in block and "RANDOM weights" in block

@@ -13,10 +13,12 @@ import pytest
 import torch
 
 from bark_engine.model import kernels
+from bark_engine.model.quantize import quantize_rows
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="CPU kernels not built here")
 
-DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.int8]
+IDS = ["fp32", "bf16", "fp16", "int8"]
 SHAPES = [(100, 48), (2304, 768), (10_048, 32)]  # (out, in): a ragged last panel, Bark's
 
 
@@ -32,6 +34,14 @@ def each_isa():
     kernels.set_isa(best)
 
 
+def pack_as(weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype) -> kernels.Packed:
+    """Panels in `dtype`; int8 quantised per output first, as the models are."""
+    if dtype == torch.int8:
+        q, scale = quantize_rows(weight)
+        return kernels.pack(q, bias, dtype, scale)
+    return kernels.pack(weight, bias, dtype)
+
+
 def run_isa(name: str, fn):
     before = kernels.isa()
     kernels.set_isa(name)
@@ -41,13 +51,13 @@ def run_isa(name: str, fn):
         kernels.set_isa(before)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16", "fp16"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 @pytest.mark.parametrize(("n_out", "n_in"), SHAPES)
 def test_linear_equals_float64_and_is_batch_and_thread_invariant(dtype, n_out, n_in) -> None:
     gen = torch.Generator().manual_seed(n_out)
     weight, bias = torch.randn(n_out, n_in, generator=gen), torch.randn(n_out, generator=gen)
-    packed = kernels.pack(weight, bias, dtype)
-    exact = kernels.unpack(packed).double()  # the weight as stored (rounded to dtype)
+    packed = pack_as(weight, bias, dtype)
+    exact = kernels.unpack(packed).double()  # the weight as stored (rounded or quantised)
     for M in (1, 2, 3, 4, 5, 7, 8, 9, 13, 257):
         x = torch.randn(M, n_in, generator=gen)
         y = kernels.linear(x, packed)
@@ -73,6 +83,11 @@ def test_linear_output_columns_and_layout() -> None:
     strided = torch.randn(3, 128, generator=gen)[:, ::2]  # not contiguous
     torch.testing.assert_close(kernels.linear(strided, packed), strided @ weight.T)
     assert kernels.linear(x[:0], packed).shape == (0, 12_096)
+    # int8: the columns read their own scales
+    narrow = pack_as(weight, torch.randn(12_096, generator=gen), torch.int8)
+    full = kernels.linear(x, narrow)
+    for cols in (slice(10_000, 12_048), slice(5, 70), slice(12_095, 12_096)):
+        assert torch.equal(kernels.linear(x, narrow, cols), full[:, cols]), cols
 
 
 def test_linear_refuses_what_does_not_fit() -> None:
@@ -85,15 +100,19 @@ def test_linear_refuses_what_does_not_fit() -> None:
         kernels.linear(torch.randn(2, 16), packed, slice(0, 32, 2))
     with pytest.raises(ValueError, match="2-D"):
         kernels.pack(torch.randn(2, 3, 4))
-    with pytest.raises(ValueError, match="float32, bfloat16 or float16"):
+    with pytest.raises(ValueError, match="float32, bfloat16, float16 or int8"):
         kernels.pack(torch.randn(4, 4), dtype=torch.float64)
+    with pytest.raises(ValueError, match="int8 weight and its scales"):
+        kernels.pack(torch.randn(4, 4), dtype=torch.int8)  # not quantised
+    with pytest.raises(ValueError, match="int8 weight and its scales"):
+        kernels.pack(torch.ones(4, 4, dtype=torch.int8), dtype=torch.int8)  # no scales
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16", "fp16"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 def test_every_instruction_set_gives_the_same_bits(dtype, each_isa) -> None:
     gen = torch.Generator().manual_seed(2)
-    packed = kernels.pack(torch.randn(200, 96, generator=gen), torch.randn(200, generator=gen),
-                          dtype)
+    packed = pack_as(torch.randn(200, 96, generator=gen), torch.randn(200, generator=gen),
+                     dtype)
     x = torch.randn(11, 96, generator=gen)
     results = [run_isa(name, lambda: kernels.linear(x, packed)) for name in each_isa]
     assert all(torch.equal(r, results[0]) for r in results)

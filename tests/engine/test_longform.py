@@ -34,7 +34,7 @@ def five_minute_script() -> str:
 
 @pytest.fixture(scope="module")
 def engine(tiny_models: Path) -> Engine:
-    eng = Engine(EngineConfig(models=str(tiny_models), device="cpu"))
+    eng = Engine(EngineConfig(models=str(tiny_models), device="cpu", dtype="float32"))
     eng.load()
     return eng
 

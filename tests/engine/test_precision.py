@@ -23,8 +23,8 @@ from bark_engine.model import kernels
 from bark_engine.model.gpt import LayerNorm
 from bark_engine.model.precision import (
     PackedLinear,
-    half_weights_advice,
     linear_layers,
+    precision_advice,
     weight_bytes,
     weight_of,
 )
@@ -109,18 +109,18 @@ def test_bf16_batched_takes_equal_single_runs(bf16_engine: Engine) -> None:
 
 def test_advice_names_the_slow_half_precisions(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert half_weights_advice(torch.float32, cpu, False) is None
-    assert half_weights_advice(torch.bfloat16, gpu, False) is None
+    assert precision_advice(torch.float32, cpu, False) is None
+    assert precision_advice(torch.bfloat16, gpu, False) is None
     # On the kernels a half weight is only widened as it is read: never slow.
-    assert half_weights_advice(torch.float16, cpu, True) is None
-    assert half_weights_advice(torch.bfloat16, cpu, True) is None
-    assert "float16 on the CPU without the compiled kernels" in half_weights_advice(
+    assert precision_advice(torch.float16, cpu, True) is None
+    assert precision_advice(torch.bfloat16, cpu, True) is None
+    assert "float16 on the CPU without the compiled kernels" in precision_advice(
         torch.float16, cpu, False)
     # a CPU without native bf16 (most laptops): simulated through torch's own probe
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    assert "no native bfloat16" in half_weights_advice(torch.bfloat16, cpu, False)
+    assert "no native bfloat16" in precision_advice(torch.bfloat16, cpu, False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
-    assert half_weights_advice(torch.bfloat16, cpu, False) is None
+    assert precision_advice(torch.bfloat16, cpu, False) is None
 
 
 @pytest.mark.parametrize("use_kernels", PATHS)

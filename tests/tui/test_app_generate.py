@@ -141,10 +141,10 @@ async def test_script_to_take_to_wav_and_voice(home, tiny_models):
         assert main.history.current_id == again.id
 
 
-@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "int8"])
 async def test_precision_from_settings_reaches_the_engine(home, tiny_models, dtype):
-    """A saved half precision loads half weights; the header says what ran, and a
-    precision that is slow on this CPU says so once the models are loaded (with
+    """A saved narrow precision loads narrow weights; the header says what ran, and
+    a precision that is slow on this CPU says so once the models are loaded (with
     the compiled kernels none is)."""
     write_settings(dtype=dtype)
     app = make_app(tiny_models)
@@ -158,9 +158,26 @@ async def test_precision_from_settings_reaches_the_engine(home, tiny_models, dty
         assert engine is not None and engine.dtype == getattr(torch, dtype)
         assert app.main.header.device == f"cpu · {dtype}"  # after: what the engine runs
         advice = engine.precision_advice
-        slow = dtype == "float16" or not torch.cpu._is_avx512_bf16_supported()
+        slow = dtype != "bfloat16" or not torch.cpu._is_avx512_bf16_supported()
         assert (advice is not None) == (slow and not kernels.available())
         if advice:
             assert has_message(app, f"Precision: {advice}")
         audio, rate = read_wav(take.wav_path)
         assert rate == 24_000 and len(audio) > 0 and np.isfinite(audio).all()
+
+
+async def test_auto_precision_is_what_the_header_shows(home, tiny_models):
+    """The default settings ask for auto; once loaded the header names what auto
+    chose here (bfloat16 on the compiled kernels, else float32 without native bf16)."""
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert app.settings.dtype == "auto" and app.main.header.device == "auto"
+        app.main.editor.area.focus()
+        await type_text(pilot, "Auto precision.")
+        take = await generate_take(pilot, app)
+        engine = app.host.engine
+        want = "bfloat16" if engine.uses_kernels or torch.cpu._is_avx512_bf16_supported() \
+            else "float32"
+        assert engine.dtype_name == want
+        assert app.main.header.device == f"cpu · {want}"
+        assert take.model_id.endswith("bfloat16 on cpu") == (want == "bfloat16")

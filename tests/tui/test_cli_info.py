@@ -11,6 +11,7 @@ from pathlib import Path
 from bark_engine.model import kernels
 from bark_tui.player import NO_DEVICE_REASON
 from bark_tui.settings import Settings, save_settings
+from tests.engine.take_checks import auto_precision
 
 from .audio_capture import install_alsa_config, require_portaudio
 
@@ -39,7 +40,7 @@ def test_info_json_with_a_local_folder_and_no_sound(tiny_models: Path, tmp_path:
     models = info["models"]
     assert models["ready"] and models["random_weights"] and models["local_folder"]
     assert set(models["files"]) == {"text.pt", "coarse.pt", "fine.pt", "vocab.txt", "encodec"}
-    assert (info["compute"]["device"], info["compute"]["dtype"]) == ("cpu", "float32")
+    assert (info["compute"]["device"], info["compute"]["dtype"]) == ("cpu", auto_precision())
     assert info["compute"]["advice"] is None
     assert info["audio"] == {"playback": False, "problem": NO_DEVICE_REASON}
     assert info["paths"]["settings"].startswith(str(tmp_path / "studio"))

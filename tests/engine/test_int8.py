@@ -1,0 +1,181 @@
+"""int8 weights and the `auto` precision.
+
+int8: each linear layer's weight quantised per output channel (symmetric,
+±127) once at load; embeddings, norms, attention and the KV cache stay
+float32. What must hold: the quantisation error is within its bound for every
+layer; logits stay close to float32's after a prefill and over decode steps,
+on the kernels and on the fallback; a generation is deterministic by seed and
+a batch of takes equals the single runs; the model id and the advice say what
+runs. `auto`: bfloat16 where it pays (the kernels, or native bf16 in the
+fallback: the probe's answer is injected both ways), float32 elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bark_engine import EngineConfig, GenerationOptions
+from bark_engine.engine import Engine
+from bark_engine.errors import BadInputError
+from bark_engine.loading.checkpoints import load_checkpoint, safe_torch_load
+from bark_engine.model import kernels
+from bark_engine.model.precision import (
+    DTYPES,
+    PackedLinear,
+    auto_dtype,
+    full_state_dict,
+    linear_layers,
+    precision_advice,
+    resolve_dtype,
+    weight_bytes,
+    weight_of,
+)
+from bark_engine.model.quantize import QMAX, dequantize, quantize_rows, relative_error
+from bark_engine.model.steps import Feed
+from bark_engine.model.strategy import stepper_for
+from bark_engine.options import PRECISIONS
+from tests.engine.take_checks import assert_takes_equal_single_runs
+
+PATHS = [pytest.param(True, id="kernels", marks=pytest.mark.skipif(
+    not kernels.available(), reason="CPU kernels not built here")),
+    pytest.param(False, id="fallback")]
+CPU = torch.device("cpu")
+
+
+def test_quantisation_error_is_within_half_a_step_for_every_layer(tiny_models: Path) -> None:
+    for name in ("text.pt", "coarse.pt", "fine.pt"):
+        state = safe_torch_load(tiny_models / name)["model"]
+        weights = {k: v for k, v in state.items() if k.endswith(".weight") and v.dim() == 2
+                   and "wte" not in k and "wpe" not in k}
+        assert weights, name
+        for key, w in weights.items():
+            q, scale = quantize_rows(w)
+            assert q.dtype == torch.int8 and int(q.abs().max()) <= QMAX
+            err = (dequantize(q, scale) - w.float()).abs()
+            assert (err <= scale[:, None] / 2 * (1 + 1e-5)).all(), key  # round to nearest
+            assert 0 < relative_error(w) < 1e-2, key
+            # each row's largest weight is exactly representable: ±127 steps
+            assert (q.abs().amax(dim=1) == QMAX).all(), key
+
+
+def test_a_row_of_zeros_stays_zero() -> None:
+    w = torch.randn(3, 8)
+    w[1] = 0
+    q, scale = quantize_rows(w)
+    assert scale[1] == 1 and not q[1].any() and relative_error(torch.zeros(2, 2)) == 0
+
+
+@pytest.mark.parametrize("use_kernels", PATHS)
+def test_only_the_linear_weights_are_int8(tiny_models: Path, use_kernels: bool) -> None:
+    model = load_checkpoint(tiny_models / "text.pt", "causal", dtype=torch.int8,
+                            use_kernels=use_kernels)
+    layers = linear_layers(model)
+    # the kernels hold int8 panels; the fallback holds the same values dequantised
+    assert all(isinstance(m, PackedLinear) == use_kernels for _, _, m in layers)
+    want = torch.int8 if use_kernels else torch.float32
+    assert layers and all(weight_of(m).dtype == want for _, _, m in layers)
+    assert model.transformer["wte"].weight.dtype == torch.float32
+    full = load_checkpoint(tiny_models / "text.pt", "causal", use_kernels=use_kernels)
+    state, original = full_state_dict(model), full_state_dict(full)
+    key = "transformer.h.0.attn.c_attn.weight"
+    torch.testing.assert_close(state[key], dequantize(*quantize_rows(original[key])))
+    if use_kernels:
+        half = load_checkpoint(tiny_models / "text.pt", "causal", dtype=torch.bfloat16)
+        assert weight_bytes(model) < weight_bytes(half) < weight_bytes(full)
+
+
+def test_the_kernels_and_the_fallback_multiply_the_same_int8_values(tiny_models: Path) -> None:
+    if not kernels.available():
+        pytest.skip("CPU kernels not built here")
+    path = tiny_models / "coarse.pt"
+    a = stepper_for(load_checkpoint(path, "causal", dtype=torch.int8))
+    b = stepper_for(load_checkpoint(path, "causal", dtype=torch.int8, use_kernels=False))
+    ids = torch.randint(0, 10_000, (40,), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        feed = [Feed(0, ids, fresh=True)]
+        torch.testing.assert_close(a.advance(a.new_cache(1), feed, None),
+                                   b.advance(b.new_cache(1), feed, None), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("use_kernels", PATHS)
+def test_int8_logits_stay_close_to_float32(tiny_models: Path, use_kernels: bool) -> None:
+    """Within 2 % (relative L2) after a prefill and after each one-token step."""
+    path = tiny_models / "text.pt"
+    full = stepper_for(load_checkpoint(path, "causal", use_kernels=use_kernels))
+    q = stepper_for(load_checkpoint(path, "causal", dtype=torch.int8, use_kernels=use_kernels))
+    ids = torch.randint(0, 10_000, (70,), generator=torch.Generator().manual_seed(0))
+    errors = []
+    with torch.inference_mode():
+        caches = full.new_cache(1), q.new_cache(1)
+        for t in [60, *range(61, 71)]:
+            feed = [Feed(0, ids[:60], fresh=True)] if t == 60 else [Feed(0, ids[t - 1 : t])]
+            a, b = full.advance(caches[0], feed, None), q.advance(caches[1], feed, None)
+            errors.append(((b - a).norm() / a.norm()).item())
+    assert all(0 < e < 2e-2 for e in errors), errors
+
+
+@pytest.fixture(scope="module", params=PATHS)
+def int8_engine(request, tiny_models: Path) -> Engine:
+    engine = Engine(EngineConfig(models=str(tiny_models), device="cpu", dtype="int8",
+                                 kernels=request.param))
+    engine.load()
+    return engine
+
+
+def test_int8_generation_is_whole_and_deterministic(int8_engine: Engine) -> None:
+    options = GenerationOptions(seed=4, max_duration_s=0.5)
+    a = int8_engine.generate("Quarter weights.", voice="v2/en_speaker_6", options=options)
+    b = int8_engine.generate("Quarter weights.", voice="v2/en_speaker_6", options=options)
+    assert len(a.semantic) > 0 and a.coarse.shape[1] == a.fine.shape[1] > 0
+    assert np.isfinite(a.audio).all()
+    for name in ("semantic", "coarse", "fine", "audio"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    fallback = not int8_engine.uses_kernels
+    assert a.model_id.endswith("int8 on cpu" + (", torch fallback" if fallback else ""))
+    assert int8_engine.dtype_name == "int8"
+    assert (int8_engine.precision_advice is None) == int8_engine.uses_kernels
+
+
+def test_int8_batched_takes_equal_single_runs(int8_engine: Engine) -> None:
+    assert_takes_equal_single_runs(int8_engine, "Four at once.", [5, 6, 7, 8],
+                                   exact=("semantic", "coarse", "fine"))
+
+
+def test_auto_takes_bf16_only_where_it_pays() -> None:
+    # the kernels widen bf16 exactly: it pays on any CPU they run on
+    assert auto_dtype(CPU, with_kernels=True, has_native_bf16=False) == torch.bfloat16
+    # the fallback multiplies with torch's own bf16 kernels: only with native bf16
+    assert auto_dtype(CPU, with_kernels=False, has_native_bf16=True) == torch.bfloat16
+    assert auto_dtype(CPU, with_kernels=False, has_native_bf16=False) == torch.float32
+    assert resolve_dtype(None, CPU, False, has_native_bf16=False) == torch.float32
+    assert resolve_dtype("auto", CPU, True) == torch.bfloat16
+    assert resolve_dtype("float32", CPU, True) == torch.float32  # one setting away
+
+
+def test_auto_in_the_engine_follows_the_probe(monkeypatch: pytest.MonkeyPatch,
+                                              tiny_models: Path) -> None:
+    """Without the kernels, the engine's auto asks torch's own probe (injected here)."""
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    for native, want in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda n=native: n)
+        engine = Engine(EngineConfig(models=str(tiny_models), device="cpu", kernels=False))
+        assert engine.dtype_name == want
+    if kernels.available():
+        assert Engine(EngineConfig(models=str(tiny_models), device="cpu")).dtype_name == "bfloat16"
+
+
+def test_precision_names_and_refusals() -> None:
+    assert ("auto", *DTYPES) == PRECISIONS  # one list, without torch, for the CLI and settings
+    with pytest.raises(BadInputError, match="unknown precision 'int4'"):
+        Engine(EngineConfig(device="cpu", dtype="int4"))
+    with pytest.raises(ValueError, match="int8 weights run on the CPU only"):
+        resolve_dtype("int8", torch.device("cuda"), False)
+
+
+def test_advice_for_int8_without_the_kernels() -> None:
+    assert precision_advice(torch.int8, CPU, True) is None
+    assert "float32's speed" in precision_advice(torch.int8, CPU, False)
