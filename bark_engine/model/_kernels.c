@@ -201,19 +201,21 @@ AVX2_INLINE void store16(float* y, __m256 a0, __m256 a1, const float* scale, con
 #define LOADW_F32(P, k, w0, w1) do { \
         const float* p_ = (const float*)(P) + (size_t)(k) * PW; \
         w0 = _mm256_loadu_ps(p_); w1 = _mm256_loadu_ps(p_ + 8); } while (0)
+/* (each half loaded straight into its widening instruction: one shuffle per 8 weights) */
 #define LOADW_BF16(P, k, w0, w1) do { \
-        __m256i r_ = _mm256_loadu_si256((const __m256i*)((const uint16_t*)(P) + (size_t)(k) * PW)); \
-        w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(r_)), 16)); \
-        w1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(r_, 1)), 16)); \
+        const __m128i* p_ = (const __m128i*)((const uint16_t*)(P) + (size_t)(k) * PW); \
+        w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p_)), 16)); \
+        w1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p_ + 1)), 16)); \
     } while (0)
 #define LOADW_F16(P, k, w0, w1) do { \
         __m256i r_ = _mm256_loadu_si256((const __m256i*)((const uint16_t*)(P) + (size_t)(k) * PW)); \
         w0 = _mm256_cvtph_ps(_mm256_castsi256_si128(r_)); \
         w1 = _mm256_cvtph_ps(_mm256_extracti128_si256(r_, 1)); } while (0)
 #define LOADW_I8(P, k, w0, w1) do { \
-        __m128i r_ = _mm_loadu_si128((const __m128i*)((const int8_t*)(P) + (size_t)(k) * PW)); \
-        w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(r_)); \
-        w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(r_, r_))); } while (0)
+        const int8_t* p_ = (const int8_t*)(P) + (size_t)(k) * PW; \
+        w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p_))); \
+        w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(p_ + 8)))); \
+    } while (0)
 
 #define FMA_ROW(r, XR, A0, A1) do { if (R > (r)) { __m256 b_ = _mm256_broadcast_ss((XR) + k); \
         A0 = _mm256_fmadd_ps(b_, w0, A0); A1 = _mm256_fmadd_ps(b_, w1, A1); } } while (0)
@@ -267,6 +269,28 @@ AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P,
                  store16(y + 2 * ys + PW, a22, a23, sq, bq, PW); } \
 }
 
+/* One row times four whole panels: 8 accumulators, so the FMA units are not
+   left waiting on one chain's latency (a single decode row, K long). */
+#define QUAD_KERNEL(NAME, LOADW) \
+AVX2_INLINE void NAME(const float* x, int K, const void* P0, const void* P1, const void* P2, \
+                      const void* P3, float* y, const float* scale, const float* bias) { \
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, \
+           a7 = a0; \
+    for (int k = 0; k < K; k++) { \
+        __m256 b_ = _mm256_broadcast_ss(x + k), w0, w1; \
+        LOADW(P0, k, w0, w1); a0 = _mm256_fmadd_ps(b_, w0, a0); a1 = _mm256_fmadd_ps(b_, w1, a1); \
+        LOADW(P1, k, w0, w1); a2 = _mm256_fmadd_ps(b_, w0, a2); a3 = _mm256_fmadd_ps(b_, w1, a3); \
+        LOADW(P2, k, w0, w1); a4 = _mm256_fmadd_ps(b_, w0, a4); a5 = _mm256_fmadd_ps(b_, w1, a5); \
+        LOADW(P3, k, w0, w1); a6 = _mm256_fmadd_ps(b_, w0, a6); a7 = _mm256_fmadd_ps(b_, w1, a7); \
+    } \
+    for (int q = 0; q < 4; q++) { \
+        __m256 lo = q == 0 ? a0 : q == 1 ? a2 : q == 2 ? a4 : a6; \
+        __m256 hi = q == 0 ? a1 : q == 1 ? a3 : q == 2 ? a5 : a7; \
+        store16(y + q * PW, lo, hi, scale ? scale + q * PW : NULL, bias ? bias + q * PW : NULL, \
+                PW); \
+    } \
+}
+
 ROWS_KERNEL(rows_f32, LOADW_F32)
 ROWS_KERNEL(rows_bf16, LOADW_BF16)
 ROWS_KERNEL(rows_f16, LOADW_F16)
@@ -275,6 +299,19 @@ PAIR_KERNEL(pair_bf16, LOADW_BF16)
 PAIR_KERNEL(pair_f16, LOADW_F16)
 ROWS_KERNEL(rows_i8, LOADW_I8)
 PAIR_KERNEL(pair_i8, LOADW_I8)
+QUAD_KERNEL(quad_f32, LOADW_F32)
+QUAD_KERNEL(quad_bf16, LOADW_BF16)
+QUAD_KERNEL(quad_f16, LOADW_F16)
+QUAD_KERNEL(quad_i8, LOADW_I8)
+
+AVX2 static void panel_quad_avx2(const float* x, int K, const char* W, size_t pbytes, int kind,
+                                 float* y, const float* scale, const float* bias) {
+    const void *P0 = W, *P1 = W + pbytes, *P2 = W + 2 * pbytes, *P3 = W + 3 * pbytes;
+    if (kind == W_F32) quad_f32(x, K, P0, P1, P2, P3, y, scale, bias);
+    else if (kind == W_BF16) quad_bf16(x, K, P0, P1, P2, P3, y, scale, bias);
+    else if (kind == W_I8) quad_i8(x, K, P0, P1, P2, P3, y, scale, bias);
+    else quad_f16(x, K, P0, P1, P2, P3, y, scale, bias);
+}
 
 /* The R argument is a constant at every call below, so each call is its own
    specialised, fully unrolled kernel. */
@@ -418,6 +455,11 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
     }
 #ifdef BARK_X86
     if (g_isa == ISA_AVX2) {
+        /* one row: four whole panels at a time (eight independent chains) */
+        if (M == 1)
+            for (; p + 3 < npan && (p + 4) * PW <= ncols; p += 4)
+                panel_quad_avx2(x, K, Wb + p * pbytes, pbytes, kind, y + p * PW,
+                                scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL);
         /* few rows: pairs of whole panels (two weight streams keep memory busy) */
         if (M <= 8)
             for (; p + 1 < npan && (p + 2) * PW <= ncols; p += 2)
@@ -440,21 +482,23 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
 }
 
 /* y (M, ncols) = x (M, K) @ W.T (* scale) (+ bias), W packed (npan, K, 16);
-   threads take pairs of panels (output columns), never the input dimension. */
+   threads take groups of panels (output columns), never the input dimension:
+   four for a single row (the quad kernel), else two. */
 static void linear_impl(const float* x, ptrdiff_t xs, int M, int K, const void* W, int kind,
                         int npan, float* y, ptrdiff_t ys, const float* scale, const float* bias,
                         int ncols, int threads) {
     size_t pstride = (size_t)K * PW;
-    size_t ubytes = 2 * pstride * w_size(kind);
-    int units = (npan + 1) / 2;
+    int G = M == 1 ? 4 : 2;  /* panels per unit of work */
+    size_t ubytes = G * pstride * w_size(kind);
+    int units = (npan + G - 1) / G;
     int nt = n_threads(threads, (double)M * npan * PW * K);
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (int u = 0; u < units; u++) {
-        int np = npan - 2 * u < 2 ? 1 : 2;
-        int nc = ncols - 2 * u * PW < np * PW ? ncols - 2 * u * PW : np * PW;
+        int np = npan - G * u < G ? npan - G * u : G;
+        int nc = ncols - G * u * PW < np * PW ? ncols - G * u * PW : np * PW;
         gemm_serial(x, xs, M, K, (const char*)W + u * ubytes, kind, np, pstride,
-                    y + 2 * u * PW, ys, scale ? scale + 2 * u * PW : NULL,
-                    bias ? bias + 2 * u * PW : NULL, nc);
+                    y + G * u * PW, ys, scale ? scale + G * u * PW : NULL,
+                    bias ? bias + G * u * PW : NULL, nc);
     }
 }
 
