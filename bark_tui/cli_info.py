@@ -82,6 +82,8 @@ def _compute(config: EngineConfig) -> dict[str, Any]:
 
 def _models(config: EngineConfig) -> dict[str, Any]:
     from bark_engine.loading.source import STAGES, ModelSource
+    from bark_engine.model.footprint import weights_bytes
+    from bark_engine.model.precision import DTYPES
 
     source = ModelSource(config.models, size=config.size, offline=True, cache_dir=config.cache_dir)
     relpaths = [source.checkpoint_relpath(stage) for stage in STAGES] + [source.vocab_relpath]
@@ -89,10 +91,13 @@ def _models(config: EngineConfig) -> dict[str, Any]:
     files["encodec"] = source.has_codec()
     return {
         "source": source.model_id,
+        "size": config.size,
         "local_folder": source.is_local,
         "random_weights": source.random_weights,
         "files": files,
         "ready": all(files.values()),
+        # what the three GPTs take in memory on the CPU, per precision (the real dims)
+        "weights_gb": {p: round(weights_bytes(config.size, p) / 1e9, 2) for p in DTYPES},
     }
 
 
@@ -163,6 +168,8 @@ def run_info(args: argparse.Namespace, config: EngineConfig) -> int:
     table.add_row("models", escape(f"{m['source']}{flag} · {state}"))
     if not m["ready"]:
         table.add_row("", "`bark-tui download` fetches them (or pass --models DIR)")
+    sizes = " · ".join(f"{p} {gb:.2f} GB" for p, gb in m["weights_gb"].items())
+    table.add_row("weights", escape(f"{sizes} ({m['size']} models in memory on the CPU)"))
     table.add_row("playback", "ok" if a["playback"] else f"[yellow]{escape(a['problem'])}[/]")
     for name, path in info["paths"].items():
         table.add_row(name, escape(path))

@@ -89,6 +89,14 @@ static inline float f16_to_f32(uint16_t h) {
     return f;
 }
 
+/* float32 → bfloat16, rounded to nearest even (as torch's .to(torch.bfloat16)). */
+static inline uint16_t f32_to_bf16(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);  /* NaN */
+    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
 static inline float load_w(const void* P, int kind, size_t i) {
     if (kind == W_F32) return ((const float*)P)[i];
     if (kind == W_BF16) return bf16_to_f32(((const uint16_t*)P)[i]);
@@ -511,12 +519,16 @@ typedef struct {
 
 /* Attention of NQ query rows over their slots' keys; first writes every row's
    key and value (N rows) into the cache at (slot, pos). Cache per (slot, head):
-   keys (max_len/16, hd, 16), values (hd/16, max_len, 16). */
-static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, float* kT, float* v,
+   keys (max_len/16, hd, 16), values (hd/16, max_len, 16), in float32 or (kv_kind
+   W_BF16) bfloat16: a key or value is rounded once as it is written, and widened
+   exactly as it is read, so the products are the same chains as with float32. */
+static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, void* kT, void* v,
                         ptrdiff_t kslot, ptrdiff_t vslot, int max_len, const int64_t* slots,
                         const int64_t* pos, const int64_t* lens, const int64_t* qrows, int NQ,
-                        float* y, ptrdiff_t ys, int threads) {
+                        float* y, ptrdiff_t ys, int threads, int kv_kind) {
     int hd = C / H;
+    size_t es = w_size(kv_kind);
+    char *kb = (char*)kT, *vb = (char*)v;
     size_t khead = (size_t)max_len * hd;  /* elements per (slot, head), keys and values alike */
     float scale = 1.0f / sqrtf((float)hd);
     /* Runs of consecutive query rows of one slot, cut in blocks of QBLOCK. */
@@ -545,11 +557,19 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, flo
                 const float* kn = qkv + n * qs + C + h * hd;
                 const float* vn = qkv + n * qs + 2 * C + h * hd;
                 int t = (int)pos[n];
-                float* kp = kT + slots[n] * kslot + h * khead + ((size_t)(t / PW) * hd) * PW + t % PW;
-                float* vp = v + slots[n] * vslot + h * khead + (size_t)t * PW;
-                for (int i = 0; i < hd; i++) kp[(size_t)i * PW] = kn[i];
-                for (int i = 0; i < hd; i += PW)
-                    memcpy(vp + (size_t)(i / PW) * max_len * PW, vn + i, PW * sizeof(float));
+                size_t kofs = slots[n] * kslot + h * khead + ((size_t)(t / PW) * hd) * PW + t % PW;
+                size_t vofs = slots[n] * vslot + h * khead + (size_t)t * PW;
+                if (kv_kind == W_BF16) {
+                    uint16_t *kp = (uint16_t*)kb + kofs, *vp = (uint16_t*)vb + vofs;
+                    for (int i = 0; i < hd; i++) kp[(size_t)i * PW] = f32_to_bf16(kn[i]);
+                    for (int i = 0; i < hd; i++)
+                        vp[(size_t)(i / PW) * max_len * PW + i % PW] = f32_to_bf16(vn[i]);
+                } else {
+                    float *kp = (float*)kb + kofs, *vp = (float*)vb + vofs;
+                    for (int i = 0; i < hd; i++) kp[(size_t)i * PW] = kn[i];
+                    for (int i = 0; i < hd; i += PW)
+                        memcpy(vp + (size_t)(i / PW) * max_len * PW, vn + i, PW * sizeof(float));
+                }
             }
         }
         /* implicit barrier: every key is written before any query reads */
@@ -565,10 +585,10 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, flo
             int Lmax = 0;
             for (int r = 0; r < G; r++) Lmax = lens[n0 + r] > Lmax ? (int)lens[n0 + r] : Lmax;
             int npk = (Lmax + PW - 1) / PW;
-            const float* K0 = kT + slot * kslot + h * khead;
-            const float* V0 = v + slot * vslot + h * khead;
+            const char* K0 = kb + (slot * kslot + h * khead) * es;
+            const char* V0 = vb + (slot * vslot + h * khead) * es;
             /* scores: s[r][t] = fold_i fma(q_r[i], k_t[i]) */
-            gemm_serial(qkv + n0 * qs + h * hd, qs, G, hd, K0, W_F32, npk, (size_t)hd * PW,
+            gemm_serial(qkv + n0 * qs + h * hd, qs, G, hd, K0, kv_kind, npk, (size_t)hd * PW,
                         S, max_len, NULL, NULL, npk * PW);
             for (int r = 0; r < G; r++) {
                 float* s = S + (size_t)r * max_len;
@@ -579,7 +599,7 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, flo
                 sums[r] = softmax_generic(s, L, Lmax, scale);
             }
             /* out[r][i] = fold_t fma(p_r[t], v_t[i]) over t < Lmax (p is 0 past a row's L) */
-            gemm_serial(S, max_len, G, Lmax, V0, W_F32, hd / PW, (size_t)max_len * PW, O, hd,
+            gemm_serial(S, max_len, G, Lmax, V0, kv_kind, hd / PW, (size_t)max_len * PW, O, hd,
                         NULL, NULL, hd);
             for (int r = 0; r < G; r++) {
                 float* out = y + (run->first + r) * ys + h * hd;
@@ -627,19 +647,24 @@ static PyObject* py_linear(PyObject* self, PyObject* const* args, Py_ssize_t nar
 
 static PyObject* py_attend(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     (void)self;
-    long long a[19];
-    if (parse_args(args, nargs, 19, a) < 0) return NULL;
+    long long a[20];
+    if (parse_args(args, nargs, 20, a) < 0) return NULL;
     if (a[10] > MAX_KEYS) {
         PyErr_Format(PyExc_ValueError, "attention over %lld keys: at most %d", a[10], MAX_KEYS);
         return NULL;
     }
-    /* qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, slots, pos, lens, qrows, NQ, y, ys, threads */
+    if (a[19] != W_F32 && a[19] != W_BF16) {
+        PyErr_Format(PyExc_ValueError, "the KV cache is float32 or bfloat16, not kind %lld", a[19]);
+        return NULL;
+    }
+    /* qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, keys_bound, slots, pos, lens, qrows, NQ,
+       y, ys, threads, kv_kind */
     Py_BEGIN_ALLOW_THREADS
     attend_impl((const float*)(intptr_t)a[0], (ptrdiff_t)a[1], (int)a[2], (int)a[3], (int)a[4],
-                (float*)(intptr_t)a[5], (float*)(intptr_t)a[6], (ptrdiff_t)a[7], (ptrdiff_t)a[8],
+                (void*)(intptr_t)a[5], (void*)(intptr_t)a[6], (ptrdiff_t)a[7], (ptrdiff_t)a[8],
                 (int)a[9], (const int64_t*)(intptr_t)a[11], (const int64_t*)(intptr_t)a[12],
                 (const int64_t*)(intptr_t)a[13], (const int64_t*)(intptr_t)a[14], (int)a[15],
-                (float*)(intptr_t)a[16], (ptrdiff_t)a[17], (int)a[18]);
+                (float*)(intptr_t)a[16], (ptrdiff_t)a[17], (int)a[18], (int)a[19]);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -682,7 +707,7 @@ static PyMethodDef methods[] = {
      "y = x @ W.T (* scale) (+ bias)"},
     {"attend", (PyCFunction)(void (*)(void))py_attend, METH_FASTCALL,
      "attend(qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, keys_bound, slots, pos, lens, "
-     "qrows, NQ, y, ys, threads)"},
+     "qrows, NQ, y, ys, threads, kv_kind)"},
     {"isa", py_isa, METH_NOARGS, "the instruction set in use: 'avx2' or 'generic'"},
     {"best_isa", py_best_isa, METH_NOARGS, "the fastest instruction set this CPU runs"},
     {"set_isa", py_set_isa, METH_O, "use 'generic' or 'avx2' (tests compare them)"},

@@ -82,13 +82,18 @@ PANEL = 16  # keys per key panel, value dims per value panel (the kernels' PANEL
 
 
 class KernelCache:
-    """Keys and values of `slots` rows in panels, for the CPU kernels, float32."""
+    """Keys and values of `slots` rows in panels, for the CPU kernels: float32, or
+    bfloat16 (each key and value rounded once as it is written, widened exactly
+    as it is read: half the bytes an attention step reads)."""
 
-    def __init__(self, cfg: GPTConfig, slots: int, max_len: int) -> None:
+    def __init__(self, cfg: GPTConfig, slots: int, max_len: int,
+                 dtype: torch.dtype = torch.float32) -> None:
+        if dtype not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"the kernels' KV cache is float32 or bfloat16, not {dtype}")
         H, hd = cfg.n_head, cfg.n_embd // cfg.n_head
         max_len = -(-max_len // PANEL) * PANEL  # whole panels of keys
-        self.kT = torch.zeros(cfg.n_layer, slots, H, max_len // PANEL, hd, PANEL)
-        self.v = torch.zeros(cfg.n_layer, slots, H, hd // PANEL, max_len, PANEL)
+        self.kT = torch.zeros(cfg.n_layer, slots, H, max_len // PANEL, hd, PANEL, dtype=dtype)
+        self.v = torch.zeros(cfg.n_layer, slots, H, hd // PANEL, max_len, PANEL, dtype=dtype)
         self.max_len = max_len
         self.lengths = [0] * slots
 
@@ -98,10 +103,10 @@ class KernelCache:
 
     def keys(self, layer: int, slot: int, end: int) -> torch.Tensor:
         """Slot `slot`'s keys 0..end-1 of one layer as (H, end, hd) (a copy; tests)."""
-        k = self.kT[layer, slot]  # (H, P, hd, 16)
+        k = self.kT[layer, slot].float()  # (H, P, hd, 16)
         return k.permute(0, 1, 3, 2).reshape(k.shape[0], -1, k.shape[2])[:, :end]
 
     def values(self, layer: int, slot: int, end: int) -> torch.Tensor:
         """Slot `slot`'s values 0..end-1 of one layer as (H, end, hd) (a copy; tests)."""
-        v = self.v[layer, slot]  # (H, hd/16, max_len, 16)
+        v = self.v[layer, slot].float()  # (H, hd/16, max_len, 16)
         return v.permute(0, 2, 1, 3).reshape(v.shape[0], v.shape[2], -1)[:, :end]

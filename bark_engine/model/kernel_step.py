@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from . import kernels
 from .cache import KernelCache
 from .gpt import GPT, Block, FineGPT
-from .precision import project
+from .precision import linear_layers, project
 from .steps import Feed, check_feeds
 
 
@@ -71,17 +71,27 @@ def _blocks(x: torch.Tensor, layers: Sequence[_Layer], cache: KernelCache, slots
     return x
 
 
+def cache_dtype_for(model: GPT) -> torch.dtype:
+    """The KV cache of a decoding model: float32 beside float32 weights (the
+    precision whose tokens are the original Bark's), bfloat16 beside narrower
+    ones, which were chosen for speed (a decode step's attention then reads half
+    the bytes; each key and value is rounded once, as it is written)."""
+    wide = all(layer.packed.dtype == torch.float32 for _, _, layer in linear_layers(model))
+    return torch.float32 if wide else torch.bfloat16
+
+
 class KernelStepper:
     """A packed `GPT` stepped through the CPU kernels (see the module docstring)."""
 
     name = "cpu kernels"
 
-    def __init__(self, model: GPT) -> None:
+    def __init__(self, model: GPT, kv_dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
+        self.kv_dtype = kv_dtype or cache_dtype_for(model)
 
     def new_cache(self, slots: int) -> KernelCache:
-        return KernelCache(self.model.config, slots, self.model.config.block_size)
+        return KernelCache(self.model.config, slots, self.model.config.block_size, self.kv_dtype)
 
     def advance(self, cache: KernelCache, feeds: Sequence[Feed],
                 vocab: slice | None) -> torch.Tensor:

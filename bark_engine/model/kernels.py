@@ -28,6 +28,7 @@ else:
 PANEL = 16  # outputs per weight panel (the C file's PW)
 WEIGHT_KINDS = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2, torch.int8: 3}
 MAX_KEYS = 4096  # the C attention's scratch per (query, head)
+KV_KINDS = {torch.float32: 0, torch.bfloat16: 1}  # the KV cache's dtypes (the C weight kinds)
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,8 @@ def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
 
 def attend(
     qkv: torch.Tensor,  # (N, 3C) float32: each row's query, key and value
-    kT: torch.Tensor,  # (slots, H, max_len/16, hd, 16) float32: one layer's keys, in panels
-    v: torch.Tensor,  # (slots, H, hd/16, max_len, 16) float32: one layer's values, in panels
+    kT: torch.Tensor,  # (slots, H, max_len/16, hd, 16) float32|bf16: one layer's keys, in panels
+    v: torch.Tensor,  # (slots, H, hd/16, max_len, 16) same dtype: one layer's values, in panels
     slots: torch.Tensor,  # (N,) int64: the cache slot of each row
     pos: torch.Tensor,  # (N,) int64: where each row's key and value are written
     lens: torch.Tensor,  # (N,) int64: how many keys each row attends to (0..lens-1)
@@ -216,8 +217,9 @@ def attend(
     if (v.shape != (S, H, hd // PANEL, max_len, PANEL)
             or not (kT.is_contiguous() and v.is_contiguous())):
         raise ValueError("the cache's keys and values must be contiguous panels of one shape")
-    if qkv.dtype != torch.float32 or kT.dtype != torch.float32 or v.dtype != torch.float32:
-        raise ValueError("the kernel attention runs in float32")
+    if qkv.dtype != torch.float32 or kT.dtype not in KV_KINDS or v.dtype != kT.dtype:
+        raise ValueError("the kernel attention takes float32 rows and a float32 or bfloat16 "
+                         "cache")
     if validate:
         check_rows(slots, pos, lens, qrows, N, S, max_len)
     if qkv.stride(1) != 1:
@@ -227,7 +229,7 @@ def attend(
     _native.attend(qkv.data_ptr(), qkv.stride(0), N, C, H, kT.data_ptr(), v.data_ptr(),
                    kT.stride(0), v.stride(0), max_len, max_len, slots.data_ptr(), pos.data_ptr(),
                    lens.data_ptr(), qrows.data_ptr(), NQ, y.data_ptr(), C,
-                   threads or torch.get_num_threads())
+                   threads or torch.get_num_threads(), KV_KINDS[kT.dtype])
     return y
 
 

@@ -179,3 +179,15 @@ def test_precision_names_and_refusals() -> None:
 def test_advice_for_int8_without_the_kernels() -> None:
     assert precision_advice(torch.int8, CPU, True) is None
     assert "float32's speed" in precision_advice(torch.int8, CPU, False)
+
+
+@pytest.mark.skipif(not kernels.available(), reason="CPU kernels not built here")
+@pytest.mark.parametrize("precision", list(DTYPES))
+def test_the_footprint_before_loading_is_what_loading_takes(tiny_models: Path,
+                                                             precision: str) -> None:
+    """`bark-tui info` counts bytes on the meta device; they equal the loaded models'."""
+    from bark_engine.model.footprint import model_bytes
+
+    for name, kind in (("text.pt", "causal"), ("fine.pt", "fine")):
+        model = load_checkpoint(tiny_models / name, kind, dtype=DTYPES[precision])
+        assert model_bytes(model.config, kind == "fine", precision) == weight_bytes(model), name

@@ -166,6 +166,35 @@ def test_attention_equals_float64_and_rows_are_independent(H: int, hd: int, each
     assert torch.equal(alone, y[last])
 
 
+def test_a_bfloat16_cache_holds_rounded_keys_and_keeps_rows_independent() -> None:
+    """Keys and values are rounded to bf16 once, as they are written; the attention
+    is then the float64 attention over those rounded keys and values, and a row's
+    bits still do not depend on the other rows."""
+    gen = torch.Generator().manual_seed(9)
+    H, hd = 2, 32
+    lengths = [40, 7, 90]
+    slots = torch.tensor([s for s, n in enumerate(lengths) for _ in range(n)])
+    pos = torch.tensor([p for n in lengths for p in range(n)])
+    qkv = torch.randn(len(pos), 3 * H * hd, generator=gen)
+    every = torch.arange(len(pos))
+    kT, v = (t.to(torch.bfloat16) for t in new_cache(3, H, hd, 96))
+    y = kernels.attend(qkv, kT, v, slots, pos, pos + 1, every, H)
+    C = H * hd
+    rounded = qkv.clone()
+    rounded[:, C:] = qkv[:, C:].to(torch.bfloat16).float()
+    assert torch.equal(kT[2, :, 0, :, 5], rounded[47 + 5, C : 2 * C].view(H, hd).bfloat16())
+    checked = [0, 39, 40, 46, 47, 136]
+    ref = attention_reference(rounded, slots.tolist(), pos.tolist(), H, checked)
+    assert (y[checked].double() - ref).abs().max().item() < 1e-5
+    last = slots == 2
+    alone = kernels.attend(qkv[last], *(t.to(torch.bfloat16) for t in new_cache(1, H, hd, 96)),
+                           torch.zeros(90, dtype=torch.long), pos[last], pos[last] + 1,
+                           torch.arange(90), H)
+    assert torch.equal(alone, y[last])
+    with pytest.raises(ValueError, match="float32 or bfloat16 cache"):
+        kernels.attend(qkv, kT, v.float(), slots, pos, pos + 1, every, H)
+
+
 def test_attention_writes_the_cache_and_reads_earlier_positions() -> None:
     """A step after a prefill attends to the keys the prefill wrote."""
     gen = torch.Generator().manual_seed(5)

@@ -45,6 +45,10 @@ def test_info_json_with_a_local_folder_and_no_sound(tiny_models: Path, tmp_path:
     assert info["audio"] == {"playback": False, "problem": NO_DEVICE_REASON}
     assert info["paths"]["settings"].startswith(str(tmp_path / "studio"))
     assert not list(tmp_path.glob("hf/**/*.pt"))  # info downloads nothing
+    # the weights' memory per precision, for the real small models
+    gb = models["weights_gb"]
+    assert set(gb) == {"float32", "bfloat16", "float16", "int8"}
+    assert gb["int8"] < gb["bfloat16"] == gb["float16"] < gb["float32"] < 2
 
 
 def test_info_says_what_is_missing_and_how_to_get_it(tmp_path: Path) -> None:
@@ -55,6 +59,8 @@ def test_info_says_what_is_missing_and_how_to_get_it(tmp_path: Path) -> None:
     out = " ".join(proc.stdout.split())
     assert "suno/bark small · missing: text.pt, coarse.pt, fine.pt, vocab.txt, encodec" in out
     assert "bark-tui download" in out
+    assert "weights float32 1.58 GB · bfloat16 1.03 GB" in out
+    assert "int8 0.75 GB (small models in memory on the CPU)" in out
     assert not list(tmp_path.glob("hf/**/*.pt"))
 
 
