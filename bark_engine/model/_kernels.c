@@ -402,26 +402,115 @@ AVX2 static float softmax_avx2(float* s, int L, int Lpad, float scale) {
     _mm256_storeu_ps(l8, lanes);
     return tree8(l8);
 }
+
+/* ------------------------------------------------------------------------ */
+/* AVX-512: a panel's 16 outputs are one 512-bit register; the lanes are still
+   independent outputs and each is the same chain of FMAs, so this path gives
+   the bits of the AVX2 and generic paths.                                   */
+
+#define AVX512 __attribute__((target("avx512f,fma,f16c")))
+#define AVX512_INLINE AVX512 static inline __attribute__((always_inline))
+
+#define LOADZ_F32(P, k) _mm512_loadu_ps((const float*)(P) + (size_t)(k) * PW)
+#define LOADZ_BF16(P, k) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32( \
+        _mm256_loadu_si256((const __m256i*)((const uint16_t*)(P) + (size_t)(k) * PW))), 16))
+#define LOADZ_F16(P, k) _mm512_cvtph_ps( \
+        _mm256_loadu_si256((const __m256i*)((const uint16_t*)(P) + (size_t)(k) * PW)))
+#define LOADZ_I8(P, k) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32( \
+        _mm_loadu_si128((const __m128i*)((const int8_t*)(P) + (size_t)(k) * PW))))
+
+AVX512_INLINE void storez(float* y, __m512 a, const float* scale, const float* bias, int ncols) {
+    if (scale) a = _mm512_mul_ps(a, _mm512_loadu_ps(scale));
+    if (bias) a = _mm512_add_ps(a, _mm512_loadu_ps(bias));
+    if (ncols >= PW) _mm512_storeu_ps(y, a);
+    else _mm512_mask_storeu_ps(y, (__mmask16)((1u << ncols) - 1u), a);
+}
+
+/* R rows (<= 6) times NP whole panels (<= 4, or 8 for one row): R * NP chains. */
+#define BLOCKZ_KERNEL(NAME, LOADZ) \
+AVX512_INLINE void NAME(int R, int NP, const float* x, ptrdiff_t xs, int K, const char* W, \
+                        size_t pbytes, float* y, ptrdiff_t ys, const float* scale, \
+                        const float* bias, int ncols) { \
+    __m512 acc[6][8]; \
+    for (int r = 0; r < R; r++) \
+        for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_ps(); \
+    for (int k = 0; k < K; k++) { \
+        __m512 w[8]; \
+        for (int q = 0; q < NP; q++) w[q] = LOADZ(W + q * pbytes, k); \
+        for (int r = 0; r < R; r++) { \
+            __m512 b = _mm512_set1_ps(x[r * xs + k]); \
+            for (int q = 0; q < NP; q++) acc[r][q] = _mm512_fmadd_ps(b, w[q], acc[r][q]); \
+        } \
+    } \
+    for (int r = 0; r < R; r++) \
+        for (int q = 0; q < NP; q++) \
+            storez(y + r * ys + q * PW, acc[r][q], scale ? scale + q * PW : NULL, \
+                   bias ? bias + q * PW : NULL, ncols - q * PW); \
+}
+
+BLOCKZ_KERNEL(blockz_f32, LOADZ_F32)
+BLOCKZ_KERNEL(blockz_bf16, LOADZ_BF16)
+BLOCKZ_KERNEL(blockz_f16, LOADZ_F16)
+BLOCKZ_KERNEL(blockz_i8, LOADZ_I8)
+
+/* Each (R, NP) below is a constant at its call: its own unrolled kernel. */
+#define BLOCKZ_CASES(FN, R, NP, ...) switch (R * 16 + NP) { \
+    case 1 * 16 + 8: FN(1, 8, __VA_ARGS__); break; \
+    case 1 * 16 + 4: FN(1, 4, __VA_ARGS__); break; case 2 * 16 + 4: FN(2, 4, __VA_ARGS__); break; \
+    case 3 * 16 + 4: FN(3, 4, __VA_ARGS__); break; case 4 * 16 + 4: FN(4, 4, __VA_ARGS__); break; \
+    case 5 * 16 + 4: FN(5, 4, __VA_ARGS__); break; case 6 * 16 + 4: FN(6, 4, __VA_ARGS__); break; \
+    case 1 * 16 + 1: FN(1, 1, __VA_ARGS__); break; case 2 * 16 + 1: FN(2, 1, __VA_ARGS__); break; \
+    case 3 * 16 + 1: FN(3, 1, __VA_ARGS__); break; case 4 * 16 + 1: FN(4, 1, __VA_ARGS__); break; \
+    case 5 * 16 + 1: FN(5, 1, __VA_ARGS__); break; default: FN(6, 1, __VA_ARGS__); break; }
+
+AVX512 static void blockz(int kind, int R, int NP, const float* x, ptrdiff_t xs, int K,
+                          const char* W, size_t pbytes, float* y, ptrdiff_t ys,
+                          const float* scale, const float* bias, int ncols) {
+    if (kind == W_F32) { BLOCKZ_CASES(blockz_f32, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols) }
+    else if (kind == W_BF16) { BLOCKZ_CASES(blockz_bf16, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols) }
+    else if (kind == W_I8) { BLOCKZ_CASES(blockz_i8, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols) }
+    else { BLOCKZ_CASES(blockz_f16, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols) }
+}
+
+/* gemm_serial's AVX-512 body: groups of panels outside (they stay in cache),
+   blocks of 6 rows inside. */
+AVX512 static void gemm_avx512(const float* x, ptrdiff_t xs, int M, int K, const char* W,
+                               int kind, int npan, size_t pbytes, float* y, ptrdiff_t ys,
+                               const float* scale, const float* bias, int ncols) {
+    int big = M == 1 && kind != W_F32 ? 8 : 4;
+    for (int p = 0; p < npan;) {
+        int NP = p + big <= npan && (p + big) * PW <= ncols ? big : 1;
+        for (int m = 0; m < M; m += 6) {
+            int R = M - m < 6 ? M - m : 6;
+            blockz(kind, R, NP, x + m * xs, xs, K, W + p * pbytes, pbytes, y + m * ys + p * PW,
+                   ys, scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, ncols - p * PW);
+        }
+        p += NP;
+    }
+}
 #endif /* BARK_X86 */
 
 /* ------------------------------------------------------------------------ */
 /* dispatch                                                                 */
 
-enum { ISA_GENERIC = 0, ISA_AVX2 = 1 };
+enum { ISA_GENERIC = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
 static int g_isa = -1;     /* chosen at import */
 static int g_best = ISA_GENERIC;
 
 static int detect_isa(void) {
 #ifdef BARK_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
-        return ISA_AVX2;
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+          __builtin_cpu_supports("f16c")))
+        return ISA_GENERIC;
+    return __builtin_cpu_supports("avx512f") ? ISA_AVX512 : ISA_AVX2;
 #endif
     return ISA_GENERIC;
 }
 
-static const char* isa_name(int isa) { return isa == ISA_AVX2 ? "avx2" : "generic"; }
+static const char* isa_name(int isa) {
+    return isa == ISA_AVX512 ? "avx512" : isa == ISA_AVX2 ? "avx2" : "generic";
+}
 
 /* Below this many multiply-adds a call runs on the calling thread: waking a
    sleeping OpenMP team costs more than such a product (the tiny test models). */
@@ -462,6 +551,10 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
         }
     }
 #ifdef BARK_X86
+    if (g_isa == ISA_AVX512) {
+        gemm_avx512(x, xs, M, K, Wb, kind, npan, pbytes, y, ys, scale, bias, ncols);
+        return;
+    }
     if (g_isa == ISA_AVX2) {
         /* one row: four whole panels at a time (eight independent chains) */
         if (M == 1)
@@ -496,7 +589,7 @@ static void linear_impl(const float* x, ptrdiff_t xs, int M, int K, const void* 
                         int npan, float* y, ptrdiff_t ys, const float* scale, const float* bias,
                         int ncols, int threads) {
     size_t pstride = (size_t)K * PW;
-    int G = M == 1 ? 4 : 2;  /* panels per unit of work */
+    int G = (M == 1 ? 4 : 2) * (g_isa == ISA_AVX512 ? 2 : 1);  /* panels per unit of work */
     size_t ubytes = G * pstride * w_size(kind);
     int units = (npan + G - 1) / G;
     int nt = n_threads(threads, (double)M * npan * PW * K);
@@ -594,7 +687,7 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, voi
                 float* s = S + (size_t)r * max_len;
                 int L = (int)lens[n0 + r];
 #ifdef BARK_X86
-                if (g_isa == ISA_AVX2) { sums[r] = softmax_avx2(s, L, Lmax, scale); continue; }
+                if (g_isa >= ISA_AVX2) { sums[r] = softmax_avx2(s, L, Lmax, scale); continue; }
 #endif
                 sums[r] = softmax_generic(s, L, Lmax, scale);
             }
@@ -684,7 +777,8 @@ static PyObject* py_set_isa(PyObject* self, PyObject* arg) {
     const char* name = PyUnicode_AsUTF8(arg);
     if (name == NULL) return NULL;
     if (strcmp(name, "generic") == 0) g_isa = ISA_GENERIC;
-    else if (strcmp(name, "avx2") == 0 && g_best == ISA_AVX2) g_isa = ISA_AVX2;
+    else if (strcmp(name, "avx2") == 0 && g_best >= ISA_AVX2) g_isa = ISA_AVX2;
+    else if (strcmp(name, "avx512") == 0 && g_best == ISA_AVX512) g_isa = ISA_AVX512;
     else {
         PyErr_Format(PyExc_ValueError, "instruction set '%s' is not available here", name);
         return NULL;

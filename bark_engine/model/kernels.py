@@ -6,7 +6,7 @@ count (see the C file's header for the exact order of operations). This
 module checks shapes, dtypes and contiguity before handing addresses to C,
 and says whether the kernels run here (`status`): they are built at install
 time when a C compiler is present, and used where the CPU has AVX2 and FMA
-(or, on other CPUs, through their generic C path).
+or AVX-512 (or, on other CPUs, through their generic C path).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class KernelStatus:
     """Which CPU path the engine takes, in words for `bark-tui info`."""
 
     available: bool
-    isa: str | None  # "avx2" | "generic" | None
+    isa: str | None  # "avx512" | "avx2" | "generic" | None
     threads: str  # "OpenMP" | "single thread" | ""
     reason: str  # why not, when not available
 
@@ -62,7 +62,8 @@ def available() -> bool:
 
 
 def set_isa(name: str) -> None:
-    """Use "generic" or "avx2" from now on (tests compare the two paths)."""
+    """Use "generic", "avx2" or "avx512" (up to this CPU's best) from now on (tests
+    compare the paths: they give the same bits)."""
     if _native is None:
         raise RuntimeError("the compiled kernels are not built")
     _native.set_isa(name)
