@@ -706,6 +706,145 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, voi
 }
 
 /* ------------------------------------------------------------------------ */
+/* int8 x int8: many rows of a prefill or a fine pass with int8 weights        */
+/*
+ * Each row m is quantised on its own: sx[m] = max|x[m]| / 127 (1 for a row of
+ * zeros), xq = rint(x / sx) in [-127, 127], stored offset by 128 as unsigned
+ * bytes (AVX512-VNNI multiplies unsigned by signed bytes). The integer sum
+ * sum_k xq[m,k] * q[j,k] is exact in any order (|sum| < 2^31 for K < 2^17), so
+ * it is the same on every path and for every split of the rows; then
+ *   y[m, j] = (((float)(sum_k (xq+128) q  -  128 * sum_k q[j,k])) * sw[j]) * sx[m] (+ b[j])
+ * as separate IEEE operations, in that order. A row's result depends only on
+ * that row. Weights are re-laid per panel as (K/4, 16, 4): four consecutive k
+ * of one output in one 32-bit lane, the operand layout of vpdpbusd.
+ */
+#define Q8_MAX 127
+
+static void quantize_rows(const float* x, ptrdiff_t xs, int M, int K, uint8_t* xu, float* sx,
+                          int threads) {
+    int nt = n_threads(threads, (double)M * K * 64);
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int m = 0; m < M; m++) {
+        const float* xr = x + m * xs;
+        float amax = 0.0f;
+        for (int k = 0; k < K; k++) { float a = fabsf(xr[k]); amax = a > amax ? a : amax; }
+        float s = amax > 0.0f ? amax / (float)Q8_MAX : 1.0f;
+        uint8_t* out = xu + (size_t)m * K;
+        for (int k = 0; k < K; k++) {
+            float v = rintf(xr[k] / s);
+            v = v > Q8_MAX ? Q8_MAX : v < -Q8_MAX ? -Q8_MAX : v;
+            out[k] = (uint8_t)((int)v + 128);
+        }
+        sx[m] = s;
+    }
+}
+
+/* One panel (K, 16) → (K/4, 16, 4) and the sum of each output's weights. */
+static void relayout_panel(const int8_t* P, int K, int8_t* out, int32_t* colsum) {
+    for (int j = 0; j < PW; j++) colsum[j] = 0;
+    for (int k4 = 0; k4 < K / 4; k4++)
+        for (int j = 0; j < PW; j++)
+            for (int i = 0; i < 4; i++) {
+                int8_t w = P[(size_t)(4 * k4 + i) * PW + j];
+                out[((size_t)k4 * PW + j) * 4 + i] = w;
+                colsum[j] += w;
+            }
+}
+
+static inline void q8_store(float* y, const int32_t* acc, const int32_t* colsum, const float* sw,
+                            float sxm, const float* bias, int ncols) {
+    for (int j = 0; j < ncols; j++) {
+        float v = (float)(acc[j] - 128 * colsum[j]);
+        v = v * sw[j];
+        v = v * sxm;
+        y[j] = bias ? v + bias[j] : v;
+    }
+}
+
+static void q8_panel_generic(const uint8_t* xu, int M, int K, const int8_t* L, const int32_t* colsum,
+                             const float* sx, float* y, ptrdiff_t ys, const float* sw,
+                             const float* bias, int ncols) {
+    for (int m = 0; m < M; m++) {
+        int32_t acc[PW] = {0};
+        const uint8_t* xr = xu + (size_t)m * K;
+        for (int k4 = 0; k4 < K / 4; k4++)
+            for (int j = 0; j < PW; j++)
+                for (int i = 0; i < 4; i++)
+                    acc[j] += (int32_t)xr[4 * k4 + i] * (int32_t)L[((size_t)k4 * PW + j) * 4 + i];
+        q8_store(y + m * ys, acc, colsum, sw, sx[m], bias, ncols);
+    }
+}
+
+#ifdef BARK_X86
+#define VNNI __attribute__((target("avx512f,avx512vnni")))
+/* R rows (<= 8) times one re-laid panel: R int32 accumulators of 16 outputs. */
+VNNI static void q8_panel_vnni(const uint8_t* xu, int M, int K, const int8_t* L,
+                               const int32_t* colsum, const float* sx, float* y, ptrdiff_t ys,
+                               const float* sw, const float* bias, int ncols) {
+    for (int m = 0; m < M; m += 8) {
+        int R = M - m < 8 ? M - m : 8;
+        __m512i acc[8];
+        for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_si512();
+        const uint8_t* x0 = xu + (size_t)m * K;
+        for (int k4 = 0; k4 < K / 4; k4++) {
+            __m512i w = _mm512_loadu_si512((const void*)(L + (size_t)k4 * PW * 4));
+            for (int r = 0; r < R; r++) {
+                int32_t b;
+                memcpy(&b, x0 + (size_t)r * K + 4 * k4, 4);
+                acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(b), w);
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            int32_t a[PW];
+            _mm512_storeu_si512((void*)a, acc[r]);
+            q8_store(y + (m + r) * ys, a, colsum, sw, sx[m + r], bias, ncols);
+        }
+    }
+}
+#endif
+
+static int g_vnni = 0;  /* AVX512-VNNI here (set at import) */
+
+/* y (M, ncols) for int8 panels W (npan, K, 16) with scales sw: rows quantised as above. */
+static int linear_q8_impl(const float* x, ptrdiff_t xs, int M, int K, const int8_t* W, int npan,
+                          float* y, ptrdiff_t ys, const float* sw, const float* bias, int ncols,
+                          int threads) {
+    uint8_t* xu = (uint8_t*)malloc((size_t)M * K);
+    float* sx = (float*)malloc(sizeof(float) * (M > 0 ? M : 1));
+    if (xu == NULL || sx == NULL) { free(xu); free(sx); return -1; }
+    quantize_rows(x, xs, M, K, xu, sx, threads);
+    int nt = n_threads(threads, (double)M * npan * PW * K / 4);
+    int failed = 0;
+    #pragma omp parallel num_threads(nt)
+    {
+        int8_t* L = (int8_t*)malloc((size_t)K * PW);
+        int32_t colsum[PW];
+        if (L == NULL) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(static)
+        for (int p = 0; p < npan; p++) {
+            if (L == NULL) continue;
+            relayout_panel(W + (size_t)p * K * PW, K, L, colsum);
+            int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
+            const float* b = bias ? bias + p * PW : NULL;
+#ifdef BARK_X86
+            if (g_vnni && g_isa == ISA_AVX512) {
+                q8_panel_vnni(xu, M, K, L, colsum, sx, y + p * PW, ys, sw + p * PW, b, nc);
+                continue;
+            }
+#endif
+            q8_panel_generic(xu, M, K, L, colsum, sx, y + p * PW, ys, sw + p * PW, b, nc);
+        }
+        free(L);
+    }
+    free(xu);
+    free(sx);
+    return failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Python bindings: addresses and sizes in, nothing out                     */
 
 static int parse_args(PyObject* const* args, Py_ssize_t nargs, Py_ssize_t want, long long* out) {
@@ -736,6 +875,31 @@ static PyObject* py_linear(PyObject* self, PyObject* const* args, Py_ssize_t nar
                 (int)a[11], (int)a[12]);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
+}
+
+static PyObject* py_linear_q8(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    (void)self;
+    long long a[12];
+    if (parse_args(args, nargs, 12, a) < 0) return NULL;
+    if (a[3] % 4) {
+        PyErr_Format(PyExc_ValueError, "int8 x int8 products need K %% 4 == 0, got %lld", a[3]);
+        return NULL;
+    }
+    int rc;
+    /* x, xs, M, K, W, npan, y, ys, scale, bias, ncols, threads */
+    Py_BEGIN_ALLOW_THREADS
+    rc = linear_q8_impl((const float*)(intptr_t)a[0], (ptrdiff_t)a[1], (int)a[2], (int)a[3],
+                        (const int8_t*)(intptr_t)a[4], (int)a[5], (float*)(intptr_t)a[6],
+                        (ptrdiff_t)a[7], (const float*)(intptr_t)a[8],
+                        (const float*)(intptr_t)a[9], (int)a[10], (int)a[11]);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject* py_vnni(PyObject* self, PyObject* noargs) {
+    (void)self; (void)noargs;
+    return PyBool_FromLong(g_vnni && g_isa == ISA_AVX512);
 }
 
 static PyObject* py_attend(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
@@ -802,6 +966,10 @@ static PyMethodDef methods[] = {
     {"attend", (PyCFunction)(void (*)(void))py_attend, METH_FASTCALL,
      "attend(qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, keys_bound, slots, pos, lens, "
      "qrows, NQ, y, ys, threads, kv_kind)"},
+    {"linear_q8", (PyCFunction)(void (*)(void))py_linear_q8, METH_FASTCALL,
+     "linear_q8(x, xs, M, K, W, npan, y, ys, scale, bias, ncols, threads): int8 panels times "
+     "rows quantised to int8 each on its own"},
+    {"vnni", py_vnni, METH_NOARGS, "whether int8 x int8 products run on AVX512-VNNI"},
     {"isa", py_isa, METH_NOARGS, "the instruction set in use: 'avx2' or 'generic'"},
     {"best_isa", py_best_isa, METH_NOARGS, "the fastest instruction set this CPU runs"},
     {"set_isa", py_set_isa, METH_O, "use 'generic' or 'avx2' (tests compare them)"},
@@ -816,6 +984,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__kernels(void) {
     g_best = detect_isa();
+#ifdef BARK_X86
+    g_vnni = g_best == ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+#endif
     g_isa = g_best;
     return PyModule_Create(&module);
 }

@@ -11,10 +11,18 @@ that continues from the cache gives the same bits as prefilling it anew.
 Only the rows whose logits are wanted (each feed's last) go through the
 last block's attention, MLP and the output head; every row's key and value
 still reach the cache.
+
+With int8 weights, the rows of a multi-token feed (a prefill, a coarse
+window, a fine pass: compute-bound) are quantised to int8 too and multiplied
+in exact integer sums (`kernels.linear(int8_rows=True)`), while one-token
+steps (memory-bound) keep float rows. The choice follows the kind of feed, so
+a row's values still depend only on that row; a call that mixes the two runs
+them as two passes.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,7 +57,8 @@ class _Layer:
 
 
 def _blocks(x: torch.Tensor, layers: Sequence[_Layer], cache: KernelCache, slots: torch.Tensor,
-            pos: torch.Tensor, lens: torch.Tensor, wanted: torch.Tensor | None) -> torch.Tensor:
+            pos: torch.Tensor, lens: torch.Tensor, wanted: torch.Tensor | None,
+            int8_rows: bool = False) -> torch.Tensor:
     """x (N, C) through every block; (len(wanted), C) out, or (N, C) when wanted is None."""
     N, C = x.shape
     shape = (C,)
@@ -57,7 +66,7 @@ def _blocks(x: torch.Tensor, layers: Sequence[_Layer], cache: KernelCache, slots
     kernels.check_rows(slots, pos, lens, every if wanted is None else wanted, N, cache.slots,
                        cache.max_len)
     last = len(layers) - 1
-    linear = kernels.linear
+    linear = functools.partial(kernels.linear, int8_rows=True) if int8_rows else kernels.linear
     for i, layer in enumerate(layers):
         qkv = linear(F.layer_norm(x, shape, *layer.ln_1, 1e-5), layer.qkv)  # (N, 3C)
         rows = every if wanted is None or i < last else wanted
@@ -80,6 +89,10 @@ def cache_dtype_for(model: GPT) -> torch.dtype:
     return torch.float32 if wide else torch.bfloat16
 
 
+def _all_int8(model: GPT | FineGPT) -> bool:
+    return all(layer.packed.dtype == torch.int8 for _, _, layer in linear_layers(model))
+
+
 class KernelStepper:
     """A packed `GPT` stepped through the CPU kernels (see the module docstring)."""
 
@@ -89,6 +102,7 @@ class KernelStepper:
         self.model = model
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
         self.kv_dtype = kv_dtype or cache_dtype_for(model)
+        self.int8 = _all_int8(model)
 
     def new_cache(self, slots: int) -> KernelCache:
         return KernelCache(self.model.config, slots, self.model.config.block_size, self.kv_dtype)
@@ -96,6 +110,20 @@ class KernelStepper:
     def advance(self, cache: KernelCache, feeds: Sequence[Feed],
                 vocab: slice | None) -> torch.Tensor:
         check_feeds(feeds, cache.slots)
+        if not self.int8:
+            return self._advance(cache, feeds, vocab, False)
+        many = [i for i, f in enumerate(feeds) if len(f.ids) > 1]
+        if len(many) in (0, len(feeds)):
+            return self._advance(cache, feeds, vocab, bool(many))
+        one = [i for i, f in enumerate(feeds) if len(f.ids) == 1]
+        out = torch.cat([self._advance(cache, [feeds[i] for i in many], vocab, True),
+                         self._advance(cache, [feeds[i] for i in one], vocab, False)])
+        order = torch.empty(len(feeds), dtype=torch.long)
+        order[torch.tensor(many + one)] = torch.arange(len(feeds))
+        return out[order]  # (len(feeds), V), in feed order
+
+    def _advance(self, cache: KernelCache, feeds: Sequence[Feed], vocab: slice | None,
+                 int8_rows: bool) -> torch.Tensor:
         model = self.model
         tr = model.transformer
         block_size = model.config.block_size
@@ -118,7 +146,7 @@ class KernelStepper:
         x = torch.cat(embeds) + tr["wpe"](pos_t)  # (N, C)
         wanted = None if n == len(feeds) else torch.tensor(last, dtype=torch.long)
         x = _blocks(x, self.layers, cache, torch.tensor(slots, dtype=torch.long), pos_t,
-                    pos_t + 1, wanted)
+                    pos_t + 1, wanted, int8_rows)
         for slot, end in ends.items():
             cache.lengths[slot] = end
         return project(model.lm_head, tr["ln_f"](x), vocab)  # (len(feeds), V)
@@ -133,6 +161,7 @@ class KernelFine:
         self.model = model
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
         self._scratch: KernelCache | None = None
+        self.int8 = _all_int8(model)  # a fine pass is many rows: int8 rows with int8 weights
 
     def _cache(self, rows: int, length: int) -> KernelCache:
         """Keys and values of the windows being run, reused while they fit."""
@@ -153,7 +182,7 @@ class KernelFine:
         pos = torch.arange(T).repeat(B)
         lens = torch.full((B * T,), T, dtype=torch.long)  # every key of its window
         wanted = torch.cat([torch.arange(b * T + r, (b + 1) * T) for b, r in enumerate(rel)])
-        x = _blocks(x, self.layers, self._cache(B, T), slots, pos, lens, wanted)
+        x = _blocks(x, self.layers, self._cache(B, T), slots, pos, lens, wanted, self.int8)
         head = model.lm_heads[pred_idx - model.config.n_codes_given]
         out = head(model.transformer["ln_f"](x))  # (Σ T - rel, V)
         return list(out.split([T - r for r in rel]))

@@ -73,6 +73,12 @@ def isa() -> str | None:
     return None if _native is None else _native.isa()
 
 
+def vnni() -> bool:
+    """Whether int8 x int8 products (`linear(..., int8_rows=True)`) run on AVX512-VNNI
+    (else on the generic C path: the same integer sums, slower)."""
+    return _native is not None and bool(_native.vnni())
+
+
 @dataclass(frozen=True)
 class Packed:
     """A linear layer's weight in column panels, for `linear`.
@@ -152,11 +158,15 @@ def unpack(p: Packed) -> torch.Tensor:
 
 
 def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
-           threads: int | None = None) -> torch.Tensor:
+           threads: int | None = None, int8_rows: bool = False) -> torch.Tensor:
     """x (M, n_in) float32 → (M, n_out) float32 (or the output columns `cols`).
 
     Row m of the result is the same bits whatever the other rows and the
     thread count. `cols` reads only the panels that cover those outputs.
+    `int8_rows` (int8 panels only): quantise each row of x to int8 on its own
+    and multiply in exact integer sums (AVX512-VNNI where the CPU has it) —
+    faster for many rows, and another result than the float rows, so a caller
+    chooses it by the kind of work (prefills), never by the number of rows.
     """
     if _native is None:
         raise RuntimeError("the compiled kernels are not built")
@@ -175,7 +185,13 @@ def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
     ncols = stop - first * PANEL
     M = x.shape[0]
     y = torch.empty(M, ncols, dtype=torch.float32)
-    if M:
+    if M and int8_rows and p.scale is not None and p.n_in % 4 == 0:
+        ptr, _, panel_bytes, scale, bias = p._args
+        _native.linear_q8(x.data_ptr(), x.stride(0), M, p.n_in, ptr + first * panel_bytes,
+                          n_panels, y.data_ptr(), ncols, scale + 4 * first * PANEL,
+                          bias and bias + 4 * first * PANEL, ncols,
+                          threads or torch.get_num_threads())
+    elif M:
         ptr, kind, panel_bytes, scale, bias = p._args
         _native.linear(x.data_ptr(), x.stride(0), M, p.n_in, ptr + first * panel_bytes, kind,
                        n_panels, y.data_ptr(), ncols, scale and scale + 4 * first * PANEL,
