@@ -357,7 +357,8 @@ def precision_advice(dtype: torch.dtype, device: torch.device,
         with_kernels = kernels.available()
     if device.type != "cpu" or dtype == torch.float32 or with_kernels:
         return None
-    rebuild = "reinstall with a C compiler present to get them"
+    rebuild = ("they are built but turned off (--no-kernels)" if kernels.available()
+               else "reinstall with a C compiler present to get them")
     if dtype == torch.float16:
         return f"float16 on the CPU without the compiled kernels is no faster than float32; {rebuild}"
     if dtype == torch.int8:
