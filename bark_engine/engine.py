@@ -146,14 +146,16 @@ class Engine:
     def model_id(self) -> str:
         """The model source and size, then the precision and device type unless
         they are float32 with the CPU kernels ("suno/bark small bfloat16 on cpu",
-        "... float32 on cpu, torch fallback"): what decides the tokens besides
-        the seed. Takes record it, and `render` keys its kept segments on it."""
+        "... float32 on cpu, torch fallback"; ", bf16 rows" where bf16 prefills
+        run on AVX512-BF16 dot products): what decides the tokens besides the
+        seed. Takes record it, and `render` keys its kept segments on it."""
         source = self.source().model_id
         fallback = self.device.type == "cpu" and not self.uses_kernels
         if self.dtype == torch.float32 and not fallback:
             return source
+        rows = self.uses_kernels and self.dtype == torch.bfloat16 and kernels.bf16_dot()
         return f"{source} {self.dtype_name} on {self.device.type}" + (
-            ", torch fallback" if fallback else "")
+            ", torch fallback" if fallback else "") + (", bf16 rows" if rows else "")
 
     @property
     def uses_kernels(self) -> bool:

@@ -65,7 +65,7 @@ def test_model_options_after_the_command(tiny_models: Path, tmp_path: Path, caps
                "--out", str(out), "--max-duration", "0.3", "--json", "--dtype", "bfloat16"])
     assert rc == 0 and out.exists()
     report = json.loads(capsys.readouterr().out)
-    assert report["model"].endswith("small bfloat16 on cpu") and report["dtype"] == "bfloat16"
+    assert "small bfloat16 on cpu" in report["model"] and report["dtype"] == "bfloat16"
 
 
 @pytest.mark.parametrize(

@@ -845,6 +845,119 @@ static int linear_q8_impl(const float* x, ptrdiff_t xs, int M, int K, const int8
 }
 
 /* ------------------------------------------------------------------------ */
+/* bf16 x bf16: many rows of a prefill or a fine pass with bf16 weights        */
+/*
+ * Each row is rounded to bf16 (nearest even) on its own; pairs of inputs k =
+ * 2i, 2i+1 are then multiplied and summed the way AVX512-BF16's vdpbf16ps
+ * does: acc += x[2i+1] w[2i+1], rounded, then acc += x[2i] w[2i], rounded
+ * (products of bf16 are exact in float32), with denormals taken and given as
+ * zero; i ascending; then + bias. Checked against the instruction on the
+ * machine that has it (tests). Used only where the CPU has the instruction:
+ * elsewhere bf16 weights multiply float rows (`linear`), and the model id
+ * says which ran.
+ */
+static inline float daz(float x) { return fabsf(x) < 1.17549435e-38f ? 0.0f * x : x; }
+
+static void bf16_rows(const float* x, ptrdiff_t xs, int M, int K, uint16_t* xb, int threads) {
+    int nt = n_threads(threads, (double)M * K * 16);
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) xb[(size_t)m * K + k] = f32_to_bf16(x[m * xs + k]);
+}
+
+/* One bf16 panel (K, 16) → (K/2, 16, 2): the two inputs of a pair side by side. */
+static void relayout_pairs(const uint16_t* P, int K, uint16_t* out) {
+    for (int k2 = 0; k2 < K / 2; k2++)
+        for (int j = 0; j < PW; j++)
+            for (int i = 0; i < 2; i++)
+                out[((size_t)k2 * PW + j) * 2 + i] = P[(size_t)(2 * k2 + i) * PW + j];
+}
+
+static void bf16r_panel_generic(const uint16_t* xb, int M, int K, const uint16_t* L, float* y,
+                                ptrdiff_t ys, const float* bias, int ncols) {
+    for (int m = 0; m < M; m++) {
+        const uint16_t* xr = xb + (size_t)m * K;
+        for (int j = 0; j < ncols; j++) {
+            float acc = 0.0f;
+            for (int k2 = 0; k2 < K / 2; k2++) {
+                const uint16_t* w = L + ((size_t)k2 * PW + j) * 2;
+                float p1 = daz(bf16_to_f32(xr[2 * k2 + 1])) * daz(bf16_to_f32(w[1]));
+                float p0 = daz(bf16_to_f32(xr[2 * k2])) * daz(bf16_to_f32(w[0]));
+                acc = daz(daz(acc) + daz(p1));
+                acc = daz(acc + daz(p0));
+            }
+            y[m * ys + j] = bias ? acc + bias[j] : acc;
+        }
+    }
+}
+
+#ifdef BARK_X86
+#define BF16DP __attribute__((target("avx512f,avx512bf16")))
+BF16DP static void bf16r_panel_native(const uint16_t* xb, int M, int K, const uint16_t* L,
+                                      float* y, ptrdiff_t ys, const float* bias, int ncols) {
+    for (int m = 0; m < M; m += 8) {
+        int R = M - m < 8 ? M - m : 8;
+        __m512 acc[8];
+        for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
+        const uint16_t* x0 = xb + (size_t)m * K;
+        for (int k2 = 0; k2 < K / 2; k2++) {
+            __m512bh w = (__m512bh)_mm512_loadu_si512((const void*)(L + (size_t)k2 * PW * 2));
+            for (int r = 0; r < R; r++) {
+                int32_t pair;
+                memcpy(&pair, x0 + (size_t)r * K + 2 * k2, 4);
+                acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_set1_epi32(pair), w);
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            __m512 a = acc[r];
+            if (bias) a = _mm512_add_ps(a, _mm512_loadu_ps(bias));
+            if (ncols >= PW) _mm512_storeu_ps(y + (m + r) * ys, a);
+            else _mm512_mask_storeu_ps(y + (m + r) * ys, (__mmask16)((1u << ncols) - 1u), a);
+        }
+    }
+}
+#endif
+
+static int g_bf16dp = 0;  /* AVX512-BF16 here (set at import) */
+static int g_bf16_generic = 0;  /* tests: run the reference path instead */
+
+/* y (M, ncols) for bf16 panels W (npan, K, 16): rows rounded to bf16 as above. */
+static int linear_bf16r_impl(const float* x, ptrdiff_t xs, int M, int K, const uint16_t* W,
+                             int npan, float* y, ptrdiff_t ys, const float* bias, int ncols,
+                             int threads) {
+    uint16_t* xb = (uint16_t*)malloc(sizeof(uint16_t) * (size_t)M * K + 1);
+    if (xb == NULL) return -1;
+    bf16_rows(x, xs, M, K, xb, threads);
+    int nt = n_threads(threads, (double)M * npan * PW * K / 2);
+    int failed = 0;
+    #pragma omp parallel num_threads(nt)
+    {
+        uint16_t* L = (uint16_t*)malloc(sizeof(uint16_t) * (size_t)K * PW);
+        if (L == NULL) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(static)
+        for (int p = 0; p < npan; p++) {
+            if (L == NULL) continue;
+            relayout_pairs(W + (size_t)p * K * PW, K, L);
+            int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
+            const float* b = bias ? bias + p * PW : NULL;
+#ifdef BARK_X86
+            if (g_bf16dp && !g_bf16_generic) {
+                bf16r_panel_native(xb, M, K, L, y + p * PW, ys, b, nc);
+                continue;
+            }
+#endif
+            bf16r_panel_generic(xb, M, K, L, y + p * PW, ys, b, nc);
+        }
+        free(L);
+    }
+    free(xb);
+    return failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Python bindings: addresses and sizes in, nothing out                     */
 
 static int parse_args(PyObject* const* args, Py_ssize_t nargs, Py_ssize_t want, long long* out) {
@@ -894,6 +1007,36 @@ static PyObject* py_linear_q8(PyObject* self, PyObject* const* args, Py_ssize_t 
                         (const float*)(intptr_t)a[9], (int)a[10], (int)a[11]);
     Py_END_ALLOW_THREADS
     if (rc < 0) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject* py_linear_bf16r(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    (void)self;
+    long long a[11];
+    if (parse_args(args, nargs, 11, a) < 0) return NULL;
+    if (a[3] % 2) {
+        PyErr_Format(PyExc_ValueError, "bf16 x bf16 products need an even K, got %lld", a[3]);
+        return NULL;
+    }
+    int rc;
+    /* x, xs, M, K, W, npan, y, ys, bias, ncols, threads */
+    Py_BEGIN_ALLOW_THREADS
+    rc = linear_bf16r_impl((const float*)(intptr_t)a[0], (ptrdiff_t)a[1], (int)a[2], (int)a[3],
+                           (const uint16_t*)(intptr_t)a[4], (int)a[5], (float*)(intptr_t)a[6],
+                           (ptrdiff_t)a[7], (const float*)(intptr_t)a[8], (int)a[9], (int)a[10]);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject* py_bf16_dot(PyObject* self, PyObject* noargs) {
+    (void)self; (void)noargs;
+    return PyBool_FromLong(g_bf16dp);
+}
+
+static PyObject* py_bf16_reference(PyObject* self, PyObject* arg) {
+    (void)self;
+    g_bf16_generic = PyObject_IsTrue(arg);
     Py_RETURN_NONE;
 }
 
@@ -970,6 +1113,12 @@ static PyMethodDef methods[] = {
      "linear_q8(x, xs, M, K, W, npan, y, ys, scale, bias, ncols, threads): int8 panels times "
      "rows quantised to int8 each on its own"},
     {"vnni", py_vnni, METH_NOARGS, "whether int8 x int8 products run on AVX512-VNNI"},
+    {"linear_bf16r", (PyCFunction)(void (*)(void))py_linear_bf16r, METH_FASTCALL,
+     "linear_bf16r(x, xs, M, K, W, npan, y, ys, bias, ncols, threads): bf16 panels times "
+     "rows rounded to bf16, summed in pairs as vdpbf16ps does"},
+    {"bf16_dot", py_bf16_dot, METH_NOARGS, "whether this CPU has AVX512-BF16 dot products"},
+    {"bf16_reference", py_bf16_reference, METH_O,
+     "run bf16 x bf16 products on the reference C path (tests)"},
     {"isa", py_isa, METH_NOARGS, "the instruction set in use: 'avx2' or 'generic'"},
     {"best_isa", py_best_isa, METH_NOARGS, "the fastest instruction set this CPU runs"},
     {"set_isa", py_set_isa, METH_O, "use 'generic' or 'avx2' (tests compare them)"},
@@ -986,6 +1135,7 @@ PyMODINIT_FUNC PyInit__kernels(void) {
     g_best = detect_isa();
 #ifdef BARK_X86
     g_vnni = g_best == ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+    g_bf16dp = g_best == ISA_AVX512 && __builtin_cpu_supports("avx512bf16");
 #endif
     g_isa = g_best;
     return PyModule_Create(&module);

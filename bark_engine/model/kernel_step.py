@@ -12,10 +12,11 @@ Only the rows whose logits are wanted (each feed's last) go through the
 last block's attention, MLP and the output head; every row's key and value
 still reach the cache.
 
-With int8 weights, the rows of a multi-token feed (a prefill, a coarse
-window, a fine pass: compute-bound) are quantised to int8 too and multiplied
-in exact integer sums (`kernels.linear(int8_rows=True)`), while one-token
-steps (memory-bound) keep float rows. The choice follows the kind of feed, so
+With int8 weights (and bf16 weights on a CPU with AVX512-BF16), the rows of
+a multi-token feed (a prefill, a coarse window, a fine pass: compute-bound)
+are narrowed too — int8 with exact integer sums, or bf16 with vdpbf16ps's
+pair sums (`kernels.linear(narrow_rows=True)`) — while one-token steps
+(memory-bound) keep float rows. The choice follows the kind of feed, so
 a row's values still depend only on that row; a call that mixes the two runs
 them as two passes.
 """
@@ -58,7 +59,7 @@ class _Layer:
 
 def _blocks(x: torch.Tensor, layers: Sequence[_Layer], cache: KernelCache, slots: torch.Tensor,
             pos: torch.Tensor, lens: torch.Tensor, wanted: torch.Tensor | None,
-            int8_rows: bool = False) -> torch.Tensor:
+            narrow_rows: bool = False) -> torch.Tensor:
     """x (N, C) through every block; (len(wanted), C) out, or (N, C) when wanted is None."""
     N, C = x.shape
     shape = (C,)
@@ -66,7 +67,7 @@ def _blocks(x: torch.Tensor, layers: Sequence[_Layer], cache: KernelCache, slots
     kernels.check_rows(slots, pos, lens, every if wanted is None else wanted, N, cache.slots,
                        cache.max_len)
     last = len(layers) - 1
-    linear = functools.partial(kernels.linear, int8_rows=True) if int8_rows else kernels.linear
+    linear = functools.partial(kernels.linear, narrow_rows=True) if narrow_rows else kernels.linear
     for i, layer in enumerate(layers):
         qkv = linear(F.layer_norm(x, shape, *layer.ln_1, 1e-5), layer.qkv)  # (N, 3C)
         rows = every if wanted is None or i < last else wanted
@@ -89,8 +90,11 @@ def cache_dtype_for(model: GPT) -> torch.dtype:
     return torch.float32 if wide else torch.bfloat16
 
 
-def _all_int8(model: GPT | FineGPT) -> bool:
-    return all(layer.packed.dtype == torch.int8 for _, _, layer in linear_layers(model))
+def uses_narrow_rows(model: GPT | FineGPT) -> bool:
+    """Whether the model's multi-token feeds take narrow rows: int8 weights always,
+    bf16 weights where the CPU has AVX512-BF16 dot products."""
+    dtypes = {layer.packed.dtype for _, _, layer in linear_layers(model)}
+    return dtypes == {torch.int8} or (dtypes == {torch.bfloat16} and kernels.bf16_dot())
 
 
 class KernelStepper:
@@ -102,7 +106,7 @@ class KernelStepper:
         self.model = model
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
         self.kv_dtype = kv_dtype or cache_dtype_for(model)
-        self.int8 = _all_int8(model)
+        self.narrow = uses_narrow_rows(model)
 
     def new_cache(self, slots: int) -> KernelCache:
         return KernelCache(self.model.config, slots, self.model.config.block_size, self.kv_dtype)
@@ -110,7 +114,7 @@ class KernelStepper:
     def advance(self, cache: KernelCache, feeds: Sequence[Feed],
                 vocab: slice | None) -> torch.Tensor:
         check_feeds(feeds, cache.slots)
-        if not self.int8:
+        if not self.narrow:
             return self._advance(cache, feeds, vocab, False)
         many = [i for i, f in enumerate(feeds) if len(f.ids) > 1]
         if len(many) in (0, len(feeds)):
@@ -123,7 +127,7 @@ class KernelStepper:
         return out[order]  # (len(feeds), V), in feed order
 
     def _advance(self, cache: KernelCache, feeds: Sequence[Feed], vocab: slice | None,
-                 int8_rows: bool) -> torch.Tensor:
+                 narrow_rows: bool) -> torch.Tensor:
         model = self.model
         tr = model.transformer
         block_size = model.config.block_size
@@ -146,7 +150,7 @@ class KernelStepper:
         x = torch.cat(embeds) + tr["wpe"](pos_t)  # (N, C)
         wanted = None if n == len(feeds) else torch.tensor(last, dtype=torch.long)
         x = _blocks(x, self.layers, cache, torch.tensor(slots, dtype=torch.long), pos_t,
-                    pos_t + 1, wanted, int8_rows)
+                    pos_t + 1, wanted, narrow_rows)
         for slot, end in ends.items():
             cache.lengths[slot] = end
         return project(model.lm_head, tr["ln_f"](x), vocab)  # (len(feeds), V)
@@ -161,7 +165,7 @@ class KernelFine:
         self.model = model
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
         self._scratch: KernelCache | None = None
-        self.int8 = _all_int8(model)  # a fine pass is many rows: int8 rows with int8 weights
+        self.narrow = uses_narrow_rows(model)  # a fine pass is many rows
 
     def _cache(self, rows: int, length: int) -> KernelCache:
         """Keys and values of the windows being run, reused while they fit."""
@@ -182,7 +186,7 @@ class KernelFine:
         pos = torch.arange(T).repeat(B)
         lens = torch.full((B * T,), T, dtype=torch.long)  # every key of its window
         wanted = torch.cat([torch.arange(b * T + r, (b + 1) * T) for b, r in enumerate(rel)])
-        x = _blocks(x, self.layers, self._cache(B, T), slots, pos, lens, wanted, self.int8)
+        x = _blocks(x, self.layers, self._cache(B, T), slots, pos, lens, wanted, self.narrow)
         head = model.lm_heads[pred_idx - model.config.n_codes_given]
         out = head(model.transformer["ln_f"](x))  # (Σ T - rel, V)
         return list(out.split([T - r for r in rel]))

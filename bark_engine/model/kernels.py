@@ -39,11 +39,12 @@ class KernelStatus:
     isa: str | None  # "avx512" | "avx2" | "generic" | None
     threads: str  # "OpenMP" | "single thread" | ""
     reason: str  # why not, when not available
+    extras: tuple[str, ...] = ()  # "VNNI" (int8 rows), "BF16 dot" (bf16 rows)
 
     def describe(self) -> str:
         if not self.available:
             return f"pure-torch fallback: compiled kernels {self.reason}"
-        return f"compiled kernels ({self.isa}, {self.threads})"
+        return f"compiled kernels ({', '.join((self.isa, self.threads, *self.extras))})"
 
 
 def status() -> KernelStatus:
@@ -54,7 +55,9 @@ def status() -> KernelStatus:
     x86 = platform.machine().lower() in ("x86_64", "amd64")
     if isa == "generic" and x86:  # fmaf in software: slower than torch
         return KernelStatus(False, None, "", "built, but this CPU lacks AVX2/FMA")
-    return KernelStatus(True, isa, "OpenMP" if _native.openmp() else "single thread", "")
+    extras = tuple(name for name, here in (("VNNI", _native.vnni()),
+                                           ("BF16 dot", _native.bf16_dot())) if here)
+    return KernelStatus(True, isa, "OpenMP" if _native.openmp() else "single thread", "", extras)
 
 
 def available() -> bool:
@@ -71,6 +74,19 @@ def set_isa(name: str) -> None:
 
 def isa() -> str | None:
     return None if _native is None else _native.isa()
+
+
+def bf16_dot() -> bool:
+    """Whether this CPU has AVX512-BF16 dot products: then bf16 weights multiply the
+    rows of prefills and fine passes rounded to bf16 (`linear(..., narrow_rows=True)`)."""
+    return _native is not None and bool(_native.bf16_dot())
+
+
+def use_bf16_reference(on: bool) -> None:
+    """Run bf16 x bf16 products on the C reference of vdpbf16ps (tests compare)."""
+    if _native is None:
+        raise RuntimeError("the compiled kernels are not built")
+    _native.bf16_reference(bool(on))
 
 
 def vnni() -> bool:
@@ -158,15 +174,17 @@ def unpack(p: Packed) -> torch.Tensor:
 
 
 def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
-           threads: int | None = None, int8_rows: bool = False) -> torch.Tensor:
+           threads: int | None = None, narrow_rows: bool = False) -> torch.Tensor:
     """x (M, n_in) float32 → (M, n_out) float32 (or the output columns `cols`).
 
     Row m of the result is the same bits whatever the other rows and the
     thread count. `cols` reads only the panels that cover those outputs.
-    `int8_rows` (int8 panels only): quantise each row of x to int8 on its own
-    and multiply in exact integer sums (AVX512-VNNI where the CPU has it) —
-    faster for many rows, and another result than the float rows, so a caller
-    chooses it by the kind of work (prefills), never by the number of rows.
+    `narrow_rows`: for int8 panels, quantise each row of x to int8 on its own
+    and multiply in exact integer sums (AVX512-VNNI where the CPU has it); for
+    bf16 panels on a CPU with AVX512-BF16 (`bf16_dot()`), round each row to
+    bf16 and sum pairs as vdpbf16ps does; no effect otherwise. Faster for many
+    rows and another result than float rows, so a caller chooses it by the kind
+    of work (prefills), never by the number of rows.
     """
     if _native is None:
         raise RuntimeError("the compiled kernels are not built")
@@ -185,7 +203,12 @@ def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
     ncols = stop - first * PANEL
     M = x.shape[0]
     y = torch.empty(M, ncols, dtype=torch.float32)
-    if M and int8_rows and p.scale is not None and p.n_in % 4 == 0:
+    if M and narrow_rows and p.dtype == torch.bfloat16 and p.n_in % 2 == 0 and bf16_dot():
+        ptr, _, panel_bytes, _, bias = p._args
+        _native.linear_bf16r(x.data_ptr(), x.stride(0), M, p.n_in, ptr + first * panel_bytes,
+                             n_panels, y.data_ptr(), ncols, bias and bias + 4 * first * PANEL,
+                             ncols, threads or torch.get_num_threads())
+    elif M and narrow_rows and p.scale is not None and p.n_in % 4 == 0:
         ptr, _, panel_bytes, scale, bias = p._args
         _native.linear_q8(x.data_ptr(), x.stride(0), M, p.n_in, ptr + first * panel_bytes,
                           n_panels, y.data_ptr(), ncols, scale + 4 * first * PANEL,

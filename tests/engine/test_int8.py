@@ -114,23 +114,23 @@ def test_int8_rows_are_exact_integer_sums_and_row_local() -> None:
     q, scale = quantize_rows(w)
     p = kernels.pack(q, bias, torch.int8, scale)
     x = torch.randn(40, 96, generator=gen)
-    y = kernels.linear(x, p, int8_rows=True)
+    y = kernels.linear(x, p, narrow_rows=True)
     sx = x.abs().amax(1) / QMAX
     xq = torch.round(x / sx[:, None]).clamp(-QMAX, QMAX)
     ref = (xq.double() @ q.double().T) * scale.double() * sx.double()[:, None] + bias.double()
     assert (y.double() - ref).abs().max() < 1e-5
     for rows in (slice(0, 1), slice(7, 30)):
-        assert torch.equal(kernels.linear(x[rows], p, int8_rows=True), y[rows])
-    assert torch.equal(kernels.linear(x, p, int8_rows=True, threads=1), y)
+        assert torch.equal(kernels.linear(x[rows], p, narrow_rows=True), y[rows])
+    assert torch.equal(kernels.linear(x, p, narrow_rows=True, threads=1), y)
     best = kernels.isa()
     try:
         kernels.set_isa("generic")
-        assert torch.equal(kernels.linear(x, p, int8_rows=True), y)
+        assert torch.equal(kernels.linear(x, p, narrow_rows=True), y)
     finally:
         kernels.set_isa(best)
     floats = kernels.linear(x, p)
     assert ((y - floats).norm() / floats.norm()) < 2e-2
-    assert torch.equal(kernels.linear(x, p, slice(20, 180), int8_rows=True), y[:, 20:180])
+    assert torch.equal(kernels.linear(x, p, slice(20, 180), narrow_rows=True), y[:, 20:180])
 
 
 @pytest.mark.parametrize("use_kernels", PATHS)
@@ -226,11 +226,14 @@ def test_the_footprint_before_loading_is_what_loading_takes(tiny_models: Path,
 
 
 @pytest.mark.skipif(not kernels.available(), reason="CPU kernels not built here")
-def test_an_int8_call_mixing_prefills_and_steps_equals_each_feed_alone(tiny_models: Path) -> None:
-    """Prefills take int8 rows and steps float rows: a call with both runs them as
+@pytest.mark.parametrize("dtype", [torch.int8, pytest.param(torch.bfloat16, marks=pytest.mark.skipif(
+    not kernels.bf16_dot(), reason="bf16 rows need AVX512-BF16"))], ids=["int8", "bf16"])
+def test_a_call_mixing_prefills_and_steps_equals_each_feed_alone(tiny_models: Path,
+                                                                 dtype: torch.dtype) -> None:
+    """Prefills take narrow rows and steps float rows: a call with both runs them as
     two passes, and each feed's logits are those of its call alone."""
-    stepper = stepper_for(load_checkpoint(tiny_models / "coarse.pt", "causal", dtype=torch.int8))
-    assert stepper.int8
+    stepper = stepper_for(load_checkpoint(tiny_models / "coarse.pt", "causal", dtype=dtype))
+    assert stepper.narrow
     gen = torch.Generator().manual_seed(4)
     a, b = torch.randint(0, 10_000, (30,), generator=gen), torch.randint(0, 10_000, (20,),
                                                                             generator=gen)

@@ -236,3 +236,27 @@ def test_status_says_what_runs() -> None:
     assert status.describe().startswith(f"compiled kernels ({status.isa}")
     off = kernels.KernelStatus(False, None, "", "not built (no compiler)")
     assert off.describe() == "pure-torch fallback: compiled kernels not built (no compiler)"
+
+
+@pytest.mark.skipif(not kernels.bf16_dot(), reason="no AVX512-BF16 dot products here")
+def test_bf16_rows_are_the_instructions_pair_sums_and_row_local() -> None:
+    """Many rows of bf16 panels, each row rounded to bf16: the hardware's pair sums
+    equal the C reference of vdpbf16ps bit for bit, for any split of the rows and
+    thread count; and stay close to the float rows' product."""
+    gen = torch.Generator().manual_seed(6)
+    w, bias = torch.randn(200, 96, generator=gen), torch.randn(200, generator=gen)
+    p = kernels.pack(w, bias, torch.bfloat16)
+    x = torch.randn(40, 96, generator=gen) * 3
+    y = kernels.linear(x, p, narrow_rows=True)
+    kernels.use_bf16_reference(True)
+    try:
+        assert torch.equal(kernels.linear(x, p, narrow_rows=True), y)
+    finally:
+        kernels.use_bf16_reference(False)
+    for rows in (slice(0, 1), slice(7, 30)):
+        assert torch.equal(kernels.linear(x[rows], p, narrow_rows=True), y[rows])
+    assert torch.equal(kernels.linear(x, p, narrow_rows=True, threads=1), y)
+    ref = x.bfloat16().double() @ kernels.unpack(p).double().T + bias.double()
+    assert ((y.double() - ref).abs().max() / ref.abs().max()) < 1e-5
+    floats = kernels.linear(x, p)
+    assert 0 < ((y - floats).norm() / floats.norm()) < 1e-2

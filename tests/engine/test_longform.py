@@ -96,7 +96,7 @@ def test_kept_segments_are_not_reused_at_another_precision(
     script = parse_script("\n\n".join(SENTENCES[:2]), ScriptOptions(), engine.count_tokens)
     ScriptRenderer(engine, opts).render(script)
     half = Engine(EngineConfig(models=str(tiny_models), device="cpu", dtype="bfloat16"))
-    assert half.model_id == f"{engine.model_id} bfloat16 on cpu"
+    assert half.model_id.startswith(f"{engine.model_id} bfloat16 on cpu")
     assert [t.reused for t in ScriptRenderer(half, opts).render(script).segments] == [False] * 2
     assert [t.reused for t in ScriptRenderer(half, opts).render(script).segments] == [True] * 2
 
