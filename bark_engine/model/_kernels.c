@@ -48,6 +48,12 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define BARK_X86 1
+/* AVX-512 (with VNNI and BF16) needs a compiler that knows those targets; an
+   older one builds the AVX2 and generic paths only. */
+#if !defined(BARK_NO_AVX512) && ((defined(__clang__) && __clang_major__ >= 9) || \
+    (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10))
+#define BARK_AVX512 1
+#endif
 #endif
 
 #define PW 16            /* panel width: outputs per panel */
@@ -403,6 +409,7 @@ AVX2 static float softmax_avx2(float* s, int L, int Lpad, float scale) {
     return tree8(l8);
 }
 
+#ifdef BARK_AVX512
 /* ------------------------------------------------------------------------ */
 /* AVX-512: a panel's 16 outputs are one 512-bit register; the lanes are still
    independent outputs and each is the same chain of FMAs, so this path gives
@@ -488,6 +495,7 @@ AVX512 static void gemm_avx512(const float* x, ptrdiff_t xs, int M, int K, const
         p += NP;
     }
 }
+#endif /* BARK_AVX512 */
 #endif /* BARK_X86 */
 
 /* ------------------------------------------------------------------------ */
@@ -503,7 +511,10 @@ static int detect_isa(void) {
     if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
           __builtin_cpu_supports("f16c")))
         return ISA_GENERIC;
-    return __builtin_cpu_supports("avx512f") ? ISA_AVX512 : ISA_AVX2;
+#ifdef BARK_AVX512
+    if (__builtin_cpu_supports("avx512f")) return ISA_AVX512;
+#endif
+    return ISA_AVX2;
 #endif
     return ISA_GENERIC;
 }
@@ -551,10 +562,12 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
         }
     }
 #ifdef BARK_X86
+#ifdef BARK_AVX512
     if (g_isa == ISA_AVX512) {
         gemm_avx512(x, xs, M, K, Wb, kind, npan, pbytes, y, ys, scale, bias, ncols);
         return;
     }
+#endif
     if (g_isa == ISA_AVX2) {
         /* one row: four whole panels at a time (eight independent chains) */
         if (M == 1)
@@ -775,7 +788,7 @@ static void q8_panel_generic(const uint8_t* xu, int M, int K, const int8_t* L, c
     }
 }
 
-#ifdef BARK_X86
+#ifdef BARK_AVX512
 #define VNNI __attribute__((target("avx512f,avx512vnni")))
 /* R rows (<= 8) times one re-laid panel: R int32 accumulators of 16 outputs. */
 VNNI static void q8_panel_vnni(const uint8_t* xu, int M, int K, const int8_t* L,
@@ -829,7 +842,7 @@ static int linear_q8_impl(const float* x, ptrdiff_t xs, int M, int K, const int8
             relayout_panel(W + (size_t)p * K * PW, K, L, colsum);
             int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
             const float* b = bias ? bias + p * PW : NULL;
-#ifdef BARK_X86
+#ifdef BARK_AVX512
             if (g_vnni && g_isa == ISA_AVX512) {
                 q8_panel_vnni(xu, M, K, L, colsum, sx, y + p * PW, ys, sw + p * PW, b, nc);
                 continue;
@@ -891,7 +904,7 @@ static void bf16r_panel_generic(const uint16_t* xb, int M, int K, const uint16_t
     }
 }
 
-#ifdef BARK_X86
+#ifdef BARK_AVX512
 #define BF16DP __attribute__((target("avx512f,avx512bf16")))
 BF16DP static void bf16r_panel_native(const uint16_t* xb, int M, int K, const uint16_t* L,
                                       float* y, ptrdiff_t ys, const float* bias, int ncols) {
@@ -943,7 +956,7 @@ static int linear_bf16r_impl(const float* x, ptrdiff_t xs, int M, int K, const u
             relayout_pairs(W + (size_t)p * K * PW, K, L);
             int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
             const float* b = bias ? bias + p * PW : NULL;
-#ifdef BARK_X86
+#ifdef BARK_AVX512
             if (g_bf16dp && !g_bf16_generic) {
                 bf16r_panel_native(xb, M, K, L, y + p * PW, ys, b, nc);
                 continue;
@@ -1133,7 +1146,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__kernels(void) {
     g_best = detect_isa();
-#ifdef BARK_X86
+#ifdef BARK_AVX512
     g_vnni = g_best == ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
     g_bf16dp = g_best == ISA_AVX512 && __builtin_cpu_supports("avx512bf16");
 #endif
