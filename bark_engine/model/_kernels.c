@@ -503,6 +503,9 @@ AVX512 static void gemm_avx512(const float* x, ptrdiff_t xs, int M, int K, const
 
 enum { ISA_GENERIC = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
 static int g_isa = -1;     /* chosen at import */
+static int g_vnni = 0;     /* AVX512-VNNI here (set at import) */
+static int g_bf16dp = 0;   /* AVX512-BF16 here (set at import) */
+static int g_bf16_generic = 0;  /* tests: bf16 rows on the reference path instead */
 static int g_best = ISA_GENERIC;
 
 static int detect_isa(void) {
@@ -816,47 +819,6 @@ VNNI static void q8_panel_vnni(const uint8_t* xu, int M, int K, const int8_t* L,
 }
 #endif
 
-static int g_vnni = 0;  /* AVX512-VNNI here (set at import) */
-
-/* y (M, ncols) for int8 panels W (npan, K, 16) with scales sw: rows quantised as above. */
-static int linear_q8_impl(const float* x, ptrdiff_t xs, int M, int K, const int8_t* W, int npan,
-                          float* y, ptrdiff_t ys, const float* sw, const float* bias, int ncols,
-                          int threads) {
-    uint8_t* xu = (uint8_t*)malloc((size_t)M * K);
-    float* sx = (float*)malloc(sizeof(float) * (M > 0 ? M : 1));
-    if (xu == NULL || sx == NULL) { free(xu); free(sx); return -1; }
-    quantize_rows(x, xs, M, K, xu, sx, threads);
-    int nt = n_threads(threads, (double)M * npan * PW * K / 4);
-    int failed = 0;
-    #pragma omp parallel num_threads(nt)
-    {
-        int8_t* L = (int8_t*)malloc((size_t)K * PW);
-        int32_t colsum[PW];
-        if (L == NULL) {
-            #pragma omp atomic write
-            failed = 1;
-        }
-        #pragma omp for schedule(static)
-        for (int p = 0; p < npan; p++) {
-            if (L == NULL) continue;
-            relayout_panel(W + (size_t)p * K * PW, K, L, colsum);
-            int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
-            const float* b = bias ? bias + p * PW : NULL;
-#ifdef BARK_AVX512
-            if (g_vnni && g_isa == ISA_AVX512) {
-                q8_panel_vnni(xu, M, K, L, colsum, sx, y + p * PW, ys, sw + p * PW, b, nc);
-                continue;
-            }
-#endif
-            q8_panel_generic(xu, M, K, L, colsum, sx, y + p * PW, ys, sw + p * PW, b, nc);
-        }
-        free(L);
-    }
-    free(xu);
-    free(sx);
-    return failed ? -1 : 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* bf16 x bf16: many rows of a prefill or a fine pass with bf16 weights        */
 /*
@@ -931,21 +893,24 @@ BF16DP static void bf16r_panel_native(const uint16_t* xb, int M, int K, const ui
 }
 #endif
 
-static int g_bf16dp = 0;  /* AVX512-BF16 here (set at import) */
-static int g_bf16_generic = 0;  /* tests: run the reference path instead */
-
-/* y (M, ncols) for bf16 panels W (npan, K, 16): rows rounded to bf16 as above. */
-static int linear_bf16r_impl(const float* x, ptrdiff_t xs, int M, int K, const uint16_t* W,
-                             int npan, float* y, ptrdiff_t ys, const float* bias, int ncols,
-                             int threads) {
-    uint16_t* xb = (uint16_t*)malloc(sizeof(uint16_t) * (size_t)M * K + 1);
-    if (xb == NULL) return -1;
-    bf16_rows(x, xs, M, K, xb, threads);
-    int nt = n_threads(threads, (double)M * npan * PW * K / 2);
+/* y (M, ncols) for narrow panels W (npan, K, 16) times narrow rows: int8 rows
+   (kind W_I8, scales sw) or bf16 rows (kind W_BF16), as described above.
+   Threads take panels; each re-lays its panel once for all the rows. */
+static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K, const void* W,
+                            int npan, float* y, ptrdiff_t ys, const float* sw, const float* bias,
+                            int ncols, int threads) {
+    size_t es = w_size(kind);
+    void* rows = malloc(es * (size_t)M * K + 1);
+    float* sx = (float*)malloc(sizeof(float) * (M > 0 ? M : 1));
+    if (rows == NULL || sx == NULL) { free(rows); free(sx); return -1; }
+    if (kind == W_I8) quantize_rows(x, xs, M, K, (uint8_t*)rows, sx, threads);
+    else bf16_rows(x, xs, M, K, (uint16_t*)rows, threads);
+    int nt = n_threads(threads, (double)M * npan * PW * K / 4);
     int failed = 0;
     #pragma omp parallel num_threads(nt)
     {
-        uint16_t* L = (uint16_t*)malloc(sizeof(uint16_t) * (size_t)K * PW);
+        void* L = malloc(es * (size_t)K * PW);
+        int32_t colsum[PW];
         if (L == NULL) {
             #pragma omp atomic write
             failed = 1;
@@ -953,20 +918,37 @@ static int linear_bf16r_impl(const float* x, ptrdiff_t xs, int M, int K, const u
         #pragma omp for schedule(static)
         for (int p = 0; p < npan; p++) {
             if (L == NULL) continue;
-            relayout_pairs(W + (size_t)p * K * PW, K, L);
+            const char* P = (const char*)W + (size_t)p * K * PW * es;
             int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
             const float* b = bias ? bias + p * PW : NULL;
+            float* yp = y + p * PW;
+            if (kind == W_I8) {
+                relayout_panel((const int8_t*)P, K, (int8_t*)L, colsum);
 #ifdef BARK_AVX512
-            if (g_bf16dp && !g_bf16_generic) {
-                bf16r_panel_native(xb, M, K, L, y + p * PW, ys, b, nc);
-                continue;
-            }
+                if (g_vnni && g_isa == ISA_AVX512) {
+                    q8_panel_vnni((const uint8_t*)rows, M, K, (const int8_t*)L, colsum, sx, yp, ys,
+                                  sw + p * PW, b, nc);
+                    continue;
+                }
 #endif
-            bf16r_panel_generic(xb, M, K, L, y + p * PW, ys, b, nc);
+                q8_panel_generic((const uint8_t*)rows, M, K, (const int8_t*)L, colsum, sx, yp, ys,
+                                 sw + p * PW, b, nc);
+            } else {
+                relayout_pairs((const uint16_t*)P, K, (uint16_t*)L);
+#ifdef BARK_AVX512
+                if (g_bf16dp && !g_bf16_generic) {
+                    bf16r_panel_native((const uint16_t*)rows, M, K, (const uint16_t*)L, yp, ys, b,
+                                       nc);
+                    continue;
+                }
+#endif
+                bf16r_panel_generic((const uint16_t*)rows, M, K, (const uint16_t*)L, yp, ys, b, nc);
+            }
         }
         free(L);
     }
-    free(xb);
+    free(rows);
+    free(sx);
     return failed ? -1 : 0;
 }
 
@@ -1003,40 +985,27 @@ static PyObject* py_linear(PyObject* self, PyObject* const* args, Py_ssize_t nar
     Py_RETURN_NONE;
 }
 
-static PyObject* py_linear_q8(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+static PyObject* py_linear_rows(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     (void)self;
-    long long a[12];
-    if (parse_args(args, nargs, 12, a) < 0) return NULL;
-    if (a[3] % 4) {
-        PyErr_Format(PyExc_ValueError, "int8 x int8 products need K %% 4 == 0, got %lld", a[3]);
+    long long a[13];
+    if (parse_args(args, nargs, 13, a) < 0) return NULL;
+    /* kind, x, xs, M, K, W, npan, y, ys, scale, bias, ncols, threads */
+    int kind = (int)a[0];
+    if (kind != W_I8 && kind != W_BF16) {
+        PyErr_Format(PyExc_ValueError, "narrow rows are int8 or bf16, not kind %d", kind);
+        return NULL;
+    }
+    if (a[4] % (kind == W_I8 ? 4 : 2)) {
+        PyErr_Format(PyExc_ValueError, "narrow rows of kind %d need K divisible by %d, got %lld",
+                     kind, kind == W_I8 ? 4 : 2, a[4]);
         return NULL;
     }
     int rc;
-    /* x, xs, M, K, W, npan, y, ys, scale, bias, ncols, threads */
     Py_BEGIN_ALLOW_THREADS
-    rc = linear_q8_impl((const float*)(intptr_t)a[0], (ptrdiff_t)a[1], (int)a[2], (int)a[3],
-                        (const int8_t*)(intptr_t)a[4], (int)a[5], (float*)(intptr_t)a[6],
-                        (ptrdiff_t)a[7], (const float*)(intptr_t)a[8],
-                        (const float*)(intptr_t)a[9], (int)a[10], (int)a[11]);
-    Py_END_ALLOW_THREADS
-    if (rc < 0) return PyErr_NoMemory();
-    Py_RETURN_NONE;
-}
-
-static PyObject* py_linear_bf16r(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
-    (void)self;
-    long long a[11];
-    if (parse_args(args, nargs, 11, a) < 0) return NULL;
-    if (a[3] % 2) {
-        PyErr_Format(PyExc_ValueError, "bf16 x bf16 products need an even K, got %lld", a[3]);
-        return NULL;
-    }
-    int rc;
-    /* x, xs, M, K, W, npan, y, ys, bias, ncols, threads */
-    Py_BEGIN_ALLOW_THREADS
-    rc = linear_bf16r_impl((const float*)(intptr_t)a[0], (ptrdiff_t)a[1], (int)a[2], (int)a[3],
-                           (const uint16_t*)(intptr_t)a[4], (int)a[5], (float*)(intptr_t)a[6],
-                           (ptrdiff_t)a[7], (const float*)(intptr_t)a[8], (int)a[9], (int)a[10]);
+    rc = linear_rows_impl(kind, (const float*)(intptr_t)a[1], (ptrdiff_t)a[2], (int)a[3],
+                          (int)a[4], (const void*)(intptr_t)a[5], (int)a[6],
+                          (float*)(intptr_t)a[7], (ptrdiff_t)a[8], (const float*)(intptr_t)a[9],
+                          (const float*)(intptr_t)a[10], (int)a[11], (int)a[12]);
     Py_END_ALLOW_THREADS
     if (rc < 0) return PyErr_NoMemory();
     Py_RETURN_NONE;
@@ -1122,13 +1091,10 @@ static PyMethodDef methods[] = {
     {"attend", (PyCFunction)(void (*)(void))py_attend, METH_FASTCALL,
      "attend(qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, keys_bound, slots, pos, lens, "
      "qrows, NQ, y, ys, threads, kv_kind)"},
-    {"linear_q8", (PyCFunction)(void (*)(void))py_linear_q8, METH_FASTCALL,
-     "linear_q8(x, xs, M, K, W, npan, y, ys, scale, bias, ncols, threads): int8 panels times "
-     "rows quantised to int8 each on its own"},
+    {"linear_rows", (PyCFunction)(void (*)(void))py_linear_rows, METH_FASTCALL,
+     "linear_rows(kind, x, xs, M, K, W, npan, y, ys, scale, bias, ncols, threads): narrow "
+     "panels times rows narrowed each on its own (int8: integer sums; bf16: vdpbf16ps pairs)"},
     {"vnni", py_vnni, METH_NOARGS, "whether int8 x int8 products run on AVX512-VNNI"},
-    {"linear_bf16r", (PyCFunction)(void (*)(void))py_linear_bf16r, METH_FASTCALL,
-     "linear_bf16r(x, xs, M, K, W, npan, y, ys, bias, ncols, threads): bf16 panels times "
-     "rows rounded to bf16, summed in pairs as vdpbf16ps does"},
     {"bf16_dot", py_bf16_dot, METH_NOARGS, "whether this CPU has AVX512-BF16 dot products"},
     {"bf16_reference", py_bf16_reference, METH_O,
      "run bf16 x bf16 products on the reference C path (tests)"},

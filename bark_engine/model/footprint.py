@@ -29,19 +29,20 @@ def model_bytes(cfg: GPTConfig, fine: bool, precision: str) -> int:
         model = FineGPT(cfg) if fine else GPT(cfg)
     if fine:
         model.tie_weights()
-    tied = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     matrices = [m.weight for _, _, m in linear_layers(model)]
-    other = sum(p.numel() for p in model.parameters()
-                if all(p is not w for w in matrices) or id(p) in tied)
-    total = other * 4
-    for w in matrices:
-        n_out = w.shape[0]
-        total += w.numel() * _WEIGHT_BYTES[precision] + (4 * n_out if precision == "int8" else 0)
-    return total
+    # float32: every parameter but the matrices, and the embeddings the fine heads are tied to
+    # (the heads are packed as copies)
+    kept = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    packed = {id(w) for w in matrices} - kept
+    total = 4 * sum(p.numel() for p in model.parameters() if id(p) not in packed)
+    scale = 4 if precision == "int8" else 0  # one float32 scale per output
+    return total + sum(w.numel() * _WEIGHT_BYTES[precision] + scale * w.shape[0]
+                       for w in matrices)
 
 
 def weights_bytes(size: str, precision: str) -> int:
     """Bytes of the three GPTs of the real `size` ("small" or "large") in `precision`."""
-    dims = {"small": "small", "large": "large"}[size]
-    configs = stage_configs(dims)
+    if size not in ("small", "large"):
+        raise ValueError(f"unknown model size '{size}'")
+    configs = stage_configs(size)
     return sum(model_bytes(cfg, name == "fine", precision) for name, cfg in configs.items())

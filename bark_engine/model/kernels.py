@@ -24,6 +24,8 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     _WHY_NOT = f"not built ({exc})"
 else:
     _WHY_NOT = ""
+# Fixed for the process (probed once when the module loads), read on every product.
+_BF16_DOT = _native is not None and bool(_native.bf16_dot())
 
 PANEL = 16  # outputs per weight panel (the C file's PW)
 WEIGHT_KINDS = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2, torch.int8: 3}
@@ -79,7 +81,7 @@ def isa() -> str | None:
 def bf16_dot() -> bool:
     """Whether this CPU has AVX512-BF16 dot products: then bf16 weights multiply the
     rows of prefills and fine passes rounded to bf16 (`linear(..., narrow_rows=True)`)."""
-    return _native is not None and bool(_native.bf16_dot())
+    return _BF16_DOT
 
 
 def use_bf16_reference(on: bool) -> None:
@@ -203,19 +205,16 @@ def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
     ncols = stop - first * PANEL
     M = x.shape[0]
     y = torch.empty(M, ncols, dtype=torch.float32)
-    if M and narrow_rows and p.dtype == torch.bfloat16 and p.n_in % 2 == 0 and bf16_dot():
-        ptr, _, panel_bytes, _, bias = p._args
-        _native.linear_bf16r(x.data_ptr(), x.stride(0), M, p.n_in, ptr + first * panel_bytes,
-                             n_panels, y.data_ptr(), ncols, bias and bias + 4 * first * PANEL,
-                             ncols, threads or torch.get_num_threads())
-    elif M and narrow_rows and p.scale is not None and p.n_in % 4 == 0:
-        ptr, _, panel_bytes, scale, bias = p._args
-        _native.linear_q8(x.data_ptr(), x.stride(0), M, p.n_in, ptr + first * panel_bytes,
-                          n_panels, y.data_ptr(), ncols, scale + 4 * first * PANEL,
-                          bias and bias + 4 * first * PANEL, ncols,
-                          threads or torch.get_num_threads())
+    ptr, kind, panel_bytes, scale, bias = p._args
+    rows = narrow_rows and (
+        (p.dtype == torch.int8 and p.n_in % 4 == 0)
+        or (p.dtype == torch.bfloat16 and p.n_in % 2 == 0 and _BF16_DOT))
+    if M and rows:
+        _native.linear_rows(kind, x.data_ptr(), x.stride(0), M, p.n_in,
+                            ptr + first * panel_bytes, n_panels, y.data_ptr(), ncols,
+                            scale and scale + 4 * first * PANEL, bias and bias + 4 * first * PANEL,
+                            ncols, threads or torch.get_num_threads())
     elif M:
-        ptr, kind, panel_bytes, scale, bias = p._args
         _native.linear(x.data_ptr(), x.stride(0), M, p.n_in, ptr + first * panel_bytes, kind,
                        n_panels, y.data_ptr(), ncols, scale and scale + 4 * first * PANEL,
                        bias and bias + 4 * first * PANEL, ncols,

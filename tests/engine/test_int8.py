@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from bark_engine import EngineConfig, GenerationOptions
+from bark_engine import EngineConfig
 from bark_engine.engine import Engine
 from bark_engine.errors import BadInputError
 from bark_engine.loading.checkpoints import load_checkpoint, safe_torch_load
@@ -38,7 +37,7 @@ from bark_engine.model.quantize import QMAX, dequantize, quantize_rows, relative
 from bark_engine.model.steps import Feed
 from bark_engine.model.strategy import stepper_for
 from bark_engine.options import PRECISIONS
-from tests.engine.take_checks import assert_takes_equal_single_runs
+from tests.engine.take_checks import assert_takes_equal_single_runs, assert_whole_and_deterministic
 
 PATHS = [pytest.param(True, id="kernels", marks=pytest.mark.skipif(
     not kernels.available(), reason="CPU kernels not built here")),
@@ -159,13 +158,7 @@ def int8_engine(request, tiny_models: Path) -> Engine:
 
 
 def test_int8_generation_is_whole_and_deterministic(int8_engine: Engine) -> None:
-    options = GenerationOptions(seed=4, max_duration_s=0.5)
-    a = int8_engine.generate("Quarter weights.", voice="v2/en_speaker_6", options=options)
-    b = int8_engine.generate("Quarter weights.", voice="v2/en_speaker_6", options=options)
-    assert len(a.semantic) > 0 and a.coarse.shape[1] == a.fine.shape[1] > 0
-    assert np.isfinite(a.audio).all()
-    for name in ("semantic", "coarse", "fine", "audio"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    a = assert_whole_and_deterministic(int8_engine, "Quarter weights.")
     fallback = not int8_engine.uses_kernels
     assert a.model_id.endswith("int8 on cpu" + (", torch fallback" if fallback else ""))
     assert int8_engine.dtype_name == "int8"

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from bark_engine import EngineConfig, GenerationOptions
+from bark_engine import EngineConfig
 from bark_engine.engine import Engine
 from bark_engine.loading.checkpoints import load_checkpoint, safe_torch_load
 from bark_engine.model import kernels
@@ -31,7 +30,7 @@ from bark_engine.model.precision import (
 from bark_engine.model.steps import Feed
 from bark_engine.model.strategy import stepper_for
 from bark_engine.testing.checkpoint_files import save_checkpoint
-from tests.engine.take_checks import assert_takes_equal_single_runs
+from tests.engine.take_checks import assert_takes_equal_single_runs, assert_whole_and_deterministic
 
 HALF = [torch.bfloat16, torch.float16]
 PATHS = [pytest.param(True, id="kernels", marks=pytest.mark.skipif(
@@ -94,13 +93,7 @@ def bf16_engine(request, tiny_models: Path) -> Engine:
 
 
 def test_bf16_generation_is_whole_and_deterministic(bf16_engine: Engine) -> None:
-    options = GenerationOptions(seed=4, max_duration_s=0.5)
-    a = bf16_engine.generate("Half weights.", voice="v2/en_speaker_6", options=options)
-    b = bf16_engine.generate("Half weights.", voice="v2/en_speaker_6", options=options)
-    assert len(a.semantic) > 0 and a.coarse.shape[1] == a.fine.shape[1] > 0
-    assert a.audio.dtype == np.float32 and np.isfinite(a.audio).all()
-    for name in ("semantic", "coarse", "fine", "audio"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    a = assert_whole_and_deterministic(bf16_engine, "Half weights.")
     fallback = not bf16_engine.uses_kernels
     rows = ", bf16 rows" if bf16_engine.uses_kernels and kernels.bf16_dot() else ""
     assert a.model_id.endswith("bfloat16 on cpu" + (", torch fallback" if fallback else "") + rows)
