@@ -9,6 +9,7 @@ numpy + stdlib only: the app imports this at start-up without torch.
 
 from __future__ import annotations
 
+import io
 import os
 import wave
 from collections.abc import Sequence
@@ -44,14 +45,31 @@ def write_wav(
         raise BadInputError(f"cannot write {path}: it is a folder")
     if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
         raise BadInputError(f"sample rate must be a positive integer; got {sample_rate!r}")
-    samples = np.nan_to_num(_as_mono(audio), nan=0.0, posinf=1.0, neginf=-1.0)
-    pcm = np.round(np.clip(samples, -1.0, 1.0) * _PCM16_SCALE).astype("<i2")
     with atomic_write(path) as f, wave.open(f, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(int(sample_rate))
-        w.writeframes(pcm.tobytes())
+        w.writeframes(pcm16_bytes(audio))
     return path
+
+
+def pcm16_bytes(audio: np.ndarray) -> bytes:
+    """Mono 16-bit little-endian PCM, as `write_wav` stores it (clipped to [-1, 1],
+    NaN as silence): the bytes of a WAV's data chunk and of a raw `pcm` stream."""
+    samples = np.nan_to_num(_as_mono(audio), nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.round(np.clip(samples, -1.0, 1.0) * _PCM16_SCALE).astype("<i2").tobytes()
+
+
+def wav_header(sample_rate: int = SAMPLE_RATE, data_bytes: int | None = None) -> bytes:
+    """The 44-byte header of a mono 16-bit WAV. `data_bytes` None: a stream of unknown
+    length (sizes 0xFFFFFFFF, which players read as "until the end")."""
+    size = 0xFFFFFFFF if data_bytes is None else data_bytes
+    riff = 0xFFFFFFFF if data_bytes is None else 36 + data_bytes
+    return (b"RIFF" + riff.to_bytes(4, "little") + b"WAVEfmt "
+            + (16).to_bytes(4, "little") + (1).to_bytes(2, "little") + (1).to_bytes(2, "little")
+            + int(sample_rate).to_bytes(4, "little") + (int(sample_rate) * 2).to_bytes(4, "little")
+            + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+            + b"data" + size.to_bytes(4, "little"))
 
 
 def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
@@ -59,12 +77,22 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"WAV file not found: {path}")
+    with path.open("rb") as f:
+        return _read_wav(f, path.name)
+
+
+def read_wav_bytes(data: bytes, label: str = "WAV") -> tuple[np.ndarray, int]:
+    """`read_wav` for a WAV held in memory (one fetched from the service)."""
+    return _read_wav(io.BytesIO(data), label)
+
+
+def _read_wav(f, label: str) -> tuple[np.ndarray, int]:
     try:
-        with wave.open(str(path), "rb") as w:
+        with wave.open(f, "rb") as w:
             channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
             raw = w.readframes(w.getnframes())
     except (wave.Error, EOFError) as exc:
-        raise BadInputError(f"{path.name}: not a PCM WAV file: {exc}") from exc
+        raise BadInputError(f"{label}: not a PCM WAV file: {exc}") from exc
     if width == 1:
         data = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
     elif width == 2:
@@ -77,7 +105,7 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     elif width == 4:
         data = (np.frombuffer(raw, "<i4").astype(np.float64) / float(1 << 31)).astype(np.float32)
     else:
-        raise BadInputError(f"{path.name}: unsupported sample width of {width} bytes")
+        raise BadInputError(f"{label}: unsupported sample width of {width} bytes")
     data = data[: len(data) - len(data) % channels].reshape(-1, channels)
     mono = data[:, 0] if channels == 1 else data.mean(axis=1)
     return np.ascontiguousarray(mono, dtype=np.float32), rate
@@ -128,14 +156,21 @@ def join_segments(
     if any(g < 0 for g in gaps_s):
         raise BadInputError("join_segments: gaps must not be negative")
     before = list(gaps_s) if len(gaps_s) == len(segments) else [0.0, *gaps_s]
-    parts: list[np.ndarray] = []
-    for i, seg in enumerate(segments):
-        if before[i]:
-            parts.append(silence(before[i], sr))
-        parts.append(apply_fades(_as_mono(seg, f"segment {i}"), fade_s, fade_s, sr))
+    parts = [segment_piece(seg, before[i], sr, fade_s, f"segment {i}")
+             for i, seg in enumerate(segments)]
     if not parts:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def segment_piece(segment: np.ndarray, pause_before_s: float, sr: int = SAMPLE_RATE,
+                  fade_s: float = 0.01, label: str = "segment") -> np.ndarray:
+    """One segment as it sits in `join_segments`' result: its pause, then its faded
+    audio. A stream that sends these pieces in order sends exactly the joined audio."""
+    faded = apply_fades(_as_mono(segment, label), fade_s, fade_s, sr)
+    if not pause_before_s:
+        return faded.astype(np.float32, copy=False)
+    return np.concatenate([silence(pause_before_s, sr), faded]).astype(np.float32, copy=False)
 
 
 def peak_envelope(audio: np.ndarray, n_bins: int) -> np.ndarray:

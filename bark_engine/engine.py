@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -71,6 +71,21 @@ class Generation:
 def normalize_text(text: str) -> str:
     """Collapse runs of whitespace, as the original does before tokenizing."""
     return re.sub(r"\s+", " ", text).strip()
+
+
+def checked_text_ids(text: str, tokenize: Callable[[str], list[int]]) -> list[int]:
+    """`tokenize(text)`, or BadInputError for empty text or text over Bark's 256 tokens
+    (shared by the engine and the remote one, so both refuse the same texts)."""
+    if not normalize_text(text):
+        raise BadInputError("the text is empty: write something for Bark to say")
+    ids = tokenize(text)
+    if len(ids) > MAX_TEXT_TOKENS:
+        cut = round((len(ids) - MAX_TEXT_TOKENS) / len(ids) * 100, 1)
+        raise BadInputError(
+            f"the text is {len(ids)} tokens; Bark reads at most {MAX_TEXT_TOKENS}, so the last "
+            f"{cut}% would be lost: shorten it or render it as a long script (--file)"
+        )
+    return ids
 
 
 def resolve_device(name: str) -> torch.device:
@@ -246,16 +261,7 @@ class Engine:
 
     def check_text(self, text: str) -> list[int]:
         """The text's ids, or BadInputError for empty text or text over Bark's 256 tokens."""
-        if not normalize_text(text):
-            raise BadInputError("the text is empty: write something for Bark to say")
-        ids = self.tokenize(text)
-        if len(ids) > MAX_TEXT_TOKENS:
-            cut = round((len(ids) - MAX_TEXT_TOKENS) / len(ids) * 100, 1)
-            raise BadInputError(
-                f"the text is {len(ids)} tokens; Bark reads at most {MAX_TEXT_TOKENS}, so the last "
-                f"{cut}% would be lost: shorten it or render it as a long script (--file)"
-            )
-        return ids
+        return checked_text_ids(text, self.tokenize)
 
     # ---- generation -------------------------------------------------------------
     def generate(
@@ -319,7 +325,7 @@ class Engine:
             results = run_rows(self.stage_models(), rows, on_event, cancel)
         return [
             Generation(
-                text=r.text, voice=_voice_label(r.voice), seed=row.seed, options=row.options,
+                text=r.text, voice=voice_label(r.voice), seed=row.seed, options=row.options,
                 semantic=out.semantic, coarse=out.coarse, fine=out.fine, audio=out.audio,
                 sample_rate=SAMPLE_RATE, timings=out.timings, random_weights=self.random_weights,
                 model_id=self.model_id,
@@ -366,7 +372,7 @@ class Engine:
         return codec_mod.decode(self._codec, prompt.fine)
 
 
-def _voice_label(voice: VoiceArg) -> str | None:
+def voice_label(voice: VoiceArg) -> str | None:
     if voice is None:
         return None
     if isinstance(voice, VoicePrompt):

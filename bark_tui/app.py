@@ -36,6 +36,7 @@ from .guard import GuardedHandlers, format_traceback, log_error, one_line
 from .history import HistoryStore
 from .jobs import EngineHost, GenerationQueue, config_device_label, local_random_weights
 from .longscript_app import LongScriptMixin
+from .remote.choice import ServerChoice
 from .screens.error import ErrorScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
@@ -84,13 +85,19 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         cursor_blink: bool = True,
         max_waiting: int | None = None,
         max_duration_s: float | None = None,
+        server: ServerChoice | None = None,
     ) -> None:
         """``max_duration_s`` caps every take's audio (the engine stops the semantic
-        stage there): quick drafts, and tests that must not wait for 15 s takes."""
+        stage there): quick drafts, and tests that must not wait for 15 s takes.
+        ``server``: a `bark-tui serve` to use (else the environment's or the saved one,
+        else the engine runs in this process)."""
         super().__init__()
         self.max_duration_s = max_duration_s
         self.settings, self._startup_notes = load_settings(locations.settings_path())
-        self.host = EngineHost(merge_engine_config(engine_config or EngineConfig(), self.settings))
+        if server is None:
+            server = self._saved_server(self.settings)
+        self.host = EngineHost(merge_engine_config(engine_config or EngineConfig(), self.settings),
+                               server)
         self.queue = GenerationQueue() if max_waiting is None else GenerationQueue(max_waiting)
         self.user_voices = UserVoices(locations.user_voices_dir())
         self.cursor_blink = cursor_blink
@@ -99,8 +106,8 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
             self.store = HistoryStore(locations.history_db_path(), locations.takes_dir())
         except Exception as exc:  # noqa: BLE001 - the app still opens; takes can't be kept
             self._startup_notes.append(f"History unavailable, takes will not be kept: {exc}")
-        self.device_label = config_device_label(self.host.config)
-        self.random_weights = local_random_weights(self.host.config.models)
+        self.device_label = config_device_label(self.host.config, server)
+        self.random_weights = None if server else local_random_weights(self.host.config.models)
         self.playing_take: int | None = None
         self._player = None
         self._playback_refused = False
@@ -110,6 +117,20 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         self.handler_errors: list[Exception] = []  # caught by the guard (tests read it)
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
+
+    def _saved_server(self, settings: Settings) -> ServerChoice | None:
+        """The environment's or the settings' server; a bad one is a notice, and the
+        engine runs here."""
+        from bark_engine.errors import BarkError
+
+        from .remote.choice import choose_server
+
+        try:
+            return choose_server(saved_url=settings.server,
+                                 saved_key_file=settings.server_key_file)
+        except BarkError as exc:
+            self._startup_notes.append(f"Engine server not used: {exc}")
+            return None
 
     def get_default_screen(self) -> Screen:
         return MainScreen(initial_voice=self.settings.default_voice,
@@ -177,8 +198,10 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
 
     def action_settings(self) -> None:
         cfg = self.host.config
+        server = self.host.server
         shown = dataclasses.replace(self.settings, models=cfg.models, size=cfg.size,
-                                    device=cfg.device, dtype=cfg.dtype or "auto")
+                                    device=cfg.device, dtype=cfg.dtype or "auto",
+                                    server=server.url if server else None)
         themes = sorted(self.available_themes)
         self.push_screen(SettingsScreen(shown, themes, str(locations.default_output_dir())),
                          self._apply_settings)
@@ -197,11 +220,14 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         config = dataclasses.replace(self.host.config, models=new.models, size=new.size,
                                      device=new.device,  # type: ignore[arg-type]
                                      dtype=engine_dtype(new))
-        if self.host.reconfigure(config):
-            self.device_label = config_device_label(config)
-            self.random_weights = local_random_weights(config.models)
+        server = self._saved_server(new)
+        if self.host.reconfigure(config, server):
+            self.device_label = config_device_label(config, server)
+            self.random_weights = None if server else local_random_weights(config.models)
             self.main.header.engine_state = "models not loaded"
-            self.notify("Settings saved. The models reload at the next generation.")
+            where = f"the server {server.label}" if server else "this machine"
+            self.notify(f"Settings saved. The engine on {where} is used from the next "
+                        "generation.")
         else:
             self.notify("Settings saved.")
         self.refresh_status()
@@ -251,12 +277,13 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
             self.store.close()  # a worker still saving keeps it; the process end closes it
 
 
-def run_app(engine_config: EngineConfig, home: Path | None = None) -> int:
+def run_app(engine_config: EngineConfig, home: Path | None = None,
+            server: ServerChoice | None = None) -> int:
     """Entry point for ``bark-tui`` without a command; returns the exit status."""
     import os
 
     if home is not None:
         os.environ[locations.HOME_ENV] = str(Path(home).expanduser())
-    app = BarkApp(engine_config)
+    app = BarkApp(engine_config, server=server)
     app.run()
     return app.return_code or 0

@@ -72,6 +72,20 @@ def _model_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
                    "(slower, and other tokens for a seed; for comparing)")
 
 
+def _server_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    """Where the engine runs: here (default) or a `bark-tui serve` (before or after
+    the command, like the model options)."""
+    g = p.add_argument_group("engine server")
+    d = {"default": argparse.SUPPRESS} if sub else {}
+    g.add_argument("--server", metavar="URL", **d,
+                   help="use the engine of a `bark-tui serve` at URL (e.g. "
+                   "http://127.0.0.1:8765; env BARK_TUI_SERVER) instead of loading the models "
+                   "here: the GPU there, the files and the sound here")
+    g.add_argument("--api-key-file", dest="server_key_file", type=Path, metavar="F", **d,
+                   help="the server's key, in a file only you can read (env BARK_TUI_API_KEY "
+                   "holds the key itself)")
+
+
 def _nonneg_float(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -113,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Run without a command to open the studio.",
     )
     _model_options(parser)
+    _server_options(parser)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -129,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     _generation_options(say)
     add_render_arguments(say)
     _model_options(say, sub=True)
+    _server_options(say, sub=True)
 
     render = sub.add_parser(
         "render", help="render a long script (segments, dialogue) into one WAV, resumably",
@@ -141,11 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     _generation_options(render)
     add_render_arguments(render)
     _model_options(render, sub=True)
+    _server_options(render, sub=True)
 
     voices = sub.add_parser("voices", help="list the voice presets")
     voices.add_argument("--lang", help="language code or name (en, German, …)")
     voices.add_argument("--gender", choices=["male", "female"], help="only this gender")
     voices.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _server_options(voices, sub=True)
 
     dl = sub.add_parser("download", help="fetch weights, tokenizer, codec and presets now",
                         description="Download everything Bark needs into the Hugging Face "
@@ -159,7 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
                           "already here, whether sound can play, and where files are kept. "
                           "Downloads and generates nothing.")
     _model_options(info, sub=True)
+    _server_options(info, sub=True)
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    serve = sub.add_parser(
+        "serve", help="run the engine as an HTTP service (OpenAI speech API + Bark jobs)",
+        description="Serve Bark over HTTP: OpenAI's POST /v1/audio/speech (so existing "
+        "clients work), Bark's own job API with progress events, and the studio and CLI "
+        "as clients (--server URL). Listens on this machine only unless given a key; from "
+        "another machine use an SSH tunnel: ssh -L 8765:localhost:8765 gpu-box. "
+        "Needs the serve extra: pip install 'bark-tui[serve]'.")
+    from .service.run import add_serve_arguments
+
+    add_serve_arguments(serve)
+    _model_options(serve, sub=True)
     return parser
 
 
@@ -183,6 +214,16 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
+def server_choice(args: argparse.Namespace, saved=None):
+    """The server the command line, the environment or (for the studio) the saved
+    settings name; None: the engine runs here."""
+    from .remote.choice import choose_server
+
+    return choose_server(getattr(args, "server", None), getattr(args, "server_key_file", None),
+                         saved_url=getattr(saved, "server", None),
+                         saved_key_file=getattr(saved, "server_key_file", None))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -204,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_download import run_download
 
             return run_download(args, _engine_config(args))
+        if args.command == "serve":
+            from .service.run import run_serve
+
+            return run_serve(args, _engine_config(args))
         if args.command == "info":
             from .cli_info import run_info
 
@@ -223,19 +268,35 @@ def _run_app(args: argparse.Namespace) -> int:
 
     if args.home is not None:
         os.environ["BARK_TUI_HOME"] = str(args.home)
-    return run_app(_engine_config(args), home=args.home) or 0
+    server = None
+    if getattr(args, "server", None) or getattr(args, "server_key_file", None):
+        server = server_choice(args)  # env and saved settings: the app reads those itself
+    return run_app(_engine_config(args), home=args.home, server=server) or 0
 
 
 def _run_voices(args: argparse.Namespace) -> int:
     from bark_engine.voices.catalog import find_presets
 
     presets = find_presets(lang=args.lang, gender=args.gender)
+    server = server_choice(args)
+    own: list[dict] = []
+    if server is not None:  # the server's presets are ours (same catalog); it may keep more
+        from .remote.http import Connection
+
+        conn = Connection(server.url, server.key)
+        conn.health()
+        listed = conn.json("GET", "/v1/audio/voices")["voices"]
+        served = {v["id"] for v in listed if v.get("kind") == "preset"}
+        presets = [p for p in presets if p.name in served]
+        if not args.lang and not args.gender:
+            own = [v for v in listed if v.get("kind") == "user"]
     if args.json:
         rows = [
             {"name": p.name, "language": p.language, "gender": p.gender,
              "prompt_seconds": p.prompt_seconds}
             for p in presets
-        ]
+        ] + [{"name": v["name"], "language": None, "gender": None,
+              "prompt_seconds": v.get("prompt_seconds"), "server_voice": True} for v in own]
         print(json.dumps(rows, indent=1))
         return 0
     if not presets:
@@ -249,6 +310,10 @@ def _run_voices(args: argparse.Namespace) -> int:
     for p in presets:
         sample = f"{p.prompt_seconds:.1f} s" if p.prompt_seconds else "—"
         table.add_row(p.name, p.language, p.gender or "—", sample)
+    for v in own:
+        table.add_row(v["name"], "(the server's own voice)", "—", f"{v['prompt_seconds']:.1f} s")
+    if server is not None:
+        table.title = f"{len(presets) + len(own)} voices on {server.label}"
     Console().print(table)
     return 0
 

@@ -41,7 +41,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _compute(config: EngineConfig) -> dict[str, Any]:
+def compute_info(config: EngineConfig) -> dict[str, Any]:
     import torch
 
     from bark_engine.engine import resolve_device
@@ -80,7 +80,7 @@ def _compute(config: EngineConfig) -> dict[str, Any]:
     }
 
 
-def _models(config: EngineConfig) -> dict[str, Any]:
+def models_info(config: EngineConfig) -> dict[str, Any]:
     from bark_engine.loading.source import STAGES, ModelSource
     from bark_engine.model.footprint import weights_bytes
     from bark_engine.model.precision import DTYPES
@@ -121,10 +121,9 @@ def collect_info(config: EngineConfig) -> dict[str, Any]:
     config = merge_engine_config(config, settings)
     return {
         "settings_warnings": warnings,
-        "versions": {"python": platform.python_version(),
-                     **{name: _version(name) for name in PACKAGES}},
-        "compute": _compute(config),
-        "models": _models(config),
+        "versions": versions_info(),
+        "compute": compute_info(config),
+        "models": models_info(config),
         "audio": _audio(),
         "paths": {
             "settings": str(locations.settings_path()),
@@ -136,12 +135,50 @@ def collect_info(config: EngineConfig) -> dict[str, Any]:
     }
 
 
+def versions_info() -> dict[str, str | None]:
+    return {"python": platform.python_version(), **{name: _version(name) for name in PACKAGES}}
+
+
+def _server_rows(table, s: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    if not s["reachable"]:
+        table.add_row("server", f"[red]{escape(s['problem'])}[/]")
+        return
+    e, q = s["engine"], s["queue"]
+    flag = " (RANDOM TEST WEIGHTS)" if e["random_weights"] else ""
+    loaded = "models loaded" if s["loaded"] else "models load on the first job"
+    table.add_row("server", escape(f"{s['url']} · api {s['api_version']} · {loaded}"))
+    table.add_row("server runs", escape(f"{e['device']} · {e['dtype']} · {e['steps']}{flag}"))
+    table.add_row("server queue", f"{q['waiting']} waiting of {q['size']} · "
+                  f"{'busy' if q['running'] else 'idle'} · {q['completed']} done")
+
+
 def _yes(flag: bool | None) -> str:
     return "unknown" if flag is None else ("yes" if flag else "no")
 
 
+def server_info(server) -> dict[str, Any]:
+    """What the server says of itself (`/v1/bark/info`), or why it cannot be reached."""
+    from bark_engine.errors import BarkError
+
+    from .remote.http import Connection
+
+    conn = Connection(server.url, server.key)
+    try:
+        conn.health()
+        return {"url": server.url, "reachable": True, **conn.json("GET", "/v1/bark/info")}
+    except BarkError as exc:
+        return {"url": server.url, "reachable": False, "problem": str(exc)}
+
+
 def run_info(args: argparse.Namespace, config: EngineConfig) -> int:
+    from .cli import server_choice
+
     info = collect_info(config)
+    server = server_choice(args)
+    if server is not None:
+        info["server"] = server_info(server)
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
@@ -171,6 +208,8 @@ def run_info(args: argparse.Namespace, config: EngineConfig) -> int:
     sizes = " · ".join(f"{p} {gb:.2f} GB" for p, gb in m["weights_gb"].items())
     table.add_row("weights", escape(f"{sizes} ({m['size']} models in memory on the CPU)"))
     table.add_row("playback", "ok" if a["playback"] else f"[yellow]{escape(a['problem'])}[/]")
+    if "server" in info:
+        _server_rows(table, info["server"])
     for name, path in info["paths"].items():
         table.add_row(name, escape(path))
     for warning in info["settings_warnings"]:

@@ -19,7 +19,7 @@ from bark_engine.events import Event, StageProgress, StageStarted
 from bark_engine.options import EngineConfig, GenerationOptions
 
 from .cli import timestamped_wav
-from .cli_say import check_output_path, generation_options, warn_precision
+from .cli_say import check_output_path, command_engine, generation_options, warn_precision
 
 
 def parse_speakers(pairs: list[str]) -> dict[str, str]:
@@ -64,17 +64,14 @@ class SegmentBars:
 
 def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
     from bark_engine.audio import write_wav
-    from bark_engine.engine import Engine
     from bark_engine.scripts.parse import ScriptOptions, parse_script
     from bark_engine.scripts.render import RenderOptions, ScriptRenderer
-
-    from .locations import user_voices_dir
 
     out = check_output_path(args.out or timestamped_wav())
     gen_opts: GenerationOptions = generation_options(args)
     if args.long_form:
         gen_opts = gen_opts.with_long_form()
-    engine = Engine(config, user_voices_dir=user_voices_dir())
+    engine = command_engine(args, config)
     warn_precision(engine)
     script = parse_script(text, ScriptOptions(speakers=parse_speakers(args.speaker),
                                               default_voice=args.voice),

@@ -84,15 +84,21 @@ def checked_engine(args: argparse.Namespace, config: EngineConfig, text: str) ->
     Both checks need only the tokenizer and the voice file, so a typo fails in
     a moment instead of after the models have loaded.
     """
-    from bark_engine.engine import Engine
-
-    from .locations import user_voices_dir
-
-    engine = Engine(config, user_voices_dir=user_voices_dir())
+    engine = command_engine(args, config)
     engine.check_text(text)
     engine.resolve_voice(args.voice)
     warn_precision(engine)
     return engine
+
+
+def command_engine(args: argparse.Namespace, config: EngineConfig) -> Engine:
+    """The engine a command uses: here, or the server `--server`/BARK_TUI_SERVER names
+    (a `RemoteEngine`, which answers the same calls)."""
+    from .cli import server_choice
+    from .engines import build_engine
+    from .locations import user_voices_dir
+
+    return build_engine(config, server_choice(args), user_voices_dir())
 
 
 def warn_precision(engine: Engine) -> None:

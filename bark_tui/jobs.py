@@ -28,6 +28,7 @@ from bark_engine.events import LoadProgress, StageFinished, StageProgress, Stage
 from bark_engine.options import EngineConfig, GenerationOptions
 
 from .messages import EngineLoading, StageUpdate
+from .remote.choice import ServerChoice
 
 if TYPE_CHECKING:
     from bark_engine.engine import Engine
@@ -77,29 +78,37 @@ def local_random_weights(models: str | None) -> bool | None:
 class _Slot:
     """One engine and what of it is loaded; replaced whole when the config changes."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, server: ServerChoice | None = None) -> None:
         self.config = config
+        self.server = server
         self.engine: Engine | None = None
         self.loaded = False
         self.codec_loaded = False
 
 
-def config_device_label(config: EngineConfig) -> str:
+def config_device_label(config: EngineConfig, server: ServerChoice | None = None) -> str:
     """Device (and precision, when one was asked for) as shown before the engine loads;
     once loaded, the engine's own device and dtype are shown instead."""
+    if server is not None:
+        return f"server {server.label}"
     return config.device if config.dtype is None else f"{config.device} · {config.dtype}"
 
 
 class EngineHost:
     """Builds the engine on first use (in a worker) and loads it once."""
 
-    def __init__(self, config: EngineConfig) -> None:
-        self._slot = _Slot(config)
+    def __init__(self, config: EngineConfig, server: ServerChoice | None = None) -> None:
+        self._slot = _Slot(config, server)
         self._lock = threading.Lock()
 
     @property
     def config(self) -> EngineConfig:
         return self._slot.config
+
+    @property
+    def server(self) -> ServerChoice | None:
+        """The `bark-tui serve` the engine runs on, or None: in this process."""
+        return self._slot.server
 
     @property
     def engine(self) -> Engine | None:
@@ -110,21 +119,22 @@ class EngineHost:
     def loaded(self) -> bool:
         return self._slot.loaded
 
-    def reconfigure(self, config: EngineConfig) -> bool:
-        """Use ``config`` from the next job on; True when that means a reload.
+    def reconfigure(self, config: EngineConfig, server: ServerChoice | None = None) -> bool:
+        """Use ``config`` (and ``server``) from the next job on; True when that means a
+        reload (or a new connection).
 
         Never blocks: a running job keeps the engine it already holds.
         """
-        if config == self._slot.config:
+        if config == self._slot.config and server == self._slot.server:
             return False
-        self._slot = _Slot(config)
+        self._slot = _Slot(config, server)
         return True
 
     def _build(self, slot: _Slot) -> Engine:
         if slot.engine is None:
-            from bark_engine.engine import Engine  # torch loads here, in a worker
+            from .engines import build_engine  # torch loads here, in a worker
 
-            slot.engine = Engine(slot.config)
+            slot.engine = build_engine(slot.config, slot.server)
         return slot.engine
 
     def ensure_loaded(self, on_event: Callable[[Any], None]) -> tuple[Engine, bool]:

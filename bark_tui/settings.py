@@ -62,6 +62,8 @@ class Settings:
     reset_every: int = 0  # chain mode: back to the preset every N segments; 0 = never
     play_while_generating: bool = True  # long scripts: play segment 1 while the rest is made
     batch: int = 0  # long scripts: segments made at once; 0 = the engine's default for the device
+    server: str | None = None  # a `bark-tui serve` URL to use instead of the local engine
+    server_key_file: str | None = None  # that server's key, in a file only the user can read
 
 
 # --- type checks -------------------------------------------------------------
@@ -112,6 +114,8 @@ _TYPE_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "reset_every": (_is_int, "an integer"),
     "play_while_generating": (lambda v: isinstance(v, bool), "true or false"),
     "batch": (_is_int, "an integer"),
+    "server": (_optional(_is_str), "a URL or null"),
+    "server_key_file": (_optional(_is_str), "a path or null"),
 }
 
 
@@ -155,6 +159,13 @@ def _field_problems(s: Settings) -> dict[str, str]:
         problems["reset_every"] = f"reset_every must be 0 (never) or more (got {s.reset_every})"
     if not 0 <= s.batch <= MAX_BATCH:
         problems["batch"] = f"batch must be 0 (auto) to {MAX_BATCH} (got {s.batch})"
+    if s.server:
+        from .remote.http import RemoteError, check_url
+
+        try:
+            check_url(s.server)
+        except RemoteError as exc:
+            problems["server"] = str(exc)
     bad = [name for name, voice in s.speakers.items() if not name.strip() or not voice.strip()]
     if bad:
         problems["speakers"] = "every speaker needs a name and a voice"

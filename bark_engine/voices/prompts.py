@@ -17,6 +17,7 @@ numpy + stdlib only: the app imports this at start-up without torch.
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 import zlib
@@ -86,9 +87,30 @@ class VoicePrompt:
         label = path.name
         if not path.is_file():
             raise VoiceError(f"voice file not found: {path}")
-        _check_zip_header(path, label)
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with path.open("rb") as f:
+                head = f.read(8)
+        except OSError as exc:
+            raise VoiceError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+        _check_zip_head(head, label)
+        return cls._from_zip(path, label, path.stem if name is None else name)
+
+    @classmethod
+    def from_npz_bytes(cls, data: bytes, name: str = "", label: str = "voice upload",
+                       max_bytes: int | None = None) -> VoicePrompt:
+        """The same strict loader for an `.npz` held in memory (a voice sent to the
+        service): nothing is written and nothing is unpickled."""
+        if not isinstance(data, bytes | bytearray):
+            raise VoiceError(f"{label}: expected the bytes of an .npz file")
+        if max_bytes is not None and len(data) > max_bytes:
+            raise VoiceError(f"{label}: {len(data)} bytes; at most {max_bytes} are accepted")
+        _check_zip_head(bytes(data[:8]), label)
+        return cls._from_zip(io.BytesIO(data), label, name)
+
+    @classmethod
+    def _from_zip(cls, source, label: str, name: str) -> VoicePrompt:
+        try:
+            with np.load(source, allow_pickle=False) as npz:
                 found = list(npz.files)
                 missing = [k for k in PROMPT_KEYS if k not in found]
                 if missing:
@@ -99,7 +121,7 @@ class VoicePrompt:
             raise
         except (zipfile.BadZipFile, EOFError, OSError, zlib.error, ValueError) as exc:
             raise VoiceError(f"{label}: not a readable .npz file (truncated?): {exc}") from exc
-        return cls.from_arrays(*raw, name=path.stem if name is None else name, source=label)
+        return cls.from_arrays(*raw, name=name, source=label)
 
     def validate(self, source: str = "") -> None:
         """Raise `VoiceError` with one line naming the first problem found."""
@@ -178,13 +200,9 @@ def load_npy(path: str | os.PathLike[str], label: str) -> np.ndarray:
         raise VoiceError(f"{label}: not a readable .npy array: {exc}") from exc
 
 
-def _check_zip_header(path: Path, label: str) -> None:
-    """Tell a plain .npy, an empty file or some other file apart from an .npz."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(8)
-    except OSError as exc:
-        raise VoiceError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+def _check_zip_head(head: bytes, label: str) -> None:
+    """Tell a plain .npy, an empty file or some other file apart from an .npz
+    by its first bytes."""
     if not head:
         raise VoiceError(f"{label}: file is empty")
     if head.startswith(_NPY_MAGIC):

@@ -1,5 +1,5 @@
-"""The settings screen: model source and size, device, precision, sampling, seeds, output,
-theme.
+"""The settings screen: model source, engine server, size, device, precision, sampling,
+seeds, output, theme.
 
 The form edits a copy; nothing changes until Save, and Save refuses values
 ``validate_settings`` rejects, naming the field, so a typo never reaches the
@@ -35,6 +35,8 @@ LABELS = {
     "fixed_seed": "Fixed seed",
     "output_dir": "Output folder",
     "theme": "Theme",
+    "server": "Engine server",
+    "server_key_file": "Server key file",
 }
 HINTS = {
     "models": "folder or hub repo; empty: suno/bark",
@@ -45,6 +47,8 @@ HINTS = {
     "min_eos_p": "stop once EOS is this likely (0–1)",
     "fixed_seed": "used when the seed mode is fixed",
     "output_dir": "where Save WAV suggests writing",
+    "server": "bark-tui serve URL; empty: this machine",
+    "server_key_file": "only if the server wants a key",
 }
 
 
@@ -77,6 +81,16 @@ class SettingsScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
                 yield from self._row(
                     "models",
                     Input(s.models or "", placeholder="suno/bark", id="set-models", compact=True),
+                )
+                yield from self._row(
+                    "server",
+                    Input(s.server or "", placeholder="this machine", id="set-server",
+                          compact=True),
+                )
+                yield from self._row(
+                    "server_key_file",
+                    Input(s.server_key_file or "", placeholder="none", id="set-server_key_file",
+                          compact=True),
                 )
                 yield from self._row(
                     "size",
@@ -120,8 +134,8 @@ class SettingsScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
                 )
             yield Label("", id="settings-problem", markup=False)
             yield Label(
-                "Model source, size, device and precision apply from the next generation "
-                "(models reload).",
+                "Model source, server, size, device and precision apply from the next "
+                "generation (models reload).",
                 id="settings-note",
             )
             with Horizontal(classes="dialog-buttons"):
@@ -159,6 +173,8 @@ class SettingsScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
         new = dataclasses.replace(
             self.original,
             models=self._value("models") or None,
+            server=self._value("server") or None,
+            server_key_file=self._value("server_key_file") or None,
             size=self._value("size"),
             device=self._value("device"),
             dtype=self._value("dtype"),

@@ -1,0 +1,11 @@
+"""`bark-tui serve`: the engine as an HTTP service (an optional extra: `.[serve]`).
+
+- `wire`: what travels between server and clients (events, voices, options, errors);
+  imported by the remote client too, so it holds no web framework.
+- `config`: the service's settings and its safety rules (loopback, key files).
+- `work`: what a job does with the engine (rows of one batch, or a script).
+- `board`: the bounded queue, the engine thread and the kept jobs.
+- `speech`: OpenAI's speech API: fields, voice names, audio bytes.
+- `app`: the FastAPI routes (imports FastAPI; only `serve` loads it).
+- `run`: the command: checks, logging, uvicorn.
+"""

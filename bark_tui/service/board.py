@@ -1,0 +1,287 @@
+"""The service's jobs: a bounded queue, one engine thread, and what each job leaves.
+
+One `Engine` serves every request, so jobs run one at a time on a single
+engine thread (the engine batches inside a job: takes, a script's segments).
+Waiting jobs sit in a queue of `queue_size`; a job beyond it is refused
+(`QueueFull`, which the HTTP layer answers with 503 and Retry-After).
+
+A job records everything a client may ask for later: its events in order
+(an SSE stream can start at any point and resume after a dropped
+connection), its segments' audio and tokens, and the joined audio. Finished
+jobs are kept `keep_minutes` and at most `MAX_KEPT_JOBS` of them, then removed.
+
+Stdlib, numpy and the engine only: the board runs without a web framework,
+which is how the tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from bark_engine.errors import BarkError, Cancelled
+from bark_engine.events import Event, StageProgress
+
+from .config import MAX_KEPT_JOBS
+from .wire import event_to_wire
+from .work import SegmentResult, Work, WorkResult
+
+log = logging.getLogger("bark_tui.serve")
+
+PROGRESS_EVERY_S = 0.1  # a job keeps at most ~10 progress events per second per stage
+WORKER_POLL_S = 0.25  # how often an idle engine thread looks for work and stale jobs
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "error", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+
+
+class QueueFull(Exception):
+    """Every waiting place is taken."""
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    seq: int  # 1, 2, … within its job (the SSE id)
+    name: str  # queued, started, load, stage_*, segment, done, error, cancelled
+    data: dict[str, Any]
+
+
+class Job:
+    """One request's work, its progress and its results. Thread-safe."""
+
+    def __init__(self, work: Work, *, cancel_on_disconnect: bool = False) -> None:
+        self.id = secrets.token_hex(8)
+        self.work = work
+        self.kind = work.kind
+        self.cancel_on_disconnect = cancel_on_disconnect
+        self.created = time.time()
+        self.finished_at: float | None = None
+        self.state = QUEUED
+        self.cancel = threading.Event()
+        self.events: list[JobEvent] = []
+        self.segments: dict[int, SegmentResult] = {}
+        self.order: list[int] = []  # segment indexes in the order they finished
+        self.result: WorkResult | None = None
+        self.error: dict[str, str] | None = None
+        self._changed = threading.Condition()
+        self._last_progress: dict[str, float] = {}
+
+    # ---- written by the engine thread ---------------------------------------------
+    def add(self, name: str, **data: Any) -> None:
+        with self._changed:
+            self.events.append(JobEvent(len(self.events) + 1, name, data))
+            self._changed.notify_all()
+
+    def on_event(self, event: Event) -> None:
+        """The engine's callback: every event but progress is kept; progress is thinned."""
+        if isinstance(event, StageProgress):
+            now = time.monotonic()
+            last = self._last_progress.get(event.stage, float("-inf"))
+            final = event.total is not None and event.step >= event.total
+            if not final and now - last < PROGRESS_EVERY_S:
+                return
+            self._last_progress[event.stage] = now
+        body = event_to_wire(event)
+        self.add(body.pop("event"), **body)
+
+    def add_segment(self, seg: SegmentResult) -> None:
+        with self._changed:
+            self.segments[seg.index] = seg
+            self.order.append(seg.index)
+        self.add("segment", index=seg.index, start=round(seg.start_s, 4),
+                 pause_before=seg.pause_before_s, duration=round(seg.duration_s, 4),
+                 samples=len(seg.audio), seconds=round(seg.seconds, 4), seed=seg.seed,
+                 voice=seg.voice, text=seg.text)
+
+    def finish(self, state: str, **data: Any) -> None:
+        with self._changed:
+            self.state = state
+            self.finished_at = time.time()
+        self.add(state, **data)
+
+    # ---- read by request handlers ----------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    def events_after(self, seq: int) -> list[JobEvent]:
+        with self._changed:
+            return self.events[seq:]
+
+    def wait(self, seq: int, timeout: float) -> None:
+        """Until an event after `seq` exists or `timeout` passes (thread callers)."""
+        with self._changed:
+            if len(self.events) <= seq:
+                self._changed.wait(timeout)
+
+    def summary(self, position: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.id, "kind": self.kind, "state": self.state,
+                                "created": round(self.created, 3),
+                                "segments_done": len(self.segments)}
+        if position is not None:
+            body["position"] = position
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+class JobBoard:
+    """The queue, the engine thread and the kept jobs."""
+
+    def __init__(self, engine: Any, *, queue_size: int, keep_minutes: float,
+                 done_info: Any = None) -> None:
+        self.engine = engine
+        self.queue_size = queue_size
+        self.keep_s = keep_minutes * 60.0
+        self._done_info = done_info or (lambda: {})
+        self._jobs: dict[str, Job] = {}
+        self._waiting: deque[Job] = deque()
+        self.running: Job | None = None
+        self._lock = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.completed = 0
+
+    # ---- lifecycle ----------------------------------------------------------------
+    def start(self, preload: bool = False) -> None:
+        self._thread = threading.Thread(target=self._loop, args=(preload,),
+                                        name="bark-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        with self._lock:
+            for job in self._waiting:
+                job.cancel.set()
+            if self.running is not None:
+                self.running.cancel.set()
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # ---- requests -------------------------------------------------------------------
+    def submit(self, work: Work, *, cancel_on_disconnect: bool = False) -> Job:
+        job = Job(work, cancel_on_disconnect=cancel_on_disconnect)
+        with self._lock:
+            if len(self._waiting) >= self.queue_size:
+                raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting)")
+            self._waiting.append(job)
+            self._jobs[job.id] = job
+            position = len(self._waiting)
+            self._lock.notify_all()
+        job.add("queued", position=position)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        self._reap()
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def position(self, job: Job) -> int | None:
+        """1 for the next job to run, …; None once it runs or has finished."""
+        with self._lock:
+            try:
+                return self._waiting.index(job) + 1
+            except ValueError:
+                return None
+
+    def cancel(self, job: Job) -> None:
+        """A waiting job ends at once; a running one stops at its next token."""
+        with self._lock:
+            waiting = job in self._waiting
+            if waiting:
+                self._waiting.remove(job)
+            job.cancel.set()
+        if waiting:
+            job.finish(CANCELLED, message="cancelled before it started")
+            self._announce_positions()
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting (the running one not counted)."""
+        with self._lock:
+            return len(self._waiting)
+
+    def jobs(self) -> list[Job]:
+        self._reap()
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: j.created)
+
+    # ---- the engine thread ----------------------------------------------------------
+    def _loop(self, preload: bool) -> None:
+        if preload:
+            try:
+                self.engine.load()
+                log.info("models loaded: %s", self.engine.model_id)
+            except BarkError as exc:
+                log.error("could not preload the models: %s", exc)
+        while not self._stop.is_set():
+            with self._lock:
+                if not self._waiting:
+                    self._lock.wait(WORKER_POLL_S)
+                if self._stop.is_set() or not self._waiting:
+                    job = None
+                else:
+                    job = self._waiting.popleft()
+                    self.running = job
+            if job is None:
+                self._reap()
+                continue
+            self._announce_positions()
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self.running = None
+                    self.completed += 1
+            self._reap()
+
+    def _run(self, job: Job) -> None:
+        if job.cancel.is_set():
+            job.finish(CANCELLED, message="cancelled before it started")
+            return
+        job.state = RUNNING
+        job.add("started")
+        t0 = time.perf_counter()
+        try:
+            result = job.work.run(self.engine, job.on_event, job.add_segment, job.cancel)
+        except Cancelled:
+            job.finish(CANCELLED, message="cancelled", segments=len(job.segments))
+            return
+        except BarkError as exc:
+            job.error = {"message": str(exc), "type": "invalid_request_error"}
+            job.finish(FAILED, **job.error)
+            return
+        except Exception as exc:  # the service keeps serving; the client gets one line
+            log.exception("job %s failed", job.id)
+            job.error = {"message": f"internal error: {type(exc).__name__}: {exc}",
+                         "type": "server_error"}
+            job.finish(FAILED, **job.error)
+            return
+        job.result = result
+        audio_s = sum(s.duration_s for s in job.segments.values())
+        job.finish(DONE, seconds=round(time.perf_counter() - t0, 4),
+                   segments=len(job.segments), audio_seconds=round(audio_s, 4),
+                   timings=result.timings, **self._done_info())
+
+    def _announce_positions(self) -> None:
+        with self._lock:
+            waiting = list(self._waiting)
+        for i, job in enumerate(waiting):
+            job.add("queued", position=i + 1)
+
+    def _reap(self) -> None:
+        """Forget finished jobs older than `keep_s`, and the oldest beyond MAX_KEPT_JOBS."""
+        now = time.time()
+        with self._lock:
+            done = sorted((j for j in self._jobs.values() if j.finished and j.finished_at),
+                          key=lambda j: j.finished_at)
+            stale = [j for j in done if now - j.finished_at > self.keep_s]
+            stale += done[len(stale):][:max(0, len(done) - len(stale) - MAX_KEPT_JOBS)]
+            for job in stale:
+                self._jobs.pop(job.id, None)
