@@ -154,7 +154,9 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         """Header facts, and the settings the next take would use."""
         main = self.main
         header = main.header
-        header.model_size = self.host.config.size
+        engine = self.host.engine
+        served = self.host.server is not None and engine is not None and self.host.loaded
+        header.model_size = engine.size if served else self.host.config.size
         header.device = self.device_label
         header.random_weights = self.random_weights
         if not self.queue.busy:

@@ -25,3 +25,24 @@ def test_cli_and_catalog_start_without_torch() -> None:
     mods = _modules_after("import bark_tui.cli, bark_engine.voices.catalog, bark_engine.audio")
     assert "torch" not in mods
     assert "transformers" not in mods
+
+
+SERVER_LIBRARIES = ("fastapi", "uvicorn", "starlette", "pydantic", "openai")
+
+
+def test_studio_and_remote_client_start_without_the_serve_extra() -> None:
+    """The studio (even with a server chosen) and the CLI import no web framework:
+    the remote client is stdlib HTTP, and `serve` loads FastAPI only when it runs."""
+    mods = _modules_after("import bark_tui.app, bark_tui.cli, bark_tui.engines, "
+                          "bark_tui.remote.engine, bark_tui.service.run")
+    for lib in SERVER_LIBRARIES:
+        assert lib not in mods, lib
+    assert "torch" not in mods  # the studio's first screen still draws without torch
+
+
+def test_the_service_app_really_imports_fastapi() -> None:
+    import pytest
+
+    pytest.importorskip("fastapi")
+    mods = _modules_after("import bark_tui.service.app")
+    assert "fastapi" in mods  # the check above is meaningful

@@ -122,6 +122,12 @@ class RemoteEngine:
         return f"{self._engine_info()['device']} on {host}"
 
     @property
+    def size(self) -> str:
+        """The server's model size ("small" or "large")."""
+        self.load()
+        return self._info["models"]["size"]
+
+    @property
     def dtype_name(self) -> str:
         return self._engine_info()["dtype"]
 
@@ -272,11 +278,12 @@ class RemoteEngine:
                     raise Cancelled("generation cancelled")
                 elif event.name == "error":
                     raise RemoteError(event.data.get("message", "the job failed on the server"))
-            raise ConnectionLost(f"the server at {self.url} ended the job's stream early")
-        except ConnectionLost as exc:
+            raise ConnectionLost(f"lost the connection to {self.url} mid-job: the stream "
+                                 "ended before the job did")
+        except ConnectionLost:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("generation cancelled") from None
-            raise ConnectionLost(f"{exc}; the takes made before are kept") from None
+            raise
         finally:
             finished.set()
             if watcher is not None:

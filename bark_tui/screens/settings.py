@@ -47,7 +47,7 @@ HINTS = {
     "min_eos_p": "stop once EOS is this likely (0–1)",
     "fixed_seed": "used when the seed mode is fixed",
     "output_dir": "where Save WAV suggests writing",
-    "server": "bark-tui serve URL; empty: this machine",
+    "server": "a bark-tui serve; empty: here",
     "server_key_file": "only if the server wants a key",
 }
 
@@ -134,8 +134,8 @@ class SettingsScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
                 )
             yield Label("", id="settings-problem", markup=False)
             yield Label(
-                "Model source, server, size, device and precision apply from the next "
-                "generation (models reload).",
+                "Source, server, size, device and precision apply from the next "
+                "generation.",
                 id="settings-note",
             )
             with Horizontal(classes="dialog-buttons"):

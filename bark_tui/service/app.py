@@ -12,7 +12,6 @@ never a traceback. With a key, every endpoint but `/health` needs
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -49,8 +48,9 @@ from .work import SegmentResult, work_from_body
 
 log = logging.getLogger("bark_tui.serve")
 
-POLL_S = 0.05  # how often a waiting response looks at its job (and its client)
+DISCONNECT_CHECK_S = 0.25  # how often a whole-file response looks whether its client left
 SSE_PING_S = 10.0  # a comment line keeps proxies and tunnels from closing a quiet stream
+CANCEL_WAIT_S = 2.0  # DELETE answers once the job has stopped, or after this
 
 
 class ApiError(Exception):
@@ -325,10 +325,9 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
         job = job_or_404(job_id)
         if not job.finished:
             board.cancel(job)
-            for _ in range(int(2.0 / POLL_S)):  # a running job stops at its next token
-                if job.finished:
-                    break
-                await asyncio.sleep(POLL_S)
+            deadline = time.monotonic() + CANCEL_WAIT_S  # a running job stops at its next token
+            while not job.finished and time.monotonic() < deadline:
+                await job.changed(len(job.events), CANCEL_WAIT_S)
         return job.summary()
 
     @app.get("/v1/bark/jobs/{job_id}/events", dependencies=keyed)
@@ -339,7 +338,6 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
 
         async def stream() -> AsyncIterator[str]:
             seq = start
-            quiet = 0.0
             try:
                 while True:
                     fresh = job.events_after(seq)
@@ -349,13 +347,8 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
                         if e.name in FINISHED:
                             return
                     if not fresh:
-                        quiet += POLL_S
-                        if quiet >= SSE_PING_S:
-                            quiet = 0.0
-                            yield ": ping\n\n"
-                    else:
-                        quiet = 0.0
-                    await asyncio.sleep(POLL_S)
+                        yield ": ping\n\n"  # a quiet stream stays open through proxies
+                    await job.changed(seq, SSE_PING_S)
             finally:
                 if job.cancel_on_disconnect and not job.finished:
                     board.cancel(job)
@@ -454,7 +447,7 @@ async def _until_finished(job: Job, board: JobBoard, request: Request) -> None:
         if await request.is_disconnected():
             board.cancel(job)
             return
-        await asyncio.sleep(POLL_S)
+        await job.changed(len(job.events), DISCONNECT_CHECK_S)
 
 
 async def _segments(job: Job, board: JobBoard) -> AsyncIterator[SegmentResult]:
@@ -464,6 +457,7 @@ async def _segments(job: Job, board: JobBoard) -> AsyncIterator[SegmentResult]:
     sent = 0
     try:
         while True:
+            seen = len(job.events)
             while sent < len(job.order):
                 yield job.segments[job.order[sent]]
                 sent += 1
@@ -472,7 +466,7 @@ async def _segments(job: Job, board: JobBoard) -> AsyncIterator[SegmentResult]:
                     log.warning("job %s ended with an error mid-stream: %s", job.id,
                                 job.error["message"])
                 return
-            await asyncio.sleep(POLL_S)
+            await job.changed(seen, SSE_PING_S)
     finally:
         if not job.finished:
             board.cancel(job)

@@ -16,6 +16,7 @@ which is how the tests drive it directly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import threading
@@ -69,6 +70,7 @@ class Job:
         self.result: WorkResult | None = None
         self.error: dict[str, str] | None = None
         self._changed = threading.Condition()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._last_progress: dict[str, float] = {}
 
     # ---- written by the engine thread ---------------------------------------------
@@ -76,6 +78,9 @@ class Job:
         with self._changed:
             self.events.append(JobEvent(len(self.events) + 1, name, data))
             self._changed.notify_all()
+            waiters = list(self._waiters)
+        for loop, event in waiters:  # wake the request handlers waiting on this job
+            loop.call_soon_threadsafe(event.set)
 
     def on_event(self, event: Event) -> None:
         """The engine's callback: every event but progress is kept; progress is thinned."""
@@ -118,6 +123,23 @@ class Job:
         with self._changed:
             if len(self.events) <= seq:
                 self._changed.wait(timeout)
+
+    async def changed(self, seq: int, timeout: float) -> None:
+        """Until an event after `seq` exists or `timeout` passes (request handlers, on
+        the event loop): woken by `add` at once, without polling."""
+        event = asyncio.Event()
+        key = (asyncio.get_running_loop(), event)
+        with self._changed:
+            if len(self.events) > seq:
+                return
+            self._waiters.add(key)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._changed:
+                self._waiters.discard(key)
 
     def summary(self, position: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.id, "kind": self.kind, "state": self.state,

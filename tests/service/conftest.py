@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_process import ServerProcess
+from bark_tui.service.process import ServerProcess
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")

@@ -1,7 +1,8 @@
-"""A real `bark-tui serve` process on 127.0.0.1 and a free port, for tests.
+"""A `bark-tui serve` child process on 127.0.0.1 and a free port (tests, the benchmark).
 
-Started by the test that needs it, stopped by it (terminate, then kill):
-never another address, and every wait is bounded.
+Started by whoever needs it and stopped by it (terminate, then kill): never
+another address, and every wait is bounded. The port is read from the line
+the server prints once it listens.
 """
 
 from __future__ import annotations
