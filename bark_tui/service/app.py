@@ -112,7 +112,7 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
     """The service around one engine. The board (queue and engine thread) starts and
     stops with the app."""
     board = board or JobBoard(engine, queue_size=config.queue_size,
-                              keep_minutes=config.keep_minutes,
+                              keep_minutes=config.keep_minutes, batch_rows=config.batch_rows,
                               done_info=lambda: _engine_facts(engine))
     voice_map = voice_map_table(config.voice_map)
 
@@ -214,7 +214,9 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
         body = await run_in_threadpool(_server_info, engine)
         body["queue"] = {"waiting": board.depth, "running": board.running is not None,
                          "size": config.queue_size, "completed": board.completed,
-                         "keep_minutes": config.keep_minutes}
+                         "keep_minutes": config.keep_minutes,
+                         "batch_rows": board.batch_rows or engine.default_batch,
+                         "recent_batches": board.batches[-8:]}
         body["api_version"] = API_VERSION
         return body
 

@@ -17,6 +17,7 @@ which is how the tests drive it directly.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import threading
@@ -156,18 +157,22 @@ class JobBoard:
     """The queue, the engine thread and the kept jobs."""
 
     def __init__(self, engine: Any, *, queue_size: int, keep_minutes: float,
-                 done_info: Any = None) -> None:
+                 done_info: Any = None, batch_rows: int | None = None) -> None:
         self.engine = engine
         self.queue_size = queue_size
+        # rows one engine batch may hold across waiting jobs (None: the engine's default)
+        self.batch_rows = batch_rows
         self.keep_s = keep_minutes * 60.0
         self._done_info = done_info or (lambda: {})
         self._jobs: dict[str, Job] = {}
         self._waiting: deque[Job] = deque()
         self.running: Job | None = None
+        self._sharing: list[Job] = []  # the jobs whose rows share the running batch
         self._lock = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.completed = 0
+        self.batches: list[int] = []  # jobs per engine batch, most recent last (a few kept)
 
     # ---- lifecycle ----------------------------------------------------------------
     def start(self, preload: bool = False) -> None:
@@ -213,15 +218,20 @@ class JobBoard:
                 return None
 
     def cancel(self, job: Job) -> None:
-        """A waiting job ends at once; a running one stops at its next token."""
+        """A waiting job ends at once; a running one stops at its next token. A job
+        sharing its batch with others ends at once too: its rows are made but dropped
+        (the batch stops early only when every job in it is cancelled)."""
         with self._lock:
             waiting = job in self._waiting
             if waiting:
                 self._waiting.remove(job)
             job.cancel.set()
+            shared = job in self._sharing and len(self._sharing) > 1
         if waiting:
             job.finish(CANCELLED, message="cancelled before it started")
             self._announce_positions()
+        elif shared and not job.finished:
+            job.finish(CANCELLED, message="cancelled", segments=0)
 
     @property
     def depth(self) -> int:
@@ -254,12 +264,17 @@ class JobBoard:
             if job is None:
                 self._reap()
                 continue
-            self._announce_positions()
             try:
-                self._run(job)
+                rows = self._rows_of(job)
+                if rows is None:
+                    self._announce_positions()
+                    self._run(job)
+                else:
+                    self._run_batch(self._gather(job, rows))
             finally:
                 with self._lock:
                     self.running = None
+                    self._sharing = []
                     self.completed += 1
             self._reap()
 
@@ -275,21 +290,96 @@ class JobBoard:
         except Cancelled:
             job.finish(CANCELLED, message="cancelled", segments=len(job.segments))
             return
-        except BarkError as exc:
-            job.error = {"message": str(exc), "type": "invalid_request_error"}
+        except Exception as exc:  # noqa: BLE001 - the service keeps serving; one line
+            job.error = _error_of(exc, job.id)
             job.finish(FAILED, **job.error)
             return
-        except Exception as exc:  # the service keeps serving; the client gets one line
-            log.exception("job %s failed", job.id)
-            job.error = {"message": f"internal error: {type(exc).__name__}: {exc}",
-                         "type": "server_error"}
-            job.finish(FAILED, **job.error)
+        self._done(job, result, time.perf_counter() - t0)
+
+    def _rows_of(self, job: Job):
+        """The job's rows when it is one batch (else None: it runs alone). A job whose
+        rows cannot even be prepared (a voice that fails to load) ends here."""
+        if job.cancel.is_set():
+            return None  # `_run` reports it
+        try:
+            return job.work.batch_rows(self.engine)
+        except BarkError:
+            return None  # `_run` meets the same error and reports it
+
+    def _gather(self, first: Job, rows: list) -> list[tuple[Job, list]]:
+        """The first job and the waiting one-batch jobs after it that fit in one engine
+        batch, in queue order (a job that cannot share is left for its turn)."""
+        limit = self.batch_rows or self.engine.default_batch
+        group = [(first, rows)]
+        total = len(rows)
+        with self._lock:
+            candidates = list(self._waiting)
+        for job in candidates:
+            if total >= limit:
+                break
+            more = self._rows_of(job)
+            if more is None or total + len(more) > limit:
+                continue
+            with self._lock:
+                if job not in self._waiting:
+                    continue  # cancelled meanwhile
+                self._waiting.remove(job)
+            group.append((job, more))
+            total += len(more)
+        with self._lock:
+            self._sharing = [j for j, _ in group]
+        self.batches = (self.batches + [len(group)])[-32:]
+        self._announce_positions()
+        return group
+
+    def _run_batch(self, group: list[tuple[Job, list]]) -> None:
+        """Several jobs' rows as one engine batch; each job gets its own rows' results,
+        its own events (relabelled with its own segments) and its own ending."""
+        jobs = [j for j, _ in group]
+        requests = [r for _, rows in group for r in rows]
+        spans, at = [], 0
+        for _, rows in group:
+            spans.append(range(at, at + len(rows)))
+            at += len(rows)
+        own = {id(j): tuple(r.segment for r in rows) for j, rows in group}
+        for job in jobs:
+            job.state = RUNNING
+            job.add("started", batch_jobs=len(jobs), batch_rows=len(requests))
+
+        def fan_out(event: Event) -> None:
+            for job in jobs:
+                if not job.finished:
+                    segs = own[id(job)]
+                    job.on_event(replace_segments(event, segs) if len(jobs) > 1 else event)
+
+        every = _AllCancelled(jobs)
+        t0 = time.perf_counter()
+        try:
+            gens = self.engine.generate_batch(requests, on_event=fan_out, cancel=every)
+        except Cancelled:
+            for job in jobs:
+                if not job.finished:
+                    job.finish(CANCELLED, message="cancelled", segments=0)
             return
+        except Exception as exc:  # noqa: BLE001 - each job gets the one line
+            error = _error_of(exc, jobs[0].id)
+            for job in jobs:
+                if not job.finished:
+                    job.error = error
+                    job.finish(FAILED, **error)
+            return
+        seconds = time.perf_counter() - t0
+        for job, span in zip(jobs, spans, strict=True):
+            if job.finished:  # cancelled while the batch ran: its rows are dropped
+                continue
+            result = job.work.finish_rows([gens[i] for i in span], seconds, job.add_segment)
+            self._done(job, result, seconds)
+
+    def _done(self, job: Job, result: WorkResult, seconds: float) -> None:
         job.result = result
         audio_s = sum(s.duration_s for s in job.segments.values())
-        job.finish(DONE, seconds=round(time.perf_counter() - t0, 4),
-                   segments=len(job.segments), audio_seconds=round(audio_s, 4),
-                   timings=result.timings, **self._done_info())
+        job.finish(DONE, seconds=round(seconds, 4), segments=len(job.segments),
+                   audio_seconds=round(audio_s, 4), timings=result.timings, **self._done_info())
 
     def _announce_positions(self) -> None:
         with self._lock:
@@ -307,3 +397,27 @@ class JobBoard:
             stale += done[len(stale):][:max(0, len(done) - len(stale) - MAX_KEPT_JOBS)]
             for job in stale:
                 self._jobs.pop(job.id, None)
+
+
+class _AllCancelled:
+    """The cancel a shared batch checks between tokens: set once every job in it is."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+
+    def is_set(self) -> bool:
+        return all(j.cancel.is_set() for j in self.jobs)
+
+
+def replace_segments(event: Event, segments: tuple[int, ...]) -> Event:
+    """An event of a shared batch as one job sees it: its own segments only."""
+    if not hasattr(event, "segments"):
+        return event
+    return dataclasses.replace(event, segment=segments[0], segments=segments)
+
+
+def _error_of(exc: Exception, job_id: str) -> dict[str, str]:
+    if isinstance(exc, BarkError):
+        return {"message": str(exc), "type": "invalid_request_error"}
+    log.exception("job %s failed", job_id)
+    return {"message": f"internal error: {type(exc).__name__}: {exc}", "type": "server_error"}

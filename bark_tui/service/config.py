@@ -37,6 +37,7 @@ class ServeConfig:
     queue_size: int = DEFAULT_QUEUE_SIZE
     keep_minutes: float = DEFAULT_KEEP_MINUTES
     max_body_bytes: int = MAX_BODY_BYTES
+    batch_rows: int | None = None  # rows of waiting jobs per engine batch; None: the engine's
     voice_map: dict[str, str] = field(default_factory=dict)  # OpenAI voice → ours (overrides)
 
 

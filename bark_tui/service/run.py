@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from bark_engine.config import MAX_BATCH
 from bark_engine.errors import BadInputError
 from bark_engine.options import EngineConfig
 
@@ -37,6 +38,10 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-minutes", type=float, default=DEFAULT_KEEP_MINUTES, metavar="M",
                    help=f"how long finished jobs' audio stays fetchable (default "
                    f"{DEFAULT_KEEP_MINUTES:g})")
+    p.add_argument("--batch", type=int, metavar="N",
+                   help="rows of waiting requests made as one engine batch (default: the "
+                   "engine's, 4 on a CPU, 8 on a GPU; 1: one request at a time); a request's "
+                   "audio is the same whatever it shares a batch with")
     p.add_argument("--preload", action="store_true",
                    help="load the models at start instead of on the first request")
     p.add_argument("--voice-map", type=Path, metavar="F.json",
@@ -57,10 +62,12 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         raise BadInputError("--queue-size must be at least 1")
     if args.keep_minutes <= 0:
         raise BadInputError("--keep-minutes must be more than 0")
+    if args.batch is not None and not 1 <= args.batch <= MAX_BATCH:
+        raise BadInputError(f"--batch must be 1..{MAX_BATCH}")
     voice_map = load_voice_map(args.voice_map) if args.voice_map else {}
     return ServeConfig(host=args.host, port=args.port, api_key=key,
                        queue_size=args.queue_size, keep_minutes=args.keep_minutes,
-                       voice_map=voice_map)
+                       voice_map=voice_map, batch_rows=args.batch)
 
 
 def run_serve(args: argparse.Namespace, engine_config: EngineConfig) -> int:

@@ -65,13 +65,32 @@ class WorkResult:
 
 
 class Work(Protocol):
-    """A job's task: run on the engine thread, report segments as they finish."""
+    """A job's task: run on the engine thread, report segments as they finish.
+
+    Work that is a single batch of rows also says which (`batch_rows`), so the
+    board can put the rows of several waiting jobs into one engine batch; rows
+    are batch-invariant, so each job gets exactly what it would alone.
+    """
 
     kind: str
 
     def run(self, engine: Any, on_event: EventCallback,
             on_segment: Callable[[SegmentResult], None],
             cancel: threading.Event) -> WorkResult: ...
+
+    def batch_rows(self, engine: Any) -> list[Request] | None: ...
+
+    def finish_rows(self, gens: list, seconds: float,
+                    on_segment: Callable[[SegmentResult], None]) -> WorkResult: ...
+
+
+def _run_rows(work: Work, engine: Any, on_event: EventCallback,
+              on_segment: Callable[[SegmentResult], None], cancel: threading.Event,
+              rows: list[Request]) -> WorkResult:
+    """Work that is one batch, run alone."""
+    t0 = time.perf_counter()
+    gens = engine.generate_batch(rows, on_event=on_event, cancel=cancel)
+    return work.finish_rows(gens, time.perf_counter() - t0, on_segment)
 
 
 class ServerVoices:
@@ -137,7 +156,7 @@ class RowsWork:
             engine.check_text(r.text)
             voices.resolve(r.voice)
 
-    def run(self, engine, on_event, on_segment, cancel) -> WorkResult:
+    def batch_rows(self, engine) -> list[Request]:
         voices = ServerVoices(engine, self.inline)
         rows = []
         for r in self.requests:
@@ -145,15 +164,18 @@ class RowsWork:
             if prompt is not None and isinstance(r.voice, str):
                 prompt = prompt.with_name(r.voice)  # the take records the name it was asked by
             rows.append(replace(r, voice=prompt))
-        t0 = time.perf_counter()
-        gens = engine.generate_batch(rows, on_event=on_event, cancel=cancel)
-        seconds = time.perf_counter() - t0
+        return rows
+
+    def finish_rows(self, gens, seconds, on_segment) -> WorkResult:
         for i, (r, gen) in enumerate(zip(self.requests, gens, strict=True)):
             on_segment(SegmentResult(
                 index=i, text=r.text, voice=r.voice if isinstance(r.voice, str) else gen.voice,
                 seed=gen.seed, audio=gen.audio, semantic=gen.semantic, coarse=gen.coarse,
                 fine=gen.fine, seconds=seconds))
         return WorkResult(audio=None, timings=_timings(gens[0]))
+
+    def run(self, engine, on_event, on_segment, cancel) -> WorkResult:
+        return _run_rows(self, engine, on_event, on_segment, cancel, self.batch_rows(engine))
 
 
 @dataclass
@@ -189,9 +211,37 @@ class ScriptWork:
             engine.check_text(seg.text)
             voices.resolve(seg.voice or self.voice)
 
+    def batch_rows(self, engine) -> list[Request] | None:
+        """A script of one segment is one row (most speech requests); longer ones
+        run alone, batching their own segments."""
+        segments = self.script(engine).segments
+        if len(segments) != 1:
+            return None
+        seg = segments[0]
+        voice = seg.voice or self.voice
+        prompt = ServerVoices(engine, self.inline).resolve(voice)
+        return [Request(seg.text, prompt, replace(self.options, seed=self.seed + seg.index),
+                        seg.index)]
+
+    def finish_rows(self, gens, seconds, on_segment) -> WorkResult:
+        """The one segment as `ScriptRenderer` would have made and joined it."""
+        from bark_engine.audio import join_segments
+        from bark_engine.scripts.render import FADE_S
+
+        (seg,), (gen,) = self._script.segments, gens  # parsed by batch_rows
+        on_segment(SegmentResult(
+            index=seg.index, text=seg.text, voice=seg.voice or self.voice, seed=gen.seed,
+            audio=gen.audio, semantic=gen.semantic, coarse=gen.coarse, fine=gen.fine,
+            seconds=seconds, pause_before_s=seg.pause_before_s, start_s=seg.pause_before_s))
+        audio = join_segments([gen.audio], [seg.pause_before_s], SAMPLE_RATE, FADE_S)
+        return WorkResult(audio=audio, timings=_timings(gen))
+
     def run(self, engine, on_event, on_segment, cancel) -> WorkResult:
         from bark_engine.scripts.render import RenderOptions, ScriptRenderer
 
+        rows = self.batch_rows(engine)
+        if rows is not None:
+            return _run_rows(self, engine, on_event, on_segment, cancel, rows)
         script = self.script(engine)
         start = [0.0]
 

@@ -135,3 +135,52 @@ def test_a_full_queue_answers_503_with_retry_after(keyed_server, key_file):
     # a waiting job cancels at once, the running one at its next token
     assert conn.json("DELETE", f"/v1/bark/jobs/{waiting['id']}")["state"] == "cancelled"
     assert conn.json("DELETE", f"/v1/bark/jobs/{running['id']}")["state"] == "cancelled"
+
+
+def test_waiting_requests_share_one_engine_batch_and_get_their_own_audio(server, local_engine):
+    """Three one-segment requests queued behind a script run as one batch of rows; each
+    gets exactly the tokens it would alone (rows are batch-invariant)."""
+    from bark_engine.options import GenerationOptions
+
+    conn = Connection(server.url)
+    blocker = conn.json("POST", "/v1/bark/jobs", {
+        "script": "First part here.\n\nSecond part here.\n\nThird part here.", "seed": 1,
+        "options": {"max_duration_s": 2.0}})
+    texts = ["One request.", "Another request.", "A third request."]
+    voices = ["v2/en_speaker_6", None, "v2/en_speaker_0"]
+    jobs = [conn.json("POST", "/v1/bark/jobs", {"text": t, "voice": v, "seed": 50 + i,
+                                                 "options": SHORT})
+            for i, (t, v) in enumerate(zip(texts, voices, strict=True))]
+    assert [e.name for e in conn.events(f"/v1/bark/jobs/{blocker['id']}/events")][-1] == "done"
+    for i, job in enumerate(jobs):
+        events = list(conn.events(f"/v1/bark/jobs/{job['id']}/events"))
+        started = next(e for e in events if e.name == "started")
+        assert started.data["batch_jobs"] == 3 and started.data["batch_rows"] == 3
+        assert events[-1].name == "done"
+        stage = next(e for e in events if e.name == "stage_started")
+        assert stage.data["segments"] == [0]  # its own rows, not the batch's
+        tokens = np.load(__import__("io").BytesIO(
+            conn.request("GET", f"/v1/bark/jobs/{job['id']}/tokens.npz")))
+        alone = local_engine.generate(texts[i], voices[i],
+                                      GenerationOptions(**SHORT, seed=50 + i))
+        assert np.array_equal(tokens["fine_prompt"], alone.fine), i
+    info = conn.json("GET", "/v1/bark/info")["queue"]
+    assert 3 in info["recent_batches"] and info["batch_rows"] == 4
+
+
+def test_a_job_cancelled_inside_a_shared_batch_ends_at_once_and_the_others_finish(server):
+    conn = Connection(server.url)
+    blocker = conn.json("POST", "/v1/bark/jobs", {
+        "script": "First part here.\n\nSecond part here.", "seed": 1,
+        "options": {"max_duration_s": 2.0}})
+    a = conn.json("POST", "/v1/bark/jobs", {"text": "Keep me.", "seed": 1,
+                                             "options": {"max_duration_s": 3.0}})
+    b = conn.json("POST", "/v1/bark/jobs", {"text": "Drop me.", "seed": 2,
+                                             "options": {"max_duration_s": 3.0}})
+    list(conn.events(f"/v1/bark/jobs/{blocker['id']}/events"))
+    wait_for(lambda: conn.json("GET", f"/v1/bark/jobs/{b['id']}")["state"] == "running")
+    t0 = time.perf_counter()
+    assert conn.json("DELETE", f"/v1/bark/jobs/{b['id']}")["state"] == "cancelled"
+    assert time.perf_counter() - t0 < 1.0
+    events = list(conn.events(f"/v1/bark/jobs/{a['id']}/events"))
+    assert events[-1].name == "done" and events[-1].data["segments"] == 1
