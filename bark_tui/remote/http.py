@@ -41,7 +41,7 @@ class ServerEvent:
 
 def check_url(url: str) -> str:
     """The server's base URL, normalised; RemoteError when it cannot be one."""
-    text = (url or "").strip().rstrip("/")
+    text = (url or "").strip()
     parts = urlsplit(text if "://" in text else f"http://{text}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RemoteError(f"not a server URL: {url!r} (e.g. http://127.0.0.1:{DEFAULT_PORT})")
@@ -51,7 +51,7 @@ def check_url(url: str) -> str:
         parts.port  # noqa: B018 - raises for a bad port
     except ValueError:
         raise RemoteError(f"bad port in {url!r}") from None
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 class Connection:
