@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -86,15 +87,45 @@ def _server_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
                    "holds the key itself)")
 
 
-def _nonneg_float(text: str) -> float:
+def _finite(text: str) -> float:
     value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError("must be a finite number")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    value = _finite(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be ≥ 0")
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _seed(text: str) -> int:
+    from .settings import MAX_SEED
+
+    value = int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be 0..{MAX_SEED}")
+    return value
+
+
 def _prob(text: str) -> float:
-    value = float(text)
+    value = _finite(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("must be between 0 and 1")
     return value
@@ -102,22 +133,25 @@ def _prob(text: str) -> float:
 
 def _generation_options(say: argparse.ArgumentParser) -> None:
     """Seed, temperatures and stopping rules, shared by `say` and `render`."""
-    say.add_argument("--seed", type=int, help="random seed (default: a fresh one, reported)")
+    say.add_argument("--seed", type=_seed, help="random seed (default: a fresh one, reported)")
     say.add_argument("--text-temp", type=_nonneg_float, default=DEFAULT_TEXT_TEMP,
                      help=f"semantic temperature (default {DEFAULT_TEXT_TEMP}; 0 = greedy)")
     say.add_argument("--waveform-temp", type=_nonneg_float, default=DEFAULT_WAVEFORM_TEMP,
                      help=f"coarse temperature (default {DEFAULT_WAVEFORM_TEMP}; 0 = greedy)")
     say.add_argument("--fine-temp", type=_nonneg_float, default=DEFAULT_FINE_TEMP,
                      help=f"fine temperature (default {DEFAULT_FINE_TEMP}; 0 = greedy)")
-    say.add_argument("--top-k", type=int, help="sample only among the k likeliest tokens")
+    say.add_argument("--top-k", type=_positive_int,
+                     help="sample only among the k likeliest tokens")
     say.add_argument("--top-p", type=_prob, help="nucleus sampling threshold")
     say.add_argument("--min-eos-p", type=_prob, default=DEFAULT_MIN_EOS_P,
                      help="end the speech once the end-token probability reaches this "
                      f"(default {DEFAULT_MIN_EOS_P})")
-    say.add_argument("--max-duration", type=_nonneg_float, metavar="S",
+    say.add_argument("--max-duration", type=_positive_float, metavar="S",
                      help="stop the semantic stage after about S seconds of audio")
     say.add_argument("--json", action="store_true",
                      help="print one JSON object with timings on stdout")
+    say.add_argument("--force", action="store_true",
+                     help="overwrite output files that exist (else they are refused)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from bark_engine.options import EngineConfig, GenerationOptions
 
 from .cli import timestamped_wav
 from .cli_say import check_output_path, command_engine, generation_options, warn_precision
+from .settings import MAX_SEED
 
 
 def parse_speakers(pairs: list[str]) -> dict[str, str]:
@@ -67,7 +68,7 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
     from bark_engine.scripts.parse import ScriptOptions, parse_script
     from bark_engine.scripts.render import RenderOptions, ScriptRenderer
 
-    out = check_output_path(args.out or timestamped_wav())
+    out = check_output_path(args.out or timestamped_wav(), force=args.force)
     gen_opts: GenerationOptions = generation_options(args)
     if args.long_form:
         gen_opts = gen_opts.with_long_form()
@@ -80,6 +81,9 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
     for warning in script.warnings:
         err.print(f"note: {warning}", highlight=False)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    if seed + len(script.segments) - 1 > MAX_SEED:
+        raise BadInputError(f"--seed {seed} with {len(script.segments)} segments runs past "
+                            f"the largest seed, {MAX_SEED}")
     parts = args.parts or out.with_name(out.name + ".parts")
     renderer = ScriptRenderer(engine, RenderOptions(
         generation=gen_opts, seed=seed, default_voice=args.voice,

@@ -40,15 +40,23 @@ if TYPE_CHECKING:
 Result = TypeVar("Result")
 
 
-def check_output_path(path: Path, what: str = "output") -> Path:
-    """Refuse before any work if the file's folder is missing or not writable."""
-    folder = path.expanduser().resolve().parent
+def check_output_path(path: Path, what: str = "output", *, force: bool = False,
+                      suffix: str = ".wav") -> Path:
+    """The file to write, refused before any work if its folder is missing or not
+    writable, or if it exists and `force` is off (nothing is overwritten silently).
+    A name without an extension gets `suffix`."""
+    path = path.expanduser()
+    if not path.suffix and not path.is_dir():
+        path = path.with_name(path.name + suffix)
+    folder = path.resolve().parent
     if not folder.is_dir():
         raise BadInputError(f"{what} folder does not exist: {folder}")
     if not os.access(folder, os.W_OK):
         raise BadInputError(f"{what} folder is not writable: {folder}")
     if path.is_dir():
         raise BadInputError(f"{what} path is a folder, not a file: {path}")
+    if path.exists() and not force:
+        raise BadInputError(f"{path} exists; pass --force to overwrite it")
     return path
 
 
@@ -175,9 +183,11 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
         from .cli_render import run_render
 
         return run_render(args, config, text)
-    out = check_output_path(args.out or timestamped_wav())
+    out = check_output_path(args.out or timestamped_wav(), force=args.force)
+    save_voice = None
     if args.save_voice is not None:
-        check_output_path(args.save_voice, "voice")
+        save_voice = check_output_path(args.save_voice, "voice", force=args.force,
+                                       suffix=".npz")
     options = generation_options(args)
     err = Console(stderr=True)
     engine = checked_engine(args, config, text)
@@ -185,8 +195,8 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
         err, lambda bars: engine.generate(text, voice=args.voice, options=options, on_event=bars)
     )
     write_wav(out, gen.audio, gen.sample_rate)
-    if args.save_voice is not None:
-        gen.voice_prompt().save_npz(args.save_voice)
+    if save_voice is not None:
+        gen.voice_prompt().save_npz(save_voice)
     noise = noise_note(gen.random_weights)
     err.print(
         f"wrote {out} · {gen.duration_s:.2f} s of audio in {total:.1f} s · seed {gen.seed}{noise}",
@@ -210,8 +220,8 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
             "total_seconds": round(total, 4),
             "random_weights": gen.random_weights,
         }
-        if args.save_voice is not None:
-            report["voice_file"] = str(args.save_voice)
+        if save_voice is not None:
+            report["voice_file"] = str(save_voice)
         print(json.dumps(report))
     return 0
 

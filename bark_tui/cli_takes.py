@@ -25,6 +25,7 @@ from .cli_say import (
     noise_note,
     with_stage_bars,
 )
+from .settings import MAX_SEED
 
 
 def numbered(path: Path, i: int) -> Path:
@@ -39,12 +40,20 @@ def run_takes(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
     if args.file is not None:
         raise BadInputError("--takes works on one TEXT, not a script --file")
     base = args.out or timestamped_wav()
-    outs = [check_output_path(numbered(base, i + 1)) for i in range(args.takes)]
+    one = args.takes == 1  # one take is the file named, no -1
+
+    def name(path: Path, i: int) -> Path:
+        return path if one else numbered(path, i + 1)
+
+    outs = [check_output_path(name(base, i), force=args.force) for i in range(args.takes)]
     voices = None
     if args.save_voice is not None:
-        voices = [check_output_path(numbered(args.save_voice, i + 1), "voice")
-                  for i in range(args.takes)]
+        voices = [check_output_path(name(args.save_voice, i), "voice", force=args.force,
+                                    suffix=".npz") for i in range(args.takes)]
     options = generation_options(args)
+    if args.seed is not None and args.seed + args.takes - 1 > MAX_SEED:
+        raise BadInputError(f"--seed {args.seed} with {args.takes} takes runs past the largest "
+                            f"seed, {MAX_SEED}")
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31 - args.takes)
     seeds = [seed + i for i in range(args.takes)]
     err = Console(stderr=True)

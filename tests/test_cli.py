@@ -217,3 +217,46 @@ def test_render_in_batches_writes_the_same_wav_as_one_at_a_time(tiny_models: Pat
     with pytest.raises(SystemExit):
         main(["say", "--file", str(script), "--batch", "17", "--out", str(tmp_path / "x.wav")])
     assert not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", "-1"], "--seed: must be 0.."),
+        (["--seed", str(2**63)], "--seed: must be 0.."),
+        (["--seed", str(2**63 - 2), "--takes", "3"], "runs past the largest seed"),
+        (["--text-temp", "nan"], "--text-temp: must be a finite number"),
+        (["--fine-temp", "inf"], "--fine-temp: must be a finite number"),
+        (["--top-k", "0"], "--top-k: must be 1 or more"),
+        (["--top-p", "nan"], "--top-p: must be a finite number"),
+        (["--max-duration", "0"], "--max-duration: must be more than 0"),
+        (["--max-duration", "nan"], "--max-duration: must be a finite number"),
+    ],
+)
+def test_every_value_is_checked_before_work(args, message, tiny_models, tmp_path, capsys,
+                                            monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:  # argparse's own refusals exit 2 too
+        rc = main(["say", "hi", "--models", str(tiny_models), *args])
+        raise SystemExit(rc)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1]
+    assert not list(tmp_path.glob("*.wav"))
+
+
+def test_say_never_overwrites_silently_and_names_files_as_asked(tiny_models, tmp_path,
+                                                                capsys) -> None:
+    common = ["say", "Files.", "--models", str(tiny_models), "--max-duration", "0.2",
+              "--seed", "3"]
+    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    made = tmp_path / "plain.wav"  # no extension: .wav added
+    assert made.exists()
+    before = made.read_bytes()
+    assert main([*common, "--seed", "4", "--out", str(made)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert made.read_bytes() == before
+    assert main([*common, "--seed", "4", "--out", str(made), "--force"]) == 0
+    assert made.read_bytes() != before
+    assert main([*common, "--takes", "1", "--out", str(tmp_path / "one.wav")]) == 0
+    assert (tmp_path / "one.wav").exists() and not (tmp_path / "one-1.wav").exists()

@@ -108,10 +108,10 @@ def _announce(server, config: ServeConfig, engine) -> None:
             for sock in s.sockets:
                 port = sock.getsockname()[1]
         host = f"[{config.host}]" if ":" in config.host else config.host
-        key = "key required" if config.api_key else "no key (this machine only)"
+        key = "key required" if config.api_key else "no key: this machine only"
         noise = " · RANDOM TEST WEIGHTS" if engine.random_weights else ""
-        log.info("serving Bark on http://%s:%d (%s; %s, %s)%s", host, port, key,
-                 engine.config.size, engine.config.device, noise)
+        log.info("serving Bark on http://%s:%d · %s · %s models · %s · %s%s", host, port, key,
+                 engine.config.size, engine.device, engine.dtype_name, noise)
         print(f"bark-tui serve: listening on http://{host}:{port}", flush=True)
 
     server.startup = started

@@ -184,3 +184,22 @@ def test_a_job_cancelled_inside_a_shared_batch_ends_at_once_and_the_others_finis
     assert time.perf_counter() - t0 < 1.0
     events = list(conn.events(f"/v1/bark/jobs/{a['id']}/events"))
     assert events[-1].name == "done" and events[-1].data["segments"] == 1
+
+
+def test_a_client_that_hangs_up_before_a_whole_file_cancels_it(server):
+    conn = Connection(server.url)
+    before = {j["id"] for j in conn.json("GET", "/v1/bark/jobs")["jobs"]}
+    parts = urlsplit(server.url)
+    raw = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    raw.request("POST", "/v1/audio/speech", json.dumps(
+        {"model": "bark", "input": LONG, "response_format": "wav", "bark": {"seed": 4}}),
+        {"Content-Type": "application/json"})
+
+    def new_job():
+        jobs = [j for j in conn.json("GET", "/v1/bark/jobs")["jobs"] if j["id"] not in before]
+        return jobs[0] if jobs and jobs[0]["state"] == "running" else None
+
+    job = wait_for(new_job)
+    raw.sock.shutdown(2)
+    raw.close()
+    wait_for(lambda: conn.json("GET", f"/v1/bark/jobs/{job['id']}")["state"] == "cancelled")
