@@ -110,6 +110,9 @@ class VoicePrompt:
     @classmethod
     def _from_zip(cls, source, label: str, name: str) -> VoicePrompt:
         try:
+            _check_members(source, label)
+            if hasattr(source, "seek"):
+                source.seek(0)
             with np.load(source, allow_pickle=False) as npz:
                 found = list(npz.files)
                 missing = [k for k in PROMPT_KEYS if k not in found]
@@ -198,6 +201,43 @@ def load_npy(path: str | os.PathLike[str], label: str) -> np.ndarray:
         raise VoiceError(f"{label}: not a readable .npy array: {exc}") from exc
     except (OSError, EOFError) as exc:
         raise VoiceError(f"{label}: not a readable .npy array: {exc}") from exc
+
+
+MAX_MEMBERS = 16  # a prompt holds three arrays
+MAX_MEMBER_BYTES = 4 * 1024 * 1024  # one array unpacked (a preset's largest is ~40 KB)
+
+
+def _check_members(source, label: str) -> None:
+    """Refuse, before numpy allocates anything, an archive that unpacks to more than
+    a prompt can need: too many members, a member over `MAX_MEMBER_BYTES`, or an
+    array header that declares more data than its member holds (a zip bomb, or a
+    shape that would allocate gigabytes)."""
+    with zipfile.ZipFile(source) as z:
+        infos = z.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise VoiceError(f"{label}: {len(infos)} arrays; a voice prompt has three")
+        for info in infos:
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise VoiceError(f"{label}: {info.filename} unpacks to {info.file_size} bytes; "
+                                 f"at most {MAX_MEMBER_BYTES} are accepted")
+            if not info.filename.endswith(".npy"):
+                continue  # never read as an array (the keys are named below)
+            with z.open(info) as f:
+                try:
+                    version = np.lib.format.read_magic(f)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _fortran, dtype = read(f)
+                except ValueError as exc:
+                    raise VoiceError(f"{label}: {info.filename} is not a numpy array: "
+                                     f"{exc}") from None
+            if dtype.hasobject:
+                key = info.filename.removesuffix(".npy")
+                raise VoiceError(f"{label}: {key} is a pickled object array; refused "
+                                 "(loading it can run code)")
+            if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > info.file_size:
+                raise VoiceError(f"{label}: {info.filename} declares shape {shape}, more data "
+                                 "than it holds")
 
 
 def _check_zip_head(head: bytes, label: str) -> None:

@@ -12,6 +12,7 @@ never a traceback. With a key, every endpoint but `/health` needs
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -31,7 +32,7 @@ from bark_engine.voices.catalog import PRESETS, UserVoices, check_name_safe, val
 from bark_engine.voices.prompts import VoicePrompt
 
 from .board import FINISHED, Job, JobBoard, QueueFull
-from .config import RETRY_AFTER_S, ServeConfig
+from .config import RETRY_AFTER_S, ServeConfig, is_loopback
 from .speech import (
     CONTENT_TYPES,
     MODEL_NAMES,
@@ -67,17 +68,27 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 class _Gate:
     """Pure ASGI middleware: body size limit, and one log line per request."""
 
-    def __init__(self, app, max_body: int, board: JobBoard) -> None:
+    def __init__(self, app, max_body: int, board: JobBoard, local_only: bool) -> None:
         self.app = app
         self.max_body = max_body
         self.board = board
+        self.local_only = local_only
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         t0 = time.perf_counter()
         status = {"code": 500}
-        length = dict(scope.get("headers") or {}).get(b"content-length")
+        headers = dict(scope.get("headers") or {})
+        if self.local_only and not _local_host(headers.get(b"host", b"")):
+            # without a key only this machine may call: a web page that points its own
+            # host name at 127.0.0.1 (DNS rebinding) is turned away here
+            response = _error(400, "this server answers only requests addressed to "
+                              "127.0.0.1 or localhost (it has no key)")
+            await response(scope, receive, send)
+            self._log(scope, 400, t0)
+            return
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             response = _error(413, f"the request body is over {self.max_body // 1024} KB")
             await response(scope, receive, send)
@@ -108,6 +119,16 @@ class _Gate:
                  time.perf_counter() - t0, self.board.depth)
 
 
+def _local_host(host: bytes) -> bool:
+    """A Host header naming this machine (127.x, ::1, localhost), with any port."""
+    text = host.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        name = text[1:text.find("]")] if "]" in text else text
+    else:
+        name = text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+    return is_loopback(name)
+
+
 def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) -> FastAPI:
     """The service around one engine. The board (queue and engine thread) starts and
     stops with the app."""
@@ -127,7 +148,8 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
     app = FastAPI(title="bark-tui serve", version=str(API_VERSION), lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.board = board
-    app.add_middleware(_Gate, max_body=config.max_body_bytes, board=board)
+    app.add_middleware(_Gate, max_body=config.max_body_bytes, board=board,
+                       local_only=not config.api_key)
 
     # ---- errors: JSON, one line, never a traceback -------------------------------
     @app.exception_handler(ApiError)
@@ -171,10 +193,13 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
     keyed = [Depends(need_key)]
 
     async def body_json(request: Request) -> Any:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":  # (a web page cannot send this without asking first)
+            raise ApiError(400, "send the body as JSON (Content-Type: application/json)")
         raw = await request.body()
         try:
             return json.loads(raw or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ApiError(400, "the request body is not valid JSON") from None
 
     def job_or_404(job_id: str) -> Job:
@@ -236,7 +261,7 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
         body = await body_json(request)
         if not isinstance(body, dict):
             raise ApiError(400, "give {\"voice\": name or {\"npz\": base64}}")
-        voice = voice_from_wire(body.get("voice"))
+        voice = await run_in_threadpool(voice_from_wire, body.get("voice"))
         if voice is None:
             raise ApiError(400, "no voice to audition")
 
@@ -257,8 +282,9 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
         check_name_safe(name)
         if not valid_user_voice_name(name):
             raise VoiceError(f"unsafe voice name {name!r}: use letters, digits, space, _ . -")
-        prompt = VoicePrompt.from_npz_bytes(await request.body(), name=name, label=name,
-                                            max_bytes=MAX_VOICE_BYTES)
+        data = await request.body()
+        prompt = await run_in_threadpool(lambda: VoicePrompt.from_npz_bytes(
+            data, name=name, label=name, max_bytes=MAX_VOICE_BYTES))
         overwrite = request.query_params.get("overwrite") == "1"
         users = UserVoices(engine.user_voices_dir)
         if users.exists(name) and not overwrite:
@@ -270,43 +296,55 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
     # ---- OpenAI speech ---------------------------------------------------------------
     @app.post("/v1/audio/speech", dependencies=keyed)
     async def speech(request: Request):
-        spec = parse_speech(await body_json(request), voice_map)
+        body = await body_json(request)
+        spec = await run_in_threadpool(parse_speech, body, voice_map)  # voices load here
         await run_in_threadpool(spec.work.check, engine)
         job = board.submit(spec.work, cancel_on_disconnect=True)
         fmt = spec.response_format
         headers = {"X-Bark-Job": job.id, "X-Bark-Seed": str(spec.work.seed)}
+        # Nothing is sent until there is audio or an ending, so a job that fails
+        # before its first segment is a JSON error, not a 200 with no audio.
+        await _until(job, board, request, lambda: job.finished or job.order)
+        _raise_for(job)
         if spec.stream_format is None:
-            await _until_finished(job, board, request)
+            await _until(job, board, request, lambda: job.finished)
             _raise_for(job)
-            pcm = b"".join(piece_bytes(job.segments[i]) for i in sorted(job.segments))
+            pcm = pcm16_bytes(job.result.audio)  # the joined audio, as render joins it
             return Response(whole_file(fmt, pcm), media_type=CONTENT_TYPES[fmt],
                             headers=headers)
         if spec.stream_format == "sse":
             async def sse() -> AsyncIterator[str]:
                 samples = 0
                 first = True
-                async for seg in _segments(job, board):
-                    chunk = piece_bytes(seg)
-                    samples += len(chunk) // 2
-                    if first and fmt == "wav":
-                        chunk = b"".join(stream_chunks("wav", iter([chunk])))
-                    first = False
-                    yield sse_delta(chunk)
-                yield sse_done(spec.input_chars, samples)
+                async with contextlib.aclosing(_segments(job, board)) as segments:
+                    async for seg in segments:
+                        chunk = piece_bytes(seg)
+                        samples += len(chunk) // 2
+                        if first and fmt == "wav":
+                            chunk = b"".join(stream_chunks("wav", iter([chunk])))
+                        first = False
+                        yield sse_delta(chunk)
+                if job.state == "done":
+                    yield sse_done(spec.input_chars, samples)
+                else:
+                    error = job.error or {"message": f"the job was {job.state}",
+                                          "type": "server_error"}
+                    yield f"event: error\ndata: {json.dumps({'type': 'error', 'error': error})}\n\n"
             return StreamingResponse(sse(), media_type="text/event-stream", headers=headers)
 
         async def audio() -> AsyncIterator[bytes]:
             if fmt == "wav":
                 yield next(stream_chunks("wav", iter(())))
-            async for seg in _segments(job, board):
-                yield piece_bytes(seg)
+            async with contextlib.aclosing(_segments(job, board)) as segments:
+                async for seg in segments:
+                    yield piece_bytes(seg)
         return StreamingResponse(audio(), media_type=CONTENT_TYPES[fmt], headers=headers)
 
     # ---- Bark's jobs ------------------------------------------------------------------
     @app.post("/v1/bark/jobs", status_code=202, dependencies=keyed)
     async def create_job(request: Request):
         body = await body_json(request)
-        work = work_from_body(body)
+        work = await run_in_threadpool(work_from_body, body)  # inline voices load here
         await run_in_threadpool(work.check, engine)
         job = board.submit(work, cancel_on_disconnect=bool(body.get("cancel_on_disconnect")))
         return JSONResponse(job.summary(board.position(job)), status_code=202)
@@ -336,12 +374,14 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
     async def job_events(job_id: str, request: Request, after: int = 0):
         job = job_or_404(job_id)
         last = request.headers.get("last-event-id", "")
-        start = int(last) if last.isdigit() else max(0, after)
+        start = int(last) if last.isascii() and last.isdigit() else max(0, after)
 
         async def stream() -> AsyncIterator[str]:
             seq = start
             try:
                 while True:
+                    if job.finished and seq >= len(job.events):
+                        return  # resumed after its last event: nothing more will come
                     fresh = job.events_after(seq)
                     for e in fresh:
                         seq = e.seq
@@ -443,9 +483,10 @@ def _raise_for(job: Job, waiting_ok: bool = True) -> None:
         raise ApiError(status, job.error["message"])
 
 
-async def _until_finished(job: Job, board: JobBoard, request: Request) -> None:
-    """Wait for the job; a client that goes away cancels it."""
-    while not job.finished:
+async def _until(job: Job, board: JobBoard, request: Request, ready) -> None:
+    """Wait until `ready()` (checked at each of the job's events); a client that goes
+    away meanwhile cancels the job."""
+    while not ready():
         if await request.is_disconnected():
             board.cancel(job)
             return
@@ -453,9 +494,9 @@ async def _until_finished(job: Job, board: JobBoard, request: Request) -> None:
 
 
 async def _segments(job: Job, board: JobBoard) -> AsyncIterator[SegmentResult]:
-    """The job's segments in script order as they finish; a failure after the first
-    byte ends the stream early (the status is already sent). Closing the stream (the
-    client went away) cancels the job."""
+    """The job's segments in script order as they finish. A failure after the first
+    segment ends the stream early (the status is already sent; the log says why).
+    Closing the stream (the client went away) cancels the job."""
     sent = 0
     try:
         while True:

@@ -75,12 +75,19 @@ class Job:
         self._last_progress: dict[str, float] = {}
 
     # ---- written by the engine thread ---------------------------------------------
-    def add(self, name: str, **data: Any) -> None:
+    def add(self, name: str, **data: Any) -> bool:
+        """Record an event; nothing is recorded after the job's last one (False then)."""
         with self._changed:
-            self.events.append(JobEvent(len(self.events) + 1, name, data))
-            self._changed.notify_all()
-            waiters = list(self._waiters)
-        for loop, event in waiters:  # wake the request handlers waiting on this job
+            if self.state in FINISHED:
+                return False
+            self._append(name, data)
+        return True
+
+    def _append(self, name: str, data: dict[str, Any]) -> None:
+        """Under `_changed`: the event, then a wake-up for every waiting handler."""
+        self.events.append(JobEvent(len(self.events) + 1, name, data))
+        self._changed.notify_all()
+        for loop, event in list(self._waiters):
             loop.call_soon_threadsafe(event.set)
 
     def on_event(self, event: Event) -> None:
@@ -97,18 +104,34 @@ class Job:
 
     def add_segment(self, seg: SegmentResult) -> None:
         with self._changed:
+            if self.state in FINISHED:
+                return  # cancelled meanwhile: its results are dropped
             self.segments[seg.index] = seg
             self.order.append(seg.index)
-        self.add("segment", index=seg.index, start=round(seg.start_s, 4),
-                 pause_before=seg.pause_before_s, duration=round(seg.duration_s, 4),
-                 samples=len(seg.audio), seconds=round(seg.seconds, 4), seed=seg.seed,
-                 voice=seg.voice, text=seg.text)
+            self._append("segment", dict(
+                index=seg.index, start=round(seg.start_s, 4), pause_before=seg.pause_before_s,
+                duration=round(seg.duration_s, 4), samples=len(seg.audio),
+                seconds=round(seg.seconds, 4), seed=seg.seed, voice=seg.voice, text=seg.text,
+                timings=seg.timings))
 
-    def finish(self, state: str, **data: Any) -> None:
+    def start(self, **data: Any) -> bool:
+        """Queued → running; False when the job already ended (cancelled while waiting)."""
         with self._changed:
+            if self.state != QUEUED:
+                return False
+            self.state = RUNNING
+            self._append("started", data)
+        return True
+
+    def finish(self, state: str, **data: Any) -> bool:
+        """The job's one ending: False (and nothing recorded) when it has one already."""
+        with self._changed:
+            if self.state in FINISHED:
+                return False
             self.state = state
             self.finished_at = time.time()
-        self.add(state, **data)
+            self._append(state, data)
+        return True
 
     # ---- read by request handlers ----------------------------------------------------
     @property
@@ -118,12 +141,6 @@ class Job:
     def events_after(self, seq: int) -> list[JobEvent]:
         with self._changed:
             return self.events[seq:]
-
-    def wait(self, seq: int, timeout: float) -> None:
-        """Until an event after `seq` exists or `timeout` passes (thread callers)."""
-        with self._changed:
-            if len(self.events) <= seq:
-                self._changed.wait(timeout)
 
     async def changed(self, seq: int, timeout: float) -> None:
         """Until an event after `seq` exists or `timeout` passes (request handlers, on
@@ -136,7 +153,7 @@ class Job:
             self._waiters.add(key)
         try:
             await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
+        except (asyncio.TimeoutError, TimeoutError):  # two classes before Python 3.11
             pass
         finally:
             with self._changed:
@@ -183,11 +200,14 @@ class JobBoard:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         with self._lock:
-            for job in self._waiting:
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            for job in [*self._sharing, *([self.running] if self.running else [])]:
                 job.cancel.set()
-            if self.running is not None:
-                self.running.cancel.set()
             self._lock.notify_all()
+        for job in waiting:
+            job.cancel.set()
+            job.finish(CANCELLED, message="the server is shutting down")
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -199,9 +219,8 @@ class JobBoard:
                 raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting)")
             self._waiting.append(job)
             self._jobs[job.id] = job
-            position = len(self._waiting)
+            job.add("queued", position=len(self._waiting))  # before the engine can start it
             self._lock.notify_all()
-        job.add("queued", position=position)
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -230,7 +249,7 @@ class JobBoard:
         if waiting:
             job.finish(CANCELLED, message="cancelled before it started")
             self._announce_positions()
-        elif shared and not job.finished:
+        elif shared:
             job.finish(CANCELLED, message="cancelled", segments=0)
 
     @property
@@ -271,6 +290,13 @@ class JobBoard:
                     self._run(job)
                 else:
                     self._run_batch(self._gather(job, rows))
+            except Exception as exc:  # noqa: BLE001 - the engine thread must never die
+                with self._lock:
+                    involved = list(self._sharing) or [job]
+                error = _error_of(exc, job.id)
+                for j in involved:
+                    j.error = error
+                    j.finish(FAILED, **error)
             finally:
                 with self._lock:
                     self.running = None
@@ -279,11 +305,9 @@ class JobBoard:
             self._reap()
 
     def _run(self, job: Job) -> None:
-        if job.cancel.is_set():
+        if job.cancel.is_set() or not job.start():
             job.finish(CANCELLED, message="cancelled before it started")
             return
-        job.state = RUNNING
-        job.add("started")
         t0 = time.perf_counter()
         try:
             result = job.work.run(self.engine, job.on_event, job.add_segment, job.cancel)
@@ -297,14 +321,14 @@ class JobBoard:
         self._done(job, result, time.perf_counter() - t0)
 
     def _rows_of(self, job: Job):
-        """The job's rows when it is one batch (else None: it runs alone). A job whose
-        rows cannot even be prepared (a voice that fails to load) ends here."""
+        """The job's rows when it is one batch (else None: it runs alone, and a job whose
+        rows cannot be prepared, such as a voice that fails to load, fails there)."""
         if job.cancel.is_set():
             return None  # `_run` reports it
         try:
             return job.work.batch_rows(self.engine)
-        except BarkError:
-            return None  # `_run` meets the same error and reports it
+        except Exception:  # noqa: BLE001 - `_run` meets the same error and reports it
+            return None
 
     def _gather(self, first: Job, rows: list) -> list[tuple[Job, list]]:
         """The first job and the waiting one-batch jobs after it that fit in one engine
@@ -314,20 +338,20 @@ class JobBoard:
         total = len(rows)
         with self._lock:
             candidates = list(self._waiting)
+            self._sharing = [first]
         for job in candidates:
             if total >= limit:
                 break
             more = self._rows_of(job)
             if more is None or total + len(more) > limit:
                 continue
-            with self._lock:
+            with self._lock:  # taken from the queue and marked sharing in one step
                 if job not in self._waiting:
                     continue  # cancelled meanwhile
                 self._waiting.remove(job)
+                self._sharing.append(job)
             group.append((job, more))
             total += len(more)
-        with self._lock:
-            self._sharing = [j for j, _ in group]
         self.batches = (self.batches + [len(group)])[-32:]
         self._announce_positions()
         return group
@@ -343,14 +367,13 @@ class JobBoard:
             at += len(rows)
         own = {id(j): tuple(r.segment for r in rows) for j, rows in group}
         for job in jobs:
-            job.state = RUNNING
-            job.add("started", batch_jobs=len(jobs), batch_rows=len(requests))
+            if job.cancel.is_set() or not job.start(batch_jobs=len(jobs),
+                                                    batch_rows=len(requests)):
+                job.finish(CANCELLED, message="cancelled before it started")
 
         def fan_out(event: Event) -> None:
-            for job in jobs:
-                if not job.finished:
-                    segs = own[id(job)]
-                    job.on_event(replace_segments(event, segs) if len(jobs) > 1 else event)
+            for job in jobs:  # a job that ended already records nothing more
+                job.on_event(replace_segments(event, own[id(job)]) if len(jobs) > 1 else event)
 
         every = _AllCancelled(jobs)
         t0 = time.perf_counter()
@@ -358,19 +381,27 @@ class JobBoard:
             gens = self.engine.generate_batch(requests, on_event=fan_out, cancel=every)
         except Cancelled:
             for job in jobs:
-                if not job.finished:
-                    job.finish(CANCELLED, message="cancelled", segments=0)
+                job.finish(CANCELLED, message="cancelled", segments=0)
             return
-        except Exception as exc:  # noqa: BLE001 - each job gets the one line
-            error = _error_of(exc, jobs[0].id)
+        except Exception as exc:  # noqa: BLE001
+            if len(jobs) == 1:
+                error = _error_of(exc, jobs[0].id)
+                jobs[0].error = error
+                jobs[0].finish(FAILED, **error)
+                return
+            # one job's row may be what failed: each job again alone, so the others
+            # still get their audio and only the failing one its error
+            log.warning("a shared batch of %d jobs failed (%s); running them one by one",
+                        len(jobs), exc)
             for job in jobs:
-                if not job.finished:
-                    job.error = error
-                    job.finish(FAILED, **error)
+                if not job.cancel.is_set() and not job.finished:
+                    job.state = QUEUED
+                    self._run(job)
             return
         seconds = time.perf_counter() - t0
         for job, span in zip(jobs, spans, strict=True):
-            if job.finished:  # cancelled while the batch ran: its rows are dropped
+            if job.cancel.is_set() or job.finished:  # cancelled meanwhile: rows dropped
+                job.finish(CANCELLED, message="cancelled", segments=0)
                 continue
             result = job.work.finish_rows([gens[i] for i in span], seconds, job.add_segment)
             self._done(job, result, seconds)
@@ -382,10 +413,9 @@ class JobBoard:
                    audio_seconds=round(audio_s, 4), timings=result.timings, **self._done_info())
 
     def _announce_positions(self) -> None:
-        with self._lock:
-            waiting = list(self._waiting)
-        for i, job in enumerate(waiting):
-            job.add("queued", position=i + 1)
+        with self._lock:  # under the board's lock: no job starts between its snapshot and this
+            for i, job in enumerate(self._waiting):
+                job.add("queued", position=i + 1)
 
     def _reap(self) -> None:
         """Forget finished jobs older than `keep_s`, and the oldest beyond MAX_KEPT_JOBS."""

@@ -50,6 +50,7 @@ class SegmentResult:
     seconds: float  # wall time of the batch that made it
     pause_before_s: float = 0.0  # silence before it in the joined audio
     start_s: float = 0.0  # where its audio starts in the joined audio, after its pause
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)  # its own, per stage
 
     @property
     def duration_s(self) -> float:
@@ -126,6 +127,16 @@ class _JobEngine:
         return getattr(self._engine, name)
 
 
+def voice_label(voice: Any, inline: Mapping[str, VoicePrompt]) -> str | None:
+    """How a segment names its voice: the name asked for; a voice sent inline by its
+    own name (the job's internal key never leaves the server)."""
+    if isinstance(voice, str) and voice in inline:
+        return inline[voice].name or "inline voice"
+    if isinstance(voice, VoicePrompt):
+        return voice.name or "inline voice"
+    return voice
+
+
 def _timings(gen) -> dict[str, dict[str, float]]:
     return {stage: {"tokens": t.tokens, "seconds": round(t.seconds, 4)}
             for stage, t in gen.timings.items()}
@@ -169,9 +180,9 @@ class RowsWork:
     def finish_rows(self, gens, seconds, on_segment) -> WorkResult:
         for i, (r, gen) in enumerate(zip(self.requests, gens, strict=True)):
             on_segment(SegmentResult(
-                index=i, text=r.text, voice=r.voice if isinstance(r.voice, str) else gen.voice,
-                seed=gen.seed, audio=gen.audio, semantic=gen.semantic, coarse=gen.coarse,
-                fine=gen.fine, seconds=seconds))
+                index=i, text=r.text, voice=voice_label(r.voice, self.inline), seed=gen.seed,
+                audio=gen.audio, semantic=gen.semantic, coarse=gen.coarse, fine=gen.fine,
+                seconds=seconds, timings=_timings(gen)))
         return WorkResult(audio=None, timings=_timings(gens[0]))
 
     def run(self, engine, on_event, on_segment, cancel) -> WorkResult:
@@ -230,9 +241,11 @@ class ScriptWork:
 
         (seg,), (gen,) = self._script.segments, gens  # parsed by batch_rows
         on_segment(SegmentResult(
-            index=seg.index, text=seg.text, voice=seg.voice or self.voice, seed=gen.seed,
-            audio=gen.audio, semantic=gen.semantic, coarse=gen.coarse, fine=gen.fine,
-            seconds=seconds, pause_before_s=seg.pause_before_s, start_s=seg.pause_before_s))
+            index=seg.index, text=seg.text, voice=voice_label(seg.voice or self.voice,
+                                                              self.inline),
+            seed=gen.seed, audio=gen.audio, semantic=gen.semantic, coarse=gen.coarse,
+            fine=gen.fine, seconds=seconds, pause_before_s=seg.pause_before_s,
+            start_s=seg.pause_before_s, timings=_timings(gen)))
         audio = join_segments([gen.audio], [seg.pause_before_s], SAMPLE_RATE, FADE_S)
         return WorkResult(audio=audio, timings=_timings(gen))
 
@@ -249,7 +262,8 @@ class ScriptWork:
             seg = take.segment
             start[0] += seg.pause_before_s
             on_segment(SegmentResult(
-                index=seg.index, text=seg.text, voice=take.voice, seed=take.seed,
+                index=seg.index, text=seg.text, voice=voice_label(take.voice, self.inline),
+                seed=take.seed,
                 audio=take.audio, semantic=take.semantic, coarse=take.coarse, fine=take.fine,
                 seconds=take.seconds, pause_before_s=seg.pause_before_s, start_s=start[0]))
             start[0] += len(take.audio) / SAMPLE_RATE

@@ -203,3 +203,13 @@ def test_a_client_that_hangs_up_before_a_whole_file_cancels_it(server):
     raw.sock.shutdown(2)
     raw.close()
     wait_for(lambda: conn.json("GET", f"/v1/bark/jobs/{job['id']}")["state"] == "cancelled")
+
+
+def test_a_stream_resumed_after_its_last_event_ends(server):
+    conn = Connection(server.url)
+    job = conn.json("POST", "/v1/bark/jobs", {"text": "Short.", "seed": 1, "options": SHORT})
+    events = list(conn.events(f"/v1/bark/jobs/{job['id']}/events"))
+    assert events[-1].name == "done"
+    t0 = time.perf_counter()
+    assert list(conn.events(f"/v1/bark/jobs/{job['id']}/events?after={len(events)}")) == []
+    assert time.perf_counter() - t0 < 5

@@ -138,3 +138,40 @@ def test_errors_are_json_with_a_type_never_a_traceback(server, method, path, bod
     assert got == status, reply
     assert set(reply["error"]) == {"message", "type"}
     assert "Traceback" not in reply["error"]["message"]
+
+
+def test_voice_bombs_are_refused_before_they_unpack(server):
+    import zipfile
+
+    good = make_arrays()
+    bomb = io.BytesIO()  # 64 MB of zeros in a few KB
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        for key in ("semantic_prompt", "coarse_prompt"):
+            buf = io.BytesIO()
+            np.save(buf, good[key])
+            z.writestr(f"{key}.npy", buf.getvalue())
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<i8", "fortran_order": False,
+                                                      "shape": (8, 1 << 20)})
+        z.writestr("fine_prompt.npy", header.getvalue() + bytes(64 << 20))
+    liar = io.BytesIO()  # a header that declares 10^12 values over a few bytes of data
+    with zipfile.ZipFile(liar, "w") as z:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<i8", "fortran_order": False,
+                                                      "shape": (10**12,)})
+        z.writestr("semantic_prompt.npy", header.getvalue() + b"\0" * 64)
+    for body, says in ((bomb.getvalue(), "unpacks to"), (liar.getvalue(), "declares shape")):
+        assert len(body) < 1 << 20
+        status, _, reply = call(server, "PUT", "/v1/bark/voices/bomb", body)
+        assert status == 400 and says in reply["error"]["message"], reply
+
+
+def test_without_a_key_only_local_hosts_and_json_bodies_are_served(server):
+    status, _, reply = call(server, "GET", "/v1/models", headers={"Host": "evil.example:8765"})
+    assert status == 400 and "127.0.0.1 or localhost" in reply["error"]["message"]
+    for host in ("localhost:1234", "127.0.0.1", "[::1]:8765"):
+        assert call(server, "GET", "/v1/models", headers={"Host": host})[0] == 200, host
+    status, _, reply = call(server, "POST", "/v1/audio/speech",
+                            json.dumps({"model": "bark", "input": "hi"}).encode(),
+                            headers={"Content-Type": "text/plain"})
+    assert status == 400 and "Content-Type: application/json" in reply["error"]["message"]
