@@ -128,7 +128,11 @@ class Engine:
             if self.config.threads < 1:
                 raise BadInputError("threads must be at least 1")
             torch.set_num_threads(self.config.threads)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # loading the models
+        # The source and the tokenizer have their own locks, so counting tokens and
+        # resolving voices answer while the models load (a server checks requests then).
+        self._source_lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()
         self._source: ModelSource | None = None
         self._tokenizer = None
         self._semantic: GPT | None = None
@@ -140,7 +144,7 @@ class Engine:
 
     # ---- loading --------------------------------------------------------------
     def source(self, on_event: EventCallback = ignore_event) -> ModelSource:
-        with self._lock:
+        with self._source_lock:
             if self._source is None:
                 self._source = ModelSource(
                     self.config.models,
@@ -204,12 +208,13 @@ class Engine:
         return all(m is not None for m in (self._semantic, self._coarse, self._fine, self._codec))
 
     def _load_tokenizer(self, on_event: EventCallback) -> None:
-        if self._tokenizer is None:
-            src = self.source(on_event)
-            path = src.fetch(src.vocab_relpath)
-            on_event(LoadProgress("tokenizer", 0, 1, "loading the tokenizer"))
-            self._tokenizer = load_tokenizer(path)
-            on_event(LoadProgress("tokenizer", 1, 1, "tokenizer ready"))
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                src = self.source(on_event)
+                path = src.fetch(src.vocab_relpath)
+                on_event(LoadProgress("tokenizer", 0, 1, "loading the tokenizer"))
+                self._tokenizer = load_tokenizer(path)
+                on_event(LoadProgress("tokenizer", 1, 1, "tokenizer ready"))
 
     def _load_gpt(self, stage: str, kind: str, on_event: EventCallback):
         src = self.source(on_event)
@@ -245,8 +250,7 @@ class Engine:
     # ---- text and voices ------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
         """WordPiece ids of the normalised text (no special tokens, no offset)."""
-        with self._lock:
-            self._load_tokenizer(ignore_event)
+        self._load_tokenizer(ignore_event)
         return list(self._tokenizer.encode(normalize_text(text), add_special_tokens=False))
 
     def count_tokens(self, text: str) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from .guard import GuardedHandlers, format_traceback, log_error, one_line
 from .history import HistoryStore
 from .jobs import EngineHost, GenerationQueue, config_device_label, local_random_weights
 from .longscript_app import LongScriptMixin
-from .remote.choice import ServerChoice
+from .remote.choice import SERVER_ENV, ServerChoice
 from .screens.error import ErrorScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
@@ -94,6 +95,8 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         super().__init__()
         self.max_duration_s = max_duration_s
         self.settings, self._startup_notes = load_settings(locations.settings_path())
+        self._server_from_outside = server is not None or bool(
+            os.environ.get(SERVER_ENV))  # --server or BARK_TUI_SERVER, not the settings
         if server is None:
             server = self._saved_server(self.settings)
         self.host = EngineHost(merge_engine_config(engine_config or EngineConfig(), self.settings),
@@ -118,18 +121,35 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
 
-    def _saved_server(self, settings: Settings) -> ServerChoice | None:
-        """The environment's or the settings' server; a bad one is a notice, and the
-        engine runs here."""
+    def _chosen_server(self, new: Settings) -> tuple[ServerChoice | None, Settings]:
+        """The server after Save, and the settings to keep. Unchanged in the form (the
+        URL it showed, the same key file): the server in use, with the key it came with,
+        and a server given by --server or the environment is not written into the
+        settings. Changed: what the form says, whatever the environment says."""
+        current = self.host.server
+        shown = current.url if current else None
+        if (new.server or None) == shown and new.server_key_file == self.settings.server_key_file:
+            if self._server_from_outside:
+                new = dataclasses.replace(new, server=self.settings.server)
+            return current, new
+        self._server_from_outside = False
+        return self._saved_server(new, env={}), new
+
+    def _saved_server(self, settings: Settings, env=None) -> ServerChoice | None:
+        """The environment's (unless `env` says otherwise) or the settings' server; a bad
+        one is a notice, and the engine runs here."""
         from bark_engine.errors import BarkError
 
         from .remote.choice import choose_server
 
         try:
             return choose_server(saved_url=settings.server,
-                                 saved_key_file=settings.server_key_file)
+                                 saved_key_file=settings.server_key_file, env=env)
         except BarkError as exc:
-            self._startup_notes.append(f"Engine server not used: {exc}")
+            if self.is_running:
+                self.notify(f"Engine server not used: {exc}", severity="error", markup=False)
+            else:
+                self._startup_notes.append(f"Engine server not used: {exc}")
             return None
 
     def get_default_screen(self) -> Screen:
@@ -211,6 +231,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
     def _apply_settings(self, new: Settings | None) -> None:
         if new is None:
             return
+        server, new = self._chosen_server(new)
         try:
             save_settings(new, locations.settings_path())
         except OSError as exc:
@@ -222,7 +243,6 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         config = dataclasses.replace(self.host.config, models=new.models, size=new.size,
                                      device=new.device,  # type: ignore[arg-type]
                                      dtype=engine_dtype(new))
-        server = self._saved_server(new)
         if self.host.reconfigure(config, server):
             self.device_label = config_device_label(config, server)
             self.random_weights = None if server else local_random_weights(config.models)

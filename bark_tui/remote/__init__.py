@@ -2,5 +2,5 @@
 
 - `http`: one connection's requests, server-sent events, and one-line errors.
 - `engine`: `RemoteEngine`, the server behind the local `Engine`'s interface.
-- `settings`: which server to use (`--server`, `BARK_TUI_SERVER`, Settings) and its key.
+- `choice`: which server to use (`--server`, `BARK_TUI_SERVER`, Settings) and its key.
 """

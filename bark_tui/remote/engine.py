@@ -66,6 +66,8 @@ class RemoteEngine:
     def load(self, on_event: EventCallback = ignore_event) -> None:
         """Reach the server, check it speaks our API, read what it runs, and load its
         tokenizer here. The server loads its models on its first job (or at start)."""
+        if self._info is not None and self._tokenizer is not None:
+            return  # the fast path takes no lock: the UI thread asks this
         with self._lock:
             if self._info is not None and self._tokenizer is not None:
                 return
@@ -93,11 +95,6 @@ class RemoteEngine:
     def _engine_info(self) -> dict[str, Any]:
         self.load()
         return self._info["engine"]
-
-    def refresh(self) -> None:
-        """Read what the server runs again (after it loaded its models)."""
-        with self._lock:
-            self._info = self.connection.json("GET", "/v1/bark/info")
 
     @property
     def loaded(self) -> bool:
@@ -173,19 +170,21 @@ class RemoteEngine:
             and _has_user_voice(self.user_voices_dir, text))
         if local:
             return resolve_voice_arg(text, _no_fetch, self.user_voices_dir)
+        cached = self._presets.get(text)
+        if cached is not None:
+            return cached
+        data = self.connection.request("GET", f"/v1/bark/voices/{path_part(text)}.npz")
+        try:
+            prompt = VoicePrompt.from_npz_bytes(data, name=text, label=text)
+        except VoiceError as exc:
+            raise RemoteError(f"the server sent a bad voice: {exc}") from None
         with self._lock:
-            if text not in self._presets:
-                data = self.connection.request("GET", f"/v1/bark/voices/{path_part(text)}.npz")
-                try:
-                    self._presets[text] = VoicePrompt.from_npz_bytes(data, name=text, label=text)
-                except VoiceError as exc:
-                    raise RemoteError(f"the server sent a bad voice: {exc}") from None
-            return self._presets[text]
+            return self._presets.setdefault(text, prompt)
 
     def _voice_wire(self, voice: VoiceArg) -> Any:
         """Presets by name, everything else inline (the server checks it)."""
         if isinstance(voice, VoicePrompt):
-            for name, prompt in self._presets.items():
+            for name, prompt in list(self._presets.items()):
                 if prompt is voice:
                     return name
             return voice_to_wire(voice)
@@ -236,17 +235,17 @@ class RemoteEngine:
             raise Cancelled("generation cancelled")
         job = self.connection.json("POST", "/v1/bark/jobs",
                                    {"rows": rows, "cancel_on_disconnect": True})
-        arrays, done = self._follow(job["id"], len(rows), on_event, cancel)
-        timings = {stage: StageTiming(int(t["tokens"]), float(t["seconds"]))
-                   for stage, t in (done.get("timings") or {}).items()}
+        arrays, timings, done = self._follow(job["id"], len(rows), on_event, cancel)
         model_id = self.model_id
         return [Generation(
             text=r.text, voice=voice_label(r.voice), seed=int(r.options.seed),
             options=r.options, semantic=a["semantic_prompt"], coarse=a["coarse_prompt"],
             fine=a["fine_prompt"], audio=a["audio"].astype(np.float32, copy=False),
-            sample_rate=SAMPLE_RATE, timings=dict(timings),
+            sample_rate=SAMPLE_RATE,
+            timings={stage: StageTiming(int(x["tokens"]), float(x["seconds"]))
+                     for stage, x in t.items()},
             random_weights=bool(done.get("random_weights")), model_id=model_id)
-            for r, a in zip(seeded, arrays, strict=True)]
+            for r, a, t in zip(seeded, arrays, timings, strict=True)]
 
     def _follow(self, job_id: str, n_rows: int, on_event: EventCallback,
                 cancel: threading.Event | None):
@@ -258,6 +257,7 @@ class RemoteEngine:
                                        args=(job_id, cancel, finished), name="bark-remote-cancel")
             watcher.start()
         arrays: dict[int, dict[str, np.ndarray]] = {}
+        timings: dict[int, dict] = {}
         try:
             for event in self.connection.events(f"/v1/bark/jobs/{job_id}/events"):
                 if is_engine_event(event.name):
@@ -269,11 +269,13 @@ class RemoteEngine:
                         arrays[i] = read_npz_bytes(data, _SEGMENT_KEYS, f"segment {i}")
                     except ValueError as exc:
                         raise RemoteError(f"the server sent a bad segment: {exc}") from None
+                    timings[i] = event.data.get("timings") or {}
                 elif event.name == "done":
                     if len(arrays) != n_rows:
                         raise RemoteError(f"the server finished with {len(arrays)} of "
                                           f"{n_rows} takes")
-                    return [arrays[i] for i in range(n_rows)], event.data
+                    order = range(n_rows)
+                    return [arrays[i] for i in order], [timings[i] for i in order], event.data
                 elif event.name == "cancelled":
                     raise Cancelled("generation cancelled")
                 elif event.name == "error":

@@ -136,10 +136,15 @@ class Connection:
                     raise ConnectionLost(f"lost the connection to {self.url}: {exc}") from None
                 if not raw:
                     return
-                line = raw.decode("utf-8").rstrip("\r\n")
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if not line:
                     if data:
-                        yield ServerEvent(seq, name, json.loads("\n".join(data)))
+                        try:
+                            body = json.loads("\n".join(data))
+                        except ValueError:
+                            raise RemoteError(f"{self.url} sent an event that is not JSON; "
+                                              "is it a bark-tui server?") from None
+                        yield ServerEvent(seq, name, body)
                     name, data = "message", []
                 elif line.startswith(":"):
                     continue

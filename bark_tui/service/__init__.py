@@ -8,4 +8,6 @@
 - `speech`: OpenAI's speech API: fields, voice names, audio bytes.
 - `app`: the FastAPI routes (imports FastAPI; only `serve` loads it).
 - `run`: the command: checks, logging, uvicorn.
+- `process`: a `bark-tui serve` child on loopback (tests, the benchmark).
+- `bench`: requests per minute and time to first byte against direct runs.
 """

@@ -9,8 +9,9 @@ own seed, capped at `--seconds` of audio so random weights (which never stop by
 themselves) make the same amount of work each time. The direct run makes the same
 texts with `ScriptRenderer` in this process. Rounds interleave the variants (direct,
 then each client count) because the machine is shared; best and median are printed.
-The server runs one job at a time, so several clients share its throughput and wait
-their turn: time to first byte grows with the queue.
+The server has one engine: several clients share its throughput (waiting one-segment
+requests are made as one batch of rows) and wait their turn, so time to first byte
+grows with the queue.
 """
 
 from __future__ import annotations

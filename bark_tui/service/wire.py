@@ -17,6 +17,7 @@ import base64
 import binascii
 import io
 import math
+import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, fields
 from typing import Any
@@ -110,7 +111,7 @@ def read_npz_bytes(data: bytes, keys: tuple[str, ...], label: str) -> dict[str, 
             if missing:
                 raise ValueError(f"{label}: missing {', '.join(missing)}")
             return {k: npz[k] for k in keys}
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{label}: not a readable .npz: {exc}") from exc
 
 

@@ -145,3 +145,31 @@ async def test_a_server_killed_mid_take_is_a_notice_and_the_studio_goes_on(
             await wait_for_message(pilot, app, "no Bark server at", 30)
     finally:
         proc.stop()
+
+
+async def test_saving_settings_keeps_the_server_given_on_the_command_line(home, server):
+    from bark_tui import locations
+    from bark_tui.screens.settings import SettingsScreen
+    from bark_tui.settings import load_settings
+
+    given = ServerChoice(server.url, "k" * 24)  # as --server URL --api-key-file F gives it
+    app = make_app(None, server=given)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.action_settings()
+        await wait_until(pilot, lambda: isinstance(app.screen, SettingsScreen), 10, "settings")
+        await pilot.pause()
+        assert app.screen.query_one("#set-server").value == server.url
+        app.screen.query_one("#set-fine_temp").value = "0.4"
+        await pilot.press("ctrl+s")
+        await wait_for_message(pilot, app, "Settings saved")
+        assert app.host.server is given  # still the key it came with
+        saved, _ = load_settings(locations.settings_path())
+        assert saved.fine_temp == 0.4 and saved.server is None  # nothing typed, nothing kept
+        # clearing the field goes back to this machine
+        app.action_settings()
+        await wait_until(pilot, lambda: isinstance(app.screen, SettingsScreen), 10, "settings")
+        await pilot.pause()
+        app.screen.query_one("#set-server").value = ""
+        await pilot.press("ctrl+s")
+        await wait_for_message(pilot, app, "engine on this machine")
+        assert app.host.server is None
