@@ -29,7 +29,7 @@ from typing import Any
 from bark_engine.errors import BarkError, Cancelled
 from bark_engine.events import Event, StageProgress
 
-from .config import MAX_KEPT_JOBS
+from .config import MAX_KEPT_BYTES, MAX_KEPT_JOBS
 from .wire import event_to_wire
 from .work import SegmentResult, Work, WorkResult
 
@@ -158,6 +158,14 @@ class Job:
         finally:
             with self._changed:
                 self._waiters.discard(key)
+
+    def kept_bytes(self) -> int:
+        """What the job's results hold in memory (audio and tokens)."""
+        arrays = [a for seg in self.segments.values()
+                  for a in (seg.audio, seg.semantic, seg.coarse, seg.fine)]
+        if self.result is not None and self.result.audio is not None:
+            arrays.append(self.result.audio)
+        return sum(a.nbytes for a in arrays)
 
     def summary(self, position: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.id, "kind": self.kind, "state": self.state,
@@ -418,13 +426,21 @@ class JobBoard:
                 job.add("queued", position=i + 1)
 
     def _reap(self) -> None:
-        """Forget finished jobs older than `keep_s`, and the oldest beyond MAX_KEPT_JOBS."""
+        """Forget finished jobs older than `keep_s`, the oldest beyond MAX_KEPT_JOBS, and
+        the oldest while the kept audio is over MAX_KEPT_BYTES."""
         now = time.time()
         with self._lock:
             done = sorted((j for j in self._jobs.values() if j.finished and j.finished_at),
                           key=lambda j: j.finished_at)
             stale = [j for j in done if now - j.finished_at > self.keep_s]
             stale += done[len(stale):][:max(0, len(done) - len(stale) - MAX_KEPT_JOBS)]
+            kept = [j for j in done if j not in stale]
+            total = sum(j.kept_bytes() for j in kept)
+            for job in kept:
+                if total <= MAX_KEPT_BYTES:
+                    break
+                stale.append(job)
+                total -= job.kept_bytes()
             for job in stale:
                 self._jobs.pop(job.id, None)
 

@@ -21,6 +21,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_QUEUE_SIZE = 8  # jobs that may wait behind the running one; then 503
 DEFAULT_KEEP_MINUTES = 30.0  # finished jobs (their audio and tokens) are kept this long
 MAX_KEPT_JOBS = 64  # and at most this many: the oldest finished ones go first
+MAX_KEPT_BYTES = 2 * 1024**3  # and their audio and tokens together at most this (~6 h at 24 kHz)
 MAX_BODY_BYTES = 8 * 1024 * 1024  # any request body (inline voices make the largest)
 MAX_INPUT_CHARS = 100_000  # text or script of one request (~2 hours of speech)
 RETRY_AFTER_S = 5  # what a full queue asks a client to wait

@@ -105,3 +105,29 @@ def test_server_urls_and_which_server_is_chosen(tmp_path):
     assert (chosen.url, chosen.key) == ("http://127.0.0.1:2", "k" * 20)
     saved = choose_server(env={}, saved_url="127.0.0.1:3", saved_key_file=str(key))
     assert (saved.url, saved.label) == ("http://127.0.0.1:3", "127.0.0.1:3")
+
+
+def test_finished_jobs_are_forgotten_oldest_first_beyond_the_byte_cap(monkeypatch):
+    from bark_engine.options import Request
+    from bark_tui.service import board as board_mod
+    from bark_tui.service.work import RowsWork, SegmentResult
+
+    board = board_mod.JobBoard(None, queue_size=8, keep_minutes=30)
+    jobs = []
+    for i in range(3):
+        job = board.submit(RowsWork([Request("hi")]))
+        board.cancel(job)  # out of the queue, finished; now give it results to keep
+        job.state = board_mod.RUNNING
+        job.add_segment(SegmentResult(0, "hi", None, i, np.zeros(1000, np.float32),
+                                      np.zeros(3, np.int64), np.zeros((2, 4), np.int64),
+                                      np.zeros((8, 4), np.int64), 0.1))
+        job.finish(board_mod.DONE)
+        job.finished_at = 1000.0 + i
+        jobs.append(job)
+    monkeypatch.setattr(board_mod.time, "time", lambda: 1010.0)
+    size = jobs[0].kept_bytes()
+    assert size == 4000 + 24 + 64 + 256
+    monkeypatch.setattr(board_mod, "MAX_KEPT_BYTES", 2 * size)
+    assert [j.id for j in board.jobs()] == [j.id for j in jobs[1:]]
+    monkeypatch.setattr(board_mod, "MAX_KEPT_JOBS", 1)
+    assert [j.id for j in board.jobs()] == [jobs[2].id]
