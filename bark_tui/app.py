@@ -53,6 +53,8 @@ from .settings import (
 from .several_takes_app import SeveralTakesMixin
 from .widgets.generation_panel import describe_options
 
+DELETED_GRACE_S = 600.0  # a take deleted by another instance stays undoable there this long
+
 
 class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, SeveralTakesMixin,
               App[None]):
@@ -118,6 +120,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         self._job_ids = itertools.count(1)
         self._audio: dict[object, np.ndarray] = {}
         self.handler_errors: list[Exception] = []  # caught by the guard (tests read it)
+        self.tidied: tuple[int, int] | None = None  # (orphan files, purged takes) at start-up
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
 
@@ -153,8 +156,9 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
             return None
 
     def get_default_screen(self) -> Screen:
-        return MainScreen(initial_voice=self.settings.default_voice,
-                          cursor_blink=self.cursor_blink)
+        self._main_screen = MainScreen(initial_voice=self.settings.default_voice,
+                                       cursor_blink=self.cursor_blink)
+        return self._main_screen
 
     @property
     def main(self) -> MainScreen:
@@ -167,6 +171,27 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
     def on_mount(self) -> None:
         for note in self._startup_notes:
             self.notify(note, severity="warning", markup=False, timeout=10)
+        if self.store is not None:
+            self.run_worker(self._tidy_history, thread=True, name="tidy history",
+                            exclusive=False, group="tidy")
+
+    def _tidy_history(self) -> None:
+        """Start-up, in a worker: files a crash left without a row, and takes deleted in
+        earlier sessions (more than `DELETED_GRACE_S` ago, so another instance's fresh
+        delete stays undoable there), are removed; their space comes back."""
+        from datetime import datetime, timedelta, timezone
+
+        store = self.store
+        before = (datetime.now(timezone.utc) - timedelta(seconds=DELETED_GRACE_S)).isoformat(
+            timespec="milliseconds")
+        try:
+            orphans = store.cleanup_orphans()
+            purged = store.purge_deleted(deleted_before=before)
+        except Exception as exc:  # noqa: BLE001 - tidying is a courtesy; say it and go on
+            self.call_from_thread(self.notify, f"Could not tidy the history folder: {exc}",
+                                  severity="warning", markup=False)
+            return
+        self.tidied = (len(orphans), purged)
 
     # --- status -------------------------------------------------------------------
 
@@ -296,7 +321,17 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         busy = self.queue.busy
         self.queue.cancel_all()
         if self.store is not None and not busy:
+            deleted = self._deleted_this_session()
+            try:  # the undo window ends with the session: deleted takes free their space
+                self.store.purge_deleted(ids=deleted)
+            except Exception as exc:  # noqa: BLE001 - the next start tries again
+                log_error(f"purging deleted takes on quit: {one_line(exc)}",
+                          format_traceback(exc))
             self.store.close()  # a worker still saving keeps it; the process end closes it
+
+    def _deleted_this_session(self) -> list[int]:
+        main = getattr(self, "_main_screen", None)  # unmounting: the stack may be gone
+        return list(main.undo_stack) if main is not None else []
 
 
 def run_app(engine_config: EngineConfig, home: Path | None = None,

@@ -258,16 +258,29 @@ class HistoryStore:
             if cur.rowcount == 0 and self.get(take_id) is None:
                 raise TakeNotFound(take_id)
 
-    def purge_deleted(self) -> int:
-        """Remove soft-deleted takes for good: rows first, then their files. Returns the count."""
+    def purge_deleted(self, *, ids: list[int] | None = None,
+                      deleted_before: str | None = None) -> int:
+        """Remove soft-deleted takes for good: rows first, then their files. Returns the count.
+
+        `ids`: only these takes (the ones this session deleted); `deleted_before`: only
+        takes deleted before this `utc_now()` stamp (so another instance's fresh delete
+        stays undoable there)."""
+        where, args = "deleted_at IS NOT NULL", []
+        if ids is not None:
+            if not ids:
+                return 0
+            where += f" AND id IN ({', '.join('?' * len(ids))})"
+            args += [int(i) for i in ids]
+        if deleted_before is not None:
+            where += " AND deleted_at < ?"
+            args.append(deleted_before)
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 rows = self._conn.execute(
-                    "SELECT wav_file, tokens_file, segments FROM takes "
-                    "WHERE deleted_at IS NOT NULL"
+                    f"SELECT wav_file, tokens_file, segments FROM takes WHERE {where}", args
                 ).fetchall()
-                self._conn.execute("DELETE FROM takes WHERE deleted_at IS NOT NULL")
+                self._conn.execute(f"DELETE FROM takes WHERE {where}", args)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")

@@ -1,0 +1,67 @@
+"""Deleted takes give their space back: on quit (this session's deletes) and at start-up
+(earlier sessions' deletes and files a crash left without a row)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+import pytest
+
+from bark_engine.options import GenerationOptions
+from bark_tui import locations
+from bark_tui.history import HistoryStore
+
+from .test_app_support import fresh_home, generate_take, make_app, type_text, wait_until
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    return fresh_home(tmp_path, monkeypatch)
+
+
+async def test_a_take_deleted_in_the_session_is_gone_from_disk_after_quitting(home, tiny_models):
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.editor.area.focus()
+        await type_text(pilot, "Delete me.")
+        take = await generate_take(pilot, app)
+        kept = await generate_take(pilot, app)
+        app.main.history.move_cursor(row=1)
+        await pilot.pause()
+        assert app.main.history.current_id == take.id
+        app.main.history.focus()
+        await pilot.press("d")
+        await pilot.pause()
+        assert take.wav_path.exists()  # undoable while the studio runs
+    assert not take.wav_path.exists() and not take.tokens_path.exists()
+    assert kept.wav_path.exists()
+    store = HistoryStore(locations.history_db_path(), locations.takes_dir())
+    assert [t.id for t in store.list_takes(include_deleted=True)] == [kept.id]
+    store.close()
+
+
+async def test_start_up_removes_old_deletes_and_crash_leftovers(home, tiny_models):
+    from bark_engine.engine import Engine
+    from bark_engine.options import EngineConfig
+
+    gen = Engine(EngineConfig(models=str(tiny_models), device="cpu")).generate(
+        "Old take.", None, GenerationOptions(max_duration_s=0.2, seed=1))
+    store = HistoryStore(locations.history_db_path(), locations.takes_dir())
+    old, recent = store.add_generation(gen), store.add_generation(gen)
+    store.delete(old.id)
+    store.delete(recent.id)
+    store.close()
+    with sqlite3.connect(locations.history_db_path()) as db:  # deleted in an earlier session
+        db.execute("UPDATE takes SET deleted_at = '2026-01-01T00:00:00.000+00:00' WHERE id = ?",
+                   (old.id,))
+    orphan = locations.takes_dir() / "take-9999.wav"  # a kill between the file and its row
+    orphan.write_bytes(b"RIFF")
+    os.utime(orphan, (time.time() - 3600, time.time() - 3600))
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.tidied is not None, 30, "the start-up tidy")
+        assert app.tidied == (1, 1)
+        assert not orphan.exists() and not old.wav_path.exists()
+        assert recent.wav_path.exists()  # deleted minutes ago: maybe another instance's undo
