@@ -131,6 +131,13 @@ def _prob(text: str) -> float:
     return value
 
 
+def _top_p(text: str) -> float:
+    value = _finite(text)
+    if not 0.0 < value <= 1.0:  # the same range Settings accepts
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 1")
+    return value
+
+
 def _generation_options(say: argparse.ArgumentParser) -> None:
     """Seed, temperatures and stopping rules, shared by `say` and `render`."""
     say.add_argument("--seed", type=_seed, help="random seed (default: a fresh one, reported)")
@@ -142,7 +149,7 @@ def _generation_options(say: argparse.ArgumentParser) -> None:
                      help=f"fine temperature (default {DEFAULT_FINE_TEMP}; 0 = greedy)")
     say.add_argument("--top-k", type=_positive_int,
                      help="sample only among the k likeliest tokens")
-    say.add_argument("--top-p", type=_prob, help="nucleus sampling threshold")
+    say.add_argument("--top-p", type=_top_p, help="nucleus sampling threshold (0 < p ≤ 1)")
     say.add_argument("--min-eos-p", type=_prob, default=DEFAULT_MIN_EOS_P,
                      help="end the speech once the end-token probability reaches this "
                      f"(default {DEFAULT_MIN_EOS_P})")

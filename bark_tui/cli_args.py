@@ -33,4 +33,7 @@ def add_render_arguments(p: argparse.ArgumentParser) -> None:
                    "what runs fastest on the device, 4 on a CPU, 8 on a GPU); a batch's "
                    "segments have exactly the tokens they would have alone")
     p.add_argument("--parts", type=Path, metavar="DIR",
-                   help="where finished segments are kept (default: OUT.parts/)")
+                   help="where finished segments are kept (default: OUT.parts/); a run "
+                   "without --seed goes on with the seed kept there")
+    p.add_argument("--yes", action="store_true",
+                   help="render a very long script without asking first")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,7 +20,7 @@ from bark_engine.errors import BadInputError
 from bark_engine.events import Event, StageProgress, StageStarted
 from bark_engine.options import EngineConfig, GenerationOptions
 
-from .cli import timestamped_wav
+from .cli import EXIT_CANCELLED, timestamped_wav
 from .cli_say import check_output_path, command_engine, generation_options, warn_precision
 from .settings import MAX_SEED
 
@@ -42,6 +44,7 @@ class SegmentBars:
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
         )
         self.segments = self.progress.add_task("segments", total=n_segments, info="")
+        self.done = 0  # segments finished (made or reused)
         self.stage = self.progress.add_task("", total=None, info="", visible=False)
 
     def __call__(self, event: Event) -> None:
@@ -57,10 +60,50 @@ class SegmentBars:
             p.update(self.stage, completed=event.step, info=f"{event.tokens_per_s:6.1f}/s")
 
     def segment_done(self, take) -> None:
+        self.done += 1
         how = "reused" if take.reused else f"{take.seconds:.1f} s"
         self.progress.update(self.segments, advance=1,
                              info=f"#{take.segment.index + 1} {len(take.audio) / SAMPLE_RATE:.1f} s "
                              f"of audio ({how})")
+
+
+SEED_FILE = "render.json"  # in the parts folder: the seed a run without --seed drew
+LONG_SCRIPT_SEGMENTS = 300  # beyond this a render asks first (--yes skips the question)
+
+
+def kept_seed(parts: Path) -> int | None:
+    """The seed an earlier run kept beside its parts, if it is readable."""
+    try:
+        seed = json.loads((parts / SEED_FILE).read_text(encoding="utf-8"))["seed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None
+
+
+def keep_seed(parts: Path, seed: int) -> None:
+    from bark_engine.files import atomic_write
+
+    parts.mkdir(parents=True, exist_ok=True)
+    with atomic_write(parts / SEED_FILE, "w") as f:
+        json.dump({"seed": seed}, f)
+
+
+def confirm_length(script, err: Console, yes: bool) -> None:
+    """Say how long the script is; a very long one is rendered only when confirmed."""
+    from bark_engine.scripts.sentences import estimate_seconds
+
+    n = len(script.segments)
+    minutes = sum(estimate_seconds(seg.text) for seg in script.segments) / 60
+    if n > 1:
+        err.print(f"script: {n} segments, about {minutes:.0f} min of speech", highlight=False)
+    if n <= LONG_SCRIPT_SEGMENTS or yes:
+        return
+    if not sys.stdin.isatty():
+        raise BadInputError(f"the script has {n} segments (about {minutes:.0f} min); pass "
+                            "--yes to render it")
+    answer = input(f"Render all {n} segments? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise BadInputError("not rendered")
 
 
 def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
@@ -80,18 +123,33 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
     err = Console(stderr=True)
     for warning in script.warnings:
         err.print(f"note: {warning}", highlight=False)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    confirm_length(script, err, args.yes)
+    parts = args.parts or out.with_name(out.name + ".parts")
+    seed = args.seed
+    if seed is None:
+        seed = kept_seed(parts)
+        if seed is not None:
+            err.print(f"note: going on with seed {seed}, kept in {parts} by an earlier run "
+                      "(--seed picks another)", highlight=False)
+        else:
+            seed = secrets.randbelow(2**31)
     if seed + len(script.segments) - 1 > MAX_SEED:
         raise BadInputError(f"--seed {seed} with {len(script.segments)} segments runs past "
                             f"the largest seed, {MAX_SEED}")
-    parts = args.parts or out.with_name(out.name + ".parts")
+    keep_seed(parts, seed)
     renderer = ScriptRenderer(engine, RenderOptions(
         generation=gen_opts, seed=seed, default_voice=args.voice,
         continuity="chain" if args.chain else "fixed", reset_every=args.reset_every,
         parts_dir=parts, batch=args.batch))
     bars = SegmentBars(err, len(script.segments))
-    with bars.progress:
-        result = renderer.render(script, on_event=bars, on_segment=bars.segment_done)
+    try:
+        with bars.progress:
+            result = renderer.render(script, on_event=bars, on_segment=bars.segment_done)
+    except KeyboardInterrupt:
+        err.print(f"bark-tui: interrupted: {bars.done} of {len(script.segments)} segments are "
+                  f"kept in {parts}; run the same command again to go on (seed {seed})",
+                  highlight=False, soft_wrap=True)
+        return EXIT_CANCELLED
     write_wav(out, result.audio, result.sample_rate)
     reused = sum(t.reused for t in result.segments)
     noise = " (RANDOM TEST WEIGHTS: output is noise)" if engine.random_weights else ""

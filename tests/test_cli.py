@@ -260,3 +260,46 @@ def test_say_never_overwrites_silently_and_names_files_as_asked(tiny_models, tmp
     assert made.read_bytes() != before
     assert main([*common, "--takes", "1", "--out", str(tmp_path / "one.wav")]) == 0
     assert (tmp_path / "one.wav").exists() and not (tmp_path / "one-1.wav").exists()
+
+
+def test_render_without_a_seed_goes_on_after_an_interrupt(tiny_models, tmp_path, capsys,
+                                                         monkeypatch) -> None:
+    from bark_tui import cli_render
+
+    script = tmp_path / "s.txt"
+    script.write_text("First line here.\n\nSecond line here.\n\nThird line here.\n")
+    out = tmp_path / "s.wav"
+    common = ["render", str(script), "--models", str(tiny_models), "--max-duration", "0.2",
+              "--out", str(out), "--batch", "1"]
+    real_done = cli_render.SegmentBars.segment_done
+
+    def interrupt_after_one(self, take):
+        real_done(self, take)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_render.SegmentBars, "segment_done", interrupt_after_one)
+    assert main(common) == 130
+    err = " ".join(capsys.readouterr().err.split())
+    seed = json.loads((tmp_path / "s.wav.parts" / "render.json").read_text())["seed"]
+    assert f"1 of 3 segments are kept in {tmp_path / 's.wav.parts'}" in err
+    assert f"seed {seed})" in err and not out.exists()
+    monkeypatch.setattr(cli_render.SegmentBars, "segment_done", real_done)
+    assert main([*common, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert f"going on with seed {seed}" in " ".join(captured.err.split())
+    report = json.loads(captured.out)
+    assert report["seed"] == seed and report["reused"] == 1
+
+
+def test_a_very_long_script_is_rendered_only_when_confirmed(tiny_models, tmp_path, capsys,
+                                                           monkeypatch) -> None:
+    from bark_tui import cli_render
+
+    monkeypatch.setattr(cli_render, "LONG_SCRIPT_SEGMENTS", 2)
+    script = tmp_path / "long.txt"
+    script.write_text("One.\n\nTwo.\n\nThree.\n")
+    rc = main(["render", str(script), "--models", str(tiny_models), "--out",
+               str(tmp_path / "l.wav")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and "script: 3 segments, about 0 min" in err and "pass --yes" in err
+    assert not (tmp_path / "l.wav").exists()
