@@ -15,6 +15,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+from bark_engine.scripts.parse import ScriptOptions
+
 from ..guard import GuardedHandlers
 
 # Long texts for Textual's own bindings that the studio keeps (by action).
@@ -98,7 +100,9 @@ def help_markdown(app: App[object]) -> str:
     return "\n\n".join(parts) + "\n\n" + HELP_TEXT
 
 
-HELP_TEXT = """\
+_CUT = ScriptOptions()  # the pauses and sizes the help quotes: the parser's own defaults
+
+HELP_TEXT = f"""\
 ## In Voices
 
 Type in the filter box to narrow the list (`enter` there picks the first
@@ -120,8 +124,33 @@ Bark is not a strict text-to-speech model: it follows hints in the text.
 | `CAPITALS` | emphasis on a word |
 | `[MAN]` / `[WOMAN]` | bias the speaker's voice |
 
-A take holds about 13–15 seconds of audio and the script at most 256 tokens;
-the status line under the editor counts them for you.
+One Bark call speaks about 13–15 seconds (256 text tokens); the status line
+under the editor counts them. A longer script is fine: see below.
+
+## Long scripts and dialogue
+
+A script longer than one call is cut into **segments** at sentence ends (about
+{_CUT.budget_s:g} s and at most {_CUT.max_tokens} tokens each), made in batches and stitched into one take
+with short fades; segment 1 plays while the rest is made (command palette,
+"Speakers and long scripts": voices per speaker, continuity, segments at once,
+play while generating). The preview under the editor lists the segments.
+
+| Write | To get |
+|---|---|
+| `Ann: Hello there.` | a line by the speaker Ann (1–3 words before `: `), in the voice that screen gives Ann |
+| a line with only `[v2/en_speaker_3]` | that voice from here on (a preset or a My-voices name) |
+| a blank line | a paragraph break: a longer pause ({_CUT.paragraph_pause_s:g} s) |
+| `[pause]`, `[pause 1.5s]` | exactly that silence ({_CUT.pause_s:g} s by default) |
+
+Between segments of one speaker the pause is {_CUT.sentence_pause_s:g} s, when the speaker or
+the voice changes {_CUT.speaker_pause_s:g} s. A cancelled render keeps its finished segments: render
+the same script again to go on.
+
+## Engine on another machine
+
+Settings → Engine server (or `bark-tui --server URL`) uses the engine of a
+`bark-tui serve` there, for example through `ssh -L 8765:localhost:8765
+gpu-box`: the takes, voices and sound stay on this machine.
 
 With **random test weights** (the header says so) every take is noise: that
 is expected, the app is being tested without the real model.
