@@ -141,11 +141,15 @@ def wav_file_name(take: Take) -> str:
     return f"take-{take.id}-{slug or 'untitled'}.wav"
 
 
-def check_wav_target(answer: str) -> tuple[Path | None, str | None]:
-    """Where a WAV will go, or why it cannot go there (nothing is written here)."""
+def check_wav_target(answer: str, default_name: str) -> tuple[Path | None, str | None]:
+    """Where a WAV will go (an absolute path), or why it cannot go there (nothing is
+    written here). A folder gets `default_name` inside it; a name without `.wav` gets it."""
     path = Path(answer).expanduser()
-    if path.suffix.lower() != ".wav":
+    if path.is_dir():
+        path = path / default_name
+    elif path.suffix.lower() != ".wav":
         path = path.with_name(path.name + ".wav")
+    path = path.parent.resolve() / path.name  # a relative answer, shown where it lands
     if path.is_dir():
         return None, f"{path} is a folder; add a file name."
     folder = path.parent
@@ -169,7 +173,7 @@ def save_wav(screen: MainScreen, take: Take) -> None:
     folder = screen.bark.output_dir(create_default=True)
 
     def check(answer: str) -> str | None:
-        path, problem = check_wav_target(answer)
+        path, problem = check_wav_target(answer, wav_file_name(take))
         if path is None:
             return problem
         try:
