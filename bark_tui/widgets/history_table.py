@@ -183,8 +183,10 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
         self.set_takes(self.all_takes)
 
     def set_takes(self, takes: Iterable[Take], keep: int | None = None) -> None:
-        """Show ``takes`` newest first; the cursor stays on ``keep`` (or the current row)."""
+        """Show ``takes`` newest first; the cursor stays on ``keep`` (or the current row;
+        when that take is gone, on the row that takes its place)."""
         current = keep if keep is not None else self.current_id
+        row_before = self.cursor_coordinate.row if self.row_count else 0
         self.all_takes = sorted(takes, key=lambda t: t.id, reverse=True)
         ordered = [t for t in self.all_takes if take_matches(t, self.query)]
         self.takes = {t.id: t for t in ordered}
@@ -202,6 +204,8 @@ class HistoryTable(GuardedHandlers, DataTable[str]):
             self.add_row(*(Text(cells[k]) for k in keys), key=str(take_id))
         if current in self.takes:
             self.move_cursor(row=list(self.takes).index(current), animate=False)
+        elif self.takes:  # its take is gone (deleted): the neighbour that took its place
+            self.move_cursor(row=min(row_before, len(self.takes) - 1), animate=False)
 
     def set_query(self, query: str) -> None:
         """Show only the takes matching ``query`` ("" shows them all)."""

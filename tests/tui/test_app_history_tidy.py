@@ -65,3 +65,22 @@ async def test_start_up_removes_old_deletes_and_crash_leftovers(home, tiny_model
         assert app.tidied == (1, 1)
         assert not orphan.exists() and not old.wav_path.exists()
         assert recent.wav_path.exists()  # deleted minutes ago: maybe another instance's undo
+
+
+async def test_deleting_a_row_keeps_the_cursor_on_its_neighbour(home, tiny_models):
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.editor.area.focus()
+        await type_text(pilot, "Row.")
+        takes = [await generate_take(pilot, app) for _ in range(3)]  # newest first: 3, 2, 1
+        history = app.main.history
+        history.move_cursor(row=1)
+        await pilot.pause()
+        assert history.current_id == takes[1].id
+        history.focus()
+        await pilot.press("d")
+        await pilot.pause()
+        assert history.current_id == takes[0].id  # the older one moved up into its row
+        await pilot.press("d")
+        await pilot.pause()
+        assert history.current_id == takes[2].id  # the last row went: the one above it
