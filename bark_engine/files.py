@@ -71,3 +71,26 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb", *, durable: boo
         raise
     if durable:
         sync_dir(target.parent)
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], min_age_s: float = 600.0) -> list[Path]:
+    """Delete what `atomic_write` calls killed midway left in `folder` (`.NAME.XXXX.tmp`),
+    once older than `min_age_s` (a younger one may belong to a writer still at work)."""
+    import time
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    now = time.time()
+    for entry in os.scandir(folder):
+        if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and \
+                    now - entry.stat(follow_symlinks=False).st_mtime >= min_age_s:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue  # gone already, or not ours to remove
+    return removed

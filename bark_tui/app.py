@@ -26,6 +26,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from bark_engine.files import remove_stale_temps
 from bark_engine.options import EngineConfig
 from bark_engine.voices.catalog import UserVoices
 
@@ -176,8 +177,8 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
                             exclusive=False, group="tidy")
 
     def _tidy_history(self) -> None:
-        """Start-up, in a worker: files a crash left without a row, and takes deleted in
-        earlier sessions (more than `DELETED_GRACE_S` ago, so another instance's fresh
+        """Start-up, in a worker: files a crash left without a row (and half-written
+        exports in the output and voices folders), and takes deleted in earlier sessions (more than `DELETED_GRACE_S` ago, so another instance's fresh
         delete stays undoable there), are removed; their space comes back."""
         from datetime import datetime, timedelta, timezone
 
@@ -187,6 +188,8 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         try:
             orphans = store.cleanup_orphans()
             purged = store.purge_deleted(deleted_before=before)
+            for folder in {self.output_dir(), locations.user_voices_dir()}:
+                orphans += remove_stale_temps(folder, DELETED_GRACE_S)  # killed exports
         except Exception as exc:  # noqa: BLE001 - tidying is a courtesy; say it and go on
             self.call_from_thread(self.notify, f"Could not tidy the history folder: {exc}",
                                   severity="warning", markup=False)

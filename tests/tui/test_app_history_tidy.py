@@ -59,11 +59,20 @@ async def test_start_up_removes_old_deletes_and_crash_leftovers(home, tiny_model
     orphan = locations.takes_dir() / "take-9999.wav"  # a kill between the file and its row
     orphan.write_bytes(b"RIFF")
     os.utime(orphan, (time.time() - 3600, time.time() - 3600))
+    exports = locations.default_output_dir()
+    exports.mkdir(parents=True, exist_ok=True)
+    half = exports / ".take-3-hello.wav.k2j4.tmp"  # an export killed midway
+    half.write_bytes(b"RIFF")
+    mine = exports / "mine.wav"
+    mine.write_bytes(b"RIFF")
+    for path in (half, mine):
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
     app = make_app(tiny_models)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: app.tidied is not None, 30, "the start-up tidy")
-        assert app.tidied == (1, 1)
+        assert app.tidied == (2, 1)
         assert not orphan.exists() and not old.wav_path.exists()
+        assert not half.exists() and mine.exists()
         assert recent.wav_path.exists()  # deleted minutes ago: maybe another instance's undo
 
 
