@@ -43,6 +43,7 @@ from .screens.error import ErrorScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
 from .screens.settings import SettingsScreen
+from .session import Session, load_session, save_session
 from .settings import (
     Settings,
     engine_dtype,
@@ -98,6 +99,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         super().__init__()
         self.max_duration_s = max_duration_s
         self.settings, self._startup_notes = load_settings(locations.settings_path())
+        self.session = load_session(locations.session_path())
         self._server_from_outside = server is not None or bool(
             os.environ.get(SERVER_ENV))  # --server or BARK_TUI_SERVER, not the settings
         if server is None:
@@ -157,8 +159,9 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
             return None
 
     def get_default_screen(self) -> Screen:
-        self._main_screen = MainScreen(initial_voice=self.settings.default_voice,
-                                       cursor_blink=self.cursor_blink)
+        self._main_screen = MainScreen(  # the script and voice as the studio closed
+            initial_voice=self.session.voice or self.settings.default_voice,
+            initial_script=self.session.script, cursor_blink=self.cursor_blink)
         return self._main_screen
 
     @property
@@ -323,6 +326,13 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
     def on_unmount(self) -> None:
         busy = self.queue.busy
         self.queue.cancel_all()
+        main = getattr(self, "_main_screen", None)
+        if main is not None:
+            try:
+                save_session(locations.session_path(), Session(
+                    script=main.last_script, voice=main.last_voice))
+            except Exception as exc:  # noqa: BLE001 - quitting goes on; the log says why
+                log_error(f"saving the session: {one_line(exc)}", format_traceback(exc))
         if self.store is not None and not busy:
             deleted = self._deleted_this_session()
             try:  # the undo window ends with the session: deleted takes free their space

@@ -76,6 +76,11 @@ def settings_path() -> Path:
     return config_dir() / "settings.json"
 
 
+def session_path() -> Path:
+    """The script and voice the studio had when it closed (`session`)."""
+    return data_dir() / "session.json"
+
+
 def history_db_path() -> Path:
     """The SQLite history of takes."""
     return data_dir() / "history.sqlite3"

@@ -48,9 +48,15 @@ class MainScreen(GuardedHandlers, Screen[None]):
 
     AUTO_FOCUS = "#script"
 
-    def __init__(self, initial_voice: str = "", cursor_blink: bool = True) -> None:
+    def __init__(self, initial_voice: str = "", cursor_blink: bool = True,
+                 initial_script: str = "") -> None:
         super().__init__()
         self.initial_voice = initial_voice
+        # The script and the voice as they are now, kept in plain attributes so the
+        # session can be saved once the widgets are gone (`app.on_unmount`).
+        self.initial_script = initial_script
+        self.last_script = initial_script
+        self.last_voice: str | None = initial_voice or None
         self.cursor_blink = cursor_blink  # off for tests and snapshots
         self._count_timer = None
         self.undo_stack: list[int] = []
@@ -104,6 +110,8 @@ class MainScreen(GuardedHandlers, Screen[None]):
         history.border_subtitle = (
             "enter play · n rename · d delete · u undo · e edit · g regenerate · v voice · / filter"
         )
+        if self.initial_script and not self.editor.text:
+            self.editor.set_text(self.initial_script)
         self.refresh_voices()
         self.refresh_history()
         self.set_interval(PLAYHEAD_INTERVAL_S,
@@ -200,6 +208,7 @@ class MainScreen(GuardedHandlers, Screen[None]):
         if event.text_area.id != "script":
             return
         text = event.text_area.text
+        self.last_script = text  # what the session keeps when the studio closes
         self.editor.show_count(text, estimate_tokens(text), exact=False)
         if self._count_timer is not None:
             self._count_timer.stop()
@@ -207,6 +216,7 @@ class MainScreen(GuardedHandlers, Screen[None]):
             COUNT_DELAY_S, guarded(self, self.bark.count_tokens, "the token count timer"))
 
     def on_voice_browser_selected(self, event: VoiceBrowser.Selected) -> None:
+        self.last_voice = event.entry.key
         self.bark.refresh_status()
         self.bark.refresh_segment_preview()  # the selected voice is the script's default
 

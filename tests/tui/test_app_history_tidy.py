@@ -93,3 +93,17 @@ async def test_deleting_a_row_keeps_the_cursor_on_its_neighbour(home, tiny_model
         await pilot.press("d")
         await pilot.pause()
         assert history.current_id == takes[2].id  # the last row went: the one above it
+
+
+async def test_the_script_and_voice_come_back_after_quitting(home, tiny_models):
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.editor.area.focus()
+        await type_text(pilot, "Half-written line")
+        assert app.main.voices.select("v2/en_speaker_0")
+        await pilot.pause()
+    again = make_app(tiny_models)
+    async with again.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert again.main.editor.text == "Half-written line"
+        assert again.main.voices.selected.key == "v2/en_speaker_0"
