@@ -38,7 +38,7 @@ from .guard import GuardedHandlers, format_traceback, log_error, one_line
 from .history import HistoryStore
 from .jobs import EngineHost, GenerationQueue, config_device_label, local_random_weights
 from .longscript_app import LongScriptMixin
-from .remote.choice import SERVER_ENV, ServerChoice
+from .remote.choice import ServerChoice
 from .screens.error import ErrorScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
@@ -55,6 +55,9 @@ from .settings import (
 from .several_takes_app import SeveralTakesMixin
 from .widgets.generation_panel import describe_options
 
+# Settings fields the command line or the environment can set for one run: saved only
+# when the user changes them in the form.
+ONE_OFF_FIELDS = ("models", "size", "device", "dtype", "server")
 DELETED_GRACE_S = 600.0  # a take deleted by another instance stays undoable there this long
 
 
@@ -100,8 +103,6 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         self.max_duration_s = max_duration_s
         self.settings, self._startup_notes = load_settings(locations.settings_path())
         self.session = load_session(locations.session_path())
-        self._server_from_outside = server is not None or bool(
-            os.environ.get(SERVER_ENV))  # --server or BARK_TUI_SERVER, not the settings
         if server is None:
             server = self._saved_server(self.settings)
         self.host = EngineHost(merge_engine_config(engine_config or EngineConfig(), self.settings),
@@ -127,19 +128,13 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
 
-    def _chosen_server(self, new: Settings) -> tuple[ServerChoice | None, Settings]:
-        """The server after Save, and the settings to keep. Unchanged in the form (the
-        URL it showed, the same key file): the server in use, with the key it came with,
-        and a server given by --server or the environment is not written into the
-        settings. Changed: what the form says, whatever the environment says."""
-        current = self.host.server
-        shown = current.url if current else None
-        if (new.server or None) == shown and new.server_key_file == self.settings.server_key_file:
-            if self._server_from_outside:
-                new = dataclasses.replace(new, server=self.settings.server)
-            return current, new
-        self._server_from_outside = False
-        return self._saved_server(new, env={}), new
+    def _chosen_server(self, new: Settings, shown: Settings) -> ServerChoice | None:
+        """The server after Save: the one in use (with the key it came with) while the
+        form's URL and key file are as shown, else what the form says, whatever the
+        environment says."""
+        if new.server == shown.server and new.server_key_file == shown.server_key_file:
+            return self.host.server
+        return self._saved_server(new, env={})
 
     def _saved_server(self, settings: Settings, env=None) -> ServerChoice | None:
         """The environment's (unless `env` says otherwise) or the settings' server; a bad
@@ -256,19 +251,27 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
                                     device=cfg.device, dtype=cfg.dtype or "auto",
                                     server=server.url if server else None)
         themes = sorted(self.available_themes)
+        self._shown_settings = shown
         self.push_screen(SettingsScreen(shown, themes, str(locations.default_output_dir())),
                          self._apply_settings)
 
     def _apply_settings(self, new: Settings | None) -> None:
+        """The form's values are used at once; only what the user changed in the form is
+        saved (a field the command line or the environment set, left as it was shown,
+        keeps its saved value: one-off flags never become settings)."""
         if new is None:
             return
-        server, new = self._chosen_server(new)
+        shown = self._shown_settings
+        server = self._chosen_server(new, shown)
+        kept = {name: getattr(self.settings, name) for name in ONE_OFF_FIELDS
+                if getattr(new, name) == getattr(shown, name)}
+        saved = dataclasses.replace(new, **kept)
         try:
-            save_settings(new, locations.settings_path())
+            save_settings(saved, locations.settings_path())
         except OSError as exc:
             self.notify(f"Settings are in use but could not be saved: {exc}", severity="error",
                         markup=False)
-        self.settings = new
+        self.settings = saved
         if new.theme in self.available_themes:
             self.theme = new.theme
         config = dataclasses.replace(self.host.config, models=new.models, size=new.size,
@@ -350,7 +353,6 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
 def run_app(engine_config: EngineConfig, home: Path | None = None,
             server: ServerChoice | None = None) -> int:
     """Entry point for ``bark-tui`` without a command; returns the exit status."""
-    import os
 
     if home is not None:
         os.environ[locations.HOME_ENV] = str(Path(home).expanduser())

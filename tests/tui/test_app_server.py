@@ -173,3 +173,24 @@ async def test_saving_settings_keeps_the_server_given_on_the_command_line(home, 
         await pilot.press("ctrl+s")
         await wait_for_message(pilot, app, "engine on this machine")
         assert app.host.server is None
+
+
+async def test_saving_settings_keeps_one_off_command_line_models_out_of_the_file(
+        home, tiny_models):
+    from bark_tui import locations
+    from bark_tui.screens.settings import SettingsScreen
+    from bark_tui.settings import load_settings
+
+    write_settings(models="/saved/models", size="small")
+    app = make_app(tiny_models)  # as `bark-tui --models DIR` for this run
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.action_settings()
+        await wait_until(pilot, lambda: isinstance(app.screen, SettingsScreen), 10, "settings")
+        await pilot.pause()
+        assert app.screen.query_one("#set-models").value == str(tiny_models)
+        app.screen.query_one("#set-text_temp").value = "0.5"
+        await pilot.press("ctrl+s")
+        await wait_for_message(pilot, app, "Settings saved")
+        saved, _ = load_settings(locations.settings_path())
+        assert saved.text_temp == 0.5 and saved.models == "/saved/models"
+        assert app.host.config.models == str(tiny_models)  # this run keeps its flag

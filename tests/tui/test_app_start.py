@@ -194,7 +194,7 @@ async def test_settings_buttons_cancel_and_save(home, tiny_models):
             assert app.screen is app.main
     saved, _ = load_settings(locations.settings_path())
     assert saved.text_temp == 0.4  # the cancelled 0.3 never reached the file
-    assert saved.models == str(tiny_models)
+    assert saved.models is None  # the run's --models was not changed in the form: not saved
 
 
 async def wait_until_screen(pilot, app, kind) -> None:
@@ -222,7 +222,8 @@ def test_write_settings_helper_is_used(home):
 
 async def test_a_command_line_precision_survives_saving_settings(home, tiny_models):
     """`bark-tui --dtype bfloat16` with "auto" saved: the form shows bfloat16, and
-    saving it (for any other change) keeps bfloat16 rather than falling back."""
+    saving it (for any other change) keeps bfloat16 for this run rather than falling
+    back, while the file keeps "auto": a one-off flag never becomes a setting."""
     write_settings(dtype="auto")
     app = BarkApp(EngineConfig(models=str(tiny_models), dtype="bfloat16"), cursor_blink=False)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -237,4 +238,5 @@ async def test_a_command_line_precision_survives_saving_settings(home, tiny_mode
         await pilot.pause()
         assert app.screen is app.main
         assert app.host.config.dtype == "bfloat16" and "bfloat16" in app.main.header.device
-    assert load_settings(locations.settings_path())[0].dtype == "bfloat16"
+    saved = load_settings(locations.settings_path())[0]
+    assert saved.dtype == "auto" and saved.text_temp == 0.65
