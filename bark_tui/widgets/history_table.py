@@ -110,12 +110,25 @@ def take_cells(take: Take, limit: int) -> dict[str, str]:
         "id": str(take.id),
         "time": local_time(take.created_at),
         "text": clip(take.name if take.name else take.text, limit),
-        "voice": voice_label(take.voice),
+        "voice": take_voice_cell(take),
         "duration": "missing" if missing else f"{take.duration_s:.1f} s",
         "first_audio": first_audio_cell(take),
         "seed": "—" if take.seed is None else str(take.seed),
         "note": "WAV MISSING" if missing else ("test weights" if take.random_weights else ""),
     }
+
+
+def take_voice_cell(take: Take) -> str:
+    """The voice a take was spoken in: a script's own voices (its one voice, or "N
+    voices" for a dialogue), not the voice that was selected when it was made."""
+    voices = []
+    for record in take.segments or []:
+        voice = record.get("voice") if isinstance(record, dict) else None
+        if voice not in voices:
+            voices.append(voice)
+    if len(voices) > 1:
+        return f"{len(voices)} voices"
+    return voice_label(voices[0] if voices else take.voice)
 
 
 def clip(text: str, limit: int = TEXT_CHARS) -> str:

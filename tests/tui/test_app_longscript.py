@@ -66,6 +66,8 @@ async def test_dialogue_renders_per_speaker_and_plays_segment_one_first(
         assert [s["voice"] for s in segs] == ["v2/en_speaker_0", "v2/en_speaker_6",
                                               "v2/en_speaker_0"]
         assert [s["pause_before_s"] for s in segs] == [0.0, 0.5, 0.5]
+        # the history names the dialogue's voices, not the voice that was selected
+        assert str(app.main.history.get_cell(str(take.id), "voice")) == "2 voices"
         assert [s["seed"] for s in segs] == [7, 8, 9]
         # time to first audio is kept beside the total, and shown
         assert 0 < take.timings["first_audio_s"] <= take.timings["total_s"]
