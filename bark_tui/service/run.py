@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -70,8 +71,24 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
                        voice_map=voice_map, batch_rows=args.batch)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """One line instead of uvicorn's error when the address is taken (checked before
+    the models load; the port is bound for real a moment later)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise BadInputError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                                "(another bark-tui serve? pick another --port)") from None
+
+
 def run_serve(args: argparse.Namespace, engine_config: EngineConfig) -> int:
     config = serve_config(args)  # refusals first: nothing loads for a bad set-up
+    check_port_free(config.host, config.port)
     try:
         import uvicorn
 

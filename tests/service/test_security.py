@@ -175,3 +175,13 @@ def test_without_a_key_only_local_hosts_and_json_bodies_are_served(server):
                             json.dumps({"model": "bark", "input": "hi"}).encode(),
                             headers={"Content-Type": "text/plain"})
     assert status == 400 and "Content-Type: application/json" in reply["error"]["message"]
+
+
+def test_a_port_in_use_is_one_line(server, tiny_models):
+    port = server.url.rsplit(":", 1)[1]
+    done = subprocess.run(serve_cmd(tiny_models)[:-1] + [port], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"bark-tui: error: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(another bark-tui serve? pick another --port)"]
