@@ -17,7 +17,12 @@ Script syntax:
   add up). Pauses before the first or after the last segment are dropped.
 - `Name: text` at the start of a line switches the speaker. Name is 1-32
   letters, digits, spaces or `_ . -`, at most 3 words, followed by `:` and a
-  space (or a full-width `：`), so `http://…` and `10:30` are not speakers.
+  space (or a full-width `：`), so `http://…` and `10:30` are not speakers. A
+  name of the speaker map, or one already met, is always a speaker; any other
+  must look like a name: each word starting with a capital (or a letter
+  without case), no digits, and not a heading or note word (`NOT_SPEAKERS`),
+  so `Chapter 1: The Beginning` and `Note: bring water.` are spoken (with a
+  warning saying so).
 - A line holding only `[voice name]` (a preset such as `[v2/en_speaker_6]`,
   `[announcer]`, or a My-voices name) that is not a known cue switches the
   voice for the text that follows, and ends the current speaker's turn.
@@ -68,6 +73,12 @@ _PAUSE_RE = re.compile(
     r"\[\s*pause(?:\s+(?P<secs>\d+(?:\.\d*)?|\.\d+)\s*(?:s|secs?|seconds?)?)?\s*\]", re.I
 )
 _BRACKET_LINE_RE = re.compile(r"\[([^\[\]]+)\]")
+# Labels that read like a speaker but head a line of text instead.
+NOT_SPEAKERS = frozenset({
+    "act", "caution", "chapter", "example", "fig", "figure", "hint", "important", "note",
+    "notes", "nb", "part", "ps", "p.s", "reminder", "scene", "section", "step", "summary",
+    "tip", "title", "todo", "update", "warning",
+})
 _SPEAKER_RE = re.compile(r"(?P<name>[^\W_][\w .\-]{0,31}?)\s*(?::(?=\s|$)|：)\s*(?P<rest>.*)")
 
 
@@ -172,10 +183,27 @@ class _Parser:
         if bracket and not _PAUSE_RE.fullmatch(line) and self._bracket_line(line_no, bracket):
             return
         label = _SPEAKER_RE.fullmatch(line)
-        if label and len(label.group("name").split()) <= 3:
+        if label and self._is_speaker(line_no, label.group("name").strip()):
             self._switch_speaker(label.group("name").strip())
             line = label.group("rest")
         self._text_with_pauses(line_no, line)
+
+    def _is_speaker(self, line_no: int, name: str) -> bool:
+        """Whether `Name:` starts a speaker's line: a name of the speaker map or one met
+        before always does; otherwise a short, name-like label (1-3 words, each starting
+        with a capital or a letter without case, no digits) that is not a heading or a
+        note (`Chapter 1:`, `Note:`, `Warning:` are spoken)."""
+        key = name.casefold()
+        if key in self.speaker_map or key in self.speakers:
+            return True
+        words = name.split()
+        if not 1 <= len(words) <= 3 or any(w[0].islower() for w in words):
+            return False
+        if any(ch.isdigit() for ch in name) or words[0].casefold() in NOT_SPEAKERS:
+            self.warnings.append(f"line {line_no}: “{name}:” read as text, not a speaker "
+                                 "(give it a voice in the speaker map to make it one)")
+            return False
+        return True
 
     def _bracket_line(self, line_no: int, m: re.Match[str]) -> bool:
         """Handle a `[...]`-only line as a voice switch; False if it is text after all."""

@@ -306,12 +306,23 @@ def test_dialogue_default_voice_and_cjk_names() -> None:
         "The rule is simple: be kind.",
         "[laughs]: that was funny.",
         "Ratio 3:2 holds.",
+        "Chapter 1: The Beginning",
+        "Note: bring water.",
+        "Warning: hot surface.",
+        "so here is the thing: it works.",
     ],
 )
 def test_not_speaker_labels(line: str) -> None:
     script = parse_script(line)
     assert script.speakers_found == ()
     assert texts(script) == [line]
+
+
+def test_a_mapped_label_is_a_speaker_and_a_skipped_one_is_said():
+    script = parse_script("Note: bring water.\nChapter 1: Start.",
+                          ScriptOptions(speakers={"note": "v2/en_speaker_1"}))
+    assert script.speakers_found == ("Note",)
+    assert any("“Chapter 1:” read as text" in w for w in script.warnings)
 
 
 def test_voice_switch_lines() -> None:
