@@ -368,6 +368,12 @@ class HistoryStore:
             ).fetchall()
         return [Take.from_row(row, self.takes_dir) for row in rows]
 
+    def data_version(self) -> int:
+        """SQLite's counter of commits made by *other* connections to this database:
+        when it moves, another instance (or `bark-tui say`) changed the history."""
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
     def get(self, take_id: int) -> Take | None:
         """The take with that id (deleted or not), or None."""
         with self._lock:

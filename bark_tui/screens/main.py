@@ -41,6 +41,7 @@ def take_label(take: Take) -> str:
 
 COUNT_DELAY_S = 0.3  # wait for a pause in typing before asking the real tokenizer
 PLAYHEAD_INTERVAL_S = 0.1
+HISTORY_WATCH_S = 1.0  # how soon another instance's new or deleted takes show up
 
 
 class MainScreen(GuardedHandlers, Screen[None]):
@@ -116,6 +117,10 @@ class MainScreen(GuardedHandlers, Screen[None]):
         self.refresh_history()
         self.set_interval(PLAYHEAD_INTERVAL_S,
                           guarded(self, self._tick_playhead, "the playhead timer"))
+        store = self.bark.store
+        self._history_version = store.data_version() if store is not None else 0
+        self.set_interval(HISTORY_WATCH_S,
+                          guarded(self, self._watch_history, "the history watch"))
         self.bark.refresh_status()
         self.editor.area.focus()
 
@@ -200,7 +205,15 @@ class MainScreen(GuardedHandlers, Screen[None]):
         handler = take_actions.HANDLERS.get(action)
         if handler is None:
             raise ValueError(f"unknown take action {action!r}")
-        handler(self, take)
+        store = self.bark.store
+        fresh = store.get(take.id) if store is not None else take
+        if fresh is None or fresh.is_deleted:  # another instance deleted it meanwhile
+            self.notify(f"Take {take.id} was deleted elsewhere (another bark-tui on this "
+                        "history); the list is up to date again.", severity="warning",
+                        markup=False)
+            self.refresh_history()
+            return
+        handler(self, fresh)
 
     # --- script ---------------------------------------------------------------------
 
@@ -219,6 +232,16 @@ class MainScreen(GuardedHandlers, Screen[None]):
         self.last_voice = event.entry.key
         self.bark.refresh_status()
         self.bark.refresh_segment_preview()  # the selected voice is the script's default
+
+    def _watch_history(self) -> None:
+        """Takes another instance added or deleted show up here (one cheap query a tick)."""
+        store = self.bark.store
+        if store is None:
+            return
+        version = store.data_version()
+        if version != self._history_version:
+            self._history_version = version
+            self.refresh_history()
 
     # --- playhead ---------------------------------------------------------------------
 

@@ -107,3 +107,25 @@ async def test_the_script_and_voice_come_back_after_quitting(home, tiny_models):
         await pilot.pause()
         assert again.main.editor.text == "Half-written line"
         assert again.main.voices.selected.key == "v2/en_speaker_0"
+
+
+async def test_another_instances_takes_show_up_and_its_deletes_are_respected(home, tiny_models):
+    from bark_engine.engine import Engine
+    from bark_engine.options import EngineConfig
+
+    gen = Engine(EngineConfig(models=str(tiny_models), device="cpu")).generate(
+        "From elsewhere.", None, GenerationOptions(max_duration_s=0.2, seed=1))
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.main.history.row_count == 0
+        other = HistoryStore(locations.history_db_path(), locations.takes_dir())  # instance 2
+        take = other.add_generation(gen)
+        await wait_until(pilot, lambda: app.main.history.row_count == 1, 10, "the new take")
+        assert app.main.history.current_id == take.id
+        other.delete(take.id)
+        app.main.take_action("rename", take.id)  # before the next watch tick: still listed
+        await pilot.pause()
+        assert any("deleted elsewhere" in str(n.message) for n in app._notifications)
+        assert app.main.history.row_count == 0
+        other.close()
