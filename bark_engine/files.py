@@ -73,18 +73,24 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb", *, durable: boo
         sync_dir(target.parent)
 
 
-def remove_stale_temps(folder: str | os.PathLike[str], min_age_s: float = 600.0) -> list[Path]:
-    """Delete what `atomic_write` calls killed midway left in `folder` (`.NAME.XXXX.tmp`),
-    once older than `min_age_s` (a younger one may belong to a writer still at work)."""
+def remove_stale_temps(folder: str | os.PathLike[str], min_age_s: float = 600.0,
+                       kinds: tuple[str, ...] = ("wav", "npz", "json")) -> list[Path]:
+    """Delete what `atomic_write` calls killed midway left in `folder`, once older than
+    `min_age_s` (a younger one may belong to a writer still at work). Only names this
+    module makes (`.NAME.KIND.xxxxxxxx.tmp`, KIND one of `kinds`) are touched: the
+    folder may be the user's own, holding other programs' files."""
+    import re
     import time
 
     folder = Path(folder)
     if not folder.is_dir():
         return []
+    ours = re.compile(r"\..+\.(?:" + "|".join(map(re.escape, kinds)) + r")\.[a-z0-9_]{8}"
+                      + re.escape(TEMP_SUFFIX))
     removed = []
     now = time.time()
     for entry in os.scandir(folder):
-        if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+        if not ours.fullmatch(entry.name):
             continue
         try:
             if entry.is_file(follow_symlinks=False) and \

@@ -61,18 +61,20 @@ async def test_start_up_removes_old_deletes_and_crash_leftovers(home, tiny_model
     os.utime(orphan, (time.time() - 3600, time.time() - 3600))
     exports = locations.default_output_dir()
     exports.mkdir(parents=True, exist_ok=True)
-    half = exports / ".take-3-hello.wav.k2j4.tmp"  # an export killed midway
+    half = exports / ".take-3-hello.wav.k2j4x_9a.tmp"  # an export killed midway
     half.write_bytes(b"RIFF")
     mine = exports / "mine.wav"
     mine.write_bytes(b"RIFF")
-    for path in (half, mine):
+    theirs = exports / ".another-program.tmp"  # not a name bark-tui makes: left alone
+    theirs.write_bytes(b"x")
+    for path in (half, mine, theirs):
         os.utime(path, (time.time() - 3600, time.time() - 3600))
     app = make_app(tiny_models)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: app.tidied is not None, 30, "the start-up tidy")
         assert app.tidied == (2, 1)
         assert not orphan.exists() and not old.wav_path.exists()
-        assert not half.exists() and mine.exists()
+        assert not half.exists() and mine.exists() and theirs.exists()
         assert recent.wav_path.exists()  # deleted minutes ago: maybe another instance's undo
 
 
