@@ -125,6 +125,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         self._audio: dict[object, np.ndarray] = {}
         self.handler_errors: list[Exception] = []  # caught by the guard (tests read it)
         self.tidied: tuple[int, int] | None = None  # (orphan files, purged takes) at start-up
+        self.quit_note: str | None = None  # said on the terminal after the studio closes
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
 
@@ -320,7 +321,16 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
     # --- quitting ------------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        """Stop generation (the worker sees its cancel event within a token) and leave."""
+        """Stop generation (the worker sees its cancel event within a token) and leave.
+        Quitting during a script render says, once the terminal is back, that its
+        finished segments are kept and how to go on (`run_app` prints `quit_note`)."""
+        from .longscript import ScriptJob
+
+        running = self.queue.running
+        if isinstance(running, ScriptJob):
+            self.quit_note = (f"bark-tui: the script render (job {running.id}) was stopped; its "
+                              "finished segments are kept: render the same script again in "
+                              "the studio to go on from them.")
         self.queue.cancel_all()
         if self._player is not None:
             self._player.stop()
@@ -358,4 +368,8 @@ def run_app(engine_config: EngineConfig, home: Path | None = None,
         os.environ[locations.HOME_ENV] = str(Path(home).expanduser())
     app = BarkApp(engine_config, server=server)
     app.run()
+    if app.quit_note:
+        import sys
+
+        print(app.quit_note, file=sys.stderr)
     return app.return_code or 0

@@ -427,3 +427,18 @@ async def test_a_script_renders_in_batches_and_equals_one_at_a_time(home, tiny_m
     assert one.id != batched.id
     assert [r["seed"] for r in one.segments] == [r["seed"] for r in batched.segments]
     assert one.wav_path.read_bytes() == batched.wav_path.read_bytes()
+
+
+async def test_quitting_during_a_render_says_the_finished_segments_are_kept(
+        home, tiny_models, segment_gate):
+    write_settings(seed_mode="fixed", fixed_seed=3, play_while_generating=False, batch=1)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    gate = segment_gate(2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        job = await start_and_hold(pilot, app, gate, LINES)
+        await pilot.press("ctrl+q")
+        gate.go.set()
+    assert app.quit_note is not None
+    assert f"job {job.id}" in app.quit_note and "finished segments are kept" in app.quit_note
+    kept = list(locations.takes_dir().glob("*.parts/resume/segment-*.npz"))
+    assert len(kept) == 2  # what the note promises is there
