@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bark_engine.errors import BarkError
@@ -26,6 +27,7 @@ from bark_engine.options import (
 )
 
 from .cli_args import add_render_arguments, batch_size
+from .settings import MAX_SEED
 
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
@@ -94,48 +96,23 @@ def _finite(text: str) -> float:
     return value
 
 
-def _nonneg_float(text: str) -> float:
-    value = _finite(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be ≥ 0")
-    return value
+def _checked(parse: Callable[[str], float], ok: Callable[[float], bool], message: str):
+    """An argparse type: `parse`, then refuse (exit 2, one line) what `ok` rejects."""
+    def check(text: str):
+        value = parse(text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(message)
+        return value
+    return check
 
 
-def _positive_float(text: str) -> float:
-    value = _finite(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def _seed(text: str) -> int:
-    from .settings import MAX_SEED
-
-    value = int(text)
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be 0..{MAX_SEED}")
-    return value
-
-
-def _prob(text: str) -> float:
-    value = _finite(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
-
-
-def _top_p(text: str) -> float:
-    value = _finite(text)
-    if not 0.0 < value <= 1.0:  # the same range Settings accepts
-        raise argparse.ArgumentTypeError("must be more than 0 and at most 1")
-    return value
+_nonneg_float = _checked(_finite, lambda v: v >= 0, "must be ≥ 0")
+_positive_float = _checked(_finite, lambda v: v > 0, "must be more than 0")
+_positive_int = _checked(int, lambda v: v >= 1, "must be 1 or more")
+_seed = _checked(int, lambda v: 0 <= v <= MAX_SEED, f"must be 0..{MAX_SEED}")
+_prob = _checked(_finite, lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
+_top_p = _checked(_finite, lambda v: 0.0 < v <= 1.0,  # the same range Settings accepts
+                  "must be more than 0 and at most 1")
 
 
 def _generation_options(say: argparse.ArgumentParser) -> None:

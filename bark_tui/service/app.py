@@ -31,8 +31,10 @@ from bark_engine.errors import BarkError, VoiceError
 from bark_engine.voices.catalog import PRESETS, UserVoices, check_name_safe, valid_user_voice_name
 from bark_engine.voices.prompts import VoicePrompt
 
-from .board import FINISHED, Job, JobBoard, QueueFull
-from .config import RETRY_AFTER_S, ServeConfig, is_loopback
+from .board import JobBoard, QueueFull
+from .config import RETRY_AFTER_S, ServeConfig
+from .gate import ApiError, Gate, error_response
+from .job import FINISHED, Job
 from .speech import (
     CONTENT_TYPES,
     MODEL_NAMES,
@@ -44,89 +46,14 @@ from .speech import (
     voice_map_table,
     whole_file,
 )
-from .wire import API_VERSION, MAX_VOICE_BYTES, error_body, npz_bytes, voice_from_wire
+from .streams import SSE_PING_S, raise_for, until
+from .streams import segments as job_segments
+from .wire import API_VERSION, MAX_VOICE_BYTES, npz_bytes, voice_from_wire
 from .work import SegmentResult, work_from_body
 
 log = logging.getLogger("bark_tui.serve")
 
-DISCONNECT_CHECK_S = 0.25  # how often a whole-file response looks whether its client left
-SSE_PING_S = 10.0  # a comment line keeps proxies and tunnels from closing a quiet stream
 CANCEL_WAIT_S = 2.0  # DELETE answers once the job has stopped, or after this
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
-
-
-class _Gate:
-    """Pure ASGI middleware: body size limit, and one log line per request."""
-
-    def __init__(self, app, max_body: int, board: JobBoard, local_only: bool) -> None:
-        self.app = app
-        self.max_body = max_body
-        self.board = board
-        self.local_only = local_only
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        t0 = time.perf_counter()
-        status = {"code": 500}
-        headers = dict(scope.get("headers") or {})
-        if self.local_only and not _local_host(headers.get(b"host", b"")):
-            # without a key only this machine may call: a web page that points its own
-            # host name at 127.0.0.1 (DNS rebinding) is turned away here
-            response = _error(400, "this server answers only requests addressed to "
-                              "127.0.0.1 or localhost (it has no key)")
-            await response(scope, receive, send)
-            self._log(scope, 400, t0)
-            return
-        length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            response = _error(413, f"the request body is over {self.max_body // 1024} KB")
-            await response(scope, receive, send)
-            self._log(scope, 413, t0)
-            return
-        seen = {"bytes": 0}
-
-        async def counted_receive():
-            message = await receive()
-            if message["type"] == "http.request":
-                seen["bytes"] += len(message.get("body", b""))
-                if seen["bytes"] > self.max_body:
-                    raise ApiError(413, f"the request body is over {self.max_body // 1024} KB")
-            return message
-
-        async def logged_send(message):
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, logged_send)
-        finally:
-            self._log(scope, status["code"], t0)
-
-    def _log(self, scope, code: int, t0: float) -> None:
-        log.info("%s %s %d %.2fs queue=%d", scope.get("method"), scope.get("path"), code,
-                 time.perf_counter() - t0, self.board.depth)
-
-
-def _local_host(host: bytes) -> bool:
-    """A Host header naming this machine (127.x, ::1, localhost), with any port."""
-    text = host.decode("latin-1").strip().lower()
-    if text.startswith("["):
-        name = text[1:text.find("]")] if "]" in text else text
-    else:
-        name = text.rsplit(":", 1)[0] if text.count(":") == 1 else text
-    return is_loopback(name)
 
 
 def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) -> FastAPI:
@@ -148,36 +75,36 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
     app = FastAPI(title="bark-tui serve", version=str(API_VERSION), lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.board = board
-    app.add_middleware(_Gate, max_body=config.max_body_bytes, board=board,
+    app.add_middleware(Gate, max_body=config.max_body_bytes, board=board,
                        local_only=not config.api_key)
 
     # ---- errors: JSON, one line, never a traceback -------------------------------
     @app.exception_handler(ApiError)
-    async def _api_error(request, exc: ApiError):
-        return _error(exc.status, str(exc), exc.headers)
+    async def _apierror_response(request, exc: ApiError):
+        return error_response(exc.status, str(exc), exc.headers)
 
     @app.exception_handler(BarkError)
-    async def _bark_error(request, exc: BarkError):
-        return _error(400, str(exc))
+    async def _barkerror_response(request, exc: BarkError):
+        return error_response(400, str(exc))
 
     @app.exception_handler(QueueFull)
     async def _full(request, exc: QueueFull):
-        return _error(503, f"{exc}; try again shortly", {"Retry-After": str(RETRY_AFTER_S)})
+        return error_response(503, f"{exc}; try again shortly", {"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(HTTPException)
     async def _http(request, exc: HTTPException):
-        return _error(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(422, f"{where}: {first.get('msg', 'invalid request')}")
+        return error_response(422, f"{where}: {first.get('msg', 'invalid request')}")
 
     @app.exception_handler(Exception)
     async def _unexpected(request, exc: Exception):
         log.exception("unexpected error on %s", request.url.path)
-        return _error(500, f"internal error ({type(exc).__name__}); the server log has details")
+        return error_response(500, f"internal error ({type(exc).__name__}); the server log has details")
 
     # ---- the key ------------------------------------------------------------------
     async def need_key(request: Request) -> None:
@@ -304,11 +231,11 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
         headers = {"X-Bark-Job": job.id, "X-Bark-Seed": str(spec.work.seed)}
         # Nothing is sent until there is audio or an ending, so a job that fails
         # before its first segment is a JSON error, not a 200 with no audio.
-        await _until(job, board, request, lambda: job.finished or job.order)
-        _raise_for(job)
+        await until(job, board, request, lambda: job.finished or job.order)
+        raise_for(job)
         if spec.stream_format is None:
-            await _until(job, board, request, lambda: job.finished)
-            _raise_for(job)
+            await until(job, board, request, lambda: job.finished)
+            raise_for(job)
             pcm = pcm16_bytes(job.result.audio)  # the joined audio, as render joins it
             return Response(whole_file(fmt, pcm), media_type=CONTENT_TYPES[fmt],
                             headers=headers)
@@ -316,7 +243,7 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
             async def sse() -> AsyncIterator[str]:
                 samples = 0
                 first = True
-                async with contextlib.aclosing(_segments(job, board)) as segments:
+                async with contextlib.aclosing(job_segments(job, board)) as segments:
                     async for seg in segments:
                         chunk = piece_bytes(seg)
                         samples += len(chunk) // 2
@@ -335,7 +262,7 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
         async def audio() -> AsyncIterator[bytes]:
             if fmt == "wav":
                 yield next(stream_chunks("wav", iter(())))
-            async with contextlib.aclosing(_segments(job, board)) as segments:
+            async with contextlib.aclosing(job_segments(job, board)) as segments:
                 async for seg in segments:
                     yield piece_bytes(seg)
         return StreamingResponse(audio(), media_type=CONTENT_TYPES[fmt], headers=headers)
@@ -428,7 +355,7 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
     @app.get("/v1/bark/jobs/{job_id}/audio.wav", dependencies=keyed)
     async def job_audio(job_id: str):
         job = job_or_404(job_id)
-        _raise_for(job, waiting_ok=False)
+        raise_for(job, waiting_ok=False)
         if job.result is None or job.result.audio is None:
             raise ApiError(409, "a job of takes has no joined audio: fetch "
                            "segments/{i}.wav for each take")
@@ -438,7 +365,7 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
     @app.get("/v1/bark/jobs/{job_id}/tokens.npz", dependencies=keyed)
     async def job_tokens(job_id: str):
         job = job_or_404(job_id)
-        _raise_for(job, waiting_ok=False)
+        raise_for(job, waiting_ok=False)
         if len(job.segments) != 1:
             raise ApiError(409, f"the job has {len(job.segments)} segments: fetch "
                            "segments/{i}/tokens.npz for the one you want")
@@ -468,48 +395,3 @@ def _server_info(engine) -> dict[str, Any]:
             "models": models_info(engine.config), "loaded": engine.loaded,
             "engine": {**_engine_facts(engine), "default_batch": engine.default_batch,
                        "advice": engine.precision_advice}}
-
-
-def _raise_for(job: Job, waiting_ok: bool = True) -> None:
-    """The job's failure as an HTTP error (a finished, good job passes)."""
-    if not job.finished:
-        if waiting_ok:
-            return
-        raise ApiError(409, f"job {job.id} is {job.state}; its audio is not ready")
-    if job.state == "cancelled":
-        raise ApiError(409, f"job {job.id} was cancelled")
-    if job.error:
-        status = 400 if job.error["type"] == "invalid_request_error" else 500
-        raise ApiError(status, job.error["message"])
-
-
-async def _until(job: Job, board: JobBoard, request: Request, ready) -> None:
-    """Wait until `ready()` (checked at each of the job's events); a client that goes
-    away meanwhile cancels the job."""
-    while not ready():
-        if await request.is_disconnected():
-            board.cancel(job)
-            return
-        await job.changed(len(job.events), DISCONNECT_CHECK_S)
-
-
-async def _segments(job: Job, board: JobBoard) -> AsyncIterator[SegmentResult]:
-    """The job's segments in script order as they finish. A failure after the first
-    segment ends the stream early (the status is already sent; the log says why).
-    Closing the stream (the client went away) cancels the job."""
-    sent = 0
-    try:
-        while True:
-            seen = len(job.events)
-            while sent < len(job.order):
-                yield job.segments[job.order[sent]]
-                sent += 1
-            if job.finished and sent >= len(job.order):
-                if job.error:
-                    log.warning("job %s ended with an error mid-stream: %s", job.id,
-                                job.error["message"])
-                return
-            await job.changed(seen, SSE_PING_S)
-    finally:
-        if not job.finished:
-            board.cancel(job)

@@ -109,13 +109,14 @@ def parse_speech(body: Any, voice_map: Mapping[str, str]) -> SpeechRequest:
 
 
 def _voice(value: Any, voice_map: Mapping[str, str]) -> Any:
-    """A request's `voice` with OpenAI's names mapped to ours; `{"id": …}` names a
+    """A request's `voice` with OpenAI's names mapped to ours (`voice_map`: the table
+    with the server's overrides, `voice_map_table`); `{"id": …}` names a
     voice too, and `{"npz": …}` (an inline prompt) passes as it is."""
     if isinstance(value, Mapping) and isinstance(value.get("id"), str):
         value = value["id"]
     if isinstance(value, str) and value.strip():
         name = value.strip()
-        return voice_map.get(name.lower()) or OPENAI_VOICES.get(name.lower()) or name
+        return voice_map.get(name.lower(), name)
     return value
 
 

@@ -14,6 +14,8 @@ from bark_tui.jobs import EventBridge
 from bark_tui.longscript import load_segment, parts_dir_for
 
 from .test_app_support import (
+    capture_each_play,
+    compare_takes,
     fresh_home,
     has_message,
     make_app,
@@ -50,14 +52,7 @@ async def test_dialogue_renders_per_speaker_and_plays_segment_one_first(
     write_settings(seed_mode="fixed", fixed_seed=7, fine_temp=0.0,
                    speakers={"Ann": "v2/en_speaker_0", "Bob": "v2/en_speaker_6"})
     app = make_app(tiny_models, take_s=TAKE_S)
-    play_files = []
-    real_play = app._play_audio
-
-    def play_into_own_file(*args, **kwargs):  # each clip PortAudio plays lands in its own file
-        play_files.append(audio_capture.next_file(f"play-{len(play_files)}.raw"))
-        return real_play(*args, **kwargs)
-
-    app._play_audio = play_into_own_file
+    play_files = capture_each_play(app, audio_capture)  # each clip in its own file
     async with app.run_test(size=(120, 40)) as pilot:
         take = await render_script(pilot, app, DIALOGUE)
         # the speakers map decided the voices, one segment per line, 0.5 s between speakers
@@ -331,22 +326,10 @@ async def test_speakers_map_edited_in_the_app_decides_the_voices(home, tiny_mode
 
 
 async def test_several_takes_compare_and_keep_one(home, tiny_models):
-    from bark_tui.screens.prompt import PromptScreen
-    from bark_tui.screens.takes_compare import TakesCompareScreen
-
     write_settings(seed_mode="fixed", fixed_seed=40, fine_temp=0.0)
     app = make_app(tiny_models, take_s=TAKE_S)
     async with app.run_test(size=(120, 40)) as pilot:
-        await type_text(pilot, "Hello.")
-        await pilot.press("ctrl+t")
-        await wait_until(pilot, lambda: isinstance(app.screen, PromptScreen), 10, "the prompt")
-        await pilot.pause()
-        app.screen.query_one("#prompt-input").value = "3"
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, TakesCompareScreen), 90,
-                         "the compare screen")
-        await pilot.pause()
-        screen = app.screen
+        screen = await compare_takes(pilot, app, "Hello.", 3)
         assert [g.seed for g in screen.generations] == [40, 41, 42]
         assert app.store.count() == 0  # nothing is kept before the user chooses
         played = []

@@ -13,6 +13,8 @@ from bark_tui.service.process import ServerProcess
 
 from .test_app_longscript import DIALOGUE, TAKE_S, render_script
 from .test_app_support import (
+    capture_each_play,
+    compare_takes,
     fresh_home,
     generate_take,
     make_app,
@@ -82,14 +84,7 @@ async def test_dialogue_plays_segment_one_from_the_server_before_the_last_is_mad
     write_settings(seed_mode="fixed", fixed_seed=7, fine_temp=0.0, batch=1,
                    speakers={"Ann": "v2/en_speaker_0", "Bob": "v2/en_speaker_6"})
     app = served_app(server, take_s=TAKE_S)
-    play_files = []
-    real_play = app._play_audio
-
-    def play_into_own_file(*args, **kwargs):
-        play_files.append(audio_capture.next_file(f"play-{len(play_files)}.raw"))
-        return real_play(*args, **kwargs)
-
-    app._play_audio = play_into_own_file
+    play_files = capture_each_play(app, audio_capture)
     async with app.run_test(size=(120, 40)) as pilot:
         take = await render_script(pilot, app, DIALOGUE)
         segs = take.segments
@@ -107,21 +102,11 @@ async def test_dialogue_plays_segment_one_from_the_server_before_the_last_is_mad
 
 
 async def test_several_takes_come_from_one_server_job(home, server):
-    from bark_tui.screens.prompt import PromptScreen
-    from bark_tui.screens.takes_compare import TakesCompareScreen
-
     write_settings(seed_mode="fixed", fixed_seed=40, fine_temp=0.0)
     app = served_app(server, take_s=TAKE_S)
     async with app.run_test(size=(120, 40)) as pilot:
-        await type_text(pilot, "Hello.")
-        await pilot.press("ctrl+t")
-        await wait_until(pilot, lambda: isinstance(app.screen, PromptScreen), 10, "the prompt")
-        await pilot.pause()
-        app.screen.query_one("#prompt-input").value = "3"
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, TakesCompareScreen), 90,
-                         "the compare screen")
-        assert [g.seed for g in app.screen.generations] == [40, 41, 42]
+        screen = await compare_takes(pilot, app, "Hello.", 3)
+        assert [g.seed for g in screen.generations] == [40, 41, 42]
         await pilot.press("k")
         await wait_for_message(pilot, app, "Kept take(s)", 30)
         assert [t.seed for t in app.store.list_takes()] == [40]

@@ -91,3 +91,33 @@ async def generate_take(pilot, app: BarkApp, timeout: float = 120.0):
     await pilot.pause()
     take = store.list_takes()[0]
     return take
+
+
+async def compare_takes(pilot, app: BarkApp, text: str, n: int):
+    """Type ``text``, ask for ``n`` takes (ctrl+t), wait for the compare screen; return it."""
+    from bark_tui.screens.prompt import PromptScreen
+    from bark_tui.screens.takes_compare import TakesCompareScreen
+
+    await type_text(pilot, text)
+    await pilot.press("ctrl+t")
+    await wait_until(pilot, lambda: isinstance(app.screen, PromptScreen), 10, "the prompt")
+    await pilot.pause()
+    app.screen.query_one("#prompt-input").value = str(n)
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.screen, TakesCompareScreen), 90,
+                     "the compare screen")
+    await pilot.pause()
+    return app.screen
+
+
+def capture_each_play(app: BarkApp, audio_capture) -> list:
+    """Route each clip the app plays into its own capture file; the files, in order."""
+    files: list = []
+    real_play = app._play_audio
+
+    def play_into_own_file(*args, **kwargs):
+        files.append(audio_capture.next_file(f"play-{len(files)}.raw"))
+        return real_play(*args, **kwargs)
+
+    app._play_audio = play_into_own_file
+    return files
