@@ -24,7 +24,10 @@ class SettingsForm:
         screen: Any = self
         new, problems = self.collect()
         if new is None:
-            screen.query_one(f"#{self.FORM_ID}-problem", Label).update("✖ " + "; ".join(problems))
+            label = screen.query_one(f"#{self.FORM_ID}-problem", Label)
+            label.update("✖ " + "; ".join(problems))
+            # a short terminal cuts the form off above that label: say it as a notice too
+            screen.notify("Not saved: " + "; ".join(problems), severity="error", markup=False)
             return
         screen.dismiss(new)
 

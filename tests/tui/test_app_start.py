@@ -240,3 +240,17 @@ async def test_a_command_line_precision_survives_saving_settings(home, tiny_mode
         assert app.host.config.dtype == "bfloat16" and "bfloat16" in app.main.header.device
     saved = load_settings(locations.settings_path())[0]
     assert saved.dtype == "auto" and saved.text_temp == 0.65
+
+
+async def test_a_refused_save_is_a_notice_even_on_a_short_terminal(home, tiny_models):
+    """At 110×34 the form runs past the screen, so its problem line is out of sight: the
+    refusal is also a notice."""
+    app = make_app(tiny_models)
+    async with app.run_test(size=(110, 34)) as pilot:
+        app.action_settings()
+        await wait_until_screen(pilot, app, SettingsScreen)
+        app.screen.query_one("#set-server").value = "ftp://nowhere"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SettingsScreen)  # nothing saved, the form stays
+        assert has_message(app, "Not saved: not a server URL: 'ftp://nowhere'")
