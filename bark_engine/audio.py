@@ -163,6 +163,18 @@ def join_segments(
     return np.concatenate(parts).astype(np.float32, copy=False)
 
 
+def segment_spans(lengths: Sequence[int], pauses_before_s: Sequence[float],
+                  sr: int = SAMPLE_RATE) -> list[tuple[int, int]]:
+    """(first, end) sample of each segment's audio in `join_segments`' result (one
+    pause before each segment): where subtitles and chapters start."""
+    spans, pos = [], 0
+    for n, pause in zip(lengths, pauses_before_s, strict=True):
+        pos += len(silence(pause, sr)) if pause else 0
+        spans.append((pos, pos + int(n)))
+        pos += int(n)
+    return spans
+
+
 def segment_piece(segment: np.ndarray, pause_before_s: float, sr: int = SAMPLE_RATE,
                   fade_s: float = 0.01, label: str = "segment") -> np.ndarray:
     """One segment as it sits in `join_segments`' result: its pause, then its faded

@@ -27,6 +27,7 @@ from bark_engine.options import (
 )
 
 from .cli_args import add_render_arguments, batch_size
+from .cli_finish import add_finish_arguments
 from .settings import MAX_SEED
 
 EXIT_USAGE = 2
@@ -154,13 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("text", nargs="?", help="what to say (use --file for a script file)")
     say.add_argument("--file", type=Path, help="read the text from this file")
     say.add_argument("--voice", help="a preset (v2/en_speaker_6), a .npz file, or a My-voices name")
-    say.add_argument("--out", type=Path, help="output WAV (default: bark-<time>.wav here)")
+    say.add_argument("--out", type=Path, help="output file: .wav, .flac, .mp3, .ogg, .opus, "
+                     ".m4b or .m4a (default: bark-<time>.wav here)")
     say.add_argument("--save-voice", type=Path, metavar="F.npz",
                      help="also save this take as a voice prompt (.npz, original Bark format)")
     say.add_argument("--takes", type=batch_size, metavar="N",
                      help="make N takes as one batch: OUT-1.wav … OUT-N.wav, seeds seed … seed+N-1")
     _generation_options(say)
     add_render_arguments(say)
+    add_finish_arguments(say)
     _model_options(say, sub=True)
     _server_options(say, sub=True)
 
@@ -171,9 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
         "are kept in OUT.parts/, so a rerun after an interruption goes on where it stopped.")
     render.add_argument("script", type=Path, help="the script file (UTF-8 text)")
     render.add_argument("--voice", help="default voice (preset, .npz file or My-voices name)")
-    render.add_argument("--out", type=Path, help="output WAV (default: bark-<time>.wav here)")
+    render.add_argument("--out", type=Path, help="output file: .wav, .flac, .mp3, .ogg, "
+                        ".opus, .m4b or .m4a (default: bark-<time>.wav here)")
     _generation_options(render)
     add_render_arguments(render)
+    add_finish_arguments(render)
     _model_options(render, sub=True)
     _server_options(render, sub=True)
 
@@ -188,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "cache, so later runs work offline.")
     _model_options(dl, sub=True)
     dl.add_argument("--no-presets", action="store_true", help="skip the 130 voice presets")
+
+    from .cli_book import add_book_parser
+
+    add_book_parser(sub)
 
     info = sub.add_parser("info", help="versions, devices, precision, model files, sound",
                           description="What this machine and install give Bark: versions, "
@@ -263,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_download import run_download
 
             return run_download(args, _engine_config(args))
+        if args.command == "book":
+            from .cli_book import run_book
+
+            return run_book(args)
         if args.command == "serve":
             from .service.run import run_serve
 

@@ -112,6 +112,21 @@ def _audio() -> dict[str, Any]:
     return {"playback": reason is None, "problem": reason}
 
 
+def finishing_info() -> dict[str, Any]:
+    """Which finished formats this install can write, and through what."""
+    out: dict[str, Any] = {"libsndfile": None, "m4b": None, "problem": None}
+    try:
+        import soundfile
+
+        out["libsndfile"] = soundfile.__libsndfile_version__
+        majors = soundfile.available_formats()
+        out["formats"] = [f for f in ("WAV", "FLAC", "MP3", "OGG") if f in majors]
+    except (ImportError, OSError) as exc:
+        out["problem"] = f"soundfile is not usable ({exc}); only WAV can be written"
+    out["m4b"] = _version("av")
+    return out
+
+
 def collect_info(config: EngineConfig) -> dict[str, Any]:
     """Everything `bark-tui info` reports, as plain data: for the engine the studio
     would build (the command line's choices over the saved settings)."""
@@ -125,6 +140,7 @@ def collect_info(config: EngineConfig) -> dict[str, Any]:
         "compute": compute_info(config),
         "models": models_info(config),
         "audio": _audio(),
+        "finishing": finishing_info(),
         "paths": {
             "settings": str(locations.settings_path()),
             "history": str(locations.history_db_path()),
@@ -208,6 +224,14 @@ def run_info(args: argparse.Namespace, config: EngineConfig) -> int:
     sizes = " · ".join(f"{p} {gb:.2f} GB" for p, gb in m["weights_gb"].items())
     table.add_row("weights", escape(f"{sizes} ({m['size']} models in memory on the CPU)"))
     table.add_row("playback", "ok" if a["playback"] else f"[yellow]{escape(a['problem'])}[/]")
+    f = info["finishing"]
+    if f["problem"]:
+        table.add_row("files", f"[yellow]{escape(f['problem'])}[/]")
+    else:
+        m4b = (f"M4B/M4A via PyAV {f['m4b']}" if f["m4b"] else
+               "M4B/M4A: pip install 'bark-tui[m4b]'")
+        table.add_row("files", escape(f"{', '.join(f['formats'])}, Opus via libsndfile "
+                                      f"{f['libsndfile']} · {m4b}"))
     if "server" in info:
         _server_rows(table, info["server"])
     for name, path in info["paths"].items():

@@ -21,6 +21,14 @@ from bark_engine.events import Event, StageProgress, StageStarted
 from bark_engine.options import EngineConfig, GenerationOptions
 
 from .cli import EXIT_CANCELLED, timestamped_wav
+from .cli_finish import (
+    chapter_outputs,
+    check_sidecars,
+    deliver,
+    plan_finishing,
+    select_chapters,
+    text_rewriter,
+)
 from .cli_say import check_output_path, command_engine, generation_options, warn_precision
 from .settings import MAX_SEED
 
@@ -111,17 +119,25 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
     from bark_engine.scripts.parse import ScriptOptions, parse_script
     from bark_engine.scripts.render import RenderOptions, ScriptRenderer
 
-    out = check_output_path(args.out or timestamped_wav(), force=args.force)
+    per_chapter = getattr(args, "per_chapter", False)
+    # With --per-chapter OUT itself is not written, only OUT-01.ext … (checked below).
+    out = check_output_path(args.out or timestamped_wav(), force=args.force or per_chapter)
+    finishing = plan_finishing(args, out)
+    check_sidecars(out, finishing, args.force)
+    rewriter = text_rewriter(args)
     gen_opts: GenerationOptions = generation_options(args)
     if args.long_form:
         gen_opts = gen_opts.with_long_form()
     engine = command_engine(args, config)
     warn_precision(engine)
     script = parse_script(text, ScriptOptions(speakers=parse_speakers(args.speaker),
-                                              default_voice=args.voice),
+                                              default_voice=args.voice, rewrite=rewriter),
                           count_tokens=engine.count_tokens)
+    script = select_chapters(script, getattr(args, "chapters", None), per_chapter)
+    if per_chapter:
+        chapter_outputs(out, script, args.force)
     err = Console(stderr=True)
-    for warning in script.warnings:
+    for warning in (*script.warnings, *rewriter.notes()):
         err.print(f"note: {warning}", highlight=False)
     confirm_length(script, err, args.yes)
     parts = args.parts or out.with_name(out.name + ".parts")
@@ -150,11 +166,21 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
                   f"kept in {parts}; run the same command again to go on (seed {seed})",
                   highlight=False, soft_wrap=True)
         return EXIT_CANCELLED
-    write_wav(out, result.audio, result.sample_rate)
+    finished = None
+    if finishing is None:
+        write_wav(out, result.audio, result.sample_rate)
+    else:
+        from .finish.deliver import Piece
+
+        pieces = [Piece(t.audio, t.segment.pause_before_s, t.segment.text, t.segment.speaker,
+                        t.segment.chapter) for t in result.segments]
+        finished = deliver(err, out, pieces, result.sample_rate, finishing, script=script,
+                           per_chapter=per_chapter)
     reused = sum(t.reused for t in result.segments)
     noise = " (RANDOM TEST WEIGHTS: output is noise)" if engine.random_weights else ""
     err.print(
-        f"wrote {out} · {len(result.segments)} segments ({reused} reused from {parts}) · "
+        f"{'wrote ' + str(out) if finishing is None else 'rendered'} · "
+        f"{len(result.segments)} segments ({reused} reused from {parts}) · "
         f"{result.duration_s:.1f} s of audio in {result.total_s:.1f} s · first audio after "
         f"{result.first_audio_s:.1f} s · {result.batch} at a time · seed {seed}{noise}",
         highlight=False)
@@ -168,5 +194,7 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
             "batch": result.batch, "model": engine.model_id, "device": str(engine.device),
             "dtype": engine.dtype_name, "steps": engine.step_path,
             "segment_seconds": [round(t.seconds, 4) for t in result.segments],
+            "segment_texts": [t.segment.text for t in result.segments],
+            "finished": finished,
         }))
     return 0

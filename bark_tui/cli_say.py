@@ -183,7 +183,18 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
         from .cli_render import run_render
 
         return run_render(args, config, text)
+    from .cli_finish import check_sidecars, deliver, plan_finishing, text_rewriter
+
+    if getattr(args, "per_chapter", False) or getattr(args, "chapters", None):
+        raise BadInputError("--per-chapter and --chapters need a script: use render SCRIPT "
+                            "or say --file")
     out = check_output_path(args.out or timestamped_wav(), force=args.force)
+    finishing = plan_finishing(args, out)
+    check_sidecars(out, finishing, args.force)
+    rewriter = text_rewriter(args)
+    text = rewriter(text, args.voice)
+    for note in rewriter.notes():
+        Console(stderr=True).print(f"note: {note}", highlight=False)
     save_voice = None
     if args.save_voice is not None:
         save_voice = check_output_path(args.save_voice, "voice", force=args.force,
@@ -194,12 +205,18 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
     gen, total = with_stage_bars(
         err, lambda bars: engine.generate(text, voice=args.voice, options=options, on_event=bars)
     )
-    write_wav(out, gen.audio, gen.sample_rate)
+    finished = None
+    if finishing is None:
+        write_wav(out, gen.audio, gen.sample_rate)
+    else:
+        from .finish.deliver import Piece
+
+        finished = deliver(err, out, [Piece(gen.audio, 0.0, text)], gen.sample_rate, finishing)
     if save_voice is not None:
         gen.voice_prompt().save_npz(save_voice)
     noise = noise_note(gen.random_weights)
     err.print(
-        f"wrote {out} · {gen.duration_s:.2f} s of audio in {total:.1f} s · seed {gen.seed}{noise}",
+        f"{'wrote ' + str(out) if finishing is None else 'made'} · {gen.duration_s:.2f} s of audio in {total:.1f} s · seed {gen.seed}{noise}",
         highlight=False,
     )
     if args.json:
@@ -219,6 +236,8 @@ def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
             "audio_seconds": round(gen.duration_s, 4),
             "total_seconds": round(total, 4),
             "random_weights": gen.random_weights,
+            "text": text,
+            "finished": finished,
         }
         if save_voice is not None:
             report["voice_file"] = str(save_voice)

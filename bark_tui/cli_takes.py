@@ -45,7 +45,14 @@ def run_takes(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
     def name(path: Path, i: int) -> Path:
         return path if one else numbered(path, i + 1)
 
+    from .cli_finish import check_sidecars, deliver, plan_finishing, text_rewriter
+
     outs = [check_output_path(name(base, i), force=args.force) for i in range(args.takes)]
+    finishing = plan_finishing(args, outs[0])
+    for out in outs:
+        check_sidecars(out, finishing, args.force)
+    rewriter = text_rewriter(args)
+    text = rewriter(text, args.voice)
     voices = None
     if args.save_voice is not None:
         voices = [check_output_path(name(args.save_voice, i), "voice", force=args.force,
@@ -63,8 +70,15 @@ def run_takes(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
             text, voice=args.voice, options=options, seeds=seeds, on_event=bars
         ),
     )
+    finished = []
     for i, take in enumerate(takes):
-        write_wav(outs[i], take.audio, take.sample_rate)
+        if finishing is None:
+            write_wav(outs[i], take.audio, take.sample_rate)
+        else:
+            from .finish.deliver import Piece
+
+            finished.append(deliver(err, outs[i], [Piece(take.audio, 0.0, text)],
+                                    take.sample_rate, finishing))
         if voices is not None:
             take.voice_prompt().save_npz(voices[i])
     noise = noise_note(takes[0].random_weights)
@@ -83,6 +97,7 @@ def run_takes(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
                     "audio_seconds": round(take.duration_s, 4),
                     "tokens": {s: t.tokens for s, t in take.timings.items() if s in STAGES},
                     **({"voice_file": str(voices[i])} if voices is not None else {}),
+                    **({"finished": finished[i]} if finished else {}),
                 }
                 for i, take in enumerate(takes)
             ],

@@ -46,3 +46,19 @@ def test_the_service_app_really_imports_fastapi() -> None:
     pytest.importorskip("fastapi")
     mods = _modules_after("import bark_tui.service.app")
     assert "fastapi" in mods  # the check above is meaningful
+
+
+FINISHING_LIBRARIES = ("soundfile", "soxr", "pyloudnorm", "scipy", "num2words", "ebooklib",
+                       "av", "lxml")
+
+
+def test_studio_and_cli_start_without_the_finishing_libraries() -> None:
+    """Formats, loudness, resampling, number reading and books load when a file is
+    finished or a book read, never at start-up (the CLI's finishing options included)."""
+    mods = _modules_after("import bark_tui.app, bark_tui.cli, bark_tui.cli_finish, "
+                          "bark_tui.finish.deliver, bark_tui.text.rewrite, bark_tui.books.extract")
+    for lib in FINISHING_LIBRARIES:
+        assert lib not in mods, lib
+    used = _modules_after("from bark_tui.text.numbers import read_numbers; "
+                          "read_numbers('3', 'en')")
+    assert "num2words" in used  # the check above is meaningful

@@ -23,6 +23,12 @@ Script syntax:
   without case), no digits, and not a heading or note word (`NOT_SPEAKERS`),
   so `Chapter 1: The Beginning` and `Note: bring water.` are spoken (with a
   warning saying so).
+- `# Title` starts a chapter (a Markdown heading of level 1, as `book
+  extract` writes them): the title is spoken as a paragraph of its own
+  (`speak_headings`; audiobooks read chapter titles aloud) after
+  `chapter_pause_s`, and segments carry their chapter's number. `## Sub`
+  headings are spoken as paragraphs without their `#`s. `Title:` and
+  `Author:` lines before any text are the script's tags, not speech.
 - A line holding only `[voice name]` (a preset such as `[v2/en_speaker_6]`,
   `[announcer]`, or a My-voices name) that is not a known cue switches the
   voice for the text that follows, and ends the current speaker's turn.
@@ -56,6 +62,7 @@ from .sentences import (
 
 __all__ = [
     "KNOWN_CUES",
+    "Chapter",
     "Script",
     "ScriptOptions",
     "Segment",
@@ -79,6 +86,8 @@ NOT_SPEAKERS = frozenset({
     "notes", "nb", "part", "ps", "p.s", "reminder", "scene", "section", "step", "summary",
     "tip", "title", "todo", "update", "warning",
 })
+_HEADING_RE = re.compile(r"(?P<marks>#{1,6})\s+(?P<title>\S.*)")
+_TAG_RE = re.compile(r"(?P<key>title|author)\s*:\s*(?P<value>\S.*)", re.I)
 _SPEAKER_RE = re.compile(r"(?P<name>[^\W_][\w .\-]{0,31}?)\s*(?::(?=\s|$)|：)\s*(?P<rest>.*)")
 
 
@@ -92,9 +101,14 @@ class ScriptOptions:
     speaker_pause_s: float = 0.5  # when the speaker or voice changes
     paragraph_pause_s: float = 0.75  # after a blank line
     pause_s: float = 1.0  # a bare `[pause]`
+    chapter_pause_s: float = 2.0  # before a `# Chapter` heading
+    speak_headings: bool = True  # chapter titles are read aloud
     speakers: Mapping[str, str] = field(default_factory=dict)  # speaker name -> voice
     default_voice: str | None = None  # None = the engine's default (no prompt)
     known_voices: frozenset[str] | None = None  # My-voices names; when given, others warn
+    # What Bark is given for a paragraph's text, from the text and its voice (numbers read
+    # aloud, a lexicon): applied before cutting and counting tokens. None: the text as is.
+    rewrite: Callable[[str, str | None], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,16 @@ class Segment:
     speaker: str | None  # the `Name:` label it falls under, if any
     pause_before_s: float  # silence before it; 0 for the first segment
     line_no: int  # 1-based source line where it starts
+    chapter: int | None = None  # index into `Script.chapters`; None before any heading
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A `# Title` heading and the first segment under it."""
+
+    title: str
+    line_no: int
+    first_segment: int | None  # None: nothing is spoken in it
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,9 @@ class Script:
     segments: tuple[Segment, ...]
     speakers_found: tuple[str, ...]
     warnings: tuple[str, ...]
+    chapters: tuple[Chapter, ...] = ()
+    title: str | None = None  # from a `Title:` line at the top
+    author: str | None = None
 
     @property
     def voices(self) -> tuple[str | None, ...]:
@@ -137,6 +164,8 @@ class _Paragraph:
     voice: str | None
     paragraph_break: bool  # a blank line came before it
     explicit_pause: float | None  # sum of `[pause]` markers before it, if any
+    chapter: int | None = None
+    opens_chapter: bool = False  # the first paragraph after a `# heading`
     text: str = ""
     starts: list[tuple[int, int]] = field(default_factory=list)  # (offset, line_no)
 
@@ -172,12 +201,25 @@ class _Parser:
         self.pending_break = False
         self.pending_pause: float | None = None
         self.warnings: list[str] = []
+        self.chapters: list[tuple[str, int]] = []  # (title, line_no)
+        self.pending_chapter = False
+        self.tags: dict[str, str] = {}
 
     def feed(self, line_no: int, raw: str) -> None:
         line = raw.strip()
         if not line:
             self._close()
             self.pending_break = True
+            return
+        if not self.paragraphs and self.current is None and not self.chapters:
+            tag = _TAG_RE.fullmatch(line)
+            if tag and tag.group("key").lower() not in self.tags:
+                self.tags[tag.group("key").lower()] = normalize_space(tag.group("value"))
+                return
+        heading = _HEADING_RE.fullmatch(line)
+        if heading:
+            self._heading(line_no, normalize_space(heading.group("title")),
+                          len(heading.group("marks")) == 1)
             return
         bracket = _BRACKET_LINE_RE.fullmatch(line)
         if bracket and not _PAUSE_RE.fullmatch(line) and self._bracket_line(line_no, bracket):
@@ -236,6 +278,19 @@ class _Parser:
         self.speaker = None
         return True
 
+    def _heading(self, line_no: int, title: str, chapter: bool) -> None:
+        """`# Title` opens a chapter; any heading is a paragraph of its own."""
+        self._close()
+        if chapter:
+            self.chapters.append((title, line_no))
+            self.pending_chapter = True
+            self.speaker = None
+            if not self.options.speak_headings:
+                return
+        self._text(line_no, title)
+        self._close()
+        self.pending_break = True
+
     def _switch_speaker(self, name: str) -> None:
         key = name.casefold()
         if key not in self.speakers:
@@ -271,9 +326,11 @@ class _Parser:
             return
         if self.current is None:
             self.current = _Paragraph(
-                self.speaker, self.voice, self.pending_break, self.pending_pause
+                self.speaker, self.voice, self.pending_break, self.pending_pause,
+                len(self.chapters) - 1 if self.chapters else None, self.pending_chapter,
             )
             self.pending_break, self.pending_pause = False, None
+            self.pending_chapter = False
         self.current.add(line_no, text)
 
     def _close(self) -> None:
@@ -317,6 +374,10 @@ def parse_script(
     warnings = parser.warnings
     prev: _Paragraph | None = None
     for para in parser.paragraphs:
+        if options.rewrite is not None:
+            para.text = options.rewrite(para.text, para.voice)
+            if not para.text.strip():
+                continue
         packed = pack(para.text, fits)
         for a, b in packed.oversized:
             words = normalize_space(para.text[a:b])
@@ -342,13 +403,22 @@ def parse_script(
                     speaker=para.speaker,
                     pause_before_s=pause,
                     line_no=para.line_at(a),
+                    chapter=para.chapter,
                 )
             )
         prev = para
+    firsts: dict[int, int] = {}
+    for seg in segments:
+        if seg.chapter is not None:
+            firsts.setdefault(seg.chapter, seg.index)
     return Script(
         segments=tuple(segments),
         speakers_found=tuple(parser.speakers.values()),
         warnings=tuple(warnings),
+        chapters=tuple(Chapter(title, line_no, firsts.get(i))
+                       for i, (title, line_no) in enumerate(parser.chapters)),
+        title=parser.tags.get("title"),
+        author=parser.tags.get("author"),
     )
 
 
@@ -361,4 +431,6 @@ def _gap(prev: _Paragraph | None, para: _Paragraph, options: ScriptOptions) -> f
         gap = max(gap, options.speaker_pause_s)
     if para.paragraph_break:
         gap = max(gap, options.paragraph_pause_s)
+    if para.opens_chapter:
+        gap = max(gap, options.chapter_pause_s)
     return gap
