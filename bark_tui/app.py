@@ -77,7 +77,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
                 tooltip="Play / stop the take selected in History"),
         Binding("ctrl+o", "audition", "Audition", id="audition",
                 tooltip="Audition the highlighted voice (its own sample, no generation)"),
-        Binding("ctrl+s", "save_wav", "Save WAV", id="save-wav",
+        Binding("ctrl+s", "save_wav", "Save", id="save-wav",
                 tooltip="Save the selected take as a WAV file"),
         Binding("ctrl+t", "generate_takes", "Takes", id="takes", show=False,
                 tooltip="Make 2–4 takes of the script as one batch, compare them, keep the best"),
@@ -255,6 +255,19 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         self._shown_settings = shown
         self.push_screen(SettingsScreen(shown, themes, str(locations.default_output_dir())),
                          self._apply_settings)
+
+    def remember_save_choice(self, ext: str, master: str, trim: bool) -> None:
+        """The Save dialog offers its last choice again, in this run and the next."""
+        new = dataclasses.replace(self.settings, save_format=ext, save_master=master,
+                                  save_trim=trim)
+        if new == self.settings:
+            return
+        self.settings = new
+        try:
+            save_settings(new, locations.settings_path())
+        except OSError as exc:
+            self.notify(f"The file was saved, but its type could not be remembered: {exc}",
+                        severity="warning", markup=False)
 
     def _apply_settings(self, new: Settings | None) -> None:
         """The form's values are used at once; only what the user changed in the form is

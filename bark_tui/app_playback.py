@@ -30,7 +30,7 @@ AUDIO_CACHE = 16  # decoded takes / auditions kept in memory
 
 
 class PlaybackMixin:
-    """Audition, play / stop, the take-audio cache, Save WAV's folder."""
+    """Audition, play / stop, the take-audio cache, the Save dialog's folder."""
 
     def voice_entries(self) -> tuple[list[VoiceEntry], list[VoiceEntry], list[str]]:
         """Presets (v2 and the announcer; the v1 aliases repeat v2) and My voices."""
@@ -154,7 +154,7 @@ class PlaybackMixin:
         self.main.take_action(action)
 
     def output_dir(self, create_default: bool = False) -> Path:
-        """The folder Save WAV suggests; the default one is created, a chosen one never."""
+        """The folder the Save dialog suggests; the default one is created, a chosen one never."""
         if self.settings.output_dir:
             return Path(self.settings.output_dir).expanduser()
         folder = locations.default_output_dir()

@@ -17,7 +17,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Clear queue", "Drop the takes waiting to be generated", "clear_queue"),
     ("Play / stop take", "Play the selected take, or stop (ctrl+r)", "play"),
     ("Audition voice", "Hear the highlighted voice's own sample (ctrl+o)", "audition"),
-    ("Save take as WAV", "Write the selected take to a WAV file (ctrl+s)", "save_wav"),
+    ("Save take", "Write the selected take to a file: WAV, FLAC, MP3, Ogg, Opus, M4B; "
+     "mastered for podcast, audiobook or broadcast (ctrl+s)", "save_wav"),
     ("Save take as voice", "Keep the selected take as a voice under My voices",
      "take('save_voice')"),
     ("Rename take", "Give the selected take a name", "take('rename')"),

@@ -10,7 +10,7 @@ Without the override the folders follow the XDG conventions via platformdirs:
 - config (``settings.json``): ``~/.config/bark-tui``
 - data (history database, takes, user voices): ``~/.local/share/bark-tui``
 - cache: ``~/.cache/bark-tui``
-- exports (the default "Save WAV" folder): the user's music folder
+- exports (the default "Save" folder): the user's music folder
   (``~/Music/bark-tui``), because that is where a person looks for audio they
   saved; it is not hidden under a dot-folder.
 
@@ -64,7 +64,7 @@ def cache_dir() -> Path:
 
 
 def default_output_dir() -> Path:
-    """Where "Save WAV" suggests writing when the settings name no folder."""
+    """Where "Save" suggests writing when the settings name no folder."""
     home = home_override()
     if home is not None:
         return home / "exports"

@@ -64,6 +64,10 @@ class Settings:
     batch: int = 0  # long scripts: segments made at once; 0 = the engine's default for the device
     server: str | None = None  # a `bark-tui serve` URL to use instead of the local engine
     server_key_file: str | None = None  # that server's key, in a file only the user can read
+    # The Save dialog's last choice: file type (an extension), mastering, trimming.
+    save_format: str = "wav"
+    save_master: str = "none"
+    save_trim: bool = False
 
 
 # --- type checks -------------------------------------------------------------
@@ -116,6 +120,9 @@ _TYPE_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "batch": (_is_int, "an integer"),
     "server": (_optional(_is_str), "a URL or null"),
     "server_key_file": (_optional(_is_str), "a path or null"),
+    "save_format": (_is_str, "a string"),
+    "save_master": (_is_str, "a string"),
+    "save_trim": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 
@@ -166,6 +173,15 @@ def _field_problems(s: Settings) -> dict[str, str]:
             check_url(s.server)
         except RemoteError as exc:
             problems["server"] = str(exc)
+    from .finish.formats import EXTENSIONS
+    from .finish.loudness import MASTER_CHOICES
+
+    if f".{s.save_format}" not in EXTENSIONS:
+        problems["save_format"] = (f"save_format must be one of "
+                                   f"{', '.join(e[1:] for e in EXTENSIONS)} (got {s.save_format!r})")
+    if s.save_master not in MASTER_CHOICES:
+        problems["save_master"] = (f"save_master must be one of {', '.join(MASTER_CHOICES)} "
+                                   f"(got {s.save_master!r})")
     bad = [name for name, voice in s.speakers.items() if not name.strip() or not voice.strip()]
     if bad:
         problems["speakers"] = "every speaker needs a name and a voice"

@@ -46,7 +46,7 @@ HINTS = {
     "fine_temp": "fine stage; 0 = argmax",
     "min_eos_p": "stop once EOS is this likely (0–1)",
     "fixed_seed": "used when the seed mode is fixed",
-    "output_dir": "where Save WAV suggests writing",
+    "output_dir": "where Save suggests writing",
     "server": "a bark-tui serve; empty: here",
     "server_key_file": "only if the server wants a key",
 }

@@ -135,20 +135,27 @@ def save_voice(screen: MainScreen, take: Take) -> None:
     )
 
 
-def wav_file_name(take: Take) -> str:
+def wav_file_name(take: Take, ext: str = "wav") -> str:
     """``take-12-hello-there.wav``: safe on every file system."""
     slug = re.sub(r"[^\w]+", "-", take.name.lower(), flags=re.UNICODE).strip("-")[:40]
-    return f"take-{take.id}-{slug or 'untitled'}.wav"
+    return f"take-{take.id}-{slug or 'untitled'}.{ext}"
 
 
-def check_wav_target(answer: str, default_name: str) -> tuple[Path | None, str | None]:
-    """Where a WAV will go (an absolute path), or why it cannot go there (nothing is
-    written here). A folder gets `default_name` inside it; a name without `.wav` gets it."""
+def check_audio_target(answer: str, default_name: str, ext: str = "wav"
+                       ) -> tuple[Path | None, str | None]:
+    """Where the file will go (an absolute path), or why it cannot go there (nothing is
+    written here). A folder gets `default_name` inside it; a name without an extension
+    gets `.ext`; an extension no format has is refused."""
+    from ..finish.formats import EXTENSIONS
+
     path = Path(answer).expanduser()
     if path.is_dir():
         path = path / default_name
-    elif path.suffix.lower() != ".wav":
-        path = path.with_name(path.name + ".wav")
+    elif not path.suffix:
+        path = path.with_name(f"{path.name}.{ext}")
+    elif path.suffix.lower() not in EXTENSIONS:
+        return None, (f"Cannot save as '{path.suffix}': choose one of "
+                      f"{', '.join(EXTENSIONS)} (or pick a type below).")
     path = path.parent.resolve() / path.name  # a relative answer, shown where it lands
     if path.is_dir():
         return None, f"{path} is a folder; add a file name."
@@ -163,32 +170,68 @@ def check_wav_target(answer: str, default_name: str) -> tuple[Path | None, str |
 
 
 def save_wav(screen: MainScreen, take: Take) -> None:
-    """Ask where (default: the output folder), then write the WAV atomically."""
-    from bark_engine.audio import write_wav
+    """Ask where, in which format and with which mastering (the last choice is offered
+    again), then finish and write the file atomically."""
+    from .save_audio import SaveAudioScreen
 
     loaded = screen.bark.take_audio(take)
     if loaded is None:
         return
     audio, sample_rate = loaded, take.sample_rate
     folder = screen.bark.output_dir(create_default=True)
+    app = screen.bark
+    chosen = app.settings
 
-    def check(answer: str) -> str | None:
-        path, problem = check_wav_target(answer, wav_file_name(take))
-        if path is None:
-            return problem
-        try:
-            write_wav(path, audio, sample_rate)
-        except BarkError as exc:
-            return f"Could not write {path}: {exc}"
-        except OSError as exc:
-            return f"Could not write {path}: {exc.strerror or exc}"
-        screen.notify(f"Saved {path}", markup=False)
-        return None
+    def check(answer: str, ext: str) -> tuple[Path | None, str | None]:
+        return check_audio_target(answer, wav_file_name(take, ext), ext)
+
+    def save(path: Path, master: str, trim: bool) -> str:
+        return save_take_file(path, audio, sample_rate, take.text, master, trim)
+
+    def done(choice) -> None:
+        if choice is None:
+            return
+        screen.notify(f"Saved {choice.path}{choice.summary}", markup=False)
+        app.remember_save_choice(choice.ext, choice.master, choice.trim)
 
     screen.app.push_screen(
-        PromptScreen("Save take as WAV", f"Save take {take.id} to:",
-                     str(folder / wav_file_name(take)), check, "Save"),
+        SaveAudioScreen("Save take", f"Save take {take.id} to:",
+                        str(folder / wav_file_name(take, chosen.save_format)),
+                        chosen.save_format, chosen.save_master, chosen.save_trim, check, save,
+                        m4b_available()),
+        done,
     )
+
+
+def m4b_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("av") is not None
+
+
+def save_take_file(path: Path, audio, sample_rate: int, text: str, master: str,
+                   trim: bool) -> str:
+    """Write one take as `path`'s format: a plain 24 kHz WAV by our own writer, anything
+    else through the finishing chain. Returns the notice's tail (what it measures)."""
+    from bark_engine.audio import write_wav
+
+    from ..finish.deliver import Finishing, Piece, finish, write_finished
+    from ..finish.formats import choose_encoding
+    from ..finish.loudness import custom_mastering
+
+    encoding = choose_encoding(path)
+    mastering = custom_mastering(master, None, None)
+    if encoding.format.name == "WAV" and encoding.rate == sample_rate and mastering is None \
+            and not trim:
+        write_wav(path, audio, sample_rate)
+        return ""
+    finishing = Finishing(encoding, mastering, trim=trim)
+    written = write_finished(path, finish([Piece(audio, 0.0, text)], sample_rate, finishing),
+                             finishing)
+    tail = f" · {encoding.label}"
+    if written.measured is not None:
+        tail += f" · {written.measured.line()}"
+    return tail
 
 
 HANDLERS: dict[str, Callable[[MainScreen, Take], None]] = {

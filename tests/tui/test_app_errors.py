@@ -29,7 +29,8 @@ def home(tmp_path, monkeypatch):
 
 
 def problem(app) -> str:
-    return str(app.screen.query_one("#prompt-problem").render())
+    box = app.screen.query("#prompt-problem") or app.screen.query("#save-problem")
+    return str(box.first().render())
 
 
 async def run_palette(pilot, app, command: str) -> None:
@@ -90,21 +91,25 @@ async def test_output_folder_problems_keep_the_dialog(home, tiny_models, tmp_pat
         await type_text(pilot, "Keep me.")
         take = await generate_take(pilot, app)
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: isinstance(app.screen, PromptScreen), 10, "the dialog")
-        field = app.screen.query_one("#prompt-input")
+        from bark_tui.screens.save_audio import SaveAudioScreen
+
+        await wait_until(pilot, lambda: isinstance(app.screen, SaveAudioScreen), 10,
+                         "the dialog")
+        dialog = app.screen
+        field = dialog.query_one("#save-path")
         assert field.value.startswith(str(tmp_path / "gone"))
         await pilot.press("enter")
         await pilot.pause()
         assert "does not exist" in problem(app) and str(tmp_path / "gone") in problem(app)
         field.value = "/sys/take.wav"  # a folder nobody may write, not even root
         await pilot.press("enter")
+        await wait_until(pilot, lambda: not dialog.busy, 10, "the write to fail")
         await pilot.pause()
         assert "Could not write /sys/take.wav" in problem(app)
         assert "ermission denied" in problem(app)
         field.value = str(tmp_path / "fine")  # the suffix is added
         await pilot.press("enter")
-        await pilot.pause()
-        assert app.screen is app.main
+        await wait_until(pilot, lambda: app.screen is app.main, 10, "the dialog to close")
         assert (tmp_path / "fine.wav").is_file()
         assert take.wav_exists  # the take itself was never at risk
 
