@@ -55,7 +55,17 @@ class JobsMixin:
         options = generation_options(self.settings, seed)
         if self.max_duration_s is not None:
             options = dataclasses.replace(options, max_duration_s=self.max_duration_s)
-        self.submit(self._new_job(text, entry.key or None, entry.name, options))
+        self.submit(self._new_job(self._said(text, entry.key or None), entry.key or None,
+                                  entry.name, options))
+
+    def _said(self, text: str, voice: str | None) -> str:
+        """What Bark is given for one plain take: the text with numbers read aloud and
+        the lexicon applied (what the preview shows as "Bark reads")."""
+        from .longscript import build_script
+
+        script = build_script(text, self.settings, voice, self.user_voices)
+        return script.segments[0].text if len(script.segments) == 1 and script.rewritten \
+            else text
 
     def regenerate(self, take: Take) -> None:
         """Queue the take's text again with its exact seed, voice and sampling options."""

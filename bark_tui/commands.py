@@ -29,7 +29,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Copy take text to editor", "Put the selected take's text back in the script",
      "take('edit')"),
     ("Speakers and long scripts", "Pick each speaker's voice; long-script profile, voice "
-     "continuity, play while generating", "speakers"),
+     "continuity, play while generating, numbers read aloud, lexicon", "speakers"),
+    ("Open script or book", "Put a script file, or an EPUB or Markdown book (one # line per "
+     "chapter), in the editor", "open_script"),
+    ("Edit lexicon", "How Bark says names and jargon: a TOML file, opened in $EDITOR",
+     "edit_lexicon"),
     ("Generate several takes", "Make 2–4 takes of the script as one batch, compare them, "
      "keep the best (ctrl+t)", "generate_takes"),
     ("Re-make segment", "Generate one segment of the selected script take again (new seed) "

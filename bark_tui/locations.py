@@ -81,6 +81,11 @@ def session_path() -> Path:
     return data_dir() / "session.json"
 
 
+def lexicon_path() -> Path:
+    """The studio's lexicon (how to say names), made by "Edit lexicon" when none is set."""
+    return config_dir() / "lexicon.toml"
+
+
 def history_db_path() -> Path:
     """The SQLite history of takes."""
     return data_dir() / "history.sqlite3"

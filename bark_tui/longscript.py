@@ -14,6 +14,7 @@ No widget is touched here: workers talk through ``post`` like ``jobs``.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 import time
@@ -52,10 +53,15 @@ def user_voice_names(user_voices: UserVoices) -> frozenset[str]:
 def build_script(text: str, settings: Settings, default_voice: str | None,
                  user_voices: UserVoices | None = None, count_tokens=None) -> Script:
     """The script as the renderer will see it, with the user's speaker map."""
+    from .text.studio import studio_rewriter
+
     known = None if user_voices is None else user_voice_names(user_voices)
+    rewriter, notes = studio_rewriter(settings)
     options = ScriptOptions(speakers=dict(settings.speakers), default_voice=default_voice,
-                            known_voices=known)
-    return parse_script(text, options, count_tokens)
+                            known_voices=known, rewrite=rewriter)
+    script = parse_script(text, options, count_tokens)
+    notes = [*notes, *rewriter.notes()]
+    return dataclasses.replace(script, warnings=(*script.warnings, *notes)) if notes else script
 
 
 def written_structure(script: Script, default_voice: str | None) -> bool:

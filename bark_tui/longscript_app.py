@@ -13,6 +13,7 @@ import random
 import time
 from collections import deque
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -243,6 +244,98 @@ class LongScriptMixin:
         editor = app.main.editor
         editor.query_one(SegmentPreview).show_text(editor.text)
 
+    def action_open_script(self) -> None:
+        """Put a script or a book (EPUB, Markdown, text: made into a script with one
+        `# Chapter` line per chapter) in the editor; the preview shows its chapters."""
+        from .screens.prompt import PromptScreen
+
+        app: Any = self
+
+        def check(answer: str) -> str | None:
+            from bark_engine.errors import BarkError
+
+            from .books.extract import read_book
+
+            path = Path(answer).expanduser()
+            if not path.is_file():
+                return f"No file at {path}."
+            try:
+                if path.suffix.lower() in (".epub", ".md", ".markdown"):
+                    text = read_book(path).script()
+                else:
+                    text = path.read_text(encoding="utf-8")
+            except BarkError as exc:
+                return str(exc)
+            except UnicodeDecodeError:
+                return f"{path.name} is not UTF-8 text."
+            except OSError as exc:
+                return f"Cannot read {path}: {exc.strerror or exc}"
+            app.main.editor.set_text(text)
+            script = build_script(text, app.settings, None)
+            chapters = f", {len(script.chapters)} chapters" if script.chapters else ""
+            app.notify(f"Opened {path.name}: {len(script.segments)} segments{chapters}. "
+                       "Your previous text is one undo away.", markup=False)
+            return None
+
+        app.push_screen(PromptScreen("Open script or book", "A script (.txt) or a book "
+                                     "(.epub, .md) to put in the editor:", str(Path.cwd()) + "/",
+                                     check, "Open"))
+
+    def action_edit_lexicon(self) -> None:
+        """Open the lexicon in $VISUAL/$EDITOR (made from a commented template the first
+        time, and chosen in the settings), then say whether it reads."""
+        import os
+        import shlex
+        import shutil
+        import subprocess
+
+        from textual.app import SuspendNotSupported
+
+        from . import locations
+        from .settings import save_settings
+        from .text.studio import LEXICON_TEMPLATE, lexicon_for
+
+        app: Any = self
+        chosen = app.settings.lexicon_file
+        path = Path(chosen).expanduser() if chosen else locations.lexicon_path()
+        try:
+            if not path.exists():
+                from bark_engine.files import atomic_write
+
+                locations.ensure_dir(path.parent)
+                with atomic_write(path, "w") as f:
+                    f.write(LEXICON_TEMPLATE)
+            if not chosen:
+                app.settings = dataclasses.replace(app.settings, lexicon_file=str(path))
+                save_settings(app.settings, locations.settings_path())
+        except OSError as exc:
+            app.notify(f"Cannot make the lexicon {path}: {exc}", severity="error", markup=False)
+            return
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or \
+            shutil.which("nano") or shutil.which("vi")
+        if not editor:
+            app.notify(f"No editor found: set $EDITOR, or edit {path} yourself.",
+                       severity="warning", markup=False)
+            return
+        command = [*shlex.split(editor), str(path)]
+        try:
+            try:
+                with app.suspend():
+                    subprocess.run(command, check=False)
+            except SuspendNotSupported:  # no terminal to hand over (tests, some drivers)
+                subprocess.run(command, check=False, stdin=subprocess.DEVNULL,
+                               capture_output=True)
+        except OSError as exc:
+            app.notify(f"Cannot run {editor}: {exc}", severity="error", markup=False)
+            return
+        lexicon, problem = lexicon_for(str(path))
+        if problem:
+            app.notify(problem, severity="error", markup=False, timeout=10)
+        else:
+            entries = sum(len(rules) for rules in lexicon.rules.values())
+            app.notify(f"Lexicon {path}: {entries} entries in use.", markup=False)
+        self.refresh_segment_preview()
+
     def action_speakers(self) -> None:
         """Map each speaker of the script to a voice; long-script switches."""
         from .screens.speakers import SpeakersScreen
@@ -265,7 +358,7 @@ class LongScriptMixin:
         if new is None:
             return
         fields = ("speakers", "long_form", "continuity", "reset_every", "play_while_generating",
-                  "batch")
+                  "batch", "read_numbers", "lexicon_file")
         merged = dataclasses.replace(app.settings, **{f: getattr(new, f) for f in fields})
         app.settings = merged
         try:

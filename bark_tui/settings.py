@@ -64,6 +64,8 @@ class Settings:
     batch: int = 0  # long scripts: segments made at once; 0 = the engine's default for the device
     server: str | None = None  # a `bark-tui serve` URL to use instead of the local engine
     server_key_file: str | None = None  # that server's key, in a file only the user can read
+    read_numbers: bool = True  # "15%" is given to Bark as "fifteen percent" (bark_tui.text)
+    lexicon_file: str | None = None  # a TOML of how to say names and jargon
     # The Save dialog's last choice: file type (an extension), mastering, trimming.
     save_format: str = "wav"
     save_master: str = "none"
@@ -120,6 +122,8 @@ _TYPE_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "batch": (_is_int, "an integer"),
     "server": (_optional(_is_str), "a URL or null"),
     "server_key_file": (_optional(_is_str), "a path or null"),
+    "read_numbers": (lambda v: isinstance(v, bool), "true or false"),
+    "lexicon_file": (_optional(_is_str), "a path or null"),
     "save_format": (_is_str, "a string"),
     "save_master": (_is_str, "a string"),
     "save_trim": (lambda v: isinstance(v, bool), "true or false"),

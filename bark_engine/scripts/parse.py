@@ -143,6 +143,7 @@ class Script:
     chapters: tuple[Chapter, ...] = ()
     title: str | None = None  # from a `Title:` line at the top
     author: str | None = None
+    rewritten: bool = False  # `ScriptOptions.rewrite` changed some text
 
     @property
     def voices(self) -> tuple[str | None, ...]:
@@ -373,9 +374,12 @@ def parse_script(
     segments: list[Segment] = []
     warnings = parser.warnings
     prev: _Paragraph | None = None
+    rewritten = False
     for para in parser.paragraphs:
         if options.rewrite is not None:
-            para.text = options.rewrite(para.text, para.voice)
+            said = options.rewrite(para.text, para.voice)
+            rewritten = rewritten or said != para.text
+            para.text = said
             if not para.text.strip():
                 continue
         packed = pack(para.text, fits)
@@ -419,6 +423,7 @@ def parse_script(
                        for i, (title, line_no) in enumerate(parser.chapters)),
         title=parser.tags.get("title"),
         author=parser.tags.get("author"),
+        rewritten=rewritten,
     )
 
 

@@ -10,6 +10,7 @@ the settings screen it edits a copy and returns it on Save.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -86,11 +87,16 @@ class SpeakersScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
                 yield Label("Segments at once", classes="field-label")
                 yield Input(str(s.batch), type="integer", id="set-batch",
                             placeholder=f"0 = auto (1..{MAX_BATCH})", compact=True)
+                yield Label("Lexicon file", classes="field-label")
+                yield Input(s.lexicon_file or "", id="set-lexicon_file", compact=True,
+                            placeholder="a TOML of how to say names (ctrl+p → Edit lexicon)")
             yield Checkbox(f"Long scripts: split long paragraphs; text temperature "
                            f"{LONG_FORM_TEXT_TEMP}, min_eos_p {LONG_FORM_MIN_EOS_P}", s.long_form,
                            id="set-long_form", compact=True)
             yield Checkbox("Play segment 1 while the rest is made", s.play_while_generating,
                            id="set-play_while_generating", compact=True)
+            yield Checkbox("Read numbers aloud (15% → fifteen percent, in the voice's language)",
+                           s.read_numbers, id="set-read_numbers", compact=True)
             yield Label("", id="speakers-problem", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", id="speakers-save", variant="primary")
@@ -127,8 +133,20 @@ class SpeakersScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
             batch = int(self.query_one("#set-batch", Input).value.strip() or "0")
         except ValueError:
             return None, [f"Segments at once must be a whole number (0 = auto, 1..{MAX_BATCH})"]
+        lexicon = self.query_one("#set-lexicon_file", Input).value.strip() or None
+        if lexicon is not None:
+            from bark_engine.errors import BarkError
+
+            from ..text.lexicon import load_lexicon
+
+            try:
+                load_lexicon(Path(lexicon).expanduser())
+            except BarkError as exc:
+                return None, [str(exc)]
         new = dataclasses.replace(
             self.original, speakers=speakers, reset_every=reset, batch=batch,
+            lexicon_file=lexicon,
+            read_numbers=self.query_one("#set-read_numbers", Checkbox).value,
             continuity=str(self.query_one("#set-continuity", Select).value),
             long_form=self.query_one("#set-long_form", Checkbox).value,
             play_while_generating=self.query_one("#set-play_while_generating", Checkbox).value,

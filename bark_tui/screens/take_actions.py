@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bark_engine.errors import BarkError, VoiceError
+from bark_engine.errors import VoiceError
 from bark_engine.voices.catalog import VoicePrompt, safe_voice_name
 
 from .prompt import PromptScreen

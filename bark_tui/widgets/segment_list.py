@@ -29,13 +29,20 @@ def describe_script_segments(script: Script, default_voice: str | None,
             return (f"One paragraph that would make {len(segs)} segments: turn on Long scripts "
                     "(ctrl+p → Settings) to render it segment by segment, or add blank lines.")
         if not script.warnings:
-            return ""
+            return f"Bark reads: {segs[0].text}" if script.rewritten and segs else ""
     head = [f"{len(segs)} segment{'s' if len(segs) != 1 else ''}",
             f"≈ {script.estimated_seconds:.0f} s with pauses"]
+    if script.chapters:
+        head.append(f"{len(script.chapters)} chapters"
+                    + (f" of “{script.title}”" if script.title else ""))
     if script.speakers_found:
         head.append("speakers " + ", ".join(
             f"{name} → {voice_name(_voice_of(script, name))}" for name in script.speakers_found))
     lines = [" · ".join(head)]
+    if script.chapters:
+        names = " · ".join(f"{i + 1} {c.title}" for i, c in enumerate(script.chapters[:8]))
+        more = f" · … {len(script.chapters) - 8} more" if len(script.chapters) > 8 else ""
+        lines.append(f"chapters: {names}{more}")
     for seg in segs[:MAX_LINES]:
         lines.append(describe_segment(seg, estimate_tokens(seg.text)))
     if len(segs) > MAX_LINES:

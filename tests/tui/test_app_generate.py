@@ -79,9 +79,11 @@ async def test_script_to_take_to_wav_and_voice(home, tiny_models):
 
         # save as WAV: the dialog proposes a name in the output folder
         await pilot.press("ctrl+s")
-        dialog = await answer_prompt(pilot, app)
+        from .test_app_save import answer_save
+
         target = locations.default_output_dir() / f"take-{take.id}-hello-laughs-there.wav"
-        assert dialog.value == str(target)
+        dialog = await answer_save(pilot, app)
+        assert dialog.path == str(target)
         assert app.screen is main
         saved, saved_rate = read_wav(target)
         assert saved_rate == rate and np.array_equal(saved, audio)

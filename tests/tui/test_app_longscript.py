@@ -248,7 +248,7 @@ async def test_a_changed_script_does_not_resume_and_nothing_is_kept_before_a_seg
         await pilot.press("escape")
         gate.go.set()
         await wait_for_message(pilot, app, "1 of 6 segments kept", 60)
-        app.main.editor.set_text(LINES.replace("number 0", "number zero"))
+        app.main.editor.set_text(LINES.replace("number 0", "line 0"))  # (0 is read "zero")
         await pilot.pause()
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,

@@ -105,7 +105,7 @@ async def test_save_in_each_format_mastered_and_remembered(fmt, home, tiny_model
         assert (tmp_path / f"first.{fmt}").is_file()
         target = tmp_path / "take"
         await pilot.press("ctrl+s")
-        dialog = await answer_save(pilot, app, str(target))  # the same type offered again
+        await answer_save(pilot, app, str(target))  # the same type offered again
         written = target.with_suffix(f".{fmt}")
         assert written.is_file()
         if fmt == "m4b":
@@ -137,3 +137,69 @@ async def test_typed_extension_picks_the_type_and_unknown_ones_are_refused(home,
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.screen is app.main, 10, "the dialog to close")
         assert (tmp_path / "x.flac").is_file()
+
+
+async def test_preview_shows_what_bark_reads_and_the_lexicon_is_edited_here(
+        home, tiny_models, tmp_path, monkeypatch):
+    """Numbers read aloud in the preview; "Edit lexicon" makes the file from its template
+    in $EDITOR, remembers it in the settings, and a broken one is reported, not used."""
+    from bark_tui import locations
+    from bark_tui.settings import load_settings
+    from bark_tui.widgets.segment_list import SegmentPreview
+
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nsed -i \'s/^\\[en\\]$/[en]\\n"Suno" = "Soo no"/\' "$1"\n',
+                      encoding="utf-8")
+    editor.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(editor))
+    monkeypatch.delenv("VISUAL", raising=False)
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.editor.area.focus()
+        await type_text(pilot, "Suno has 3 cats.")
+        preview = app.main.editor.query_one(SegmentPreview)
+        await wait_until(pilot, lambda: "Bark reads:" in str(preview.render()), 10, "preview")
+        assert "Bark reads: Suno has three cats." in str(preview.render())
+        await app.run_action("edit_lexicon")
+        await pilot.pause()
+        path = locations.lexicon_path()
+        assert path.is_file() and "# How Bark should say" in path.read_text(encoding="utf-8")
+        assert load_settings(locations.settings_path())[0].lexicon_file == str(path)
+        assert has_message(app, "entries in use")
+        app.main.editor.set_text("Suno has 4 cats.")
+        await wait_until(pilot, lambda: "Soo no has four" in str(preview.render()), 10,
+                         "the lexicon in the preview")
+        take = await generate_take(pilot, app)
+        assert take.text == "Soo no has four cats."  # what Bark was given
+        editor.write_text('#!/bin/sh\necho "[en" >> "$1"\n', encoding="utf-8")
+        await app.run_action("edit_lexicon")
+        await pilot.pause()
+        assert has_message(app, "not valid TOML")
+
+
+async def test_open_a_book_shows_its_chapters(home, tiny_models, tmp_path):
+    pytest.importorskip("ebooklib")
+    from bark_tui.screens.prompt import PromptScreen
+    from bark_tui.widgets.segment_list import SegmentPreview
+    from tests.finish.test_cli_finish import make_epub
+
+    book = tmp_path / "book.epub"
+    make_epub(book)
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.run_action("open_script")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptScreen)
+                         and app.screen.query("#prompt-input"), 10, "dialog")
+        app.screen.query_one("#prompt-input").value = str(tmp_path / "missing.epub")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "No file at" in str(app.screen.query_one("#prompt-problem").render())
+        app.screen.query_one("#prompt-input").value = str(book)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is app.main, 10, "the dialog to close")
+        assert app.main.editor.text.startswith("Title: A Small Book")
+        assert has_message(app, "3 chapters")
+        preview = app.main.editor.query_one(SegmentPreview)
+        await wait_until(pilot, lambda: "chapters: 1 The Start · 2 The Middle · 3 The End"
+                         in str(preview.render()), 10, "the chapters in the preview")
+        assert "3 chapters of “A Small Book”" in str(preview.render())
