@@ -26,7 +26,6 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from bark_engine.audio import pcm16_bytes
 from bark_engine.errors import BarkError, VoiceError
 from bark_engine.voices.catalog import PRESETS, UserVoices, check_name_safe, valid_user_voice_name
 from bark_engine.voices.prompts import VoicePrompt
@@ -194,7 +193,7 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
 
         def decode() -> bytes:
             audio = engine.audition(_voices(engine).resolve(voice))
-            return whole_file("wav", pcm16_bytes(audio))
+            return whole_file("wav", audio)
         return Response(await run_in_threadpool(decode), media_type="audio/wav")
 
     @app.get("/v1/bark/voices/{name:path}.npz", dependencies=keyed)
@@ -236,9 +235,9 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
         if spec.stream_format is None:
             await until(job, board, request, lambda: job.finished)
             raise_for(job)
-            pcm = pcm16_bytes(job.result.audio)  # the joined audio, as render joins it
-            return Response(whole_file(fmt, pcm), media_type=CONTENT_TYPES[fmt],
-                            headers=headers)
+            # the joined audio, as render joins it
+            data = await run_in_threadpool(whole_file, fmt, job.result.audio)
+            return Response(data, media_type=CONTENT_TYPES[fmt], headers=headers)
         if spec.stream_format == "sse":
             async def sse() -> AsyncIterator[str]:
                 samples = 0
@@ -336,7 +335,7 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
     @app.get("/v1/bark/jobs/{job_id}/segments/{index}.wav", dependencies=keyed)
     async def segment_wav(job_id: str, index: int):
         seg = segment_of(job_id, index)
-        return Response(whole_file("wav", pcm16_bytes(seg.audio)), media_type="audio/wav")
+        return Response(whole_file("wav", seg.audio), media_type="audio/wav")
 
     @app.get("/v1/bark/jobs/{job_id}/segments/{index}.npz", dependencies=keyed)
     async def segment_npz(job_id: str, index: int):
@@ -359,7 +358,7 @@ def create_app(engine: Any, config: ServeConfig, board: JobBoard | None = None) 
         if job.result is None or job.result.audio is None:
             raise ApiError(409, "a job of takes has no joined audio: fetch "
                            "segments/{i}.wav for each take")
-        return Response(whole_file("wav", pcm16_bytes(job.result.audio)),
+        return Response(whole_file("wav", job.result.audio),
                         media_type="audio/wav")
 
     @app.get("/v1/bark/jobs/{job_id}/tokens.npz", dependencies=keyed)

@@ -43,12 +43,17 @@ OPENAI_VOICES: dict[str, str] = {
     "verse": "v2/en_speaker_4",
 }
 
-FORMATS = ("wav", "pcm")  # what this server encodes
-LATER_FORMATS = ("mp3", "opus", "aac", "flac")  # OpenAI's others: refused with a hint
+FORMATS = ("wav", "pcm", "mp3", "opus", "flac")  # what this server encodes
+STREAMED_FORMATS = ("wav", "pcm")  # what it sends segment by segment
+LATER_FORMATS = ("aac",)  # OpenAI's others: refused with a hint
+# Encoded whole files: the extension that picks `bark_tui.finish.formats`' writer.
+ENCODED = {"mp3": ".mp3", "opus": ".opus", "flac": ".flac"}
 DEFAULT_FORMAT = "wav"  # OpenAI's default is mp3, which this server cannot write
-CONTENT_TYPES = {"wav": "audio/wav", "pcm": "audio/pcm"}
+CONTENT_TYPES = {"wav": "audio/wav", "pcm": "audio/pcm", "mp3": "audio/mpeg",
+                 "opus": "audio/ogg", "flac": "audio/flac"}
 STREAM_FORMATS = ("audio", "sse")
-BARK_FIELDS = ("seed", "long_form", "chain", "reset_every", "batch", "options", "speakers")
+BARK_FIELDS = ("seed", "long_form", "chain", "reset_every", "batch", "options", "speakers",
+               "normalize")
 
 
 def load_voice_map(path: Path) -> dict[str, str]:
@@ -97,6 +102,9 @@ def parse_speech(body: Any, voice_map: Mapping[str, str]) -> SpeechRequest:
     stream = body.get("stream_format")
     if stream is not None and stream not in STREAM_FORMATS:
         raise BadInputError(f"unknown stream_format {stream!r}: use audio or sse")
+    if stream is not None and fmt not in STREAMED_FORMATS:
+        raise BadInputError(f"response_format {fmt!r} comes as a whole file only: stream "
+                            f"{' or '.join(STREAMED_FORMATS)}, or leave stream_format out")
     bark = body.get("bark") or {}
     if not isinstance(bark, Mapping):
         raise BadInputError("bark must be an object of Bark's own settings")
@@ -139,7 +147,22 @@ def stream_chunks(fmt: str, pieces: Iterator[bytes]) -> Iterator[bytes]:
     yield from pieces
 
 
-def whole_file(fmt: str, pcm: bytes) -> bytes:
+def whole_file(fmt: str, audio) -> bytes:
+    """The whole answer: WAV or raw PCM as made (24 kHz), or an encoded file at the
+    format's usual rate (MP3 44.1 kHz 192k CBR, Opus 48 kHz, FLAC 24 kHz)."""
+    if fmt in ENCODED:
+        import tempfile
+        from pathlib import Path
+
+        from ..finish.formats import choose_encoding, write_audio
+        from ..finish.resample import resample
+
+        with tempfile.TemporaryDirectory(prefix="bark-speech-") as folder:
+            path = Path(folder) / f"speech{ENCODED[fmt]}"
+            encoding = choose_encoding(path)
+            write_audio(path, resample(audio, SAMPLE_RATE, encoding.rate), encoding)
+            return path.read_bytes()
+    pcm = pcm16_bytes(audio)
     return wav_header(SAMPLE_RATE, len(pcm)) + pcm if fmt == "wav" else pcm
 
 

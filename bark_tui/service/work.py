@@ -202,6 +202,7 @@ class ScriptWork:
     reset_every: int | None = None
     batch: int | None = None
     inline: dict[str, VoicePrompt] = field(default_factory=dict)
+    normalize: bool = True  # numbers and symbols read aloud in the voice's language
     kind: str = "script"
     _script: Any = None
 
@@ -209,8 +210,12 @@ class ScriptWork:
         from bark_engine.scripts.parse import ScriptOptions, parse_script
 
         if self._script is None:
+            from ..text.rewrite import Rewriter
+
+            rewrite = Rewriter() if self.normalize else None
             self._script = parse_script(
-                self.text, ScriptOptions(speakers=self.speakers, default_voice=self.voice),
+                self.text, ScriptOptions(speakers=self.speakers, default_voice=self.voice,
+                                         rewrite=rewrite),
                 count_tokens=engine.count_tokens)
             if not self._script.segments:
                 raise BadInputError("the input has nothing to say")
@@ -334,4 +339,11 @@ def work_from_body(body: Any) -> RowsWork | ScriptWork:
     return ScriptWork(text=text, voice=default_voice, speakers=speaker_voices, options=options,
                       seed=seed, chain=bool(body.get("chain")),
                       reset_every=positive_int(body, "reset_every"), batch=positive_int(body, "batch"),
-                      inline=inline)
+                      inline=inline, normalize=_flag(body, "normalize", True))
+
+
+def _flag(body: dict, name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise BadInputError(f"{name} must be true or false")
+    return value
