@@ -78,7 +78,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         Binding("ctrl+o", "audition", "Audition", id="audition",
                 tooltip="Audition the highlighted voice (its own sample, no generation)"),
         Binding("ctrl+s", "save_wav", "Save", id="save-wav",
-                tooltip="Save the selected take as a WAV file"),
+                tooltip="Save the selected take: WAV, FLAC, MP3, Ogg, Opus or M4B, mastered if asked"),
         Binding("ctrl+t", "generate_takes", "Takes", id="takes", show=False,
                 tooltip="Make 2–4 takes of the script as one batch, compare them, keep the best"),
         Binding("f1", "help", "Help", id="help", tooltip="This help"),

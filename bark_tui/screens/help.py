@@ -141,10 +141,25 @@ play while generating). The preview under the editor lists the segments.
 | a line with only `[v2/en_speaker_3]` | that voice from here on (a preset or a My-voices name) |
 | a blank line | a paragraph break: a longer pause ({_CUT.paragraph_pause_s:g} s) |
 | `[pause]`, `[pause 1.5s]` | exactly that silence ({_CUT.pause_s:g} s by default) |
+| `# Chapter title` | a chapter: its title is read after {_CUT.chapter_pause_s:g} s of silence |
+| `Title: …`, `Author: …` at the top | the book's tags (M4B files carry them) |
 
 Between segments of one speaker the pause is {_CUT.sentence_pause_s:g} s, when the speaker or
 the voice changes {_CUT.speaker_pause_s:g} s. A cancelled render keeps its finished segments: render
 the same script again to go on.
+
+Numbers are read aloud before Bark gets the text (`15%` → "fifteen percent", in
+the voice's language); the preview shows what Bark will read. "Edit lexicon"
+says how to pronounce names; "Speakers and long scripts" turns both off.
+
+## Saving and books
+
+`ctrl+s` saves a take as WAV, FLAC, MP3, Ogg, Opus or M4B (type the extension
+or pick the type), mastered for a podcast (−16 LUFS), an ACX audiobook or
+broadcast (−23 LUFS), with silence trimmed at the ends if asked; the dialog
+offers your last choice again. "Open script or book" puts a script, or an EPUB
+or Markdown book with one `#` line per chapter, in the editor. For whole books
+with chapter files and subtitles use `bark-tui render` (see `--help`).
 
 ## Engine on another machine
 
