@@ -56,15 +56,15 @@ def _toc_titles(book) -> dict[str, str]:
     """File name -> title from the table of contents (its first entry per file)."""
     titles: dict[str, str] = {}
 
-    def walk(entries) -> None:
-        for entry in entries:
-            if isinstance(entry, tuple | list):
-                walk(entry)
-                continue
-            href = getattr(entry, "href", None) or getattr(entry, "file_name", None)
-            title = getattr(entry, "title", None)
-            if href and title:
-                titles.setdefault(href.split("#")[0], " ".join(title.split()))
+    def walk(entry) -> None:  # a Link or Section, or (Section, [children]), or a list
+        if isinstance(entry, tuple | list):
+            for child in entry:
+                walk(child)
+            return
+        href = getattr(entry, "href", None) or getattr(entry, "file_name", None)
+        title = getattr(entry, "title", None)
+        if isinstance(href, str) and isinstance(title, str) and title.strip():
+            titles.setdefault(href.split("#")[0], " ".join(title.split()))
     walk(book.toc or [])
     return titles
 
