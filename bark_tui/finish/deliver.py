@@ -125,8 +125,8 @@ def read_back(path: Path, encoding: Encoding) -> tuple[np.ndarray, int]:
         return audio, rate
     import soundfile as sf
 
-    audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    return audio.mean(axis=1), rate
+    audio, rate = sf.read(str(path), dtype="float32")  # mono: what write_audio wrote
+    return (audio if audio.ndim == 1 else audio.mean(axis=1)), rate
 
 
 def write_finished(out: Path, finished: Finished, finishing: Finishing, *,

@@ -97,14 +97,50 @@ def _db(value: float) -> float:
 
 
 def integrated_lufs(audio: np.ndarray, rate: int) -> float:
-    """BS.1770-4 integrated loudness; -inf for audio shorter than one block or silent."""
-    if len(audio) < BLOCK_S * rate:
+    """BS.1770-4 integrated loudness; -inf for audio shorter than one block or silent.
+
+    pyloudnorm's K-weighting filters and gating, computed in chunks (the filters
+    carry their state across them) with block energies summed from 100 ms hops:
+    the same figure as `pyloudnorm.Meter.integrated_loudness`, in bounded memory and
+    without a Python loop per block, so an hour-long book is measured in a moment."""
+    n = len(audio)
+    if n < BLOCK_S * rate:
         return -math.inf
     import pyloudnorm
+    from scipy.signal import lfilter
 
-    value = float(pyloudnorm.Meter(rate, block_size=BLOCK_S).integrated_loudness(
-        np.asarray(audio, dtype=np.float64)))
-    return value if math.isfinite(value) and value > SILENT_DB else -math.inf
+    stages = list(pyloudnorm.Meter(rate, block_size=BLOCK_S)._filters.values())
+    states = [np.zeros(max(len(f.a), len(f.b)) - 1) for f in stages]
+    hop = round(BLOCK_S * 0.25 * rate)  # blocks of 400 ms every 100 ms (75 % overlap)
+    chunk = hop * 256
+    x = np.asarray(audio)
+    hops = np.zeros(-(-n // hop))
+    for start in range(0, n, chunk):
+        y = x[start:start + chunk].astype(np.float64)
+        for k, f in enumerate(stages):
+            y, states[k] = lfilter(f.b, f.a, y, zi=states[k])
+            y *= f.passband_gain
+        sq = y * y
+        full = len(sq) - len(sq) % hop
+        first = start // hop
+        hops[first:first + full // hop] = sq[:full].reshape(-1, hop).sum(axis=1)
+        if full < len(sq):
+            hops[first + full // hop] = sq[full:].sum()
+    n_blocks = int(np.round((n / rate - BLOCK_S) / (BLOCK_S * 0.25))) + 1
+    padded = np.concatenate([hops, np.zeros(4)])
+    sums = np.convolve(padded, np.ones(4), mode="valid")[:n_blocks]
+    z = sums / (BLOCK_S * rate)
+    with np.errstate(divide="ignore"):
+        loud = -0.691 + 10.0 * np.log10(z)
+    gated = z[loud >= SILENT_DB]
+    if len(gated) == 0:
+        return -math.inf
+    relative = -0.691 + 10.0 * math.log10(float(np.mean(gated))) - 10.0
+    kept = z[(loud > relative) & (loud > SILENT_DB)]
+    if len(kept) == 0:
+        return -math.inf
+    value = -0.691 + 10.0 * math.log10(float(np.mean(kept)))
+    return value if value > SILENT_DB else -math.inf
 
 
 def oversampled_peaks(audio: np.ndarray) -> np.ndarray:
@@ -124,7 +160,15 @@ def oversampled_peaks(audio: np.ndarray) -> np.ndarray:
 
 
 def true_peak_db(audio: np.ndarray) -> float:
-    return _db(float(oversampled_peaks(audio).max())) if len(audio) else -math.inf
+    """The largest oversampled peak, in dBTP (chunk by chunk: no copy of the file)."""
+    x = np.asarray(audio, dtype=np.float32)
+    peak = 0.0
+    for start in range(0, len(x), _CHUNK):
+        lo = max(0, start - _EDGE)
+        piece = x[lo:min(len(x), start + _CHUNK + _EDGE)]
+        inner = oversampled_peaks(piece)[start - lo:start - lo + _CHUNK]  # edges: context only
+        peak = max(peak, float(inner.max()))
+    return _db(peak) if len(x) else -math.inf
 
 
 def rms_db(audio: np.ndarray) -> float:
@@ -158,18 +202,29 @@ def limit(audio: np.ndarray, rate: int, ceiling_db: float) -> np.ndarray:
     peak under the ceiling, held over ±LOOKAHEAD_S (a running minimum) and then
     smoothed by a moving average of the same width. Every value of that average
     comes from a minimum that covers the sample itself, so the gain never exceeds
-    what the sample needs, and it moves gradually (no clicks)."""
+    what the sample needs, and it moves gradually (no clicks). Runs in chunks with
+    enough context that the result is the same as in one pass."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
+    x = np.asarray(audio, dtype=np.float32)
     ceiling = 10.0 ** (ceiling_db / 20.0)
-    peaks = oversampled_peaks(audio)
-    need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12)).astype(np.float32)
-    if need.min() >= 1.0:
-        return np.asarray(audio, dtype=np.float32)
     width = 2 * max(1, round(LOOKAHEAD_S * rate)) + 1
-    gain = uniform_filter1d(minimum_filter1d(need, width, mode="nearest"), width,
-                            mode="nearest")
-    return (np.asarray(audio, dtype=np.float32) * np.minimum(gain, need)).astype(np.float32)
+    margin = 2 * width + _EDGE
+    out = np.empty_like(x)
+    for start in range(0, len(x), _CHUNK):
+        lo, hi = max(0, start - margin), min(len(x), start + _CHUNK + margin)
+        piece = x[lo:hi]
+        need = np.minimum(1.0, ceiling / np.maximum(oversampled_peaks(piece), 1e-12)
+                          ).astype(np.float32)
+        stop = min(_CHUNK, len(x) - start)
+        if need.min() >= 1.0:
+            out[start:start + stop] = x[start:start + stop]
+            continue
+        gain = uniform_filter1d(minimum_filter1d(need, width, mode="nearest"), width,
+                                mode="nearest")
+        gain = np.minimum(gain, need)[start - lo:start - lo + stop]
+        out[start:start + stop] = x[start:start + stop] * gain
+    return out
 
 
 def master(audio: np.ndarray, rate: int, spec: Mastering, *, margin_db: float = 0.2

@@ -34,6 +34,14 @@ def test_integrated_loudness_is_pyloudnorms_bs1770():
     assert integrated_lufs(np.zeros(RATE * 2, np.float32), RATE) == -math.inf
 
 
+def test_chunked_loudness_equals_pyloudnorm_on_a_long_file():
+    x = np.concatenate([speechlike(30, RATE, 0.05), silence(5, RATE), speechlike(30, RATE, 0.6)])
+    want = pyloudnorm.Meter(RATE).integrated_loudness(x.astype(np.float64))
+    assert integrated_lufs(x, RATE) == pytest.approx(want, abs=1e-6)
+    # the chunked true peak is the whole file's
+    assert true_peak_db(x) == pytest.approx(20 * np.log10(oversampled_peaks(x).max()), abs=1e-6)
+
+
 def test_true_peak_sees_between_samples():
     # A sine at a quarter of the rate sampled at 45° phase: every sample is 0.707 of the
     # crest, the true peak is the crest itself (+3 dB over the sample peak).
@@ -85,6 +93,21 @@ def test_limiter_never_raises_gain_and_holds_the_ceiling():
     assert true_peak_db(y) <= -6.0 + 0.05
     # far from the burst the quiet tone is untouched
     assert np.allclose(y[: RATE // 2], x[: RATE // 2])
+
+
+def test_limiter_in_chunks_equals_one_pass(monkeypatch):
+    # hot bursts either side of a chunk boundary: the chunked limiter must give the
+    # same samples as one pass over the whole file
+    import bark_tui.finish.loudness as loudness
+
+    x = speechlike(50, RATE, 0.3)
+    edge = loudness._CHUNK
+    x[edge - 300:edge + 300] *= 4.0
+    chunked = limit(x, RATE, -3.0)
+    monkeypatch.setattr(loudness, "_CHUNK", len(x) + 1)
+    whole = limit(x, RATE, -3.0)
+    assert np.array_equal(chunked, whole)
+    assert true_peak_db(chunked) <= -3.0 + 0.05
 
 
 def test_segments_are_levelled_to_one_loudness():
