@@ -373,7 +373,7 @@ class Engine:
         if prompt is None:
             raise BadInputError("no voice to audition")
         self.load_codec(on_event)
-        return codec_mod.decode(self._codec, prompt.fine)
+        return codec_mod.decode(self._codec, prompt.fine, exact=False)
 
 
 def voice_label(voice: VoiceArg) -> str | None:

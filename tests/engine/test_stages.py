@@ -337,6 +337,25 @@ def test_fine_cancel_and_progress(fine_model) -> None:
 # --- EnCodec decode -------------------------------------------------------------------------
 
 
+def test_decode_gives_the_same_samples_at_any_thread_count(tmp_path) -> None:
+    """A cluster's one-thread workers and a two-thread local render must stitch the same
+    WAV: the codec's sums may not depend on the thread count (oneDNN's did, by ~1e-7)."""
+    from bark_engine.testing.random_models import write_random_codec
+
+    codec = load_codec(write_random_codec(tmp_path / "codec", "tiny", 0))
+    fine = np.random.default_rng(1).integers(0, 1024, (8, 75 * 12))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = decode(codec, fine)
+        torch.set_num_threads(2)
+        two = decode(codec, fine)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(one, two)
+    assert torch._C._get_mkldnn_enabled()  # switched back on for everything else
+
+
 def test_decode_matches_encodec_model_decode(tmp_path) -> None:
     from transformers import EncodecConfig, EncodecModel
 
@@ -348,11 +367,17 @@ def test_decode_matches_encodec_model_decode(tmp_path) -> None:
     assert not codec.training and not any(p.requires_grad for p in codec.parameters())
     fine = np.random.default_rng(0).integers(0, 1024, (8, 40))
     audio = decode(codec, fine)
+    codes = torch.from_numpy(fine)[None, None]  # (frames=1, B=1, 8, T)
     with torch.no_grad():
-        codes = torch.from_numpy(fine)[None, None]  # (frames=1, B=1, 8, T)
-        expected = codec.decode(codes, [None]).audio_values[0, 0].numpy()
+        usual = codec.decode(codes, [None]).audio_values[0, 0].numpy()  # oneDNN's convs
+        torch._C._set_mkldnn_enabled(False)  # as `decode` runs them on the CPU
+        try:
+            expected = codec.decode(codes, [None]).audio_values[0, 0].numpy()
+        finally:
+            torch._C._set_mkldnn_enabled(True)
     assert audio.dtype == np.float32 and audio.shape == (40 * 320,)
     np.testing.assert_array_equal(audio, expected)
+    np.testing.assert_allclose(audio, usual, atol=1e-6)
     assert np.abs(audio).max() > 0
     assert decode(codec, np.zeros((8, 0), dtype=np.int64)).shape == (0,)
     with pytest.raises(BadInputError):
