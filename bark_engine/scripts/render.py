@@ -108,17 +108,17 @@ def segment_key(segment: Segment, voice: str | None, history: VoicePrompt | None
     return h.hexdigest()[:20]
 
 
-def _part_path(parts_dir: Path, index: int, key: str) -> Path:
+def part_path(parts_dir: Path, index: int, key: str) -> Path:
     return parts_dir / f"segment-{index:04d}-{key}.npz"
 
 
-def _save_part(path: Path, take: SegmentTake) -> None:
+def save_part(path: Path, take: SegmentTake) -> None:
     with atomic_write(path) as fh:
         np.savez(fh, semantic_prompt=take.semantic, coarse_prompt=take.coarse,
                  fine_prompt=take.fine, audio=take.audio)
 
 
-def _load_part(path: Path) -> dict[str, np.ndarray] | None:
+def load_part(path: Path) -> dict[str, np.ndarray] | None:
     """A saved segment, or None when it is missing or unreadable (then it is re-made)."""
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -147,7 +147,7 @@ def chains(script: Script, options: RenderOptions) -> list[list[Segment]]:
 
 
 @dataclass
-class _Pending:
+class Pending:
     """A segment ready to be made: what its row of the batch needs."""
 
     segment: Segment
@@ -158,17 +158,71 @@ class _Pending:
     path: Path | None  # where its part is kept, if anywhere
 
 
+class InOrder:
+    """Finished segments in, released in script order: `on_segment` hears each one as
+    soon as it and every segment before it are done. Keeps the time to first audio."""
+
+    def __init__(self, script: Script,
+                 on_segment: Callable[[SegmentTake], None] | None = None) -> None:
+        self.script = script
+        self.on_segment = on_segment
+        self.done: dict[int, SegmentTake] = {}
+        self.released = 0
+        self.start = time.perf_counter()
+        self.first_audio: float | None = None
+
+    def finish(self, take: SegmentTake) -> None:
+        segments = self.script.segments
+        self.done[take.segment.index] = take
+        if self.first_audio is None and take.segment.index == segments[0].index:
+            self.first_audio = time.perf_counter() - self.start
+        while self.released < len(segments) and segments[self.released].index in self.done:
+            if self.on_segment is not None:
+                self.on_segment(self.done[segments[self.released].index])
+            self.released += 1
+
+    def rendered(self, batch: int) -> Rendered:
+        """The whole script stitched: each segment's pause before it, faded joins."""
+        takes = tuple(self.done[seg.index] for seg in self.script.segments)
+        audio = join_segments([t.audio for t in takes],
+                              [t.segment.pause_before_s for t in takes], SAMPLE_RATE, FADE_S)
+        return Rendered(audio, SAMPLE_RATE, takes, self.first_audio or 0.0,
+                        time.perf_counter() - self.start, batch)
+
+
 class ScriptRenderer:
     """Renders a `Script` with an engine in batches; reports each finished segment
     in script order as soon as it and every segment before it are done."""
 
-    def __init__(self, engine, options: RenderOptions) -> None:
+    def __init__(self, engine, options: RenderOptions, *, model_id: str | None = None) -> None:
         self.engine = engine
         self.options = options
+        # What keys the kept parts: the engine's own model id unless the segments are
+        # made elsewhere (a cluster's workers, whose id is theirs).
+        self._model_id = model_id
 
     @property
     def batch(self) -> int:
         return self.options.batch or self.engine.default_batch
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id if self._model_id is not None else self.engine.model_id
+
+    def check(self, script: Script) -> None:
+        """Refuse bad text and voices before any generation (and make the parts folder)."""
+        if not script.segments:
+            raise BadInputError("the script has nothing to say")
+        for seg in script.segments:
+            self.engine.check_text(seg.text)
+            self.engine.resolve_voice(seg.voice or self.options.default_voice)
+        if self.options.parts_dir is not None:
+            self.options.parts_dir.mkdir(parents=True, exist_ok=True)
+
+    def kept(self, pending: Pending) -> SegmentTake | None:
+        """The segment from its kept part, or None when it has to be made."""
+        saved = load_part(pending.path) if pending.path and pending.path.exists() else None
+        return None if saved is None else self.take(pending, saved, reused=True, seconds=0.0)
 
     def render(
         self,
@@ -179,27 +233,9 @@ class ScriptRenderer:
         cancel: threading.Event | None = None,
     ) -> Rendered:
         opts = self.options
-        if not script.segments:
-            raise BadInputError("the script has nothing to say")
-        for seg in script.segments:  # refuse bad text and voices before any generation
-            self.engine.check_text(seg.text)
-            self.engine.resolve_voice(seg.voice or opts.default_voice)
-        if opts.parts_dir is not None:
-            opts.parts_dir.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        done: dict[int, SegmentTake] = {}
-        released = 0
-        first_audio: float | None = None
-
-        def finish(take: SegmentTake) -> None:
-            nonlocal released, first_audio
-            done[take.segment.index] = take
-            if first_audio is None and take.segment.index == script.segments[0].index:
-                first_audio = time.perf_counter() - start
-            while released < len(script.segments) and script.segments[released].index in done:
-                if on_segment is not None:
-                    on_segment(done[script.segments[released].index])
-                released += 1
+        self.check(script)
+        order = InOrder(script, on_segment)
+        done, finish = order.done, order.finish
 
         waiting = chains(script, opts)  # groups not started, in script order
         running: list[tuple[list[Segment], int]] = []  # (group, position of its next segment)
@@ -209,18 +245,17 @@ class ScriptRenderer:
                 running.append((waiting.pop(0), 0))
             if cancel is not None and cancel.is_set():
                 raise Cancelled("script rendering cancelled")
-            batch: list[_Pending] = []
+            batch: list[Pending] = []
             for i, (group, k) in enumerate(running):
                 # Kept segments are read, not made: move this group on until one is to make.
                 while k < len(group):
                     previous = done.get(group[k - 1].index) if k else None
-                    pending = self._pending(group[k], previous)
-                    saved = _load_part(pending.path) if pending.path and pending.path.exists() \
-                        else None
-                    if saved is None:
+                    pending = self.pending(group[k], previous)
+                    kept = self.kept(pending)
+                    if kept is None:
                         batch.append(pending)
                         break
-                    finish(self._take(pending, saved, reused=True, seconds=0.0))
+                    finish(kept)
                     k += 1
                 running[i] = (group, k)
             running = [(g, k) for g, k in running if k < len(g)]
@@ -230,13 +265,9 @@ class ScriptRenderer:
                 running = [(g, k + 1) for g, k in running]
                 room = self.batch
             running = [(g, k) for g, k in running if k < len(g)]
-        takes = tuple(done[seg.index] for seg in script.segments)
-        audio = join_segments([t.audio for t in takes],
-                              [t.segment.pause_before_s for t in takes], SAMPLE_RATE, FADE_S)
-        return Rendered(audio, SAMPLE_RATE, takes, first_audio or 0.0,
-                        time.perf_counter() - start, self.batch)
+        return order.rendered(self.batch)
 
-    def _pending(self, seg: Segment, previous: SegmentTake | None) -> _Pending:
+    def pending(self, seg: Segment, previous: SegmentTake | None) -> Pending:
         """What the segment's row needs: its voice, history (the previous segment's
         take when chained), options and the file its part is kept in."""
         opts = self.options
@@ -246,18 +277,18 @@ class ScriptRenderer:
         gen_opts = replace(opts.generation, seed=opts.seed_of(seg))
         path = None
         if opts.parts_dir is not None:
-            key = segment_key(seg, voice, history, gen_opts, self.engine.model_id)
-            path = _part_path(opts.parts_dir, seg.index, key)
-        return _Pending(seg, voice, history, chained, gen_opts, path)
+            key = segment_key(seg, voice, history, gen_opts, self.model_id)
+            path = part_path(opts.parts_dir, seg.index, key)
+        return Pending(seg, voice, history, chained, gen_opts, path)
 
     @staticmethod
-    def _take(p: _Pending, arrays: dict[str, np.ndarray], reused: bool,
+    def take(p: Pending, arrays: dict[str, np.ndarray], reused: bool,
               seconds: float) -> SegmentTake:
         return SegmentTake(p.segment, p.options.seed, p.voice, arrays["semantic_prompt"],
                            arrays["coarse_prompt"], arrays["fine_prompt"], arrays["audio"],
                            reused=reused, seconds=seconds, chained=p.chained)
 
-    def _make(self, batch: list[_Pending], on_event: EventCallback,
+    def _make(self, batch: list[Pending], on_event: EventCallback,
               cancel: threading.Event | None) -> list[SegmentTake]:
         """The batch's segments made as one batch of rows, each part saved as it is kept."""
         t0 = time.perf_counter()
@@ -265,12 +296,13 @@ class ScriptRenderer:
             [Request(p.segment.text, p.history, p.options, p.segment.index) for p in batch],
             on_event=on_event, cancel=cancel)
         seconds = time.perf_counter() - t0
-        takes = []
-        for p, gen in zip(batch, gens, strict=True):
-            take = self._take(p, {"semantic_prompt": gen.semantic, "coarse_prompt": gen.coarse,
-                                  "fine_prompt": gen.fine, "audio": gen.audio},
-                              reused=False, seconds=seconds)
-            if p.path is not None:
-                _save_part(p.path, take)
-            takes.append(take)
-        return takes
+        return [self.made(p, {"semantic_prompt": gen.semantic, "coarse_prompt": gen.coarse,
+                              "fine_prompt": gen.fine, "audio": gen.audio}, seconds)
+                for p, gen in zip(batch, gens, strict=True)]
+
+    def made(self, p: Pending, arrays: dict[str, np.ndarray], seconds: float) -> SegmentTake:
+        """A segment just made (here or elsewhere): its part saved, atomically, first."""
+        take = self.take(p, arrays, reused=False, seconds=seconds)
+        if p.path is not None:
+            save_part(p.path, take)
+        return take
