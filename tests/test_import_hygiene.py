@@ -62,3 +62,10 @@ def test_studio_and_cli_start_without_the_finishing_libraries() -> None:
     used = _modules_after("from bark_tui.text.numbers import read_numbers; "
                           "read_numbers('3', 'en')")
     assert "num2words" in used  # the check above is meaningful
+
+
+def test_studio_and_cli_start_without_ray() -> None:
+    """`--ray` imports Ray when a render asks for it; nothing else does."""
+    mods = _modules_after("import bark_tui.app, bark_tui.cli, bark_tui.cli_render, "
+                          "bark_tui.cli_cluster, bark_tui.cluster.driver")
+    assert "ray" not in mods
