@@ -26,7 +26,7 @@ from bark_engine.options import (
     PRECISIONS,
 )
 
-from .cli_args import add_render_arguments, batch_size
+from .cli_args import add_cluster_arguments, add_render_arguments, batch_size
 from .cli_finish import add_finish_arguments
 from .settings import MAX_SEED
 
@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="make N takes as one batch: OUT-1.wav … OUT-N.wav, seeds seed … seed+N-1")
     _generation_options(say)
     add_render_arguments(say)
+    add_cluster_arguments(say)
     add_finish_arguments(say)
     _model_options(say, sub=True)
     _server_options(say, sub=True)
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                         ".opus, .m4b or .m4a (default: bark-<time>.wav here)")
     _generation_options(render)
     add_render_arguments(render)
+    add_cluster_arguments(render)
     add_finish_arguments(render)
     _model_options(render, sub=True)
     _server_options(render, sub=True)

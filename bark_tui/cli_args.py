@@ -37,3 +37,26 @@ def add_render_arguments(p: argparse.ArgumentParser) -> None:
                    "without --seed goes on with the seed kept there")
     p.add_argument("--yes", action="store_true",
                    help="render a very long script without asking first")
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """`--ray` and its companions (render and say --file); Ray itself is imported only
+    when a render asks for it."""
+    g = p.add_argument_group("cluster (Ray, the 'ray' extra)")
+    g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="render on Ray workers: no address starts a local Ray instance on "
+                   "127.0.0.1 for this render; 'auto' or ray://HOST:PORT joins a cluster")
+    g.add_argument("--ray-workers", type=_at_least_one, metavar="N",
+                   help="workers to start (default: one per GPU of the cluster, else its "
+                   "CPUs / --ray-cpus-per-worker)")
+    g.add_argument("--ray-cpus-per-worker", type=_at_least_one, default=1, metavar="N",
+                   help="cores (torch threads) of each CPU worker (default 1)")
+    g.add_argument("--ray-retries", type=int, default=3, metavar="N",
+                   help="restarts of a worker that dies, each retrying its batch (default 3)")

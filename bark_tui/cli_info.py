@@ -127,6 +127,11 @@ def finishing_info() -> dict[str, Any]:
     return out
 
 
+def cluster_info() -> dict[str, Any]:
+    """Whether `render --ray` can run here (the Ray extra's version, without importing it)."""
+    return {"ray": _version("ray")}
+
+
 def collect_info(config: EngineConfig) -> dict[str, Any]:
     """Everything `bark-tui info` reports, as plain data: for the engine the studio
     would build (the command line's choices over the saved settings)."""
@@ -141,6 +146,7 @@ def collect_info(config: EngineConfig) -> dict[str, Any]:
         "models": models_info(config),
         "audio": _audio(),
         "finishing": finishing_info(),
+        "cluster": cluster_info(),
         "paths": {
             "settings": str(locations.settings_path()),
             "history": str(locations.history_db_path()),
@@ -232,6 +238,9 @@ def run_info(args: argparse.Namespace, config: EngineConfig) -> int:
                "M4B/M4A: pip install 'bark-tui[m4b]'")
         table.add_row("files", escape(f"{', '.join(f['formats'])}, Opus via libsndfile "
                                       f"{f['libsndfile']} · {m4b}"))
+    ray = info["cluster"]["ray"]
+    table.add_row("cluster", escape(f"Ray {ray}: render --ray [ADDRESS]" if ray else
+                                    "render --ray: pip install 'bark-tui[ray]'"))
     if "server" in info:
         _server_rows(table, info["server"])
     for name, path in info["paths"].items():

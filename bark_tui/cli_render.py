@@ -21,6 +21,7 @@ from bark_engine.events import Event, StageProgress, StageStarted
 from bark_engine.options import EngineConfig, GenerationOptions
 
 from .cli import EXIT_CANCELLED, timestamped_wav
+from .cli_cluster import check_cluster_args, cluster_report, made_by, render_on_cluster
 from .cli_finish import (
     chapter_outputs,
     check_sidecars,
@@ -119,6 +120,7 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
     from bark_engine.scripts.parse import ScriptOptions, parse_script
     from bark_engine.scripts.render import RenderOptions, ScriptRenderer
 
+    check_cluster_args(args)
     per_chapter = getattr(args, "per_chapter", False)
     # With --per-chapter OUT itself is not written, only OUT-01.ext … (checked below).
     out = check_output_path(args.out or timestamped_wav(), force=args.force or per_chapter)
@@ -153,16 +155,25 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
         raise BadInputError(f"--seed {seed} with {len(script.segments)} segments runs past "
                             f"the largest seed, {MAX_SEED}")
     keep_seed(parts, seed)
-    renderer = ScriptRenderer(engine, RenderOptions(
+    options = RenderOptions(
         generation=gen_opts, seed=seed, default_voice=args.voice,
         continuity="chain" if args.chain else "fixed", reset_every=args.reset_every,
-        parts_dir=parts, batch=args.batch))
-    bars = SegmentBars(err, len(script.segments))
+        parts_dir=parts, batch=args.batch)
+    on_cluster = None
     try:
-        with bars.progress:
-            result = renderer.render(script, on_event=bars, on_segment=bars.segment_done)
-    except KeyboardInterrupt:
-        err.print(f"bark-tui: interrupted: {bars.done} of {len(script.segments)} segments are "
+        if getattr(args, "ray", None) is not None:
+            on_cluster, bars = render_on_cluster(args, config, engine, script, options, err)
+            result = on_cluster.rendered
+        else:
+            bars = SegmentBars(err, len(script.segments))
+            with bars.progress:
+                result = ScriptRenderer(engine, options).render(
+                    script, on_event=bars, on_segment=bars.segment_done)
+    except KeyboardInterrupt as e:
+        done = getattr(e, "done", None)
+        if done is None:
+            done = bars.done
+        err.print(f"bark-tui: interrupted: {done} of {len(script.segments)} segments are "
                   f"kept in {parts}; run the same command again to go on (seed {seed})",
                   highlight=False, soft_wrap=True)
         return EXIT_CANCELLED
@@ -182,8 +193,9 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
         f"{'wrote ' + str(out) if finishing is None else 'rendered'} · "
         f"{len(result.segments)} segments ({reused} reused from {parts}) · "
         f"{result.duration_s:.1f} s of audio in {result.total_s:.1f} s · first audio after "
-        f"{result.first_audio_s:.1f} s · {result.batch} at a time · seed {seed}{noise}",
-        highlight=False)
+        f"{result.first_audio_s:.1f} s · {result.batch} at a time"
+        + (f" on {len(on_cluster.manifest.workers)} Ray workers" if on_cluster else "")
+        + f" · seed {seed}{noise}", highlight=False)
     if args.json:
         print(json.dumps({
             "out": str(out), "seed": seed, "segments": len(result.segments), "reused": reused,
@@ -191,10 +203,10 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
             "total_seconds": round(result.total_s, 4),
             "first_audio_seconds": round(result.first_audio_s, 4),
             "random_weights": engine.random_weights, "parts": str(parts),
-            "batch": result.batch, "model": engine.model_id, "device": str(engine.device),
-            "dtype": engine.dtype_name, "steps": engine.step_path,
+            "batch": result.batch, **made_by(engine, on_cluster),
             "segment_seconds": [round(t.seconds, 4) for t in result.segments],
             "segment_texts": [t.segment.text for t in result.segments],
             "finished": finished,
+            "cluster": None if on_cluster is None else cluster_report(on_cluster),
         }))
     return 0
