@@ -46,6 +46,11 @@ from .settings import Settings
 # --- parsing in the UI thread --------------------------------------------------------
 
 
+def ray_label(address: str | None) -> str | None:
+    """Where a script job runs when Settings names a Ray cluster (None: here)."""
+    return None if not address else "Ray " + address
+
+
 def user_voice_names(user_voices: UserVoices) -> frozenset[str]:
     return frozenset(v.name for v in user_voices.list())
 
@@ -143,6 +148,8 @@ class ScriptJob(Job):
     resume_key: str = ""  # script_resume.fingerprint: a cancelled render of the same goes on
     free_seed: bool = False  # the seed was drawn at random: a resumed render may replace it
     batch: int | None = None  # segments made at once; None = the engine's default
+    ray: str | None = None  # made by Ray workers there (Settings → Ray cluster); None = here
+    ray_workers: tuple[int, int] = (0, 0)  # (ready, started): the panel's title says
 
     @property
     def count(self) -> int:
@@ -169,6 +176,14 @@ class SegmentReady(Message):
         self.job_id, self.index, self.count = job_id, index, count
         self.audio, self.sample_rate, self.pause_before_s = audio, sample_rate, pause_before_s
         self.made_at = time.monotonic()  # in the worker, as the segment is done
+
+
+class RayWorkersChanged(Message):
+    """A script job's Ray workers: ``ready`` of ``total`` have their models loaded."""
+
+    def __init__(self, job_id: int, ready: int, total: int) -> None:
+        super().__init__()
+        self.job_id, self.ready, self.total = job_id, ready, total
 
 
 class ScriptResumed(Message):
@@ -227,7 +242,7 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
     try:
         if store is None:
             raise BarkError("the history is unavailable, so the take could not be kept")
-        engine = ready_engine(host, job, post, events.bridge)
+        engine = None if job.ray else ready_engine(host, job, post, events.bridge)
         takes_dir = Path(store.takes_dir)
         found = script_resume.find(takes_dir, job.resume_key, None if job.free_seed else seed)
         if found is not None:
@@ -248,16 +263,23 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
             post(SegmentReady(job.id, seg.index, job.count, take.audio, SAMPLE_RATE,
                               seg.pause_before_s))
 
-        renderer = ScriptRenderer(engine, RenderOptions(
+        options = RenderOptions(
             generation=job.options, seed=seed, seeds=job.seeds or {}, default_voice=job.voice,
             continuity=job.continuity, reset_every=job.reset_every,  # type: ignore[arg-type]
             parts_dir=parts / script_resume.RESUME_DIR, batch=job.batch,
-            first_batch=1 if job.play_while_generating else None))
-        rendered = renderer.render(job.script, on_event=events, on_segment=landed,
-                                   cancel=job.cancel)
+            first_batch=1 if job.play_while_generating else None)
+        if engine is None:
+            from .longscript_ray import render_on_ray
+
+            rendered, model_id, random_weights = render_on_ray(
+                host, job, options, post, events, landed)
+        else:
+            rendered = ScriptRenderer(engine, options).render(
+                job.script, on_event=events, on_segment=landed, cancel=job.cancel)
+            model_id, random_weights = engine.model_id, bool(engine.random_weights)
         new = NewTake(text=job.text, voice=job.voice, seed=seed,
-                      options=replace(job.options, seed=seed), model_id=engine.model_id,
-                      random_weights=bool(engine.random_weights), sample_rate=SAMPLE_RATE,
+                      options=replace(job.options, seed=seed), model_id=model_id,
+                      random_weights=random_weights, sample_rate=SAMPLE_RATE,
                       timings={"first_audio_s": round(rendered.first_audio_s, 4),
                                "total_s": round(rendered.total_s, 4),
                                "continuity": job.continuity, "reset_every": job.reset_every},

@@ -21,6 +21,7 @@ import numpy as np
 from bark_engine.config import SAMPLE_RATE
 
 from .longscript import (
+    RayWorkersChanged,
     ScriptJob,
     ScriptResumed,
     SegmentReady,
@@ -28,6 +29,7 @@ from .longscript import (
     SegmentStarted,
     build_script,
     needs_script,
+    ray_label,
     resolve_segments,
     run_regenerate_segment,
     voice_name,
@@ -96,11 +98,13 @@ class LongScriptMixin:
             voices[0] if len(voices) == 1 else f"{len(voices)} voices: {', '.join(voices)}")
         job = ScriptJob(
             main.editor.text, default, self.generation_options_for_script(seed), label,
-            app.host.config.size, app.device_label, id=next(app._job_ids), script=script,
+            app.host.config.size, ray_label(settings.ray) or app.device_label,
+            id=next(app._job_ids), script=script,
             seed=seed, continuity=settings.continuity,
             reset_every=settings.reset_every or None,
             play_while_generating=settings.play_while_generating,
             free_seed=settings.seed_mode != "fixed", batch=settings.batch or None,
+            ray=settings.ray,
         )
         self._submit_script(job)
         return True
@@ -135,6 +139,11 @@ class LongScriptMixin:
             which = (f"segment {batch[0] + 1}" if len(batch) == 1 else
                      f"segments {', '.join(str(i + 1) for i in batch)}")
             parts.append(f"making {which}/{job.count}")
+        if job.ray:
+            ready, total = job.ray_workers
+            parts.append(f"on {total} Ray workers" if total and ready == total else
+                         f"starting Ray workers ({ready}/{total} ready)" if total else
+                         "starting Ray")
         if state["playing"] is not None:
             parts.append(f"playing segment {state['playing'] + 1}")
         parts.append("esc cancels")
@@ -157,6 +166,9 @@ class LongScriptMixin:
 
     def on_stage_update(self, message: StageUpdate) -> None:
         self._script_title()  # after the app's handler wrote its own title
+
+    def on_ray_workers_changed(self, message: RayWorkersChanged) -> None:
+        self._script_title()
 
     def on_segment_ready(self, message: SegmentReady) -> None:
         app: Any = self
@@ -391,10 +403,12 @@ class LongScriptMixin:
                  if r.get("seed") is not None and int(r["seed"]) != base + int(r["index"])}
         job = ScriptJob(
             take.text, take.voice, options, f"{len(segs)} segments of take {take.id}",
-            app.host.config.size, app.device_label, regenerates=take.id, id=next(app._job_ids),
+            app.host.config.size, ray_label(app.settings.ray) or app.device_label,
+            regenerates=take.id, id=next(app._job_ids),
             script=script, seed=base, continuity=str(timings.get("continuity") or "fixed"),
             reset_every=timings.get("reset_every"),
             play_while_generating=app.settings.play_while_generating, seeds=seeds,
+            ray=app.settings.ray,
         )
         self._submit_script(job)
 

@@ -64,6 +64,7 @@ class Settings:
     batch: int = 0  # long scripts: segments made at once; 0 = the engine's default for the device
     server: str | None = None  # a `bark-tui serve` URL to use instead of the local engine
     server_key_file: str | None = None  # that server's key, in a file only the user can read
+    ray: str | None = None  # long scripts on Ray: "local", "auto" or ray://HOST:PORT; None = here
     read_numbers: bool = True  # "15%" is given to Bark as "fifteen percent" (bark_tui.text)
     lexicon_file: str | None = None  # a TOML of how to say names and jargon
     # The Save dialog's last choice: file type (an extension), mastering, trimming.
@@ -122,6 +123,7 @@ _TYPE_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "batch": (_is_int, "an integer"),
     "server": (_optional(_is_str), "a URL or null"),
     "server_key_file": (_optional(_is_str), "a path or null"),
+    "ray": (_optional(_is_str), "local, auto, ray://HOST:PORT or null"),
     "read_numbers": (lambda v: isinstance(v, bool), "true or false"),
     "lexicon_file": (_optional(_is_str), "a path or null"),
     "save_format": (_is_str, "a string"),
@@ -177,6 +179,19 @@ def _field_problems(s: Settings) -> dict[str, str]:
             check_url(s.server)
         except RemoteError as exc:
             problems["server"] = str(exc)
+    if s.ray:
+        from bark_engine.errors import BadInputError
+
+        from .cluster.connect import check_address
+
+        try:
+            check_address(s.ray)
+        except BadInputError as exc:
+            problems["ray"] = str(exc).replace("--ray wants", "Ray cluster wants")
+        else:
+            if s.server:
+                problems["ray"] = ("a Ray cluster and an engine server cannot both make the "
+                                   "segments: clear one of them")
     from .finish.formats import EXTENSIONS
     from .finish.loudness import MASTER_CHOICES
 

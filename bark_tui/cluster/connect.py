@@ -9,6 +9,7 @@ machine unless an address of a real cluster is given.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ def connect(address: str, *, num_cpus: int | None = None) -> Cluster:
         # Read when Ray is imported: loopback node address, servers bound to it.
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray = import_ray()
+    _fault_handler_first()
     kwargs: dict = {"log_to_driver": False, "configure_logging": True,
                     "logging_level": "ERROR"}
     if local:
@@ -70,6 +72,18 @@ def connect(address: str, *, num_cpus: int | None = None) -> Cluster:
         raise BadInputError(f"could not reach the Ray cluster at {address}: "
                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     return _cluster(ray, address, started_here=local)
+
+
+def _fault_handler_first() -> None:
+    """Ray's `init` enables `faulthandler` on `sys.stderr`, which in the studio is
+    Textual's capture of prints and has no file descriptor (so `init` fails). Enabled
+    here first on the process's own stderr, Ray leaves it as it is."""
+    import faulthandler
+
+    if faulthandler.is_enabled() or sys.__stderr__ is None:
+        return
+    with contextlib.suppress(RuntimeError, ValueError, OSError):  # none usable: Ray's choice
+        faulthandler.enable(file=sys.__stderr__, all_threads=False)
 
 
 def _cluster(ray, address: str, *, started_here: bool) -> Cluster:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from bark_engine.config import SAMPLE_RATE
-from bark_engine.errors import BadInputError, BarkError
+from bark_engine.errors import BadInputError, BarkError, Cancelled
 from bark_engine.options import EngineConfig, Request
 from bark_engine.scripts.parse import Script
 from bark_engine.scripts.render import (
@@ -155,13 +156,18 @@ class ClusterRenderer:
                            WorkerView(f"w{i + 1}")) for i in range(n)]
         return workers
 
-    def _identify(self, ray, workers: list[_Worker], on_progress) -> dict:
+    def _identify(self, ray, workers: list[_Worker], on_progress,
+                  cancel: threading.Event | None) -> dict:
         """Wait until every worker has loaded its models; refuse workers that would
         make different tokens (another device type or precision)."""
         ids = []
+        on_progress(None)  # every worker starting
         for w in workers:
+            future = w.handle.identity.remote()
+            while not ray.wait([future], timeout=POLL_S)[0]:
+                _check(cancel)
             try:
-                ident = ray.get(w.handle.identity.remote())
+                ident = ray.get(future)
             except Exception as e:  # an actor that cannot start: its own error, one line
                 raise ClusterError(f"worker {w.name} could not start: {_cause(e)}") from None
             w.pid, w.host = ident["pid"], ident["host"]
@@ -201,7 +207,10 @@ class ClusterRenderer:
     # ---- rendering ----------------------------------------------------------------------
     def render(self, script: Script, *,
                on_segment: Callable[[SegmentTake], None] | None = None,
-               on_progress: Callable[[Snapshot], None] | None = None) -> ClusterRendered:
+               on_progress: Callable[[Snapshot], None] | None = None,
+               cancel: threading.Event | None = None) -> ClusterRendered:
+        """Every segment made (or reused) and stitched. ``cancel`` set stops the render
+        with `Cancelled` within a poll; the parts made so far are kept."""
         opts = self.options
         local = ScriptRenderer(self.engine, opts)
         local.check(script)
@@ -219,7 +228,7 @@ class ClusterRenderer:
                                          len(script.segments), made["n"], made["audio"],
                                          time.perf_counter() - order.start))
 
-            ident = self._identify(ray, workers, report)
+            ident = self._identify(ray, workers, report, cancel)
             startup = time.perf_counter() - order.start
             local = ScriptRenderer(self.engine, opts, model_id=ident["model_id"])
             groups = chains(script, opts)
@@ -229,10 +238,14 @@ class ClusterRenderer:
                                   [f"{w.name} (pid {w.pid} on {w.host})" for w in workers])
             manifest.write(opts.parts_dir)
             entries = {e.index: e for e in manifest.entries}
-            self._run(ray, local, groups, order, workers, entries, manifest, made, report)
+            self._run(ray, local, groups, order, workers, entries, manifest, made, report, cancel)
             manifest.write(opts.parts_dir)
             return ClusterRendered(order.rendered(local.batch), manifest, info, ident, startup)
         finally:
+            for w in workers:  # cancelled first, a batch in flight is not retried
+                if w.batch is not None:
+                    with contextlib.suppress(Exception):
+                        ray.cancel(w.future)
             for w in workers:
                 with contextlib.suppress(Exception):  # already gone
                     ray.kill(w.handle, no_restart=True)
@@ -240,7 +253,8 @@ class ClusterRenderer:
                 disconnect()
 
     def _run(self, ray, local: ScriptRenderer, groups, order: InOrder, workers: list[_Worker],
-             entries: dict[int, Entry], manifest: Manifest, made: dict, report) -> None:
+             entries: dict[int, Entry], manifest: Manifest, made: dict, report,
+             cancel: threading.Event | None) -> None:
         pos = [0] * len(groups)  # each group's next segment
         busy: set[int] = set()  # groups with a segment in flight
         last: dict[int, str] = {}  # the worker that made a group's last segment
@@ -268,6 +282,7 @@ class ClusterRenderer:
         manifest.write(parts)
         report()
         while True:
+            _check(cancel)
             for w in workers:  # an idle worker gets the next batch
                 if w.batch is not None or w.view.state == "failed":
                     continue
@@ -349,6 +364,11 @@ class ClusterRenderer:
                     w.view.state = "restarting"
             if w.poll is None and w.batch is not None:
                 w.poll, w.poll_since = w.handle.progress.remote(), now
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled")
 
 
 def _key(p: Pending) -> str:

@@ -12,7 +12,7 @@ import dataclasses
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
@@ -37,6 +37,7 @@ LABELS = {
     "theme": "Theme",
     "server": "Engine server",
     "server_key_file": "Server key file",
+    "ray": "Ray cluster",
 }
 HINTS = {
     "models": "folder or hub repo; empty: suno/bark",
@@ -49,6 +50,7 @@ HINTS = {
     "output_dir": "where Save suggests writing",
     "server": "a bark-tui serve; empty: here",
     "server_key_file": "only if the server wants a key",
+    "ray": "long scripts: local, auto, ray://…",
 }
 
 
@@ -77,7 +79,7 @@ class SettingsScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
         s = self.original
         devices = list(DEVICES) if s.device in DEVICES else [s.device, *DEVICES]
         with Vertical(id="settings-box"):
-            with Grid(id="settings-grid"):
+            with VerticalScroll(id="settings-scroll"), Grid(id="settings-grid"):
                 yield from self._row(
                     "models",
                     Input(s.models or "", placeholder="suno/bark", id="set-models", compact=True),
@@ -90,6 +92,11 @@ class SettingsScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
                 yield from self._row(
                     "server_key_file",
                     Input(s.server_key_file or "", placeholder="none", id="set-server_key_file",
+                          compact=True),
+                )
+                yield from self._row(
+                    "ray",
+                    Input(s.ray or "", placeholder="off: this machine", id="set-ray",
                           compact=True),
                 )
                 yield from self._row(
@@ -134,7 +141,7 @@ class SettingsScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
                 )
             yield Label("", id="settings-problem", markup=False)
             yield Label(
-                "Source, server, size, device and precision apply from the next "
+                "Source, server, Ray, size, device and precision apply from the next "
                 "generation.",
                 id="settings-note",
             )
@@ -175,6 +182,7 @@ class SettingsScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
             models=self._value("models") or None,
             server=self._value("server") or None,
             server_key_file=self._value("server_key_file") or None,
+            ray=self._value("ray") or None,
             size=self._value("size"),
             device=self._value("device"),
             dtype=self._value("dtype"),
