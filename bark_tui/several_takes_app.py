@@ -31,6 +31,10 @@ class SeveralTakesMixin:
             app.notify("The script is empty — type what the voice should say.",
                        severity="warning", markup=False)
             return
+        why = self._not_one_segment()
+        if why:
+            app.notify(why, severity="warning", markup=False, timeout=10)
+            return
         if main.editor.exact and main.editor.tokens > MAX_TEXT_TOKENS:
             app.notify(f"Several takes are of one segment: at most {MAX_TEXT_TOKENS} tokens "
                        f"(the script has {main.editor.tokens}).", severity="error", markup=False)
@@ -46,6 +50,26 @@ class SeveralTakesMixin:
 
         app.push_screen(PromptScreen("Several takes", f"How many takes ({MIN_TAKES}–{MAX_TAKES}),"
                                      " made as one batch:", "3", check, "Generate"), done)
+
+    def _not_one_segment(self) -> str | None:
+        """Why the editor's text cannot be several takes of one plain segment (a script
+        with segments, speakers or voice lines would have its names read aloud in one
+        voice), or None."""
+        from .longscript import build_script, needs_script
+
+        app: Any = self
+        default = app.main.voices.selected.key or None
+        script = build_script(app.main.editor.text, app.settings, default, app.user_voices)
+        if not needs_script(script, default, app.settings.long_form):
+            return None
+        speakers = list(dict.fromkeys(s.speaker for s in script.segments if s.speaker))
+        n = len(script.segments)
+        what = f"{n} segment{'s' if n != 1 else ''}" + (
+            f" and speaker{'s' if len(speakers) > 1 else ''} {', '.join(speakers)}"
+            if speakers else "")
+        return (f"Several takes are of one plain segment in one voice; this script has {what}. "
+                "Render it with ctrl+g, then try segments again one by one "
+                "(ctrl+p → Re-make segment).")
 
     def generate_takes(self, count: int) -> None:
         from .several_takes import TakesJob
@@ -80,6 +104,7 @@ class SeveralTakesMixin:
 
         def done(keep: list[int] | None) -> None:
             if not keep:
+                app.main.generation.set_title(f"{len(gens)} takes compared — none kept")
                 app.notify(f"Dropped {len(gens)} takes; nothing was kept.", markup=False)
                 return
             chosen = [gens[i] for i in keep]
@@ -94,6 +119,8 @@ class SeveralTakesMixin:
         if message.takes:
             app.main.refresh_history(select=message.takes[-1].id)
             ids = ", ".join(str(t.id) for t in message.takes)
+            app.main.generation.set_title(f"Kept take{'s' if len(message.takes) > 1 else ''} "
+                                          f"{ids} in the history")
             app.notify(f"Kept take(s) {ids} in the history.", markup=False)
         if message.error:
             app.notify(f"Could not keep the takes: {message.error}", severity="error",

@@ -12,6 +12,7 @@ from bark_engine.events import StageStarted
 from bark_tui import locations
 from bark_tui.jobs import EventBridge
 from bark_tui.longscript import load_segment, parts_dir_for
+from bark_tui.screens.prompt import PromptScreen
 
 from .test_app_support import (
     capture_each_play,
@@ -19,6 +20,7 @@ from .test_app_support import (
     fresh_home,
     has_message,
     make_app,
+    messages,
     type_text,
     wait_for_message,
     wait_until,
@@ -342,9 +344,35 @@ async def test_several_takes_compare_and_keep_one(home, tiny_models):
         await wait_for_message(pilot, app, "Kept take(s)", 30)
         takes = app.store.list_takes()
         assert [t.seed for t in takes] == [41]
+        title = str(app.main.generation.query_one("#gen-title").content)
+        assert title == f"Kept take {takes[0].id} in the history"  # not "nothing kept yet"
         audio, _rate = takes[0].load_audio()
         np.testing.assert_allclose(audio, screen.generations[1].audio, atol=1 / 32768)
         assert len(list(locations.takes_dir().glob("*.wav"))) == 1
+
+
+async def test_several_takes_of_a_dialogue_are_refused_with_the_reason(home, tiny_models):
+    """ctrl+t on a script with speakers would read "Ann:" aloud in one voice: it says why
+    not and what to do instead, and makes nothing."""
+    write_settings(seed_mode="fixed", fixed_seed=40,
+                   speakers={"Ann": "v2/en_speaker_0", "Bob": "v2/en_speaker_6"})
+    app = make_app(tiny_models, take_s=TAKE_S)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for text, what in ((DIALOGUE, "3 segments and speakers Ann, Bob"),
+                           ("Ann: Just one line.", "1 segment and speaker Ann"),
+                           ("First part.\n\nSecond part.", "2 segments")):
+            app.main.editor.set_text(text)
+            await pilot.pause()
+            await pilot.press("ctrl+t")
+            await wait_for_message(pilot, app, f"this script has {what}.")
+            assert "ctrl+p → Re-make segment" in messages(app)[-1]
+            assert not isinstance(app.screen, PromptScreen)  # no "how many" question
+            app.clear_notifications()
+        assert not app.queue.busy and app.store.count() == 0
+        app.main.editor.set_text("Hello there.")  # one plain segment: asked how many
+        await pilot.pause()
+        await pilot.press("ctrl+t")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptScreen), 10, "the prompt")
 
 
 async def test_a_failed_render_keeps_its_finished_segments_too(home, tiny_models, segment_gate):
