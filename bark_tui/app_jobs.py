@@ -79,6 +79,14 @@ class JobsMixin:
                                   regenerates=take.id))
 
     def submit(self, job: Job) -> bool:
+        from pathlib import Path
+
+        from .jobs import no_room
+
+        why = None if self.store is None else no_room(Path(self.store.takes_dir))
+        if why:
+            self.notify(why, severity="error", markup=False, timeout=10)
+            return False
         verdict = self.queue.submit(job)
         if verdict == "full":
             self.notify(f"The queue is full ({self.queue.capacity} takes waiting). Wait for one "
@@ -86,7 +94,10 @@ class JobsMixin:
                         markup=False)
             return False
         if verdict == "start":
-            self._start(job)
+            if self.queue.running is not job:  # a held queue goes on first
+                self.notify(f"The queue goes on with job {self.queue.running.id}; job {job.id} "
+                            f"waits behind it.", markup=False)
+            self._start(self.queue.running)
         else:
             self.notify(f"Queued job {job.id}: {len(self.queue.waiting)} waiting.", markup=False)
         self.refresh_status()
@@ -185,9 +196,17 @@ class JobsMixin:
             if outcome.traceback:
                 self.show_unexpected("Generation failed", outcome.error or "",
                                      outcome.traceback)
-        following = self.queue.finish(job)
+        held = outcome.disk_full and bool(self.queue.waiting)
+        following = self.queue.finish(job, hold=held)
         if following is not None:
             self._start(following)
+        if held:
+            waiting = len(self.queue.waiting)
+            panel.set_title(f"Job {job.id} could not be kept: the disk is full · {waiting} "
+                            "waiting job(s) held")
+            self.notify(f"The queue is held ({waiting} waiting) so the next jobs do not run "
+                        "into the same full disk: free some space, then generate (ctrl+g) to "
+                        "go on.", severity="warning", markup=False, timeout=15)
         self.refresh_status()
 
 

@@ -246,7 +246,12 @@ class GenerationQueue:
         return self.running is not None
 
     def submit(self, job: Job) -> str:
-        """"start" (nothing runs: caller starts it), "queued", or "full" (refused)."""
+        """"start" (nothing runs: caller starts ``self.running``), "queued", or "full"
+        (refused). A held queue goes on with its oldest job; ``job`` waits behind it."""
+        if self.running is None and self.waiting:
+            self.running = self.waiting.popleft()  # there is room for ``job`` now
+            self.waiting.append(job)
+            return "start"
         if self.running is None:
             self.running = job
             return "start"
@@ -255,11 +260,13 @@ class GenerationQueue:
         self.waiting.append(job)
         return "queued"
 
-    def finish(self, job: Job) -> Job | None:
-        """Mark ``job`` done; return the next job to start (now running), if any."""
+    def finish(self, job: Job, hold: bool = False) -> Job | None:
+        """Mark ``job`` done; return the next job to start (now running), if any. With
+        ``hold`` (a take could not be stored: the disk is full) the waiting jobs stay
+        where they are until the next `submit`."""
         if self.running is job:
             self.running = None
-        if self.running is None and self.waiting:
+        if self.running is None and self.waiting and not hold:
             self.running = self.waiting.popleft()
             return self.running
         return None
@@ -328,7 +335,6 @@ def ready_engine(host: EngineHost, job: Any, post: Post, on_event: Any) -> Any:
 
 
 def _generate(host: EngineHost, job: Job, post: Post, store: Any) -> None:
-    import traceback
 
     from bark_engine.errors import BarkError, Cancelled
 
@@ -356,13 +362,45 @@ def _generate(host: EngineHost, job: Job, post: Post, store: Any) -> None:
         post(JobEnded(JobOutcome(job, cancelled=True)))
     except BarkError as exc:
         post(JobEnded(JobOutcome(job, error=str(exc))))
-    except OSError as exc:
-        post(JobEnded(JobOutcome(job, error=f"could not save the take: {exc}")))
     except Exception as exc:  # noqa: BLE001 - shown in the error modal, never on the terminal
-        post(JobEnded(JobOutcome(job, error=f"unexpected error: {exc}",
-                                 traceback=traceback.format_exc())))
+        post(JobEnded(failed_outcome(job, exc)))
     else:
         post(JobEnded(JobOutcome(job, take=take)))
+
+
+MIN_FREE_BYTES = 32 * 2**20  # below this on the history's disk a take is not started
+
+
+def no_room(folder: Path) -> str | None:
+    """Why a new take would not fit on the disk holding ``folder`` (None: it fits)."""
+    import shutil
+
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return None  # unknown: try, and report a failed save as such
+    if free >= MIN_FREE_BYTES:
+        return None
+    return (f"The disk holding the history has {free / 2**20:.1f} MB free; a take needs room "
+            f"to be kept. Free some space, then generate again.")
+
+
+def failed_outcome(job: Any, exc: Exception, kept: int = 0) -> Any:
+    """How a job that raised ends: a save that failed (a full disk named as such, and
+    the queue held) or, for anything else, the error modal with its traceback."""
+    import sqlite3
+    import traceback
+
+    from .history import is_disk_full, save_problem
+    from .messages import JobOutcome
+
+    if isinstance(exc, (OSError, sqlite3.OperationalError)) or is_disk_full(exc):
+        return JobOutcome(job, error=save_problem(exc), kept=kept, disk_full=is_disk_full(exc))
+    return JobOutcome(job, error=f"unexpected error: {exc}", traceback=traceback.format_exc(),
+                      kept=kept)
 
 
 def run_audition(host: EngineHost, voice: str, post: Post) -> None:

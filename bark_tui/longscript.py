@@ -18,7 +18,6 @@ import dataclasses
 import shutil
 import threading
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -229,7 +228,7 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
 
     from . import script_resume
     from .history import NewTake
-    from .jobs import generation_thread_name, ready_engine
+    from .jobs import failed_outcome, generation_thread_name, ready_engine
     from .messages import JobEnded, JobOutcome, JobStarted
 
     thread = threading.current_thread()
@@ -293,13 +292,9 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
     except BarkError as exc:
         kept = _keep_or_drop(parts, records, job, seed)
         post(JobEnded(JobOutcome(job, error=str(exc), kept=kept)))
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - a failed save, or the error modal
         kept = _keep_or_drop(parts, records, job, seed)
-        post(JobEnded(JobOutcome(job, error=f"could not save the take: {exc}", kept=kept)))
-    except Exception as exc:  # noqa: BLE001 - shown in the error modal
-        kept = _keep_or_drop(parts, records, job, seed)
-        post(JobEnded(JobOutcome(job, error=f"unexpected error: {exc}",
-                                 traceback=traceback.format_exc(), kept=kept)))
+        post(JobEnded(failed_outcome(job, exc, kept)))
     else:
         post(JobEnded(JobOutcome(job, take=take)))
     finally:

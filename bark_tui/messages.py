@@ -97,6 +97,7 @@ class JobOutcome:
     cancelled: bool = False
     traceback: str | None = None  # set for unexpected errors: shown in the error modal
     kept: int = 0  # a script job stopped early: segments kept for the next render of it
+    disk_full: bool = False  # the take could not be stored for want of space: hold the queue
 
 
 class JobEnded(Message):

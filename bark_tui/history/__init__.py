@@ -5,7 +5,14 @@ See ``store`` for the durability and threading argument.
 
 from __future__ import annotations
 
-from .errors import HistoryError, SchemaTooNew, TakeFileMissing, TakeNotFound
+from .errors import (
+    HistoryError,
+    SchemaTooNew,
+    TakeFileMissing,
+    TakeNotFound,
+    is_disk_full,
+    save_problem,
+)
 from .files import TOKEN_KEYS
 from .records import NewTake, Take, snippet
 from .schema import SCHEMA_VERSION, migrate
@@ -21,6 +28,8 @@ __all__ = [
     "Take",
     "TakeFileMissing",
     "TakeNotFound",
+    "is_disk_full",
+    "save_problem",
     "migrate",
     "snippet",
 ]

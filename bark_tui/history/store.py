@@ -51,7 +51,7 @@ import numpy as np
 
 from bark_engine.files import sync_dir
 
-from .errors import HistoryError, TakeNotFound
+from .errors import HistoryError, TakeNotFound, is_disk_full
 from .files import normalize_tokens, safe_child, write_tokens_atomic
 from .records import TAKE_COLUMNS, NewTake, Take, json_or, snippet
 from .schema import migrate
@@ -93,6 +93,10 @@ class HistoryStore:
             migrate(self._conn)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
+            if is_disk_full(exc):  # a healthy file on a full disk: nothing to move away
+                raise HistoryError(
+                    f"The disk holding the history at {self.db_path} is full ({exc}). The "
+                    "history is fine; free some space and start again.") from exc
             raise HistoryError(
                 f"The history at {self.db_path} is unreadable ({exc}). It was left untouched; "
                 "move it away to start a new history."

@@ -128,3 +128,78 @@ async def test_quit_while_generating_stops_the_worker(home, tiny_models, gate):
         assert time.monotonic() < deadline, "the generation thread kept running after quit"
         time.sleep(0.05)
     assert app.store.count() == 0
+
+
+async def test_a_full_disk_is_named_holds_the_queue_and_goes_on_when_asked(
+        home, tiny_models, gate, monkeypatch):
+    """The take's WAV cannot be written (ENOSPC, injected at the history's write): the
+    notice says the disk is full, the waiting job is held instead of running into the
+    same error, and the next ctrl+g goes on with it first."""
+    import errno
+
+    import bark_engine.audio as audio_module
+
+    real_write = audio_module.write_wav
+    full = {"on": True}
+
+    def write_wav(path, samples, rate):
+        if full["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_write(path, samples, rate)
+
+    monkeypatch.setattr(audio_module, "write_wav", write_wav)
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await type_text(pilot, "First.")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, gate.reached.is_set, 90, "the engine mid-take")
+        await pilot.press("ctrl+g")  # a second job waits
+        await pilot.pause()
+        assert len(app.queue.waiting) == 1
+        held = app.queue.waiting[0]
+        gate.go.set()
+        await wait_for_message(pilot, app, "the disk is full, so the take could not be kept", 60)
+        await wait_for_message(pilot, app, "The queue is held (1 waiting)")
+        assert not app.queue.busy and list(app.queue.waiting) == [held]
+        assert "the disk is full" in str(app.main.generation.query_one("#gen-title").content)
+        assert app.store.count() == 0 and not list(app.store.takes_dir.glob("*.wav"))
+        full["on"] = False  # space was freed
+        await pilot.press("ctrl+g")
+        await wait_for_message(pilot, app, f"The queue goes on with job {held.id}")
+        await wait_until(pilot, lambda: app.store.count() == 2 and not app.queue.busy, 120,
+                         "both jobs kept")
+
+
+async def test_no_room_for_a_take_is_said_before_generating(home, tiny_models, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 5 * 2**20,
+                                                                 5 * 2**20))
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await type_text(pilot, "No room.")
+        await pilot.press("ctrl+g")
+        await wait_for_message(pilot, app, "The disk holding the history has 5.0 MB free")
+        assert not app.queue.busy and not app.host.loaded  # nothing was started
+
+
+def test_a_full_disk_at_start_up_is_not_called_an_unreadable_history(tmp_path, monkeypatch):
+    import sqlite3
+
+    from bark_tui.history import HistoryError, HistoryStore, is_disk_full, save_problem
+    from bark_tui.history import store as store_module
+
+    def migrate(conn):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store_module, "migrate", migrate)
+    with pytest.raises(HistoryError) as caught:
+        HistoryStore(tmp_path / "history.sqlite3", tmp_path / "takes")
+    assert "is full" in str(caught.value) and "history is fine" in str(caught.value)
+    assert "unreadable" not in str(caught.value)
+    err = OSError(28, "No space left on device")
+    assert is_disk_full(err) and "the disk is full" in save_problem(err)
+    assert not is_disk_full(OSError(13, "Permission denied"))
+    assert save_problem(OSError(13, "Permission denied")).startswith("could not save the take")
