@@ -12,7 +12,6 @@ import json
 import math
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,12 +25,16 @@ from bark_engine.options import (
     PRECISIONS,
 )
 
-from .cli_args import add_cluster_arguments, add_render_arguments, batch_size
+from .cli_args import (  # noqa: F401 - EXIT_* and the helpers are the CLI's, from one place
+    EXIT_CANCELLED,
+    EXIT_USAGE,
+    add_cluster_arguments,
+    add_render_arguments,
+    batch_size,
+    server_choice,
+)
 from .cli_finish import add_finish_arguments
 from .settings import MAX_SEED
-
-EXIT_USAGE = 2
-EXIT_CANCELLED = 130
 
 
 def _model_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
@@ -243,25 +246,24 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def server_choice(args: argparse.Namespace, saved=None):
-    """The server the command line, the environment or (for the studio) the saved
-    settings name; None: the engine runs here."""
-    from .remote.choice import choose_server
-
-    return choose_server(getattr(args, "server", None), getattr(args, "server_key_file", None),
-                         saved_url=getattr(saved, "server", None),
-                         saved_key_file=getattr(saved, "server_key_file", None))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     set_default_waits()  # before torch is imported: see bark_engine.openmp
     try:
         if args.command == "say":
-            from .cli_say import run_say
+            from .cli_say import read_text, run_say
 
-            return run_say(args, _engine_config(args))
+            config, text = _engine_config(args), read_text(args)
+            if args.takes is not None:  # N takes as one batch
+                from .cli_takes import run_takes
+
+                return run_takes(args, config, text)
+            if args.file is not None:  # a script file: segments, dialogue, pauses
+                from .cli_render import run_render
+
+                return run_render(args, config, text)
+            return run_say(args, config, text)
         if args.command == "render":
             from .cli_render import run_render
             from .cli_say import read_text
@@ -349,11 +351,6 @@ def _run_voices(args: argparse.Namespace) -> int:
         table.title = f"{len(presets) + len(own)} voices on {server.label}"
     Console().print(table)
     return 0
-
-
-def timestamped_wav(now: float | None = None) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return Path(f"bark-{stamp}.wav")
 
 
 if __name__ == "__main__":  # pragma: no cover

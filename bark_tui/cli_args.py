@@ -1,12 +1,34 @@
-"""Argument groups shared by several `bark-tui` commands (no heavy imports)."""
+"""What the `bark-tui` commands share: argument groups, exit codes, the default output
+name, the server choice (no heavy imports). Every `cli_*` module imports these from
+here, never from `cli`, so the command modules form no import cycle."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from bark_engine.config import MAX_BATCH
 from bark_engine.options import LONG_FORM_MIN_EOS_P, LONG_FORM_TEXT_TEMP
+
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+
+def timestamped_wav(now: float | None = None) -> Path:
+    """The default output name: bark-YYYYmmdd-HHMMSS.wav here."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return Path(f"bark-{stamp}.wav")
+
+
+def server_choice(args: argparse.Namespace, saved=None):
+    """The server the command line, the environment or (for the studio) the saved
+    settings name; None: the engine runs here."""
+    from .remote.choice import choose_server
+
+    return choose_server(getattr(args, "server", None), getattr(args, "server_key_file", None),
+                         saved_url=getattr(saved, "server", None),
+                         saved_key_file=getattr(saved, "server_key_file", None))
 
 
 def batch_size(text: str) -> int:

@@ -17,7 +17,7 @@ from bark_engine.options import EngineConfig
 
 def check_cluster_args(args: argparse.Namespace) -> None:
     """Refuse what cannot go with `--ray`, before any work."""
-    from .cli import server_choice
+    from .cli_args import server_choice
 
     if getattr(args, "ray", None) is None:
         return

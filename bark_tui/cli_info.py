@@ -195,7 +195,7 @@ def server_info(server) -> dict[str, Any]:
 
 
 def run_info(args: argparse.Namespace, config: EngineConfig) -> int:
-    from .cli import server_choice
+    from .cli_args import server_choice
 
     info = collect_info(config)
     server = server_choice(args)

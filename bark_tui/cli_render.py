@@ -20,7 +20,7 @@ from bark_engine.errors import BadInputError
 from bark_engine.events import Event, StageProgress, StageStarted
 from bark_engine.options import EngineConfig, GenerationOptions
 
-from .cli import EXIT_CANCELLED, timestamped_wav
+from .cli_args import EXIT_CANCELLED, timestamped_wav
 from .cli_cluster import check_cluster_args, cluster_report, made_by, render_on_cluster
 from .cli_finish import (
     chapter_outputs,

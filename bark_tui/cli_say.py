@@ -32,7 +32,7 @@ from bark_engine.events import (
 )
 from bark_engine.options import EngineConfig, GenerationOptions
 
-from .cli import EXIT_USAGE, timestamped_wav
+from .cli_args import EXIT_USAGE, timestamped_wav
 
 if TYPE_CHECKING:
     from bark_engine.engine import Engine
@@ -102,7 +102,7 @@ def checked_engine(args: argparse.Namespace, config: EngineConfig, text: str) ->
 def command_engine(args: argparse.Namespace, config: EngineConfig) -> Engine:
     """The engine a command uses: here, or the server `--server`/BARK_TUI_SERVER names
     (a `RemoteEngine`, which answers the same calls)."""
-    from .cli import server_choice
+    from .cli_args import server_choice
     from .engines import build_engine
     from .locations import user_voices_dir
 
@@ -171,18 +171,10 @@ class StageBars:
             p.update(task, total=max(done, 1), completed=max(done, 1))
 
 
-def run_say(args: argparse.Namespace, config: EngineConfig) -> int:
+def run_say(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
+    """One take of ``text`` (`say` without --takes or --file) into one file."""
     from bark_engine.audio import write_wav
 
-    text = read_text(args)
-    if getattr(args, "takes", None) is not None:  # N takes as one batch
-        from .cli_takes import run_takes
-
-        return run_takes(args, config, text)
-    if args.file is not None:  # a script file: segments, dialogue, pauses
-        from .cli_render import run_render
-
-        return run_render(args, config, text)
     from .cli_finish import check_sidecars, deliver, plan_finishing, text_rewriter
 
     if getattr(args, "per_chapter", False) or getattr(args, "chapters", None):

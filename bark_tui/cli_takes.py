@@ -17,7 +17,7 @@ from bark_engine.errors import BadInputError
 from bark_engine.events import STAGES
 from bark_engine.options import EngineConfig
 
-from .cli import timestamped_wav
+from .cli_args import timestamped_wav
 from .cli_say import (
     check_output_path,
     checked_engine,
