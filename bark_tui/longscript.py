@@ -23,9 +23,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from textual.message import Message
-
 from bark_engine.config import SAMPLE_RATE
 from bark_engine.events import StageStarted
 from bark_engine.scripts.parse import Script, ScriptOptions, Segment, parse_script
@@ -33,6 +30,7 @@ from bark_engine.scripts.render import RenderOptions, ScriptRenderer
 from bark_engine.voices.catalog import UserVoices, is_preset_name, valid_user_voice_name
 
 from .jobs import EngineHost, EventBridge, Job, Post
+from .messages import ScriptResumed, SegmentReady, SegmentRemade, SegmentStarted
 from .script_parts import (  # the segment files (callers import them from here too)
     load_segment,
     parts_dir_for,
@@ -153,52 +151,6 @@ class ScriptJob(Job):
     @property
     def count(self) -> int:
         return len(self.script.segments)
-
-
-class SegmentStarted(Message):
-    """The worker began making segment ``index`` (0-based) of ``count``, and with it
-    the other segments of its batch, ``indices`` (``(index,)`` alone)."""
-
-    def __init__(self, job_id: int, index: int, count: int,
-                 indices: tuple[int, ...] = ()) -> None:
-        super().__init__()
-        self.job_id, self.index, self.count = job_id, index, count
-        self.indices = indices or (index,)
-
-
-class SegmentReady(Message):
-    """Segment ``index`` is made: its audio can be played while the rest is made."""
-
-    def __init__(self, job_id: int, index: int, count: int, audio: np.ndarray,
-                 sample_rate: int, pause_before_s: float) -> None:
-        super().__init__()
-        self.job_id, self.index, self.count = job_id, index, count
-        self.audio, self.sample_rate, self.pause_before_s = audio, sample_rate, pause_before_s
-        self.made_at = time.monotonic()  # in the worker, as the segment is done
-
-
-class RayWorkersChanged(Message):
-    """A script job's Ray workers: ``ready`` of ``total`` have their models loaded."""
-
-    def __init__(self, job_id: int, ready: int, total: int) -> None:
-        super().__init__()
-        self.job_id, self.ready, self.total = job_id, ready, total
-
-
-class ScriptResumed(Message):
-    """The job goes on from a cancelled render: ``done`` of ``count`` segments are reused."""
-
-    def __init__(self, job_id: int, done: int, count: int, seed: int) -> None:
-        super().__init__()
-        self.job_id, self.done, self.count, self.seed = job_id, done, count, seed
-
-
-class SegmentRemade(Message):
-    """A take's segment was re-made and the take re-stitched (``take`` is the new row)."""
-
-    def __init__(self, take: Any, index: int) -> None:
-        super().__init__()
-        self.take, self.index = take, index
 
 
 # --- workers -------------------------------------------------------------------------

@@ -21,18 +21,20 @@ import numpy as np
 from bark_engine.config import SAMPLE_RATE
 
 from .longscript import (
-    RayWorkersChanged,
     ScriptJob,
-    ScriptResumed,
-    SegmentReady,
-    SegmentRemade,
-    SegmentStarted,
     build_script,
     needs_script,
     ray_label,
     resolve_segments,
     run_regenerate_segment,
     voice_name,
+)
+from .messages import (
+    RayWorkersChanged,
+    ScriptResumed,
+    SegmentReady,
+    SegmentRemade,
+    SegmentStarted,
 )
 from .settings import generation_options
 

@@ -19,6 +19,7 @@ from bark_engine.events import StageProgress, StageStarted
 from bark_engine.scripts.render import Rendered, RenderOptions
 
 from .jobs import EngineHost, Post
+from .messages import RayWorkersChanged, SegmentStarted
 
 
 class RayProgress:
@@ -32,8 +33,6 @@ class RayProgress:
         self.since = 0.0  # when that stage began (here)
 
     def __call__(self, snap: Any) -> None:
-        from .longscript import RayWorkersChanged, SegmentStarted
-
         if snap is None:
             return
         workers = (sum(w.state != "starting" for w in snap.workers), len(snap.workers))
@@ -89,8 +88,6 @@ def render_on_ray(host: EngineHost, job: Any, options: RenderOptions, post: Post
     if host.server is not None:
         raise BarkError(f"the engine is the server {host.server.label}: a script goes to the "
                         "Ray cluster only when no engine server is set")
-    from .longscript import RayWorkersChanged
-
     post(RayWorkersChanged(job.id, 0, 0))  # the title says Ray is starting
     engine = host.ensure_built()
     progress = RayProgress(post, job, on_event)

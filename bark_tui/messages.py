@@ -9,6 +9,7 @@ queueing thousands of repaints.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -141,3 +142,52 @@ class Problem(Message):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
+
+
+# --- long scripts ---------------------------------------------------------------------
+
+
+class SegmentStarted(Message):
+    """The worker began making segment ``index`` (0-based) of ``count``, and with it
+    the other segments of its batch, ``indices`` (``(index,)`` alone)."""
+
+    def __init__(self, job_id: int, index: int, count: int,
+                 indices: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self.job_id, self.index, self.count = job_id, index, count
+        self.indices = indices or (index,)
+
+
+class SegmentReady(Message):
+    """Segment ``index`` is made: its audio can be played while the rest is made."""
+
+    def __init__(self, job_id: int, index: int, count: int, audio: np.ndarray,
+                 sample_rate: int, pause_before_s: float) -> None:
+        super().__init__()
+        self.job_id, self.index, self.count = job_id, index, count
+        self.audio, self.sample_rate, self.pause_before_s = audio, sample_rate, pause_before_s
+        self.made_at = time.monotonic()  # in the worker, as the segment is done
+
+
+class RayWorkersChanged(Message):
+    """A script job's Ray workers: ``ready`` of ``total`` have their models loaded."""
+
+    def __init__(self, job_id: int, ready: int, total: int) -> None:
+        super().__init__()
+        self.job_id, self.ready, self.total = job_id, ready, total
+
+
+class ScriptResumed(Message):
+    """The job goes on from a cancelled render: ``done`` of ``count`` segments are reused."""
+
+    def __init__(self, job_id: int, done: int, count: int, seed: int) -> None:
+        super().__init__()
+        self.job_id, self.done, self.count, self.seed = job_id, done, count, seed
+
+
+class SegmentRemade(Message):
+    """A take's segment was re-made and the take re-stitched (``take`` is the new row)."""
+
+    def __init__(self, take: Any, index: int) -> None:
+        super().__init__()
+        self.take, self.index = take, index

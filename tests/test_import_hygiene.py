@@ -69,3 +69,65 @@ def test_studio_and_cli_start_without_ray() -> None:
     mods = _modules_after("import bark_tui.app, bark_tui.cli, bark_tui.cli_render, "
                           "bark_tui.cli_cluster, bark_tui.cluster.driver")
     assert "ray" not in mods
+
+
+def _import_graph(*packages: str) -> dict[str, set[str]]:
+    """Module → the project modules it imports, at the top or inside a function
+    (a lazy import that closes a loop is still a loop); ``if TYPE_CHECKING:``
+    blocks are left out, since nothing runs them."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    files = {}
+    for package in packages:
+        for path in (root / package).rglob("*.py"):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def runtime_nodes(tree: ast.AST):
+        for node in ast.iter_child_nodes(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            yield node
+            yield from runtime_nodes(node)
+
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps = set()
+        for node in runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                # `from pkg import mod` needs pkg.mod; `from pkg import name`, pkg itself
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base
+                           for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            deps.update(t for t in targets if t in files and t != name)
+        graph[name] = deps
+    return graph
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """No import cycles in the engine or the studio: each module's dependencies
+    can be read (and tested) without the modules that use it."""
+    graph = _import_graph("bark_engine", "bark_tui")
+    assert "bark_tui.cli_args" in graph["bark_tui.cli_say"]  # the walk sees real imports
+    loops = []
+    for start in graph:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            module = todo.pop()
+            if module == start:
+                loops.append(start)
+                break
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph[module])
+    assert loops == [], {m: sorted(graph[m]) for m in loops}

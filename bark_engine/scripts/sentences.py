@@ -27,7 +27,9 @@ about 150 English words a minute) and ~6 per second for CJK characters
 Token estimate (`estimate_tokens`), used when no tokenizer is at hand:
 deliberately high for multilingual BERT WordPiece — every CJK character and
 every punctuation mark one token, every run of letters/digits one token per
-two characters (rounded up).
+two characters (rounded up). Packing needs that high bound so no segment
+goes past the 256-token cut; a status line wants the likely count instead,
+`guess_tokens`: one token per word or sign, one more per seven letters.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ _OTHER_END_RE = re.compile(r"(?:[。！？｡．]+[」』）】〕》〉\"”’
 _CLAUSE_END_RE = re.compile(r"(?:[,;:.!?…]+[\"'”’»)]*(?=\s)|[、，；：。！？｡]+[」』）】\"”’]*)")
 _BRACKET_RE = re.compile(r"\[[^\[\]\n]*\]")
 _TOKEN_RUN_RE = re.compile(r"[^\W_]+|\S", re.UNICODE)
+_PIECE_RE = re.compile(r"\w+|[^\w\s]")
 
 
 def is_cjk(ch: str) -> bool:
@@ -107,6 +110,11 @@ def estimate_tokens(text: str) -> int:
         rest = len(run) - cjk
         total += cjk + (math.ceil(rest / 2) if run[0].isalnum() or cjk else rest)
     return total
+
+
+def guess_tokens(text: str) -> int:
+    """The likely WordPiece count, for showing before the tokenizer is loaded."""
+    return sum(1 + len(piece) // 7 for piece in _PIECE_RE.findall(text))
 
 
 # --- protected regions --------------------------------------------------------------------

@@ -15,11 +15,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TextArea
 
 from bark_engine.config import SAMPLE_RATE
+from bark_engine.scripts.sentences import guess_tokens
 
 from ..guard import GuardedHandlers, guarded
 from ..widgets.generation_panel import GenerationPanel
 from ..widgets.history_table import HistoryTable, take_matches, timing_s
-from ..widgets.script_editor import ScriptEditor, estimate_tokens
+from ..widgets.script_editor import ScriptEditor
 from ..widgets.studio_header import StudioHeader
 from ..widgets.voice_browser import VoiceBrowser
 from ..widgets.waveform import Waveform
@@ -222,7 +223,7 @@ class MainScreen(GuardedHandlers, Screen[None]):
             return
         text = event.text_area.text
         self.last_script = text  # what the session keeps when the studio closes
-        self.editor.show_count(text, estimate_tokens(text), exact=False)
+        self.editor.show_count(text, guess_tokens(text), exact=False)
         if self._count_timer is not None:
             self._count_timer.stop()
         self._count_timer = self.set_timer(

@@ -8,37 +8,24 @@ with "~" so nobody mistakes it for the real number.
 
 from __future__ import annotations
 
-import re
-
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, TextArea
 
 from bark_engine.config import MAX_SEMANTIC_STEPS, MAX_TEXT_TOKENS, SEMANTIC_RATE_HZ
+from bark_engine.scripts.sentences import estimate_seconds as speech_seconds
+from bark_engine.scripts.sentences import guess_tokens
 
 from ..guard import GuardedHandlers
+from .segment_list import SegmentPreview
 
 WARN_TOKENS = 200  # start warning this close to the limit
-WORDS_PER_SECOND = 2.7  # unhurried speech; Bark adds pauses at punctuation
 MAX_TAKE_SECONDS = MAX_SEMANTIC_STEPS / SEMANTIC_RATE_HZ  # ≈ 15 s: the semantic cap
-
-_PIECE = re.compile(r"\w+|[^\w\s]")
-_WORD = re.compile(r"\w+")
-_PAUSE = re.compile(r"[.!?…;:,—]")
-
-
-def estimate_tokens(text: str) -> int:
-    """A WordPiece-like guess: one token per word or sign, more for long words."""
-    return sum(1 + len(piece) // 7 for piece in _PIECE.findall(text))
 
 
 def estimate_seconds(text: str) -> float:
     """Roughly how long Bark takes to say ``text``, capped at what one take holds."""
-    words = len(_WORD.findall(text))
-    pauses = len(_PAUSE.findall(text))
-    if words == 0:
-        return 0.0
-    return min(words / WORDS_PER_SECOND + 0.25 * pauses, MAX_TAKE_SECONDS)
+    return min(speech_seconds(text), MAX_TAKE_SECONDS) if text.strip() else 0.0
 
 
 def describe_script(text: str, tokens: int, exact: bool) -> tuple[str, str]:
@@ -75,7 +62,7 @@ class ScriptEditor(GuardedHandlers, Vertical):
         super().__init__(**kwargs)
         self._initial = text
         self._blink = cursor_blink
-        self.tokens = estimate_tokens(text)
+        self.tokens = guess_tokens(text)
         self.exact = False
 
     def compose(self) -> ComposeResult:
@@ -89,8 +76,6 @@ class ScriptEditor(GuardedHandlers, Vertical):
         area.cursor_blink = self._blink
         yield area
         yield ScriptStatus(id="script-status")
-        from .segment_list import SegmentPreview
-
         yield SegmentPreview(id="segment-preview")
 
     def on_mount(self) -> None:
@@ -98,8 +83,6 @@ class ScriptEditor(GuardedHandlers, Vertical):
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         """Where the segments fall, as you type (the event goes on to the screen)."""
-        from .segment_list import SegmentPreview
-
         self.query_one(SegmentPreview).show_text(event.text_area.text)
 
     @property

@@ -189,7 +189,8 @@ async def test_unexpected_errors_open_the_traceback_modal(home, tiny_models):
             raise RuntimeError("a bug in a worker")
 
         app.run_worker(boom, name="demo", thread=True, exit_on_error=False)
-        await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), 10, "the modal")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen)
+                         and app.screen.query("#error-details"), 10, "the modal")
         details = app.screen.query_one("#error-details").text
         assert "RuntimeError: a bug in a worker" in details and "Traceback" in details
         await pilot.press("escape")

@@ -103,13 +103,12 @@ def test_chain_mode_records_and_remakes_from_the_previous_segment(tmp_path, tiny
     from bark_tui.jobs import EngineHost
     from bark_tui.longscript import (
         ScriptJob,
-        SegmentReady,
         load_segment,
         parts_dir_for,
         regenerate_segment,
         run_script_job,
     )
-    from bark_tui.messages import JobEnded
+    from bark_tui.messages import JobEnded, SegmentReady
 
     store = HistoryStore(tmp_path / "h.sqlite3", tmp_path / "takes")
     host = EngineHost(EngineConfig(models=str(tiny_models), threads=1))
