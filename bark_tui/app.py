@@ -1,11 +1,13 @@
 """The bark-tui studio app: its state, layout, settings, screens, errors and quitting.
 
-What it does is spread over mixins with one job each, in this order in the
-bases (Textual calls a message's handlers along the MRO, so the order
-matters): ``app_jobs`` (generation and the queue), ``app_playback``
-(auditions and the player), ``longscript_app`` (scripts, segments),
-``several_takes_app`` (batches to compare); ``guard`` comes first so an
-exception in any handler becomes the error modal.
+What it does is spread over mixins with one job each: ``app_jobs``
+(generation and the queue), ``app_playback`` (auditions and the player),
+``longscript_app`` (scripts, segments), ``several_takes_app`` (batches to
+compare); ``guard`` comes first so an exception in any handler becomes the
+error modal. Textual would call every base's handler of a message along the
+MRO, so a message more than one of them reacts to has one handler here that
+calls theirs in a stated order; the mixins define no handler of their own
+for it (a test checks).
 
 The app draws its first screen without importing torch: the engine is built
 in the first worker that needs it (see ``jobs.EngineHost``). Every blocking
@@ -38,6 +40,7 @@ from .guard import GuardedHandlers, format_traceback, log_error, one_line
 from .history import HistoryStore
 from .jobs import EngineHost, GenerationQueue, config_device_label, local_random_weights
 from .longscript_app import LongScriptMixin
+from .messages import JobEnded, PlaybackEnded, StageUpdate
 from .remote.choice import ServerChoice
 from .screens.error import ErrorScreen
 from .screens.help import HelpScreen
@@ -126,6 +129,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         self.handler_errors: list[Exception] = []  # caught by the guard (tests read it)
         self.tidied: tuple[int, int] | None = None  # (orphan files, purged takes) at start-up
         self.quit_note: str | None = None  # said on the terminal after the studio closes
+        self._unsent: tuple[dict, ...] | None = None  # action_quit: the takes not made yet
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
 
@@ -194,6 +198,22 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
                                   severity="warning", markup=False)
             return
         self.tidied = (len(orphans), purged)
+
+    # --- one handler per message --------------------------------------------------------
+    # The controllers (jobs, playback, long scripts) each react to these; the app calls
+    # them in the order written here, not in the bases' method-resolution order.
+
+    def on_stage_update(self, message: StageUpdate) -> None:
+        self.jobs_stage_update(message)  # the stage rows and the job's title
+        self.script_stage_update(message)  # then a script's title over it
+
+    def on_job_ended(self, message: JobEnded) -> None:
+        self.jobs_job_ended(message)  # the take, the history, the queue's next job
+        self.script_job_ended(message)  # then a script's segment playback is settled
+
+    def on_playback_ended(self, message: PlaybackEnded) -> None:
+        self.playback_playback_ended(message)  # a take or an audition ended
+        self.script_playback_ended(message)  # or a segment: the next one plays
 
     # --- status -------------------------------------------------------------------
 
@@ -344,19 +364,51 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
             self.quit_note = (f"bark-tui: the script render (job {running.id}) was stopped; its "
                               "finished segments are kept: render the same script again in "
                               "the studio to go on from them.")
+        self._unsent = self._unsent_takes()
         self.queue.cancel_all()
         if self._player is not None:
             self._player.stop()
         self.exit()
 
+    def _unsent_takes(self) -> tuple[dict, ...]:
+        """The plain takes not made yet (the one being made, then the waiting ones), as
+        records the next start puts back in the queue. Script and several-takes jobs
+        are not among them: a script's finished segments are kept by its render."""
+        from .jobs import Job, job_record
+
+        jobs = [self.queue.running, *self.queue.waiting]
+        return tuple(job_record(job) for job in jobs if type(job) is Job)
+
+    def restore_queue(self) -> None:
+        """Takes that were waiting when the studio closed wait again, held: the next
+        ctrl+g goes on with them (ctrl+p → Clear queue drops them). Called once, by the
+        main screen's mount (the panel must exist)."""
+        from .jobs import job_from_record
+
+        jobs = [job for record in self.session.queued
+                if (job := job_from_record(record, self.host.config.size, self.device_label,
+                                           next(self._job_ids))) is not None]
+        jobs = jobs[: self.queue.capacity]
+        self.session = dataclasses.replace(self.session, queued=())  # put back once
+        if not jobs:
+            return
+        self.queue.waiting.extend(jobs)
+        self.main.generation.set_title(f"{len(jobs)} take(s) from last time wait in the queue · "
+                                       "ctrl+g goes on with them")
+        self.notify(f"{len(jobs)} take(s) that were waiting when the studio closed are back in "
+                    "the queue, held: ctrl+g goes on with them (ctrl+p → Clear queue drops "
+                    "them).", markup=False, timeout=10)
+        self.refresh_status()
+
     def on_unmount(self) -> None:
         busy = self.queue.busy
+        unsent = self._unsent if self._unsent is not None else self._unsent_takes()
         self.queue.cancel_all()
         main = getattr(self, "_main_screen", None)
         if main is not None:
             try:
                 save_session(locations.session_path(), Session(
-                    script=main.last_script, voice=main.last_voice))
+                    script=main.last_script, voice=main.last_voice, queued=unsent))
             except Exception as exc:  # noqa: BLE001 - quitting goes on; the log says why
                 log_error(f"saving the session: {one_line(exc)}", format_traceback(exc))
         if self.store is not None and not busy:

@@ -1,10 +1,9 @@
 """The app's generation side: jobs in, queue, workers, progress and endings out.
 
 A mixin of :class:`~bark_tui.app.BarkApp` (the app file keeps the layout,
-settings and errors). It comes before ``LongScriptMixin`` in the app's bases
-on purpose: Textual calls every class's handler of a message along the MRO,
-and the long-script handlers of ``StageUpdate`` and ``JobEnded`` must run
-after these (they add to the title these write).
+settings and errors). Its parts of ``StageUpdate`` and ``JobEnded`` are
+called by the app's one handler of each, before the long-script parts (which
+add to the title these write).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from bark_engine.config import MAX_TEXT_TOKENS
 from bark_engine.options import GenerationOptions
 
 from .jobs import Job, run_count, run_generation
-from .longscript import ScriptJob, run_script_job
+from .longscript import RemakeJob, ScriptJob, run_remake_job, run_script_job
 from .messages import EngineLoading, EngineReady, JobEnded, JobStarted, StageUpdate, TokenCount
 from .settings import generation_options
 from .several_takes import TakesJob, run_takes_job
@@ -106,6 +105,7 @@ class JobsMixin:
     def _start(self, job: Job) -> None:
         self.main.generation.start_job(job)
         runner = (run_script_job if isinstance(job, ScriptJob)
+                  else run_remake_job if isinstance(job, RemakeJob)
                   else run_takes_job if isinstance(job, TakesJob) else run_generation)
         self.run_worker(
             partial(runner, self.host, job, self.post_message, self.store),
@@ -150,20 +150,20 @@ class JobsMixin:
         self.refresh_status()
         self.count_tokens()
 
-    def on_stage_update(self, message: StageUpdate) -> None:
+    def jobs_stage_update(self, message: StageUpdate) -> None:
         job = self.queue.running
         if job is None or job.id != message.job_id:
             return
         panel = self.main.generation
         if message.stage == "semantic" and message.step == 0:
-            panel.set_title(f"Generating job {job.id} “{job.snippet}” · esc cancels", busy=True)
+            panel.set_title(f"{job.doing} · esc cancels", busy=True)
         row = panel.row(message.stage)
         if message.state == "done":  # keep the running speed; add how long it took
             row.show("done", message.step, message.total, None, message.elapsed_s)
         else:
             row.show(message.state, message.step, message.total, message.tokens_per_s)
 
-    def on_job_ended(self, message: JobEnded) -> None:
+    def jobs_job_ended(self, message: JobEnded) -> None:
         outcome = message.outcome
         job = outcome.job
         main = self.main

@@ -1,8 +1,7 @@
 """The app's listening side: auditions, take audio (cached), the player and its keys.
 
-A mixin of :class:`~bark_tui.app.BarkApp`, before ``LongScriptMixin`` in its
-bases so that the segment queue's ``PlaybackEnded`` handler runs after this
-one. The player (and PortAudio) is only loaded on the first play.
+A mixin of :class:`~bark_tui.app.BarkApp`; the app's ``PlaybackEnded``
+handler calls this part before the segment queue's. The player (and PortAudio) is only loaded on the first play.
 """
 
 from __future__ import annotations
@@ -136,7 +135,7 @@ class PlaybackMixin:
         self.stop_segment_playback()  # a script being made stays quiet from here on
         self.main.header.engine_state = "stopped"
 
-    def on_playback_ended(self, message: PlaybackEnded) -> None:
+    def playback_playback_ended(self, message: PlaybackEnded) -> None:
         if message.token == self._play_token:
             self.playing_take = None
             self.main.header.engine_state = "played"

@@ -32,9 +32,10 @@ from .cli_args import (  # noqa: F401 - EXIT_* and the helpers are the CLI's, fr
     add_render_arguments,
     batch_size,
     server_choice,
+    voice_choice,
 )
 from .cli_finish import add_finish_arguments
-from .settings import MAX_SEED
+from .settings import DEFAULT_VOICE, MAX_SEED
 
 
 def _model_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
@@ -157,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Generate speech from TEXT and write a WAV file.")
     say.add_argument("text", nargs="?", help="what to say (use --file for a script file)")
     say.add_argument("--file", type=Path, help="read the text from this file")
-    say.add_argument("--voice", help="a preset (v2/en_speaker_6), a .npz file, or a My-voices name")
+    say.add_argument("--voice", type=voice_choice, default=DEFAULT_VOICE,
+                     help="a preset, a .npz file, a My-voices name, or 'none' to let Bark "
+                     f"pick a speaker (default: {DEFAULT_VOICE}, as in the studio)")
     say.add_argument("--out", type=Path, help="output file: .wav, .flac, .mp3, .ogg, .opus, "
                      ".m4b or .m4a (default: bark-<time>.wav here)")
     say.add_argument("--save-voice", type=Path, metavar="F.npz",
@@ -177,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and [voice] switches, blank lines and [pause 1.5s] as silences. Finished segments "
         "are kept in OUT.parts/, so a rerun after an interruption goes on where it stopped.")
     render.add_argument("script", type=Path, help="the script file (UTF-8 text)")
-    render.add_argument("--voice", help="default voice (preset, .npz file or My-voices name)")
+    render.add_argument("--voice", type=voice_choice, default=DEFAULT_VOICE,
+                        help="the voice of lines without a speaker or [voice] line: a preset, "
+                        f".npz file, My-voices name or 'none' (default: {DEFAULT_VOICE})")
     render.add_argument("--out", type=Path, help="output file: .wav, .flac, .mp3, .ogg, "
                         ".opus, .m4b or .m4a (default: bark-<time>.wav here)")
     _generation_options(render)

@@ -82,3 +82,11 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
                    help="cores (torch threads) of each CPU worker (default 1)")
     g.add_argument("--ray-retries", type=int, default=3, metavar="N",
                    help="restarts of a worker that dies, each retrying its batch (default 3)")
+
+
+NO_VOICE_WORDS = ("none", "")  # `--voice none`: no history prompt, Bark picks a speaker
+
+
+def voice_choice(text: str) -> str | None:
+    """A ``--voice`` value: a preset, a .npz file or a My-voices name, or None for none."""
+    return None if text.strip().lower() in NO_VOICE_WORDS else text

@@ -6,7 +6,7 @@ worker. Each finished segment is posted to the app at once (so it can play
 while later segments are made) and saved as its own ``.npz`` (tokens and
 audio) in a parts folder inside the takes folder. The take's ``segments``
 JSON lists every segment's text, voice, seed, pause and file, which is what
-lets :func:`run_regenerate_segment` re-make one segment and re-stitch the
+lets :func:`run_remake_job` re-make one segment and re-stitch the
 take's WAV without touching the others.
 
 No widget is touched here: workers talk through ``post`` like ``jobs``.
@@ -30,7 +30,7 @@ from bark_engine.scripts.render import RenderOptions, ScriptRenderer
 from bark_engine.voices.catalog import UserVoices, is_preset_name, valid_user_voice_name
 
 from .jobs import EngineHost, EventBridge, Job, Post
-from .messages import ScriptResumed, SegmentReady, SegmentRemade, SegmentStarted
+from .messages import ScriptResumed, SegmentReady, SegmentStarted
 from .script_parts import (  # the segment files (callers import them from here too)
     load_segment,
     parts_dir_for,
@@ -277,7 +277,7 @@ def _drop(parts: Path | None) -> None:
 
 
 def regenerate_segment(engine: Any, store: Any, take: Any, index: int, seed: int,
-                       cancel: threading.Event | None = None) -> Any:
+                       cancel: threading.Event | None = None, on_event: Any = None) -> Any:
     """Re-make segment ``index`` of a script take with ``seed``; re-stitch its WAV.
 
     The other segments' files are read, never written. The new segment file is
@@ -301,8 +301,9 @@ def regenerate_segment(engine: Any, store: Any, take: Any, index: int, seed: int
                               fine=prev["fine_prompt"])
     voice = history if history is not None else rec.get("voice")
     options = replace(take.generation_options(), seed=seed)
+    events = {} if on_event is None else {"on_event": on_event}
     gen = engine.generate(rec["text"], voice=voice, options=options, cancel=cancel,
-                          segment=index)
+                          segment=index, **events)
     old_file = rec["file"]
     rec["file"] = save_segment(folder, index, seed, gen.semantic, gen.coarse, gen.fine, gen.audio)
     rec["seed"] = seed
@@ -316,16 +317,48 @@ def regenerate_segment(engine: Any, store: Any, take: Any, index: int, seed: int
     return updated
 
 
-def run_regenerate_segment(host: EngineHost, take: Any, index: int, seed: int, post: Post,
-                           store: Any) -> None:
-    from bark_engine.errors import BarkError
+@dataclass
+class RemakeJob(Job):
+    """Re-make segment ``index`` of the script take ``take`` with ``options.seed``: a job
+    in the queue like any take, so it shows its stages and esc cancels it."""
 
-    from .messages import Problem
+    take: Any = None  # history.Take with segments
+    index: int = 0
 
+    @property
+    def doing(self) -> str:
+        return (f"Re-making segment {self.index + 1} of take {self.take.id} · seed "
+                f"{self.options.seed} · the other segments stay as they are")
+
+
+def remake_job(take: Any, index: int, seed: int, size: str, device: str, id: int) -> RemakeJob:
+    record = (take.segments or [{}])[index] if 0 <= index < len(take.segments or []) else {}
+    return RemakeJob(record.get("text", take.text), record.get("voice"),
+                     replace(take.generation_options(), seed=seed),
+                     f"segment {index + 1} of take {take.id}", size, device, id=id,
+                     take=take, index=index)
+
+
+def run_remake_job(host: EngineHost, job: RemakeJob, post: Post, store: Any) -> None:
+    """The worker of a `RemakeJob`: its stages go to the panel, a cancel writes nothing
+    (the new segment's files are written only once it is made)."""
+    from bark_engine.errors import BarkError, Cancelled
+
+    from .jobs import failed_outcome, ready_engine
+    from .messages import JobEnded, JobOutcome, JobStarted
+
+    post(JobStarted(job))
+    bridge = EventBridge(post, job.id)
     try:
-        engine, _fresh = host.ensure_loaded(lambda _e: None)
-        updated = regenerate_segment(engine, store, take, index, seed)
-    except (BarkError, OSError, KeyError, ValueError) as exc:
-        post(Problem(f"Could not re-make segment {index + 1} of take {take.id}: {exc}"))
-        return
-    post(SegmentRemade(updated, index))
+        engine = ready_engine(host, job, post, bridge)
+        updated = regenerate_segment(engine, store, job.take, job.index, job.options.seed,
+                                     cancel=job.cancel, on_event=bridge)
+    except Cancelled:
+        post(JobEnded(JobOutcome(job, cancelled=True)))
+    except (BarkError, KeyError, ValueError) as exc:
+        post(JobEnded(JobOutcome(
+            job, error=f"could not re-make segment {job.index + 1} of take {job.take.id}: {exc}")))
+    except Exception as exc:  # noqa: BLE001 - a full disk is named; a bug gets the modal
+        post(JobEnded(failed_outcome(job, exc)))
+    else:
+        post(JobEnded(JobOutcome(job, remade=updated)))

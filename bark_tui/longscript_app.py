@@ -1,9 +1,10 @@
 """The studio's long-script side: generate a script as segments, play while making, re-make one.
 
-A mixin of :class:`~bark_tui.app.BarkApp` so the app file stays small: its
-message handlers run after the app's own handlers of the same message (Textual
-calls every class's handler along the MRO), which is how the panel title gets
-"first audio after …" added once the app has written "Take 7 done".
+A mixin of :class:`~bark_tui.app.BarkApp` so the app file stays small. Its
+parts of ``StageUpdate``, ``JobEnded`` and ``PlaybackEnded`` are called by the
+app's one handler of each, after the jobs' and the player's parts, which is
+how the panel title gets "first audio after …" added once "Take 7 done" is
+written.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import dataclasses
 import random
 import time
 from collections import deque
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +25,14 @@ from .longscript import (
     build_script,
     needs_script,
     ray_label,
+    remake_job,
     resolve_segments,
-    run_regenerate_segment,
     voice_name,
 )
 from .messages import (
     RayWorkersChanged,
     ScriptResumed,
     SegmentReady,
-    SegmentRemade,
     SegmentStarted,
 )
 from .settings import generation_options
@@ -166,7 +165,7 @@ class LongScriptMixin:
                 panel.row(stage).show("waiting")
         self._script_title()
 
-    def on_stage_update(self, message: StageUpdate) -> None:
+    def script_stage_update(self, message: StageUpdate) -> None:
         self._script_title()  # after the app's handler wrote its own title
 
     def on_ray_workers_changed(self, message: RayWorkersChanged) -> None:
@@ -206,7 +205,7 @@ class LongScriptMixin:
             state["queue"].clear()
             state["playing"] = None
 
-    def on_playback_ended(self, message: PlaybackEnded) -> None:
+    def script_playback_ended(self, message: PlaybackEnded) -> None:
         state = self.seg
         if state["token"] is not None and message.token == state["token"]:
             state["playing"] = None
@@ -224,11 +223,14 @@ class LongScriptMixin:
         if isinstance(job, ScriptJob):
             state["muted"] = job.id
 
-    def on_job_ended(self, message: JobEnded) -> None:
+    def script_job_ended(self, message: JobEnded) -> None:
         app: Any = self
         outcome = message.outcome
         state = self.seg
         state["making"] = None
+        if outcome.remade is not None:
+            self._segment_remade(outcome.remade, outcome.job.index)
+            return
         if not isinstance(outcome.job, ScriptJob):
             return
         if outcome.take is None:
@@ -442,30 +444,20 @@ class LongScriptMixin:
                                      check, "Re-make"), done)
 
     def remake_segment(self, take: Take, index: int, seed: int | None = None) -> None:
+        """Queue the re-make: it waits its turn, shows its stages, and esc cancels it."""
         app: Any = self
         if seed is None:
             seed = random.randrange(2**31)
-        app.notify(f"Re-making segment {index + 1} of take {take.id} (seed {seed})…",
-                   markup=False, timeout=3)
-        if not app.queue.busy:
-            app.main.generation.set_title(
-                f"Re-making segment {index + 1} of take {take.id} · seed {seed} · the other "
-                "segments stay as they are", busy=True)
-        app.run_worker(
-            partial(run_regenerate_segment, app.host, take, index, seed, app.post_message,
-                    app.store),
-            name=f"re-make segment {index + 1}", group="remake", exclusive=True, thread=True,
-            exit_on_error=False,
-        )
+        app.submit(remake_job(take, index, seed, app.host.config.size, app.device_label,
+                              next(app._job_ids)))
 
-    def on_segment_remade(self, message: SegmentRemade) -> None:
+    def _segment_remade(self, take: Take, index: int) -> None:
         app: Any = self
-        take = message.take
         app._audio.pop(("take", take.id), None)
-        if not app.queue.busy:
+        if not app.queue.busy:  # else the next job's title stays
             app.main.generation.set_title(
-                f"Segment {message.index + 1} of take {take.id} re-made · take re-stitched, "
+                f"Segment {index + 1} of take {take.id} re-made · take re-stitched, "
                 f"{take.duration_s:.1f} s · ctrl+r plays it")
         app.main.refresh_history(select=take.id)
-        app.notify(f"Segment {message.index + 1} of take {take.id} re-made; the take is "
+        app.notify(f"Segment {index + 1} of take {take.id} re-made; the take is "
                    f"re-stitched ({take.duration_s:.1f} s).", markup=False)

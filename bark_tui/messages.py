@@ -99,6 +99,7 @@ class JobOutcome:
     traceback: str | None = None  # set for unexpected errors: shown in the error modal
     kept: int = 0  # a script job stopped early: segments kept for the next render of it
     disk_full: bool = False  # the take could not be stored for want of space: hold the queue
+    remade: Any = None  # history.Take: a script take with one segment re-made and re-stitched
 
 
 class JobEnded(Message):
@@ -183,11 +184,3 @@ class ScriptResumed(Message):
     def __init__(self, job_id: int, done: int, count: int, seed: int) -> None:
         super().__init__()
         self.job_id, self.done, self.count, self.seed = job_id, done, count, seed
-
-
-class SegmentRemade(Message):
-    """A take's segment was re-made and the take re-stitched (``take`` is the new row)."""
-
-    def __init__(self, take: Any, index: int) -> None:
-        super().__init__()
-        self.take, self.index = take, index

@@ -37,6 +37,12 @@ CONTINUITY_MODES = ("fixed", "chain")
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed accepts any 64-bit value
 
 
+# The voice of the studio and of `say`/`render` until the user picks another: one source
+# for both (Settings changes the studio's, `--voice` a command's; `--voice none` lets Bark
+# pick a speaker, which changes with the seed).
+DEFAULT_VOICE = "v2/en_speaker_6"
+
+
 @dataclass
 class Settings:
     """Everything the settings screen edits. Defaults match the original Bark."""
@@ -55,7 +61,7 @@ class Settings:
     fixed_seed: int = 0
     output_dir: str | None = None  # None = locations.default_output_dir()
     theme: str = "textual-dark"
-    default_voice: str = "v2/en_speaker_6"
+    default_voice: str = DEFAULT_VOICE
     speakers: dict[str, str] = field(default_factory=dict)  # dialogue: speaker name -> voice
     long_form: bool = False  # long-script profile: LONG_FORM_TEXT_TEMP, LONG_FORM_MIN_EOS_P
     continuity: str = "fixed"  # long scripts: "fixed" preset per segment, or "chain" takes

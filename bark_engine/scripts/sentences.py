@@ -28,8 +28,9 @@ Token estimate (`estimate_tokens`), used when no tokenizer is at hand:
 deliberately high for multilingual BERT WordPiece — every CJK character and
 every punctuation mark one token, every run of letters/digits one token per
 two characters (rounded up). Packing needs that high bound so no segment
-goes past the 256-token cut; a status line wants the likely count instead,
-`guess_tokens`: one token per word or sign, one more per seven letters.
+goes past the 256-token cut, and the studio's editor and preview show the same
+number (marked "~") until the real tokenizer is loaded, so what they show and
+where a script is cut never disagree.
 """
 
 from __future__ import annotations
@@ -82,7 +83,6 @@ _OTHER_END_RE = re.compile(r"(?:[。！？｡．]+[」』）】〕》〉\"”’
 _CLAUSE_END_RE = re.compile(r"(?:[,;:.!?…]+[\"'”’»)]*(?=\s)|[、，；：。！？｡]+[」』）】\"”’]*)")
 _BRACKET_RE = re.compile(r"\[[^\[\]\n]*\]")
 _TOKEN_RUN_RE = re.compile(r"[^\W_]+|\S", re.UNICODE)
-_PIECE_RE = re.compile(r"\w+|[^\w\s]")
 
 
 def is_cjk(ch: str) -> bool:
@@ -110,11 +110,6 @@ def estimate_tokens(text: str) -> int:
         rest = len(run) - cjk
         total += cjk + (math.ceil(rest / 2) if run[0].isalnum() or cjk else rest)
     return total
-
-
-def guess_tokens(text: str) -> int:
-    """The likely WordPiece count, for showing before the tokenizer is loaded."""
-    return sum(1 + len(piece) // 7 for piece in _PIECE_RE.findall(text))
 
 
 # --- protected regions --------------------------------------------------------------------

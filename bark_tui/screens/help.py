@@ -18,6 +18,7 @@ from textual.widgets import Markdown
 from bark_engine.scripts.parse import ScriptOptions
 
 from ..guard import GuardedHandlers
+from ..settings import DEFAULT_VOICE
 
 # Long texts for Textual's own bindings that the studio keeps (by action).
 TEXTUAL_ACTIONS = {
@@ -108,6 +109,9 @@ HELP_TEXT = f"""\
 Type in the filter box to narrow the list (`enter` there picks the first
 match), or use the language and gender menus. `enter` on a row makes it the
 voice for the next takes; `ctrl+o` plays the highlighted voice's own sample.
+Until you pick one, takes use {DEFAULT_VOICE} (`default_voice` in the settings
+file), the same voice `bark-tui say` uses without `--voice`; the studio then
+keeps your pick. "(no voice)" lets Bark pick a speaker, which changes with the seed.
 
 ## Cues Bark understands
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TextArea
 
 from bark_engine.config import SAMPLE_RATE
-from bark_engine.scripts.sentences import guess_tokens
+from bark_engine.scripts.sentences import estimate_tokens
 
 from ..guard import GuardedHandlers, guarded
 from ..widgets.generation_panel import GenerationPanel
@@ -43,6 +44,10 @@ def take_label(take: Take) -> str:
 COUNT_DELAY_S = 0.3  # wait for a pause in typing before asking the real tokenizer
 PLAYHEAD_INTERVAL_S = 0.1
 HISTORY_WATCH_S = 1.0  # how soon another instance's new or deleted takes show up
+# Below these sizes the screen switches to its compact layout (app.tcss: -short, -narrow):
+# 80×24 keeps the progress, the current take and the random-weights warning in view.
+SHORT_ROWS = 32
+NARROW_COLUMNS = 100
 
 
 class MainScreen(GuardedHandlers, Screen[None]):
@@ -103,7 +108,16 @@ class MainScreen(GuardedHandlers, Screen[None]):
     def waveform(self) -> Waveform:
         return self.query_one(Waveform)
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit_layout(event.size.width, event.size.height)
+
+    def fit_layout(self, width: int, height: int) -> None:
+        """The compact layout below `SHORT_ROWS` rows or `NARROW_COLUMNS` columns."""
+        self.set_class(height < SHORT_ROWS, "-short")
+        self.set_class(width < NARROW_COLUMNS, "-narrow")
+
     def on_mount(self) -> None:
+        self.fit_layout(self.app.size.width, self.app.size.height)
         self.query_one("#editor").border_title = "Script"
         self.query_one("#voices").border_title = "Voices"
         self.query_one("#generation").border_title = "Generation"
@@ -122,6 +136,7 @@ class MainScreen(GuardedHandlers, Screen[None]):
         self._history_version = store.data_version() if store is not None else 0
         self.set_interval(HISTORY_WATCH_S,
                           guarded(self, self._watch_history, "the history watch"))
+        self.bark.restore_queue()
         self.bark.refresh_status()
         self.editor.area.focus()
 
@@ -223,7 +238,7 @@ class MainScreen(GuardedHandlers, Screen[None]):
             return
         text = event.text_area.text
         self.last_script = text  # what the session keeps when the studio closes
-        self.editor.show_count(text, guess_tokens(text), exact=False)
+        self.editor.show_count(text, estimate_tokens(text), exact=False)
         if self._count_timer is not None:
             self._count_timer.stop()
         self._count_timer = self.set_timer(

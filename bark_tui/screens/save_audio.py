@@ -24,6 +24,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select
 from ..finish.formats import FORMATS
 from ..finish.loudness import MASTER_CHOICES, MASTERINGS
 from ..guard import GuardedHandlers
+from ..widgets.tick_box import TickBox
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class SaveAudioScreen(GuardedHandlers, ModalScreen[SaveChoice | None]):
             yield Label("Mastering", classes="save-label")
             yield Select(master_options(), value=self.master, allow_blank=False,
                          id="save-master")
-            yield Checkbox("Trim silence and breaths at the ends", self.trim, id="save-trim")
+            yield TickBox("Trim silence and breaths at the ends", self.trim, id="save-trim")
             yield Label("", id="save-problem", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", id="save-ok", variant="primary")

@@ -23,6 +23,7 @@ from bark_engine.options import LONG_FORM_MIN_EOS_P, LONG_FORM_TEXT_TEMP
 
 from ..guard import GuardedHandlers
 from ..settings import CONTINUITY_MODES, Settings, validate_settings
+from ..widgets.tick_box import TickBox
 from .form import SettingsForm
 
 CONTINUITY_LABELS = {
@@ -90,12 +91,12 @@ class SpeakersScreen(GuardedHandlers, SettingsForm, ModalScreen[Settings | None]
                 yield Label("Lexicon file", classes="field-label")
                 yield Input(s.lexicon_file or "", id="set-lexicon_file", compact=True,
                             placeholder="a TOML of how to say names (ctrl+p → Edit lexicon)")
-            yield Checkbox(f"Long scripts: split long paragraphs; text temperature "
+            yield TickBox(f"Long scripts: split long paragraphs; text temperature "
                            f"{LONG_FORM_TEXT_TEMP}, min_eos_p {LONG_FORM_MIN_EOS_P}", s.long_form,
                            id="set-long_form", compact=True)
-            yield Checkbox("Play segment 1 while the rest is made", s.play_while_generating,
+            yield TickBox("Play segment 1 while the rest is made", s.play_while_generating,
                            id="set-play_while_generating", compact=True)
-            yield Checkbox("Read numbers aloud (15% → fifteen percent, in the voice's language)",
+            yield TickBox("Read numbers aloud (15% → fifteen percent, in the voice's language)",
                            s.read_numbers, id="set-read_numbers", compact=True)
             yield Label("", id="speakers-problem", markup=False)
             with Horizontal(classes="dialog-buttons"):

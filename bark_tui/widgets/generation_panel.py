@@ -64,10 +64,13 @@ class GenerationPanel(GuardedHandlers, Vertical):
         self.query_one("#gen-settings", Label).update(text)
 
     def set_queue(self, waiting: Iterable[Job], capacity: int) -> None:
-        self.query_one("#gen-queue", Label).update(describe_queue(waiting, capacity))
+        waiting = list(waiting)
+        label = self.query_one("#gen-queue", Label)
+        label.update(describe_queue(waiting, capacity))
+        label.set_class(not waiting, "-empty")  # the compact layout leaves an empty queue out
 
     def start_job(self, job: Job) -> None:
-        self.set_title(f"Generating job {job.id} “{job.snippet}” · esc cancels", busy=True)
+        self.set_title(f"{job.doing} · esc cancels", busy=True)
         self.set_settings(
             "In force: " + describe_options(job.options, job.voice_label, job.size, job.device)
         )

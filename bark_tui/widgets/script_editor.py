@@ -14,7 +14,7 @@ from textual.widgets import Label, TextArea
 
 from bark_engine.config import MAX_SEMANTIC_STEPS, MAX_TEXT_TOKENS, SEMANTIC_RATE_HZ
 from bark_engine.scripts.sentences import estimate_seconds as speech_seconds
-from bark_engine.scripts.sentences import guess_tokens
+from bark_engine.scripts.sentences import estimate_tokens
 
 from ..guard import GuardedHandlers
 from .segment_list import SegmentPreview
@@ -62,7 +62,7 @@ class ScriptEditor(GuardedHandlers, Vertical):
         super().__init__(**kwargs)
         self._initial = text
         self._blink = cursor_blink
-        self.tokens = guess_tokens(text)
+        self.tokens = estimate_tokens(text)
         self.exact = False
 
     def compose(self) -> ComposeResult:

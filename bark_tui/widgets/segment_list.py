@@ -12,7 +12,7 @@ from __future__ import annotations
 from textual.widgets import Static
 
 from bark_engine.scripts.parse import Script
-from bark_engine.scripts.sentences import guess_tokens
+from bark_engine.scripts.sentences import estimate_tokens
 
 from ..guard import GuardedHandlers
 from ..longscript import describe_segment, needs_script, voice_name
@@ -44,7 +44,7 @@ def describe_script_segments(script: Script, default_voice: str | None,
         more = f" · … {len(script.chapters) - 8} more" if len(script.chapters) > 8 else ""
         lines.append(f"chapters: {names}{more}")
     for seg in segs[:MAX_LINES]:
-        lines.append(describe_segment(seg, guess_tokens(seg.text)))
+        lines.append(describe_segment(seg, estimate_tokens(seg.text)))
     if len(segs) > MAX_LINES:
         lines.append(f"… {len(segs) - MAX_LINES} more")
     lines.extend(f"⚠ {w}" for w in script.warnings)

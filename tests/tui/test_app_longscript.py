@@ -119,6 +119,51 @@ async def test_remake_one_segment_leaves_the_others_byte_identical(home, tiny_mo
         assert abs(len(audio) / 24_000 - new.duration_s) < 1e-3
 
 
+async def test_a_remake_shows_its_stages_and_esc_cancels_it_with_nothing_written(
+        home, tiny_models, monkeypatch):
+    """Re-making a segment is a job in the queue: the panel names it and shows its
+    stages; esc stops it mid-way and the take (row, segment files, WAV) is as it was."""
+    from bark_engine.events import StageProgress
+    from bark_tui.longscript import RemakeJob
+
+    write_settings(seed_mode="fixed", fixed_seed=3, fine_temp=0.0, play_while_generating=False)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    armed, reached, go = threading.Event(), threading.Event(), threading.Event()
+    forward = EventBridge.__call__
+
+    def call(bridge, event) -> None:  # hold the re-make's worker at its first token
+        forward(bridge, event)
+        if armed.is_set() and isinstance(event, StageProgress) and not reached.is_set():
+            reached.set()
+            go.wait(60)
+
+    monkeypatch.setattr(EventBridge, "__call__", call)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            take = await render_script(pilot, app, "One short line.\n\nTwo.")
+            folder = parts_dir_for(take)
+            files = {r["file"]: (folder / r["file"]).read_bytes() for r in take.segments}
+            wav = take.wav_path.read_bytes()
+            armed.set()
+            app.remake_segment(take, 1, seed=99)
+            await wait_until(pilot, reached.is_set, 60, "the re-make mid-way")
+            await pilot.pause()
+            job = app.queue.running
+            assert isinstance(job, RemakeJob) and job.index == 1
+            title = str(app.main.query_one("#gen-title").render())
+            assert f"Re-making segment 2 of take {take.id} · seed 99" in title
+            assert app.main.generation.row("semantic").state == "running"
+            await pilot.press("escape")
+            go.set()
+            await wait_for_message(pilot, app, f"Cancelled job {job.id}", 30)
+            await wait_until(pilot, lambda: not app.queue.busy, 30, "the queue to settle")
+            assert app.store.get(take.id).segments == take.segments
+            assert {f.name: f.read_bytes() for f in folder.iterdir()} == files
+            assert take.wav_path.read_bytes() == wav
+    finally:
+        go.set()
+
+
 async def test_regenerate_after_a_remake_uses_the_remade_seed(home, tiny_models):
     write_settings(seed_mode="fixed", fixed_seed=3, fine_temp=0.0, play_while_generating=False)
     app = make_app(tiny_models, take_s=TAKE_S)
@@ -289,7 +334,7 @@ async def test_segment_preview_follows_the_typing(home, tiny_models):
         text = str(preview.content)
         assert preview.display and text.startswith("2 segments")
         assert "Ann → v2/en_speaker_0" in text
-        assert "#2 L2 +0.5s Ann · v2/en_speaker_0 · ≈1 s · 4 tok" in text
+        assert "#2 L2 +0.5s Ann · v2/en_speaker_0 · ≈1 s · 6 tok" in text
         await pilot.press("enter")
         for line in ("[pause 1.5s]", "Bob: Yo", "[nobody]"):
             await type_text(pilot, line)

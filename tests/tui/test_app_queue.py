@@ -203,3 +203,45 @@ def test_a_full_disk_at_start_up_is_not_called_an_unreadable_history(tmp_path, m
     assert is_disk_full(err) and "the disk is full" in save_problem(err)
     assert not is_disk_full(OSError(13, "Permission denied"))
     assert save_problem(OSError(13, "Permission denied")).startswith("could not save the take")
+
+
+async def test_takes_still_queued_at_quit_wait_again_after_a_restart(home, tiny_models, gate):
+    """Quitting with takes in the queue (one being made, two waiting) loses none of
+    them: the next start puts them back, held, with their texts, voices and seeds,
+    and ctrl+g goes on with them before the new take."""
+    from bark_tui import locations
+    from bark_tui.session import load_session
+
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await type_text(pilot, "One.")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, gate.reached.is_set, 90, "the engine mid-take")
+        await pilot.press("ctrl+g")
+        await type_text(pilot, " Two")
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        jobs = [app.queue.running, *app.queue.waiting]
+        expected = [(j.text, j.voice, j.options.seed) for j in jobs]
+        assert [e[0] for e in expected] == ["One.", "One.", "One. Two"]
+        await pilot.press("ctrl+q")
+    gate.go.set()
+    saved = load_session(locations.session_path()).queued
+    assert [(r["text"], r["voice"], r["options"]["seed"]) for r in saved] == expected
+
+    again = make_app(tiny_models)
+    async with again.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert not again.queue.busy
+        assert [(j.text, j.voice, j.options.seed) for j in again.queue.waiting] == expected
+        await wait_for_message(pilot, again, "3 take(s) that were waiting when the studio closed")
+        assert "from last time" in str(again.main.query_one("#gen-title").render())
+        await pilot.press("ctrl+g")  # the editor has "One. Two" back: a fourth take
+        await wait_for_message(pilot, again, "The queue goes on with job")
+        await wait_until(pilot, lambda: again.store.count() == 4 and not again.queue.busy, 180,
+                         "all four takes")
+        made = [(t.text, t.seed) for t in again.store.list_takes()]
+        for text, _voice, seed in expected:  # each put-back take made with its own seed
+            assert (text, seed) in made
+        assert len(made) == 4
+    assert load_session(locations.session_path()).queued == ()

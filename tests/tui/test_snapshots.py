@@ -70,6 +70,25 @@ def test_main_screen_after_a_generation(snap_compare, home, tiny_models):
     assert snap_compare(app, terminal_size=SIZE, run_before=settle_after_generation)
 
 
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
+def test_small_terminals_keep_progress_and_the_take_in_view(snap_compare, home, tiny_models,
+                                                            size):
+    """The compact layout: header (random-weights warning), editor, voices, the stage
+    rows, the new take's history row, the waveform and the footer all on screen."""
+    app = make_app(tiny_models)
+
+    async def settle(pilot) -> None:
+        await settle_after_generation(pilot)
+        main = app.main
+        for part in ("#header-random", "#stage-decode", "#waveform", "#history", "#voices"):
+            widget = main.query_one(part)
+            region = widget.region
+            assert region.height > 0 and region.bottom <= size[1], (part, region)
+        assert main.history.row_count == 1 and main.history.size.height >= 3
+
+    assert snap_compare(app, terminal_size=size, run_before=settle)
+
+
 def test_settings_screen(snap_compare, home):
     write_settings(seed_mode="fixed", fixed_seed=42, output_dir="/home/me/Music/bark-tui")
     app = BarkApp(EngineConfig(models="/models/bark"), cursor_blink=False)
