@@ -35,6 +35,20 @@ class JobsMixin:
         return Job(text, voice, options, label, self.host.config.size, self.device_label,
                    regenerates=regenerates, id=next(self._job_ids))
 
+    def next_options(self, script: bool = False) -> GenerationOptions:
+        """The options of the next take, for every generate action (a take, a script,
+        several takes): the settings' sampling; a seed, the fixed one or a fresh random
+        one drawn here so the job shows it and the take records it; the long-script
+        profile for a script when it is on; the app's cap on audio."""
+        settings = self.settings
+        seed = settings.fixed_seed if settings.seed_mode == "fixed" else random.randrange(2**31)
+        options = generation_options(settings, seed)
+        if script and settings.long_form:
+            options = options.with_long_form()
+        if self.max_duration_s is not None:
+            options = dataclasses.replace(options, max_duration_s=self.max_duration_s)
+        return options
+
     def action_generate(self) -> None:
         main = self.main
         text = main.editor.text
@@ -50,12 +64,8 @@ class JobsMixin:
                         severity="error", markup=False)
             return
         entry = main.voices.selected
-        seed = None if self.settings.seed_mode == "fixed" else random.randrange(2**31)
-        options = generation_options(self.settings, seed)
-        if self.max_duration_s is not None:
-            options = dataclasses.replace(options, max_duration_s=self.max_duration_s)
         self.submit(self._new_job(self._said(text, entry.key or None), entry.key or None,
-                                  entry.name, options))
+                                  entry.name, self.next_options()))
 
     def _said(self, text: str, voice: str | None) -> str:
         """What Bark is given for one plain take: the text with numbers read aloud and

@@ -35,7 +35,6 @@ from .messages import (
     SegmentReady,
     SegmentStarted,
 )
-from .settings import generation_options
 
 if TYPE_CHECKING:
     from .history import Take
@@ -67,15 +66,6 @@ class LongScriptMixin:
 
     # --- generate ------------------------------------------------------------------
 
-    def generation_options_for_script(self, seed: int):
-        app: Any = self
-        options = generation_options(app.settings, seed)
-        if app.settings.long_form:
-            options = options.with_long_form()
-        if app.max_duration_s is not None:
-            options = dataclasses.replace(options, max_duration_s=app.max_duration_s)
-        return options
-
     def generate_script(self) -> bool:
         """Queue the editor's script as a script job if it needs one; True when handled."""
         app: Any = self
@@ -93,12 +83,13 @@ class LongScriptMixin:
                        "generated.", severity="error", markup=False, timeout=10)
             return True
         settings = app.settings
-        seed = settings.fixed_seed if settings.seed_mode == "fixed" else random.randrange(2**31)
+        options = app.next_options(script=True)
+        seed = options.seed
         voices = list(dict.fromkeys(voice_name(seg.voice) for seg in script.segments))
         label = f"{len(script.segments)} segments · " + (
             voices[0] if len(voices) == 1 else f"{len(voices)} voices: {', '.join(voices)}")
         job = ScriptJob(
-            main.editor.text, default, self.generation_options_for_script(seed), label,
+            main.editor.text, default, options, label,
             app.host.config.size, ray_label(settings.ray) or app.device_label,
             id=next(app._job_ids), script=script,
             seed=seed, continuity=settings.continuity,

@@ -8,11 +8,8 @@ app file keeps to the generation queue; the work itself is in
 from __future__ import annotations
 
 import dataclasses
-import random
 from functools import partial
 from typing import Any
-
-from .settings import generation_options
 
 
 class SeveralTakesMixin:
@@ -77,12 +74,9 @@ class SeveralTakesMixin:
         app: Any = self
         main = app.main
         entry = main.voices.selected
-        settings = app.settings
-        base = settings.fixed_seed if settings.seed_mode == "fixed" else random.randrange(2**31)
-        options = generation_options(settings)
+        options = app.next_options()
+        base = options.seed  # take i gets base + i
         options = dataclasses.replace(options, seed=None)
-        if app.max_duration_s is not None:
-            options = dataclasses.replace(options, max_duration_s=app.max_duration_s)
         job = TakesJob(main.editor.text, entry.key or None, options, entry.name,
                        app.host.config.size, app.device_label, id=next(app._job_ids),
                        seeds=[base + i for i in range(count)])
