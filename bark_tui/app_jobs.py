@@ -50,6 +50,13 @@ class JobsMixin:
         return options
 
     def action_generate(self) -> None:
+        if self.queue.held:  # the waiting jobs go first; ctrl+g again adds the script
+            job = self.queue.resume()
+            self.notify(f"The queue goes on with job {job.id} ({len(self.queue.waiting)} more "
+                        "waiting); ctrl+g again adds the script.", markup=False)
+            self._start(job)
+            self.refresh_status()
+            return
         main = self.main
         text = main.editor.text
         if not text.strip():

@@ -284,6 +284,19 @@ class GenerationQueue:
         self.waiting.append(job)
         return "queued"
 
+    @property
+    def held(self) -> bool:
+        """Jobs wait but none runs: after a take that could not be stored, or put back
+        from the last session. `resume` (ctrl+g) goes on with them."""
+        return self.running is None and bool(self.waiting)
+
+    def resume(self) -> Job | None:
+        """Start the oldest waiting job of a held queue (now running); None if not held."""
+        if not self.held:
+            return None
+        self.running = self.waiting.popleft()
+        return self.running
+
     def finish(self, job: Job, hold: bool = False) -> Job | None:
         """Mark ``job`` done; return the next job to start (now running), if any. With
         ``hold`` (a take could not be stored: the disk is full) the waiting jobs stay
