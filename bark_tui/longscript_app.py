@@ -13,6 +13,7 @@ import dataclasses
 import random
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,27 +43,40 @@ if TYPE_CHECKING:
 
 
 
+@dataclass
+class SegmentPlayback:
+    """The script job being made, as the UI sees it: which segments are in the works,
+    which one plays, and the made segments waiting their turn to play."""
+
+    job: int | None = None  # the script job these belong to
+    queue: deque[tuple[int, np.ndarray]] = field(default_factory=deque)  # (index, clip) to play
+    playing: int | None = None  # segment index now playing
+    token: object | None = None  # the player's token of that clip (PlaybackEnded names it)
+    making: int | None = None  # the earliest segment in the works
+    making_all: tuple[int, ...] = ()  # every segment of the batch in the works
+    count: int = 0  # segments in the script
+    muted: int | None = None  # the job whose playback the user stopped
+    log: list[tuple[str, int, float]] = field(default_factory=list)  # ("made"|"play", i, t)
+
+
 class LongScriptMixin:
     """Script jobs, the segment playback queue and "re-make segment N"."""
 
     # set up lazily: the mixin has no __init__ of its own (App's signature stays the app's)
-    _seg_state: dict[str, Any]
+    _seg_state: SegmentPlayback
 
     @property
-    def seg(self) -> dict[str, Any]:
+    def seg(self) -> SegmentPlayback:
         state = self.__dict__.get("_seg_state")
         if state is None:
-            state = self.__dict__["_seg_state"] = {
-                "queue": deque(), "playing": None, "making": None, "count": 0,
-                "token": None, "job": None, "log": [],
-            }
+            state = self.__dict__["_seg_state"] = SegmentPlayback()
         return state
 
     @property
     def segment_log(self) -> list[tuple[str, int, float]]:
         """("made" | "play", segment index, monotonic time): when the worker finished a
         segment, and when the UI started playing one (tests compare the two)."""
-        return self.seg["log"]
+        return self.seg.log
 
     # --- generate ------------------------------------------------------------------
 
@@ -126,8 +140,8 @@ class LongScriptMixin:
             return
         state = self.seg
         parts = [f"Script job {job.id}"]
-        if state["making"] is not None:
-            batch = state.get("making_all") or (state["making"],)
+        if state.making is not None:
+            batch = state.making_all or (state.making,)
             which = (f"segment {batch[0] + 1}" if len(batch) == 1 else
                      f"segments {', '.join(str(i + 1) for i in batch)}")
             parts.append(f"making {which}/{job.count}")
@@ -136,18 +150,18 @@ class LongScriptMixin:
             parts.append(f"on {total} Ray workers" if total and ready == total else
                          f"starting Ray workers ({ready}/{total} ready)" if total else
                          "starting Ray")
-        if state["playing"] is not None:
-            parts.append(f"playing segment {state['playing'] + 1}")
+        if state.playing is not None:
+            parts.append(f"playing segment {state.playing + 1}")
         parts.append("esc cancels")
         app.main.generation.set_title(" · ".join(parts), busy=True)
 
     def on_segment_started(self, message: SegmentStarted) -> None:
         state = self.seg
-        if state["job"] != message.job_id:
-            state.update(job=message.job_id, queue=deque(), playing=None)
-        state["making"] = message.index
-        state["making_all"] = message.indices
-        state["count"] = message.count
+        if state.job != message.job_id:
+            state.job, state.queue, state.playing = message.job_id, deque(), None
+        state.making = message.index
+        state.making_all = message.indices
+        state.count = message.count
         if message.index > 0:  # the rows show this segment's stages, not the last one's
             from bark_engine.events import STAGES
 
@@ -165,42 +179,42 @@ class LongScriptMixin:
     def on_segment_ready(self, message: SegmentReady) -> None:
         app: Any = self
         state = self.seg
-        state["log"].append(("made", message.index, message.made_at))
+        state.log.append(("made", message.index, message.made_at))
         job = app.queue.running
         if not isinstance(job, ScriptJob) or job.id != message.job_id:
             return
         if message.index + 1 >= message.count:
-            state["making"] = None
-        if job.play_while_generating and state.get("muted") != job.id:
+            state.making = None
+        if job.play_while_generating and state.muted != job.id:
             clip = message.audio
             if message.index > 0 and message.pause_before_s > 0:
                 gap = np.zeros(round(message.pause_before_s * message.sample_rate), np.float32)
                 clip = np.concatenate([gap, np.asarray(clip, np.float32)])
-            state["queue"].append((message.index, clip))
-            if state["playing"] is None:
+            state.queue.append((message.index, clip))
+            if state.playing is None:
                 self._play_next_segment()
         self._script_title()
 
     def _play_next_segment(self) -> None:
         app: Any = self
         state = self.seg
-        if not state["queue"]:
-            state["playing"] = None
+        if not state.queue:
+            state.playing = None
             return
-        index, clip = state["queue"].popleft()
+        index, clip = state.queue.popleft()
         if app._play_audio(clip, SAMPLE_RATE, None, f"playing segment {index + 1}"):
-            state["playing"] = index
-            state["token"] = app._play_token
-            state["log"].append(("play", index, time.monotonic()))
+            state.playing = index
+            state.token = app._play_token
+            state.log.append(("play", index, time.monotonic()))
         else:
-            state["queue"].clear()
-            state["playing"] = None
+            state.queue.clear()
+            state.playing = None
 
     def script_playback_ended(self, message: PlaybackEnded) -> None:
         state = self.seg
-        if state["token"] is not None and message.token == state["token"]:
-            state["playing"] = None
-            state["token"] = None
+        if state.token is not None and message.token == state.token:
+            state.playing = None
+            state.token = None
             self._play_next_segment()
             self._script_title()
 
@@ -208,27 +222,27 @@ class LongScriptMixin:
         """The user stopped playback: the script being made plays no more segments."""
         app: Any = self
         state = self.seg
-        state["queue"].clear()
-        state["playing"] = state["token"] = None
+        state.queue.clear()
+        state.playing = state.token = None
         job = app.queue.running
         if isinstance(job, ScriptJob):
-            state["muted"] = job.id
+            state.muted = job.id
 
     def script_job_ended(self, message: JobEnded) -> None:
         app: Any = self
         outcome = message.outcome
         state = self.seg
-        state["making"] = None
+        state.making = None
         if outcome.remade is not None:
             self._segment_remade(outcome.remade, outcome.job.index)
             return
         if not isinstance(outcome.job, ScriptJob):
             return
         if outcome.take is None:
-            if state["playing"] is not None and app.player_if_started is not None:
+            if state.playing is not None and app.player_if_started is not None:
                 app.player_if_started.stop()
-            state["queue"].clear()
-            state["playing"] = state["token"] = None
+            state.queue.clear()
+            state.playing = state.token = None
             return
         take = outcome.take
         first = take.timings.get("first_audio_s")
