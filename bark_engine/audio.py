@@ -60,6 +60,13 @@ def pcm16_bytes(audio: np.ndarray) -> bytes:
     return np.round(np.clip(samples, -1.0, 1.0) * _PCM16_SCALE).astype("<i2").tobytes()
 
 
+def as_stored(audio: np.ndarray) -> np.ndarray:
+    """The float32 samples `read_wav` gives back for the file `write_wav` makes of
+    ``audio``, computed without the file: a caller that keeps audio it just stored
+    plays exactly what a later read of the file plays."""
+    return np.frombuffer(pcm16_bytes(audio), "<i2").astype(np.float32) / 32768.0
+
+
 def wav_header(sample_rate: int = SAMPLE_RATE, data_bytes: int | None = None) -> bytes:
     """The 44-byte header of a mono 16-bit WAV. `data_bytes` None: a stream of unknown
     length (sizes 0xFFFFFFFF, which players read as "until the end")."""

@@ -188,6 +188,10 @@ class JobsMixin:
         main.header.engine_state = "models loaded" if self.host.loaded else "models not loaded"
         if outcome.take is not None:
             take = outcome.take
+            if outcome.audio is not None:  # played and drawn from memory, not the new WAV
+                from bark_engine.audio import as_stored
+
+                self._remember(("take", take.id), as_stored(outcome.audio))
             panel.set_title(f"Take {take.id} done · {take.duration_s:.1f} s · seed {take.seed}"
                             " · ctrl+r plays it")
             main.refresh_history(select=take.id)

@@ -402,7 +402,7 @@ def _generate(host: EngineHost, job: Job, post: Post, store: Any) -> None:
     except Exception as exc:  # noqa: BLE001 - shown in the error modal, never on the terminal
         post(JobEnded(failed_outcome(job, exc)))
     else:
-        post(JobEnded(JobOutcome(job, take=take)))
+        post(JobEnded(JobOutcome(job, take=take, audio=gen.audio)))
 
 
 MIN_FREE_BYTES = 32 * 2**20  # below this on the history's disk a take is not started

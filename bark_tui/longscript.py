@@ -248,7 +248,7 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
         kept = _keep_or_drop(parts, records, job, seed)
         post(JobEnded(failed_outcome(job, exc, kept)))
     else:
-        post(JobEnded(JobOutcome(job, take=take)))
+        post(JobEnded(JobOutcome(job, take=take, audio=rendered.audio)))
     finally:
         thread.name = pool_name
 

@@ -100,6 +100,7 @@ class JobOutcome:
     kept: int = 0  # a script job stopped early: segments kept for the next render of it
     disk_full: bool = False  # the take could not be stored for want of space: hold the queue
     remade: Any = None  # history.Take: a script take with one segment re-made and re-stitched
+    audio: np.ndarray | None = None  # the stored take's samples as made (the app keeps them)
 
 
 class JobEnded(Message):

@@ -162,3 +162,14 @@ def test_peak_envelope() -> None:
     np.testing.assert_allclose(many, [0.5, 0.5, 0.5, 1.0, 1.0, 0.25, 0.25])
     assert peak_envelope(np.zeros(0, np.float32), 4).tolist() == [0, 0, 0, 0]
     assert peak_envelope(audio, 0).shape == (0,)
+
+
+def test_as_stored_is_what_a_written_wav_reads_back(tmp_path):
+    from bark_engine.audio import as_stored
+
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.6, 5000).astype(np.float32)  # some beyond [-1, 1]
+    audio[:3] = [np.nan, np.inf, -np.inf]
+    write_wav(tmp_path / "x.wav", audio, 24_000)
+    back, _rate = read_wav(tmp_path / "x.wav")
+    assert np.array_equal(as_stored(audio), back)

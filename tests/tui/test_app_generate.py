@@ -68,6 +68,9 @@ async def test_script_to_take_to_wav_and_voice(home, tiny_models):
         assert take.options["max_duration_s"] == 0.3
         assert set(take.timings) == {"semantic", "coarse", "fine", "decode"}
         assert main.history.current_id == take.id
+        # the app kept the take's samples as made, equal to what its WAV gives back
+        kept = app._audio[("take", take.id)]
+        assert np.array_equal(kept, take.load_audio()[0])
         row = [str(cell) for cell in main.history.get_row_at(0)]
         assert row[2] == "Hello [laughs] there." and row[3] == "v2/en_speaker_0"
         # its WAV is on disk and is what the waveform shows
