@@ -38,7 +38,7 @@ from .app_playback import PlaybackMixin
 from .commands import StudioCommands
 from .guard import GuardedHandlers, format_traceback, log_error, one_line
 from .history import HistoryStore
-from .jobs import EngineHost, GenerationQueue, config_device_label, local_random_weights
+from .jobs import EngineHost, GenerationQueue, Job, config_device_label, local_random_weights
 from .longscript_app import LongScriptMixin
 from .messages import JobEnded, PlaybackEnded, StageUpdate
 from .remote.choice import ServerChoice
@@ -121,6 +121,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         self.device_label = config_device_label(self.host.config, server)
         self.random_weights = None if server else local_random_weights(self.host.config.models)
         self.playing_take: int | None = None
+        self.unsaved: tuple[Job, np.ndarray] | None = None  # (job, audio): made, not kept
         self._player = None
         self._playback_refused = False
         self._play_token = 0

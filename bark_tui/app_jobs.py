@@ -212,8 +212,13 @@ class JobsMixin:
             kept = (f" · {outcome.kept} of {getattr(job, 'count', '?')} segments kept; "
                     "render again (ctrl+g) to continue") if outcome.kept else ""
             panel.set_title(f"Job {job.id} failed — see the notice{kept}")
-            self.notify(f"Generation failed: {outcome.error}{kept.replace(' · ', '. ', 1)}",
-                        severity="error", markup=False, timeout=10)
+            unsaved = ""
+            if outcome.audio is not None:  # made, but the history could not keep it
+                self.unsaved = (job, outcome.audio)
+                unsaved = (" The take is still here: ctrl+p → Play unsaved take, or Save "
+                           "unsaved take to write it elsewhere.")
+            self.notify(f"Generation failed: {outcome.error}{kept.replace(' · ', '. ', 1)}"
+                        f"{unsaved}", severity="error", markup=False, timeout=15)
             if outcome.traceback:
                 self.show_unexpected("Generation failed", outcome.error or "",
                                      outcome.traceback)

@@ -128,6 +128,53 @@ class PlaybackMixin:
         if audio is not None:
             self._play_audio(audio, take.sample_rate, take.id, f"playing take {take.id}")
 
+    def action_play_unsaved(self) -> None:
+        """Play the last take the history could not keep (a full disk), from memory."""
+        if self.unsaved is None:
+            self.notify("There is no unsaved take: every take made is in History.",
+                        markup=False)
+            return
+        job, audio = self.unsaved
+        self._play_audio(audio, SAMPLE_RATE, None, f"playing unsaved job {job.id}")
+
+    def action_save_unsaved(self) -> None:
+        """Write the take the history could not keep to a WAV the user names (another
+        disk, say); it stays in memory until that works or another one replaces it."""
+        from bark_engine.audio import write_wav
+        from bark_engine.errors import BarkError
+
+        from .screens.prompt import PromptScreen
+
+        if self.unsaved is None:
+            self.notify("There is no unsaved take: every take made is in History.",
+                        markup=False)
+            return
+        job, audio = self.unsaved
+        written: list[Path] = []
+
+        def check(answer: str) -> str | None:
+            path = Path(answer).expanduser()
+            if path.suffix.lower() != ".wav":
+                path = path.with_name(path.name + ".wav")
+            if path.exists():
+                return f"{path} exists; choose another name."
+            try:
+                write_wav(path, audio, SAMPLE_RATE)
+            except (BarkError, OSError) as exc:
+                return f"Could not write {path}: {exc}"
+            written.append(path)
+            return None
+
+        def done(answer: str | None) -> None:
+            if answer is not None and written:
+                self.unsaved = None
+                self.notify(f"Saved the unsaved take (job {job.id}) to {written[-1]}.",
+                            markup=False)
+
+        default = self.output_dir() / f"bark-unsaved-job{job.id}.wav"
+        self.push_screen(PromptScreen("Save unsaved take", "WAV file to write (any folder):",
+                                      str(default), check, "Save"), done)
+
     def stop_playback(self) -> None:
         if self._player is not None:
             self._player.stop()

@@ -380,6 +380,7 @@ def _generate(host: EngineHost, job: Job, post: Post, store: Any) -> None:
 
     post(JobStarted(job))
     bridge = EventBridge(post, job.id)
+    gen = None
     try:
         engine = ready_engine(host, job, post, bridge)
         gen = engine.generate(
@@ -397,10 +398,10 @@ def _generate(host: EngineHost, job: Job, post: Post, store: Any) -> None:
         take = store.add_take(new, gen.audio, tokens)
     except Cancelled:
         post(JobEnded(JobOutcome(job, cancelled=True)))
-    except BarkError as exc:
-        post(JobEnded(JobOutcome(job, error=str(exc))))
+    except BarkError as exc:  # made but not kept: the audio goes with it (play or save it)
+        post(JobEnded(JobOutcome(job, error=str(exc), audio=gen and gen.audio)))
     except Exception as exc:  # noqa: BLE001 - shown in the error modal, never on the terminal
-        post(JobEnded(failed_outcome(job, exc)))
+        post(JobEnded(dataclasses.replace(failed_outcome(job, exc), audio=gen and gen.audio)))
     else:
         post(JobEnded(JobOutcome(job, take=take, audio=gen.audio)))
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
+from bark_engine.audio import as_stored, read_wav
 from bark_engine.events import StageProgress
 from bark_tui.jobs import EventBridge, generation_thread_name
+from bark_tui.screens.prompt import PromptScreen
 
 from .test_app_support import (
     fresh_home,
@@ -163,7 +166,26 @@ async def test_a_full_disk_is_named_holds_the_queue_and_goes_on_when_asked(
         assert not app.queue.busy and list(app.queue.waiting) == [held]
         assert "the disk is full" in str(app.main.generation.query_one("#gen-title").content)
         assert app.store.count() == 0 and not list(app.store.takes_dir.glob("*.wav"))
-        full["on"] = False  # space was freed
+        # the take made but not kept is still in memory: it plays, and saves elsewhere
+        await wait_for_message(pilot, app, "ctrl+p → Play unsaved take")
+        job, audio = app.unsaved
+        assert len(audio) > 0
+        before = app.main.header.engine_state
+        app.action_play_unsaved()
+        await pilot.pause()  # the capture sink plays it at once: "played" follows "▶ …"
+        assert app.main.header.engine_state in (f"▶ playing unsaved job {job.id}", "played")
+        assert before not in (f"▶ playing unsaved job {job.id}", "played")
+        full["on"] = False  # space was freed (or another disk chosen)
+        app.action_save_unsaved()
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptScreen)
+                         and app.screen.query("#prompt-input"), 10, "the prompt")
+        target = home / "elsewhere" / "kept"
+        target.parent.mkdir()
+        app.screen.query_one("#prompt-input").value = str(target)
+        await pilot.press("enter")
+        await wait_for_message(pilot, app, f"Saved the unsaved take (job {job.id})")
+        back, _rate = read_wav(target.with_suffix(".wav"))
+        assert np.array_equal(back, as_stored(audio)) and app.unsaved is None
         await pilot.press("ctrl+g")
         await wait_for_message(pilot, app, f"The queue goes on with job {held.id}")
         await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,
