@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from .messages import (
 )
 
 if TYPE_CHECKING:
+    from .app import BarkApp
     from .history import Take
     from .messages import JobEnded, PlaybackEnded, StageUpdate
 
@@ -82,7 +83,7 @@ class LongScriptMixin:
 
     def generate_script(self) -> bool:
         """Queue the editor's script as a script job if it needs one; True when handled."""
-        app: Any = self
+        app = cast("BarkApp", self)
         main = app.main
         entry = main.voices.selected
         default = entry.key or None
@@ -119,7 +120,7 @@ class LongScriptMixin:
         """Queue ``job`` under its resume fingerprint (a cancelled render of it goes on)."""
         from .script_resume import fingerprint
 
-        app: Any = self
+        app = cast("BarkApp", self)
         cfg = app.host.config
         # the precision only when one was asked for, so default renders keep their keys
         model = (cfg.models, cfg.size, cfg.device) + ((cfg.dtype,) if cfg.dtype else ())
@@ -127,14 +128,14 @@ class LongScriptMixin:
         app.submit(job)
 
     def on_script_resumed(self, message: ScriptResumed) -> None:
-        app: Any = self
+        app = cast("BarkApp", self)
         app.notify(f"Job {message.job_id} goes on from the unfinished render: {message.done} of "
                    f"{message.count} segments kept, seed {message.seed}.", markup=False)
 
     # --- progress and playback while making --------------------------------------------
 
     def _script_title(self) -> None:
-        app: Any = self
+        app = cast("BarkApp", self)
         job = app.queue.running
         if not isinstance(job, ScriptJob):
             return
@@ -177,7 +178,7 @@ class LongScriptMixin:
         self._script_title()
 
     def on_segment_ready(self, message: SegmentReady) -> None:
-        app: Any = self
+        app = cast("BarkApp", self)
         state = self.seg
         state.log.append(("made", message.index, message.made_at))
         job = app.queue.running
@@ -196,7 +197,7 @@ class LongScriptMixin:
         self._script_title()
 
     def _play_next_segment(self) -> None:
-        app: Any = self
+        app = cast("BarkApp", self)
         state = self.seg
         if not state.queue:
             state.playing = None
@@ -220,7 +221,7 @@ class LongScriptMixin:
 
     def stop_segment_playback(self) -> None:
         """The user stopped playback: the script being made plays no more segments."""
-        app: Any = self
+        app = cast("BarkApp", self)
         state = self.seg
         state.queue.clear()
         state.playing = state.token = None
@@ -229,7 +230,7 @@ class LongScriptMixin:
             state.muted = job.id
 
     def script_job_ended(self, message: JobEnded) -> None:
-        app: Any = self
+        app = cast("BarkApp", self)
         outcome = message.outcome
         state = self.seg
         state.making = None
@@ -261,7 +262,7 @@ class LongScriptMixin:
     def refresh_segment_preview(self) -> None:
         from .widgets.segment_list import SegmentPreview
 
-        app: Any = self
+        app = cast("BarkApp", self)
         editor = app.main.editor
         editor.query_one(SegmentPreview).show_text(editor.text)
 
@@ -270,7 +271,7 @@ class LongScriptMixin:
         `# Chapter` line per chapter) in the editor; the preview shows its chapters."""
         from .screens.prompt import PromptScreen
 
-        app: Any = self
+        app = cast("BarkApp", self)
 
         def check(answer: str) -> str | None:
             from bark_engine.errors import BarkError
@@ -316,7 +317,7 @@ class LongScriptMixin:
         from .settings import save_settings
         from .text.studio import LEXICON_TEMPLATE, lexicon_for
 
-        app: Any = self
+        app = cast("BarkApp", self)
         chosen = app.settings.lexicon_file
         path = Path(chosen).expanduser() if chosen else locations.lexicon_path()
         try:
@@ -361,7 +362,7 @@ class LongScriptMixin:
         """Map each speaker of the script to a voice; long-script switches."""
         from .screens.speakers import SpeakersScreen
 
-        app: Any = self
+        app = cast("BarkApp", self)
         main = app.main
         default = main.voices.selected.key or None
         script = build_script(main.editor.text, app.settings, default, app.user_voices)
@@ -375,7 +376,7 @@ class LongScriptMixin:
         from . import locations
         from .settings import save_settings
 
-        app: Any = self
+        app = cast("BarkApp", self)
         if new is None:
             return
         fields = ("speakers", "long_form", "continuity", "reset_every", "play_while_generating",
@@ -400,7 +401,7 @@ class LongScriptMixin:
         """
         from bark_engine.scripts.parse import Script, Segment
 
-        app: Any = self
+        app = cast("BarkApp", self)
         segs = tuple(Segment(int(r["index"]), r["text"], r.get("voice"), r.get("speaker"),
                              float(r["pause_before_s"]), int(r.get("line_no") or 1))
                      for r in take.segments or [])
@@ -427,7 +428,7 @@ class LongScriptMixin:
         """Ask which segment of the selected script take to re-make (with a new seed)."""
         from .screens.prompt import PromptScreen
 
-        app: Any = self
+        app = cast("BarkApp", self)
         take: Take | None = app.main.history.current
         if take is None or not take.segments:
             app.notify("Select a script take (one made of several segments) first.",
@@ -450,14 +451,14 @@ class LongScriptMixin:
 
     def remake_segment(self, take: Take, index: int, seed: int | None = None) -> None:
         """Queue the re-make: it waits its turn, shows its stages, and esc cancels it."""
-        app: Any = self
+        app = cast("BarkApp", self)
         if seed is None:
             seed = random.randrange(2**31)
         app.submit(remake_job(take, index, seed, app.host.config.size, app.device_label,
                               next(app._job_ids)))
 
     def _segment_remade(self, take: Take, index: int) -> None:
-        app: Any = self
+        app = cast("BarkApp", self)
         app._audio.pop(("take", take.id), None)
         if not app.queue.busy:  # else the next job's title stays
             app.main.generation.set_title(

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from .app import BarkApp
 
 
 class SeveralTakesMixin:
@@ -22,7 +25,7 @@ class SeveralTakesMixin:
         from .screens.prompt import PromptScreen
         from .several_takes import MAX_TAKES, MIN_TAKES, parse_count
 
-        app: Any = self
+        app = cast("BarkApp", self)
         main = app.main
         if not main.editor.text.strip():
             app.notify("The script is empty — type what the voice should say.",
@@ -54,7 +57,7 @@ class SeveralTakesMixin:
         voice), or None."""
         from .longscript import build_script, needs_script
 
-        app: Any = self
+        app = cast("BarkApp", self)
         default = app.main.voices.selected.key or None
         script = build_script(app.main.editor.text, app.settings, default, app.user_voices)
         if not needs_script(script, default, app.settings.long_form):
@@ -71,7 +74,7 @@ class SeveralTakesMixin:
     def generate_takes(self, count: int) -> None:
         from .several_takes import TakesJob
 
-        app: Any = self
+        app = cast("BarkApp", self)
         main = app.main
         entry = main.voices.selected
         options = app.next_options()
@@ -86,7 +89,7 @@ class SeveralTakesMixin:
         from .screens.takes_compare import TakesCompareScreen
         from .several_takes import keep_takes
 
-        app: Any = self
+        app = cast("BarkApp", self)
         gens = message.generations
         job = message.job
         app.main.generation.set_title(f"{len(gens)} takes ready to compare — nothing kept yet")
@@ -109,7 +112,7 @@ class SeveralTakesMixin:
                         done)
 
     def on_takes_kept(self, message) -> None:
-        app: Any = self
+        app = cast("BarkApp", self)
         if message.takes:
             app.main.refresh_history(select=message.takes[-1].id)
             ids = ", ".join(str(t.id) for t in message.takes)
