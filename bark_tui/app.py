@@ -38,7 +38,15 @@ from .app_playback import PlaybackMixin
 from .commands import StudioCommands
 from .guard import GuardedHandlers, format_traceback, log_error, one_line
 from .history import HistoryStore
-from .jobs import EngineHost, GenerationQueue, Job, config_device_label, local_random_weights
+from .jobs import (
+    EngineHost,
+    GenerationQueue,
+    Job,
+    config_device_label,
+    job_from_record,
+    job_record,
+    local_random_weights,
+)
 from .longscript_app import LongScriptMixin
 from .messages import JobEnded, PlaybackEnded, StageUpdate
 from .remote.choice import ServerChoice
@@ -375,8 +383,6 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         """The plain takes not made yet (the one being made, then the waiting ones), as
         records the next start puts back in the queue. Script and several-takes jobs
         are not among them: a script's finished segments are kept by its render."""
-        from .jobs import Job, job_record
-
         jobs = [self.queue.running, *self.queue.waiting]
         return tuple(job_record(job) for job in jobs if type(job) is Job)
 
@@ -384,8 +390,6 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         """Takes that were waiting when the studio closed wait again, held: the next
         ctrl+g goes on with them (ctrl+p → Clear queue drops them). Called once, by the
         main screen's mount (the panel must exist)."""
-        from .jobs import job_from_record
-
         jobs = [job for record in self.session.queued
                 if (job := job_from_record(record, self.host.config.size, self.device_label,
                                            next(self._job_ids))) is not None]

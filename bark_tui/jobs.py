@@ -272,8 +272,7 @@ class GenerationQueue:
     def submit(self, job: Job) -> str:
         """"start" (nothing runs: caller starts ``self.running``), "queued", or "full"
         (refused). A held queue goes on with its oldest job; ``job`` waits behind it."""
-        if self.running is None and self.waiting:
-            self.running = self.waiting.popleft()  # there is room for ``job`` now
+        if self.resume() is not None:  # held: its oldest job starts, so ``job`` has room
             self.waiting.append(job)
             return "start"
         if self.running is None:
