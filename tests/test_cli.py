@@ -11,7 +11,7 @@ import pytest
 
 from bark_engine.model import kernels
 from bark_engine.voices.catalog import VoicePrompt
-from bark_tui.cli import main
+from bark_tui.cli.main import main
 from tests.engine.take_checks import auto_precision
 
 
@@ -135,8 +135,8 @@ def test_download_from_local_folder_checks_everything(tiny_models: Path, capsys)
 
 def test_generation_options_from_the_say_and_render_parsers() -> None:
     from bark_engine.options import GenerationOptions
-    from bark_tui.cli import build_parser
-    from bark_tui.cli_say import generation_options
+    from bark_tui.cli.main import build_parser
+    from bark_tui.cli.say import generation_options
 
     parser = build_parser()
     flags = ["--seed", "9", "--text-temp", "0.3", "--waveform-temp", "0.4", "--fine-temp", "0",
@@ -151,7 +151,7 @@ def test_generation_options_from_the_say_and_render_parsers() -> None:
 
 
 def test_engine_config_from_the_model_flags() -> None:
-    from bark_tui.cli import _engine_config, build_parser
+    from bark_tui.cli.main import _engine_config, build_parser
 
     parser = build_parser()
     config = _engine_config(parser.parse_args(
@@ -170,7 +170,7 @@ def test_checked_engine_refuses_bad_input_before_loading(tiny_models: Path) -> N
     import argparse
 
     from bark_engine import BadInputError, EngineConfig, VoiceError
-    from bark_tui.cli_say import checked_engine
+    from bark_tui.cli.say import checked_engine
 
     config = EngineConfig(models=str(tiny_models), device="cpu")
     engine = checked_engine(argparse.Namespace(voice="v2/en_speaker_6"), config, "Hello.")
@@ -185,7 +185,7 @@ def test_with_stage_bars_returns_the_result_and_its_seconds() -> None:
     from rich.console import Console
 
     from bark_engine.events import StageFinished, StageStarted
-    from bark_tui.cli_say import noise_note, with_stage_bars
+    from bark_tui.cli.say import noise_note, with_stage_bars
 
     def work(on_event) -> str:
         on_event(StageStarted("semantic", 3))
@@ -264,7 +264,7 @@ def test_say_never_overwrites_silently_and_names_files_as_asked(tiny_models, tmp
 
 def test_render_without_a_seed_goes_on_after_an_interrupt(tiny_models, tmp_path, capsys,
                                                          monkeypatch) -> None:
-    from bark_tui import cli_render
+    from bark_tui.cli import render as cli_render
 
     script = tmp_path / "s.txt"
     script.write_text("First line here.\n\nSecond line here.\n\nThird line here.\n")
@@ -293,7 +293,7 @@ def test_render_without_a_seed_goes_on_after_an_interrupt(tiny_models, tmp_path,
 
 def test_a_very_long_script_is_rendered_only_when_confirmed(tiny_models, tmp_path, capsys,
                                                            monkeypatch) -> None:
-    from bark_tui import cli_render
+    from bark_tui.cli import render as cli_render
 
     monkeypatch.setattr(cli_render, "LONG_SCRIPT_SEGMENTS", 2)
     script = tmp_path / "long.txt"

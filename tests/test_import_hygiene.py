@@ -22,7 +22,7 @@ def test_engine_imports_no_ui_library() -> None:
 
 
 def test_cli_and_catalog_start_without_torch() -> None:
-    mods = _modules_after("import bark_tui.cli, bark_engine.voices.catalog, bark_engine.audio")
+    mods = _modules_after("import bark_tui.cli.main, bark_engine.voices.catalog, bark_engine.audio")
     assert "torch" not in mods
     assert "transformers" not in mods
 
@@ -33,7 +33,7 @@ SERVER_LIBRARIES = ("fastapi", "uvicorn", "starlette", "pydantic", "openai")
 def test_studio_and_remote_client_start_without_the_serve_extra() -> None:
     """The studio (even with a server chosen) and the CLI import no web framework:
     the remote client is stdlib HTTP, and `serve` loads FastAPI only when it runs."""
-    mods = _modules_after("import bark_tui.app, bark_tui.cli, bark_tui.engines, "
+    mods = _modules_after("import bark_tui.studio.app, bark_tui.cli.main, bark_tui.core.engines, "
                           "bark_tui.remote.engine, bark_tui.service.run")
     for lib in SERVER_LIBRARIES:
         assert lib not in mods, lib
@@ -55,7 +55,7 @@ FINISHING_LIBRARIES = ("soundfile", "soxr", "pyloudnorm", "scipy", "num2words", 
 def test_studio_and_cli_start_without_the_finishing_libraries() -> None:
     """Formats, loudness, resampling, number reading and books load when a file is
     finished or a book read, never at start-up (the CLI's finishing options included)."""
-    mods = _modules_after("import bark_tui.app, bark_tui.cli, bark_tui.cli_finish, "
+    mods = _modules_after("import bark_tui.studio.app, bark_tui.cli.main, bark_tui.cli.finish, "
                           "bark_tui.finish.deliver, bark_tui.text.rewrite, bark_tui.books.extract")
     for lib in FINISHING_LIBRARIES:
         assert lib not in mods, lib
@@ -66,8 +66,8 @@ def test_studio_and_cli_start_without_the_finishing_libraries() -> None:
 
 def test_studio_and_cli_start_without_ray() -> None:
     """`--ray` imports Ray when a render asks for it; nothing else does."""
-    mods = _modules_after("import bark_tui.app, bark_tui.cli, bark_tui.cli_render, "
-                          "bark_tui.cli_cluster, bark_tui.cluster.driver")
+    mods = _modules_after("import bark_tui.studio.app, bark_tui.cli.main, bark_tui.cli.render, "
+                          "bark_tui.cli.cluster, bark_tui.cluster.driver")
     assert "ray" not in mods
 
 
@@ -118,7 +118,7 @@ def test_no_module_imports_itself_through_others() -> None:
     """No import cycles in the engine or the studio: each module's dependencies
     can be read (and tested) without the modules that use it."""
     graph = _import_graph("bark_engine", "bark_tui")
-    assert "bark_tui.cli_args" in graph["bark_tui.cli_say"]  # the walk sees real imports
+    assert "bark_tui.cli.args" in graph["bark_tui.cli.say"]  # the walk sees real imports
     loops = []
     for start in graph:
         seen, todo = set(), list(graph[start])

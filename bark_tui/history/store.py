@@ -108,7 +108,7 @@ class HistoryStore:
     @classmethod
     def open_default(cls) -> HistoryStore:
         """The store at the user's data folder (``locations``), honouring BARK_TUI_HOME."""
-        from .. import locations
+        from ..core import locations
 
         return cls(locations.history_db_path(), locations.takes_dir())
 

@@ -17,8 +17,8 @@ from textual.widgets import Markdown
 
 from bark_engine.scripts.parse import ScriptOptions
 
-from ..guard import GuardedHandlers
-from ..settings import DEFAULT_VOICE
+from ..core.guard import GuardedHandlers
+from ..core.settings import DEFAULT_VOICE
 
 # Long texts for Textual's own bindings that the studio keeps (by action).
 TEXTUAL_ACTIONS = {

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, TextArea
 from bark_engine.config import SAMPLE_RATE
 from bark_engine.scripts.sentences import estimate_tokens
 
-from ..guard import GuardedHandlers, guarded
+from ..core.guard import GuardedHandlers, guarded
 from ..widgets.generation_panel import GenerationPanel
 from ..widgets.history_table import HistoryTable, take_matches, timing_s
 from ..widgets.script_editor import ScriptEditor
@@ -29,8 +29,8 @@ from . import take_actions
 from .prompt import PromptScreen
 
 if TYPE_CHECKING:
-    from ..app import BarkApp
     from ..history import Take
+    from ..studio.app import BarkApp
 
 def take_label(take: Take) -> str:
     """``Take 7``; a script take adds its segments and time to first audio beside the total."""

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
-from ..guard import GuardedHandlers
+from ..core.guard import GuardedHandlers
 
 Check = Callable[[str], str | None]  # answer -> problem (None when fine)
 

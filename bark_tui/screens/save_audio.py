@@ -21,9 +21,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
+from ..core.guard import GuardedHandlers
 from ..finish.formats import FORMATS
 from ..finish.loudness import MASTER_CHOICES, MASTERINGS
-from ..guard import GuardedHandlers
 from ..widgets.tick_box import TickBox
 
 

@@ -16,8 +16,8 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from ..guard import GuardedHandlers
-from ..settings import DTYPES, SEED_MODES, SIZES, Settings, validate_settings
+from ..core.guard import GuardedHandlers
+from ..core.settings import DTYPES, SEED_MODES, SIZES, Settings, validate_settings
 from .form import SettingsForm
 
 DEVICES = ("auto", "cpu", "cuda", "mps")

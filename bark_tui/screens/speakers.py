@@ -21,8 +21,8 @@ from textual.widgets import Button, Checkbox, Input, Label, Select
 from bark_engine.config import MAX_BATCH
 from bark_engine.options import LONG_FORM_MIN_EOS_P, LONG_FORM_TEXT_TEMP
 
-from ..guard import GuardedHandlers
-from ..settings import CONTINUITY_MODES, Settings, validate_settings
+from ..core.guard import GuardedHandlers
+from ..core.settings import CONTINUITY_MODES, Settings, validate_settings
 from ..widgets.tick_box import TickBox
 from .form import SettingsForm
 

@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label
 
-from ..guard import GuardedHandlers
+from ..core.guard import GuardedHandlers
 from ..widgets.waveform import _peaks, envelope_to_blocks
 
 STRIP = 40  # waveform characters per take

@@ -98,7 +98,7 @@ def run_serve(args: argparse.Namespace, engine_config: EngineConfig) -> int:
                             f"{INSTALL_HINT}") from None
     from bark_engine.engine import Engine
 
-    from ..locations import user_voices_dir
+    from ..core.locations import user_voices_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr)

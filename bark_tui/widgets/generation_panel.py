@@ -16,8 +16,8 @@ from textual.widgets import Label
 from bark_engine.events import STAGES
 from bark_engine.options import GenerationOptions
 
-from ..guard import GuardedHandlers
-from ..jobs import Job
+from ..core.guard import GuardedHandlers
+from ..studio.jobs.take import Job
 from .stage_progress import StageRow
 
 

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from ..guard import GuardedHandlers
+from ..core.guard import GuardedHandlers
 from ..history import Take
 
 TEXT_CHARS = 34  # the text column's width when the table's width is not known yet

@@ -16,7 +16,7 @@ from bark_engine.config import MAX_SEMANTIC_STEPS, MAX_TEXT_TOKENS, SEMANTIC_RAT
 from bark_engine.scripts.sentences import estimate_seconds as speech_seconds
 from bark_engine.scripts.sentences import estimate_tokens
 
-from ..guard import GuardedHandlers
+from ..core.guard import GuardedHandlers
 from .segment_list import SegmentPreview
 
 WARN_TOKENS = 200  # start warning this close to the limit

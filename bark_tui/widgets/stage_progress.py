@@ -13,7 +13,7 @@ from textual.widgets import Label, ProgressBar
 
 from bark_engine.config import SAMPLE_RATE
 
-from ..guard import GuardedHandlers
+from ..core.guard import GuardedHandlers
 
 STATES = ("waiting", "running", "done", "cancelled", "failed")
 

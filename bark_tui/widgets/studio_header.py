@@ -13,7 +13,7 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Label
 
-from ..guard import GuardedHandlers
+from ..core.guard import GuardedHandlers
 
 RANDOM_FLAG = "⚠ RANDOM TEST WEIGHTS — output is noise"
 

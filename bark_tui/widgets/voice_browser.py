@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Select
 
-from ..guard import GuardedHandlers
+from ..core.guard import GuardedHandlers
 
 ANY = "any"
 MINE_HEADER = "§mine"  # row key of the "My voices" heading (never a voice)

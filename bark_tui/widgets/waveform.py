@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ..guard import GuardedHandlers
+from ..core.guard import GuardedHandlers
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 

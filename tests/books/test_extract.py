@@ -90,7 +90,7 @@ def test_m4b_without_pyav_says_what_to_install(tmp_path: Path):
     import sys
 
     code = ("import sys; sys.modules['av'] = None\n"
-            "from bark_tui.cli import main\n"
+            "from bark_tui.cli.main import main\n"
             f"sys.exit(main(['say', 'hi', '--out', {str(tmp_path / 'x.m4b')!r}]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 2

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bark_tui.cli import main
+from bark_tui.cli.main import main
 from bark_tui.cluster.connect import INSTALL_HINT
 from bark_tui.cluster.manifest import read_manifest
 
@@ -65,7 +65,7 @@ def test_ctrl_c_keeps_the_finished_parts_and_a_rerun_goes_on(tiny_models, tmp_pa
 def test_ray_missing_is_one_line_with_the_install_command(tiny_models, tmp_path):
     script = write_script(tmp_path, 2)
     code = ("import sys; sys.modules['ray'] = None\n"  # as if the extra were not installed
-            "from bark_tui.cli import main\n"
+            "from bark_tui.cli.main import main\n"
             f"sys.exit(main({command(tiny_models, script, tmp_path / 'o.wav', '--ray')!r}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)

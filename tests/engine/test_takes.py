@@ -21,7 +21,7 @@ from bark_engine import (
 )
 from bark_engine.bench.takes import format_takes_table, measure_takes_per_minute
 from bark_engine.engine import Engine
-from bark_tui.cli import main
+from bark_tui.cli.main import main
 from tests.engine.cancel_check import canceller
 
 # --- Engine.generate_takes ---------------------------------------------------------------------

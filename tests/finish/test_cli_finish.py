@@ -12,7 +12,7 @@ import soundfile as sf
 import srt
 
 from bark_engine.scripts.parse import parse_script
-from bark_tui.cli import main
+from bark_tui.cli.main import main
 
 FAST = ["--max-duration", "0.6", "--seed", "11", "--batch", "4"]
 

@@ -14,7 +14,7 @@ from bark_engine.audio import pcm16_bytes
 from bark_engine.errors import Cancelled
 from bark_engine.events import StageFinished, StageProgress, StageStarted
 from bark_engine.options import GenerationOptions
-from bark_tui.cli import main
+from bark_tui.cli.main import main
 from bark_tui.remote.engine import RemoteEngine
 from bark_tui.remote.http import ConnectionLost, RemoteError
 from bark_tui.service.process import ServerProcess

@@ -48,7 +48,7 @@ def audio_capture_wav(tmp_path: Path) -> Iterator[AudioCapture]:
 
 
 # --- handler errors ----------------------------------------------------------------------
-# The app turns an exception in a handler into the error modal and goes on (bark_tui.guard),
+# The app turns an exception in a handler into the error modal and goes on (bark_tui.core.guard),
 # so a bug no longer ends a Pilot test by itself. A test fails here instead, unless it is
 # marked ``expect_handler_errors`` because it provokes them on purpose.
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from textual import events
 
-from bark_tui import locations
+from bark_tui.core import locations
 from bark_tui.screens.error import ErrorScreen
 from bark_tui.screens.prompt import PromptScreen
 

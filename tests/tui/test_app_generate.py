@@ -12,7 +12,7 @@ import torch
 from bark_engine.audio import read_wav
 from bark_engine.model import kernels
 from bark_engine.voices.catalog import VoicePrompt
-from bark_tui import locations
+from bark_tui.core import locations
 from bark_tui.screens.prompt import PromptScreen
 
 from .test_app_support import (

@@ -12,7 +12,7 @@ import sqlite3
 
 import pytest
 
-from bark_tui import locations
+from bark_tui.core import locations
 from bark_tui.screens.error import ErrorScreen
 
 from .test_app_support import (

@@ -10,7 +10,7 @@ classes among the app's bases fails here.
 
 from __future__ import annotations
 
-from bark_tui.app import BarkApp
+from bark_tui.studio.app import BarkApp
 
 
 def _handler_owners() -> dict[str, list[str]]:

@@ -8,13 +8,13 @@ from textual.screen import Screen
 from textual.widgets import Markdown
 
 from bark_engine.options import EngineConfig
-from bark_tui.app import BarkApp
 from bark_tui.screens.error import ErrorScreen
 from bark_tui.screens.help import TEXTUAL_ACTIONS, HelpScreen
 from bark_tui.screens.prompt import PromptScreen
 from bark_tui.screens.settings import SettingsScreen
 from bark_tui.screens.speakers import SpeakersScreen
 from bark_tui.screens.takes_compare import TakesCompareScreen
+from bark_tui.studio.app import BarkApp
 
 from .test_app_support import fresh_home
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from bark_engine.options import EngineConfig
-from bark_tui import locations
-from bark_tui.app import BarkApp
+from bark_tui.core import locations
 from bark_tui.history import HistoryStore, NewTake
 from bark_tui.screens.prompt import PromptScreen
+from bark_tui.studio.app import BarkApp
 from bark_tui.widgets.history_table import COLUMNS
 
 from .test_app_support import fresh_home, has_message, wait_until

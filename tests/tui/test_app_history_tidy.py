@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bark_engine.options import GenerationOptions
-from bark_tui import locations
+from bark_tui.core import locations
 from bark_tui.history import HistoryStore
 
 from .test_app_support import fresh_home, generate_take, make_app, type_text, wait_until

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bark_engine.events import LoadProgress, StageFinished, StageProgress, StageStarted
 from bark_engine.options import GenerationOptions
-from bark_tui.jobs import EventBridge, GenerationQueue, Job
-from bark_tui.messages import EngineLoading, StageUpdate
+from bark_tui.studio.jobs.take import EventBridge, GenerationQueue, Job
+from bark_tui.studio.messages import EngineLoading, StageUpdate
 
 
 def test_a_fast_token_loop_posts_a_handful_of_messages():

@@ -9,10 +9,10 @@ import pytest
 
 from bark_engine.audio import read_wav
 from bark_engine.events import StageStarted
-from bark_tui import locations
-from bark_tui.jobs import EventBridge
-from bark_tui.longscript import load_segment, parts_dir_for
+from bark_tui.core import locations
 from bark_tui.screens.prompt import PromptScreen
+from bark_tui.studio.jobs.script import load_segment, parts_dir_for
+from bark_tui.studio.jobs.take import EventBridge
 
 from .test_app_support import (
     capture_each_play,
@@ -124,7 +124,7 @@ async def test_a_remake_shows_its_stages_and_esc_cancels_it_with_nothing_written
     """Re-making a segment is a job in the queue: the panel names it and shows its
     stages; esc stops it mid-way and the take (row, segment files, WAV) is as it was."""
     from bark_engine.events import StageProgress
-    from bark_tui.longscript import RemakeJob
+    from bark_tui.studio.jobs.script import RemakeJob
 
     write_settings(seed_mode="fixed", fixed_seed=3, fine_temp=0.0, play_while_generating=False)
     app = make_app(tiny_models, take_s=TAKE_S)
@@ -347,8 +347,8 @@ async def test_segment_preview_follows_the_typing(home, tiny_models):
 async def test_speakers_map_edited_in_the_app_decides_the_voices(home, tiny_models):
     from textual.widgets import Select
 
+    from bark_tui.core.settings import load_settings
     from bark_tui.screens.speakers import SpeakersScreen, speaker_id
-    from bark_tui.settings import load_settings
 
     write_settings(seed_mode="fixed", fixed_seed=5, fine_temp=0.0, play_while_generating=False)
     app = make_app(tiny_models, take_s=TAKE_S)

@@ -17,8 +17,8 @@ import pytest
 
 from bark_engine.audio import as_stored, read_wav
 from bark_engine.events import StageProgress
-from bark_tui.jobs import EventBridge, generation_thread_name
 from bark_tui.screens.prompt import PromptScreen
+from bark_tui.studio.jobs.take import EventBridge, generation_thread_name
 
 from .test_app_support import (
     fresh_home,
@@ -235,8 +235,8 @@ async def test_takes_still_queued_at_quit_wait_again_after_a_restart(home, tiny_
     """Quitting with takes in the queue (one being made, two waiting) loses none of
     them: the next start puts them back, held, with their texts, voices and seeds,
     and ctrl+g goes on with them (without adding the editor's script)."""
-    from bark_tui import locations
-    from bark_tui.session import load_session
+    from bark_tui.core import locations
+    from bark_tui.core.session import load_session
 
     app = make_app(tiny_models)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("ray")
 
-from bark_tui import locations  # noqa: E402
-from bark_tui.longscript import parts_dir_for  # noqa: E402
-from bark_tui.settings import Settings, validate_settings  # noqa: E402
+from bark_tui.core import locations  # noqa: E402
+from bark_tui.core.settings import Settings, validate_settings  # noqa: E402
+from bark_tui.studio.jobs.script import parts_dir_for  # noqa: E402
 
 from .test_app_support import (  # noqa: E402
     fresh_home,

@@ -84,8 +84,8 @@ async def test_save_into_a_folder_and_to_a_relative_path(home, tiny_models, tmp_
 async def test_save_in_each_format_mastered_and_remembered(fmt, home, tiny_models, tmp_path):
     import soundfile as sf
 
-    from bark_tui import locations
-    from bark_tui.settings import load_settings
+    from bark_tui.core import locations
+    from bark_tui.core.settings import load_settings
 
     if fmt == "m4b":
         pytest.importorskip("av")
@@ -143,8 +143,8 @@ async def test_preview_shows_what_bark_reads_and_the_lexicon_is_edited_here(
         home, tiny_models, tmp_path, monkeypatch):
     """Numbers read aloud in the preview; "Edit lexicon" makes the file from its template
     in $EDITOR, remembers it in the settings, and a broken one is reported, not used."""
-    from bark_tui import locations
-    from bark_tui.settings import load_settings
+    from bark_tui.core import locations
+    from bark_tui.core.settings import load_settings
     from bark_tui.widgets.segment_list import SegmentPreview
 
     editor = tmp_path / "editor.sh"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from bark_engine.options import GenerationOptions
-from bark_tui.longscript import load_segment, parts_dir_for
 from bark_tui.remote.choice import ServerChoice
 from bark_tui.service.process import ServerProcess
+from bark_tui.studio.jobs.script import load_segment, parts_dir_for
 
 from .test_app_longscript import DIALOGUE, TAKE_S, render_script
 from .test_app_support import (
@@ -133,9 +133,9 @@ async def test_a_server_killed_mid_take_is_a_notice_and_the_studio_goes_on(
 
 
 async def test_saving_settings_keeps_the_server_given_on_the_command_line(home, server):
-    from bark_tui import locations
+    from bark_tui.core import locations
+    from bark_tui.core.settings import load_settings
     from bark_tui.screens.settings import SettingsScreen
-    from bark_tui.settings import load_settings
 
     given = ServerChoice(server.url, "k" * 24)  # as --server URL --api-key-file F gives it
     app = make_app(None, server=given)
@@ -162,9 +162,9 @@ async def test_saving_settings_keeps_the_server_given_on_the_command_line(home, 
 
 async def test_saving_settings_keeps_one_off_command_line_models_out_of_the_file(
         home, tiny_models):
-    from bark_tui import locations
+    from bark_tui.core import locations
+    from bark_tui.core.settings import load_settings
     from bark_tui.screens.settings import SettingsScreen
-    from bark_tui.settings import load_settings
 
     write_settings(models="/saved/models", size="small")
     app = make_app(tiny_models)  # as `bark-tui --models DIR` for this run

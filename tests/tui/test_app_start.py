@@ -10,11 +10,11 @@ import pytest
 from textual.widgets import DataTable, TextArea
 
 from bark_engine.options import EngineConfig
-from bark_tui import locations
-from bark_tui.app import BarkApp
+from bark_tui.core import locations
+from bark_tui.core.settings import load_settings
 from bark_tui.screens.help import HelpScreen
 from bark_tui.screens.settings import SettingsScreen
-from bark_tui.settings import load_settings
+from bark_tui.studio.app import BarkApp
 from bark_tui.widgets.studio_header import RANDOM_FLAG
 
 from .test_app_support import fresh_home, has_message, make_app, type_text, write_settings
@@ -30,7 +30,7 @@ def test_first_screen_needs_no_torch(tmp_path):
     code = (
         "import asyncio, sys\n"
         "from bark_engine.options import EngineConfig\n"
-        "from bark_tui.app import BarkApp\n"
+        "from bark_tui.studio.app import BarkApp\n"
         "async def main():\n"
         f"    app = BarkApp(EngineConfig(models={str(tmp_path)!r}))\n"
         "    async with app.run_test(size=(120, 40)) as pilot:\n"

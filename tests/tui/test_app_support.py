@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from bark_engine.options import EngineConfig
-from bark_tui import locations
-from bark_tui.app import BarkApp
-from bark_tui.settings import Settings, save_settings
+from bark_tui.core import locations
+from bark_tui.core.settings import Settings, save_settings
+from bark_tui.studio.app import BarkApp
 
 APPS: list[BarkApp] = []  # every app made by make_app in the running test (see conftest)
 TAKE_S = 0.3  # audio per test take: a handful of semantic tokens

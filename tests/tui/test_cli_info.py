@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from bark_engine.model import kernels
-from bark_tui.player import NO_DEVICE_REASON
-from bark_tui.settings import Settings, save_settings
+from bark_tui.core.player import NO_DEVICE_REASON
+from bark_tui.core.settings import Settings, save_settings
 from tests.engine.take_checks import auto_precision
 
 from .audio_capture import install_alsa_config, require_portaudio

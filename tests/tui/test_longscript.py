@@ -8,8 +8,9 @@ import numpy as np
 
 from bark_engine.scripts.parse import ScriptOptions, parse_script
 from bark_engine.voices.catalog import UserVoices, VoicePrompt
+from bark_tui.core.settings import Settings
 from bark_tui.history import HistoryStore, NewTake
-from bark_tui.longscript import (
+from bark_tui.studio.jobs.script import (
     build_script,
     needs_script,
     resolve_segments,
@@ -17,7 +18,6 @@ from bark_tui.longscript import (
     stitch,
     written_structure,
 )
-from bark_tui.settings import Settings
 from bark_tui.widgets.segment_list import describe_script_segments
 
 V = "v2/en_speaker_6"
@@ -82,7 +82,7 @@ def test_purge_removes_a_script_takes_segment_files(tmp_path):
 def test_long_script_settings_round_trip_and_bad_values_fall_back(tmp_path):
     import json
 
-    from bark_tui.settings import load_settings, save_settings, validate_settings
+    from bark_tui.core.settings import load_settings, save_settings, validate_settings
 
     path = tmp_path / "settings.json"
     save_settings(Settings(continuity="chain", reset_every=3, play_while_generating=False), path)
@@ -100,15 +100,15 @@ def test_long_script_settings_round_trip_and_bad_values_fall_back(tmp_path):
 
 def test_chain_mode_records_and_remakes_from_the_previous_segment(tmp_path, tiny_models):
     from bark_engine.options import EngineConfig, GenerationOptions
-    from bark_tui.jobs import EngineHost
-    from bark_tui.longscript import (
+    from bark_tui.studio.jobs.script import (
         ScriptJob,
         load_segment,
         parts_dir_for,
         regenerate_segment,
         run_script_job,
     )
-    from bark_tui.messages import JobEnded, SegmentReady
+    from bark_tui.studio.jobs.take import EngineHost
+    from bark_tui.studio.messages import JobEnded, SegmentReady
 
     store = HistoryStore(tmp_path / "h.sqlite3", tmp_path / "takes")
     host = EngineHost(EngineConfig(models=str(tiny_models), threads=1))
@@ -144,8 +144,8 @@ def test_chain_mode_records_and_remakes_from_the_previous_segment(tmp_path, tiny
 
 def test_resume_fingerprint_find_and_prune(tmp_path):
     from bark_engine.options import GenerationOptions
-    from bark_tui import script_resume
-    from bark_tui.longscript import ScriptJob
+    from bark_tui.core import script_resume
+    from bark_tui.studio.jobs.script import ScriptJob
 
     def job(text="One.\n\nTwo.", seed=5, **fields):
         return ScriptJob(text, V, GenerationOptions(seed=seed), script=script(text), seed=seed,

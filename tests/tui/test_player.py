@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bark_tui.player import NO_DEVICE_REASON, PlaybackUnavailable, Player
+from bark_tui.core.player import NO_DEVICE_REASON, PlaybackUnavailable, Player
 
 from .audio_capture import AudioCapture, install_alsa_config, require_portaudio
 
@@ -235,7 +235,7 @@ def test_wav_capture_reports_rate_and_channels(
 _PROBE = """
 import json, sys
 import numpy as np
-from bark_tui.player import Player, PlaybackUnavailable
+from bark_tui.core.player import Player, PlaybackUnavailable
 p = Player()
 result = {"available": p.available, "reason": p.unavailable_reason}
 try:

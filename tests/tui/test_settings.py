@@ -12,15 +12,15 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from bark_engine.options import GenerationOptions
-from bark_tui import locations
-from bark_tui.history import HistoryStore
-from bark_tui.settings import (
+from bark_tui.core import locations
+from bark_tui.core.settings import (
     Settings,
     generation_options,
     load_settings,
     save_settings,
     validate_settings,
 )
+from bark_tui.history import HistoryStore
 
 # --- settings ---------------------------------------------------------------------
 
@@ -194,8 +194,8 @@ def test_model_layer_imports_neither_textual_nor_torch() -> None:
 
     code = (
         "import sys\n"
-        "import bark_tui.locations, bark_tui.settings, bark_tui.history, bark_tui.player\n"
-        "bark_tui.player.Player().available\n"
+        "import bark_tui.core.locations, bark_tui.core.settings, bark_tui.history, bark_tui.core.player\n"
+        "bark_tui.core.player.Player().available\n"
         "print(sorted(m for m in ('textual', 'torch', 'transformers') if m in sys.modules))\n"
     )
     out = subprocess.run(

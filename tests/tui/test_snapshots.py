@@ -14,8 +14,8 @@ import time
 import pytest
 
 from bark_engine.options import EngineConfig
-from bark_tui.app import BarkApp
 from bark_tui.history import store as history_store
+from bark_tui.studio.app import BarkApp
 
 from .test_app_support import fresh_home, make_app, wait_until, write_settings
 

@@ -1,6 +1,6 @@
 """The studio's long-script side: generate a script as segments, play while making, re-make one.
 
-A mixin of :class:`~bark_tui.app.BarkApp` so the app file stays small. Its
+A mixin of :class:`~bark_tui.studio.app.BarkApp` so the app file stays small. Its
 parts of ``StageUpdate``, ``JobEnded`` and ``PlaybackEnded`` are called by the
 app's one handler of each, after the jobs' and the player's parts, which is
 how the panel title gets "first audio after …" added once "Take 7 done" is
@@ -21,7 +21,7 @@ import numpy as np
 
 from bark_engine.config import SAMPLE_RATE
 
-from .longscript import (
+from ..jobs.script import (
     ScriptJob,
     build_script,
     needs_script,
@@ -30,7 +30,7 @@ from .longscript import (
     resolve_segments,
     voice_name,
 )
-from .messages import (
+from ..messages import (
     RayWorkersChanged,
     ScriptResumed,
     SegmentReady,
@@ -38,9 +38,9 @@ from .messages import (
 )
 
 if TYPE_CHECKING:
-    from .app import BarkApp
-    from .history import Take
-    from .messages import JobEnded, PlaybackEnded, StageUpdate
+    from ...history import Take
+    from ..app import BarkApp
+    from ..messages import JobEnded, PlaybackEnded, StageUpdate
 
 
 
@@ -118,7 +118,7 @@ class LongScriptMixin:
 
     def _submit_script(self, job: ScriptJob) -> None:
         """Queue ``job`` under its resume fingerprint (a cancelled render of it goes on)."""
-        from .script_resume import fingerprint
+        from ...core.script_resume import fingerprint
 
         app = cast("BarkApp", self)
         cfg = app.host.config
@@ -260,7 +260,7 @@ class LongScriptMixin:
     # --- speakers and long-script settings ----------------------------------------------
 
     def refresh_segment_preview(self) -> None:
-        from .widgets.segment_list import SegmentPreview
+        from ...widgets.segment_list import SegmentPreview
 
         app = cast("BarkApp", self)
         editor = app.main.editor
@@ -269,14 +269,14 @@ class LongScriptMixin:
     def action_open_script(self) -> None:
         """Put a script or a book (EPUB, Markdown, text: made into a script with one
         `# Chapter` line per chapter) in the editor; the preview shows its chapters."""
-        from .screens.prompt import PromptScreen
+        from ...screens.prompt import PromptScreen
 
         app = cast("BarkApp", self)
 
         def check(answer: str) -> str | None:
             from bark_engine.errors import BarkError
 
-            from .books.extract import read_book
+            from ...books.extract import read_book
 
             path = Path(answer).expanduser()
             if not path.is_file():
@@ -313,9 +313,9 @@ class LongScriptMixin:
 
         from textual.app import SuspendNotSupported
 
-        from . import locations
-        from .settings import save_settings
-        from .text.studio import LEXICON_TEMPLATE, lexicon_for
+        from ...core import locations
+        from ...core.settings import save_settings
+        from ...text.studio import LEXICON_TEMPLATE, lexicon_for
 
         app = cast("BarkApp", self)
         chosen = app.settings.lexicon_file
@@ -360,7 +360,7 @@ class LongScriptMixin:
 
     def action_speakers(self) -> None:
         """Map each speaker of the script to a voice; long-script switches."""
-        from .screens.speakers import SpeakersScreen
+        from ...screens.speakers import SpeakersScreen
 
         app = cast("BarkApp", self)
         main = app.main
@@ -373,8 +373,8 @@ class LongScriptMixin:
                         self._apply_long_settings)
 
     def _apply_long_settings(self, new) -> None:
-        from . import locations
-        from .settings import save_settings
+        from ...core import locations
+        from ...core.settings import save_settings
 
         app = cast("BarkApp", self)
         if new is None:
@@ -426,7 +426,7 @@ class LongScriptMixin:
 
     def action_remake_segment(self) -> None:
         """Ask which segment of the selected script take to re-make (with a new seed)."""
-        from .screens.prompt import PromptScreen
+        from ...screens.prompt import PromptScreen
 
         app = cast("BarkApp", self)
         take: Take | None = app.main.history.current

@@ -15,8 +15,8 @@ from rich.console import Console
 
 from bark_engine.errors import BadInputError
 
-from .finish.formats import EXTENSIONS, SAMPLE_RATES
-from .finish.loudness import ACX_RMS_RANGE, MASTER_CHOICES
+from ..finish.formats import EXTENSIONS, SAMPLE_RATES
+from ..finish.loudness import ACX_RMS_RANGE, MASTER_CHOICES
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -83,8 +83,8 @@ def add_finish_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def text_rewriter(args: argparse.Namespace):
-    from .text.lexicon import EMPTY, load_lexicon
-    from .text.rewrite import Rewriter, check_lang
+    from ..text.lexicon import EMPTY, load_lexicon
+    from ..text.rewrite import Rewriter, check_lang
 
     lang = check_lang(args.lang) if getattr(args, "lang", None) else None
     lexicon = load_lexicon(args.lexicon) if getattr(args, "lexicon", None) else EMPTY
@@ -95,14 +95,14 @@ def text_rewriter(args: argparse.Namespace):
 def plan_finishing(args: argparse.Namespace, out: Path):
     """The `Finishing` the options ask for, or None for a plain 24 kHz WAV (written by
     our own WAV writer, as before). Refuses what cannot be done, before any work."""
-    from .finish.deliver import Finishing
-    from .finish.formats import choose_encoding, parse_kbps
-    from .finish.loudness import custom_mastering
+    from ..finish.deliver import Finishing
+    from ..finish.formats import choose_encoding, parse_kbps
+    from ..finish.loudness import custom_mastering
 
     kbps = parse_kbps(args.bitrate) if getattr(args, "bitrate", None) else None
     encoding = choose_encoding(out, getattr(args, "sample_rate", None), kbps)
     if encoding.format.sf_format is None:
-        from .finish.m4b import check_m4b_available
+        from ..finish.m4b import check_m4b_available
 
         check_m4b_available()
     mastering = custom_mastering(getattr(args, "master", None), getattr(args, "lufs", None),
@@ -119,7 +119,7 @@ def plan_finishing(args: argparse.Namespace, out: Path):
 
 def check_sidecars(out: Path, finishing, force: bool) -> None:
     """Subtitles beside the output obey the same no-overwrite rule as the output."""
-    from .finish.deliver import subtitle_path
+    from ..finish.deliver import subtitle_path
 
     if finishing is not None and finishing.subtitles:
         path = subtitle_path(out, finishing.subtitles)
@@ -149,7 +149,7 @@ def select_chapters(script, wanted: tuple[int, int] | None, per_chapter: bool):
 
 
 def chapter_outputs(out: Path, script, force: bool) -> list[Path]:
-    from .finish.deliver import chapter_path, chapters_json_path
+    from ..finish.deliver import chapter_path, chapters_json_path
 
     numbers = sorted({(s.chapter or 0) + 1 for s in script.segments})
     paths = [chapter_path(out, k) for k in numbers] + [chapters_json_path(out)]
@@ -162,7 +162,7 @@ def chapter_outputs(out: Path, script, force: bool) -> list[Path]:
 def deliver(err: Console, out: Path, pieces, rate: int, finishing, *, script=None,
             per_chapter: bool = False) -> dict:
     """Finish and write; print what was written and what it measures; the report for --json."""
-    from .finish.deliver import finish, write_chapters, write_finished
+    from ..finish.deliver import finish, write_chapters, write_finished
 
     title = getattr(script, "title", None)
     author = getattr(script, "author", None)

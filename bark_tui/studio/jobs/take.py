@@ -28,8 +28,8 @@ from textual.message import Message
 from bark_engine.events import LoadProgress, StageFinished, StageProgress, StageStarted
 from bark_engine.options import EngineConfig, GenerationOptions
 
-from .messages import EngineLoading, StageUpdate
-from .remote.choice import ServerChoice
+from ...remote.choice import ServerChoice
+from ..messages import EngineLoading, StageUpdate
 
 if TYPE_CHECKING:
     from bark_engine.engine import Engine
@@ -156,7 +156,7 @@ class EngineHost:
 
     def _build(self, slot: _Slot) -> Engine:
         if slot.engine is None:
-            from .engines import build_engine  # torch loads here, in a worker
+            from ...core.engines import build_engine  # torch loads here, in a worker
 
             slot.engine = build_engine(slot.config, slot.server)
         return slot.engine
@@ -359,7 +359,7 @@ def ready_engine(host: EngineHost, job: Any, post: Post, on_event: Any) -> Any:
     """
     from bark_engine.errors import Cancelled
 
-    from .messages import EngineReady
+    from ..messages import EngineReady
 
     if job.cancel.is_set():
         raise Cancelled("cancelled before it started")
@@ -374,8 +374,8 @@ def _generate(host: EngineHost, job: Job, post: Post, store: Any) -> None:
 
     from bark_engine.errors import BarkError, Cancelled
 
-    from .history import NewTake
-    from .messages import JobEnded, JobOutcome, JobStarted
+    from ...history import NewTake
+    from ..messages import JobEnded, JobOutcome, JobStarted
 
     post(JobStarted(job))
     bridge = EventBridge(post, job.id)
@@ -431,8 +431,8 @@ def failed_outcome(job: Any, exc: Exception, kept: int = 0) -> Any:
     import sqlite3
     import traceback
 
-    from .history import is_disk_full, save_problem
-    from .messages import JobOutcome
+    from ...history import is_disk_full, save_problem
+    from ..messages import JobOutcome
 
     if isinstance(exc, (OSError, sqlite3.OperationalError)) or is_disk_full(exc):
         return JobOutcome(job, error=save_problem(exc), kept=kept, disk_full=is_disk_full(exc))
@@ -445,7 +445,7 @@ def run_audition(host: EngineHost, voice: str, post: Post) -> None:
     from bark_engine.config import SAMPLE_RATE
     from bark_engine.errors import BarkError
 
-    from .messages import AuditionReady, Problem
+    from ..messages import AuditionReady, Problem
 
     bridge = EventBridge(post, job_id=0)
     try:
@@ -461,7 +461,7 @@ def run_count(host: EngineHost, text: str, post: Post) -> None:
     """Count tokens with the engine's real tokenizer (loads only the tokenizer)."""
     from bark_engine.errors import BarkError
 
-    from .messages import TokenCount
+    from ..messages import TokenCount
 
     engine = host.engine
     if engine is None:

@@ -17,7 +17,7 @@ from typing import Any
 from bark_engine.errors import BadInputError
 from bark_engine.options import EngineConfig
 
-from . import locations
+from ..core import locations
 
 PACKAGES = ("bark-tui", "torch", "transformers", "huggingface-hub", "textual", "sounddevice")
 
@@ -102,7 +102,7 @@ def models_info(config: EngineConfig) -> dict[str, Any]:
 
 
 def _audio() -> dict[str, Any]:
-    from .player import Player
+    from ..core.player import Player
 
     player = Player()
     try:
@@ -135,7 +135,7 @@ def cluster_info() -> dict[str, Any]:
 def collect_info(config: EngineConfig) -> dict[str, Any]:
     """Everything `bark-tui info` reports, as plain data: for the engine the studio
     would build (the command line's choices over the saved settings)."""
-    from .settings import load_settings, merge_engine_config
+    from ..core.settings import load_settings, merge_engine_config
 
     settings, warnings = load_settings(locations.settings_path())
     config = merge_engine_config(config, settings)
@@ -184,7 +184,7 @@ def server_info(server) -> dict[str, Any]:
     """What the server says of itself (`/v1/bark/info`), or why it cannot be reached."""
     from bark_engine.errors import BarkError
 
-    from .remote.http import Connection
+    from ..remote.http import Connection
 
     conn = Connection(server.url, server.key)
     try:
@@ -195,7 +195,7 @@ def server_info(server) -> dict[str, Any]:
 
 
 def run_info(args: argparse.Namespace, config: EngineConfig) -> int:
-    from .cli_args import server_choice
+    from .args import server_choice
 
     info = collect_info(config)
     server = server_choice(args)

@@ -14,7 +14,7 @@ from typing import Any
 
 from textual.message import Message
 
-from .jobs import EngineHost, EventBridge, Job, Post
+from .take import EngineHost, EventBridge, Job, Post
 
 MIN_TAKES, MAX_TAKES = 2, 4
 
@@ -53,8 +53,8 @@ def run_takes_job(host: EngineHost, job: TakesJob, post: Post, store: Any) -> No
     """Generate the batch; report it (TakesReady) and end the job with nothing stored."""
     from bark_engine.errors import BarkError, Cancelled
 
-    from .jobs import generation_thread_name, ready_engine
-    from .messages import JobEnded, JobOutcome, JobStarted
+    from ..messages import JobEnded, JobOutcome, JobStarted
+    from .take import generation_thread_name, ready_engine
 
     thread = threading.current_thread()
     pool_name, thread.name = thread.name, generation_thread_name(job)
@@ -80,7 +80,7 @@ def run_takes_job(host: EngineHost, job: TakesJob, post: Post, store: Any) -> No
 
 def keep_takes(store: Any, voice: str | None, generations: list[Any], post: Post) -> None:
     """Store the chosen generations (files first, then rows), in a worker."""
-    from .history import NewTake
+    from ...history import NewTake
 
     kept = []
     try:

@@ -1,6 +1,6 @@
 """The app's listening side: auditions, take audio (cached), the player and its keys.
 
-A mixin of :class:`~bark_tui.app.BarkApp`; the app's ``PlaybackEnded``
+A mixin of :class:`~bark_tui.studio.app.BarkApp`; the app's ``PlaybackEnded``
 handler calls this part before the segment queue's. The player (and PortAudio) is only loaded on the first play.
 """
 
@@ -16,14 +16,14 @@ import numpy as np
 from bark_engine.config import SAMPLE_RATE
 from bark_engine.voices.catalog import PRESETS
 
-from . import locations
-from .history import TakeFileMissing
-from .jobs import run_audition
-from .messages import AuditionReady, PlaybackEnded, Problem
-from .widgets.voice_browser import NO_VOICE, VoiceEntry
+from ...core import locations
+from ...history import TakeFileMissing
+from ...widgets.voice_browser import NO_VOICE, VoiceEntry
+from ..jobs.take import run_audition
+from ..messages import AuditionReady, PlaybackEnded, Problem
 
 if TYPE_CHECKING:
-    from .history import Take
+    from ...history import Take
 
 AUDIO_CACHE = 16  # decoded takes / auditions kept in memory
 
@@ -95,7 +95,7 @@ class PlaybackMixin:
 
     def _player_ready(self):
         if self._player is None:
-            from .player import Player
+            from ...core.player import Player
 
             self._player = Player()
         reason = self._player.unavailable_reason
@@ -107,7 +107,7 @@ class PlaybackMixin:
         return self._player
 
     def _play_audio(self, audio: np.ndarray, rate: int, take_id: int | None, what: str) -> bool:
-        from .player import PlaybackUnavailable
+        from ...core.player import PlaybackUnavailable
 
         player = self._player_ready()
         if player is None:
@@ -143,7 +143,7 @@ class PlaybackMixin:
         from bark_engine.audio import write_wav
         from bark_engine.errors import BarkError
 
-        from .screens.prompt import PromptScreen
+        from ...screens.prompt import PromptScreen
 
         if self.unsaved is None:
             self.notify("There is no unsaved take: every take made is in History.",

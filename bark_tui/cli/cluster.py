@@ -17,7 +17,7 @@ from bark_engine.options import EngineConfig
 
 def check_cluster_args(args: argparse.Namespace) -> None:
     """Refuse what cannot go with `--ray`, before any work."""
-    from .cli_args import server_choice
+    from .args import server_choice
 
     if getattr(args, "ray", None) is None:
         return
@@ -26,7 +26,7 @@ def check_cluster_args(args: argparse.Namespace) -> None:
                             "BARK_TUI_SERVER) names one engine server: choose one")
     if args.ray_retries < 0:
         raise BadInputError("--ray-retries must be 0 or more")
-    from .cluster.connect import check_address, import_ray
+    from ..cluster.connect import check_address, import_ray
 
     check_address(args.ray)
     import_ray()  # the install hint, before the models are looked at
@@ -84,7 +84,7 @@ def _clock(seconds: float) -> str:
 def render_on_cluster(args: argparse.Namespace, config: EngineConfig, engine, script,
                       options, err: Console):
     """The script rendered by Ray workers: (ClusterRendered, the bars' segments done)."""
-    from .cluster.driver import ClusterOptions, ClusterRenderer
+    from ..cluster.driver import ClusterOptions, ClusterRenderer
 
     renderer = ClusterRenderer(engine, config, options, ClusterOptions(
         address=args.ray, workers=args.ray_workers, cpus_per_worker=args.ray_cpus_per_worker,

@@ -25,7 +25,8 @@ from bark_engine.options import (
     PRECISIONS,
 )
 
-from .cli_args import (  # noqa: F401 - EXIT_* and the helpers are the CLI's, from one place
+from ..core.settings import DEFAULT_VOICE, MAX_SEED
+from .args import (  # noqa: F401 - EXIT_* and the helpers are the CLI's, from one place
     EXIT_CANCELLED,
     EXIT_USAGE,
     add_cluster_arguments,
@@ -34,8 +35,7 @@ from .cli_args import (  # noqa: F401 - EXIT_* and the helpers are the CLI's, fr
     server_choice,
     voice_choice,
 )
-from .cli_finish import add_finish_arguments
-from .settings import DEFAULT_VOICE, MAX_SEED
+from .finish import add_finish_arguments
 
 
 def _model_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(dl, sub=True)
     dl.add_argument("--no-presets", action="store_true", help="skip the 130 voice presets")
 
-    from .cli_book import add_book_parser
+    from .book import add_book_parser
 
     add_book_parser(sub)
 
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "as clients (--server URL). Listens on this machine only unless given a key; from "
         "another machine use an SSH tunnel: ssh -L 8765:localhost:8765 gpu-box. "
         "Needs the serve extra: pip install 'bark-tui[serve]'.")
-    from .service.run import add_serve_arguments
+    from ..service.run import add_serve_arguments
 
     add_serve_arguments(serve)
     _model_options(serve, sub=True)
@@ -257,40 +257,40 @@ def main(argv: list[str] | None = None) -> int:
     set_default_waits()  # before torch is imported: see bark_engine.openmp
     try:
         if args.command == "say":
-            from .cli_say import read_text, run_say
+            from .say import read_text, run_say
 
             config, text = _engine_config(args), read_text(args)
             if args.takes is not None:  # N takes as one batch
-                from .cli_takes import run_takes
+                from .takes import run_takes
 
                 return run_takes(args, config, text)
             if args.file is not None:  # a script file: segments, dialogue, pauses
-                from .cli_render import run_render
+                from .render import run_render
 
                 return run_render(args, config, text)
             return run_say(args, config, text)
         if args.command == "render":
-            from .cli_render import run_render
-            from .cli_say import read_text
+            from .render import run_render
+            from .say import read_text
 
             args.file, args.text = args.script, None
             return run_render(args, _engine_config(args), read_text(args))
         if args.command == "voices":
             return _run_voices(args)
         if args.command == "download":
-            from .cli_download import run_download
+            from .download import run_download
 
             return run_download(args, _engine_config(args))
         if args.command == "book":
-            from .cli_book import run_book
+            from .book import run_book
 
             return run_book(args)
         if args.command == "serve":
-            from .service.run import run_serve
+            from ..service.run import run_serve
 
             return run_serve(args, _engine_config(args))
         if args.command == "info":
-            from .cli_info import run_info
+            from .info import run_info
 
             return run_info(args, _engine_config(args))
         return _run_app(args)
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run_app(args: argparse.Namespace) -> int:
     # The studio's UI thread shares the cores with torch: OpenMP waits spin
     # only briefly (bark_engine.openmp, set in main()).
-    from .app import run_app
+    from ..studio.app import run_app
 
     if args.home is not None:
         os.environ["BARK_TUI_HOME"] = str(args.home)
@@ -321,7 +321,7 @@ def _run_voices(args: argparse.Namespace) -> int:
     server = server_choice(args)
     own: list[dict] = []
     if server is not None:  # the server's presets are ours (same catalog); it may keep more
-        from .remote.http import Connection
+        from ..remote.http import Connection
 
         conn = Connection(server.url, server.key)
         conn.health()

@@ -29,16 +29,16 @@ from bark_engine.scripts.parse import Script, ScriptOptions, Segment, parse_scri
 from bark_engine.scripts.render import RenderOptions, ScriptRenderer
 from bark_engine.voices.catalog import UserVoices, is_preset_name, valid_user_voice_name
 
-from .jobs import EngineHost, EventBridge, Job, Post
-from .messages import ScriptResumed, SegmentReady, SegmentStarted
-from .script_parts import (  # the segment files (callers import them from here too)
+from ...core.script_parts import (  # the segment files (callers import them from here too)
     load_segment,
     parts_dir_for,
     save_segment,
     segment_record,
     stitch,
 )
-from .settings import Settings
+from ...core.settings import Settings
+from ..messages import ScriptResumed, SegmentReady, SegmentStarted
+from .take import EngineHost, EventBridge, Job, Post
 
 # --- parsing in the UI thread --------------------------------------------------------
 
@@ -55,7 +55,7 @@ def user_voice_names(user_voices: UserVoices) -> frozenset[str]:
 def build_script(text: str, settings: Settings, default_voice: str | None,
                  user_voices: UserVoices | None = None, count_tokens=None) -> Script:
     """The script as the renderer will see it, with the user's speaker map."""
-    from .text.studio import studio_rewriter
+    from ...text.studio import studio_rewriter
 
     known = None if user_voices is None else user_voice_names(user_voices)
     rewriter, notes = studio_rewriter(settings)
@@ -178,10 +178,10 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
     """
     from bark_engine.errors import BarkError, Cancelled
 
-    from . import script_resume
-    from .history import NewTake
-    from .jobs import failed_outcome, generation_thread_name, ready_engine
-    from .messages import JobEnded, JobOutcome, JobStarted
+    from ...core import script_resume
+    from ...history import NewTake
+    from ..messages import JobEnded, JobOutcome, JobStarted
+    from .take import failed_outcome, generation_thread_name, ready_engine
 
     thread = threading.current_thread()
     pool_name, thread.name = thread.name, generation_thread_name(job)
@@ -220,7 +220,7 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
             parts_dir=parts / script_resume.RESUME_DIR, batch=job.batch,
             first_batch=1 if job.play_while_generating else None)
         if engine is None:
-            from .longscript_ray import render_on_ray
+            from .script_ray import render_on_ray
 
             rendered, model_id, random_weights = render_on_ray(
                 host, job, options, post, events, landed)
@@ -257,7 +257,7 @@ def _keep_or_drop(parts: Path | None, records: list, job: ScriptJob, seed: int |
     """After a render stopped early (cancel or failure): keep its finished
     segments for the next render of the same script, or leave nothing behind.
     Returns how many were kept."""
-    from . import script_resume
+    from ...core import script_resume
 
     if parts is None or not records:
         _drop(parts)
@@ -344,8 +344,8 @@ def run_remake_job(host: EngineHost, job: RemakeJob, post: Post, store: Any) -> 
     (the new segment's files are written only once it is made)."""
     from bark_engine.errors import BarkError, Cancelled
 
-    from .jobs import failed_outcome, ready_engine
-    from .messages import JobEnded, JobOutcome, JobStarted
+    from ..messages import JobEnded, JobOutcome, JobStarted
+    from .take import failed_outcome, ready_engine
 
     post(JobStarted(job))
     bridge = EventBridge(post, job.id)

@@ -32,7 +32,7 @@ from bark_engine.events import (
 )
 from bark_engine.options import EngineConfig, GenerationOptions
 
-from .cli_args import EXIT_USAGE, timestamped_wav
+from .args import EXIT_USAGE, timestamped_wav
 
 if TYPE_CHECKING:
     from bark_engine.engine import Engine
@@ -102,9 +102,9 @@ def checked_engine(args: argparse.Namespace, config: EngineConfig, text: str) ->
 def command_engine(args: argparse.Namespace, config: EngineConfig) -> Engine:
     """The engine a command uses: here, or the server `--server`/BARK_TUI_SERVER names
     (a `RemoteEngine`, which answers the same calls)."""
-    from .cli_args import server_choice
-    from .engines import build_engine
-    from .locations import user_voices_dir
+    from ..core.engines import build_engine
+    from ..core.locations import user_voices_dir
+    from .args import server_choice
 
     return build_engine(config, server_choice(args), user_voices_dir())
 
@@ -175,7 +175,7 @@ def run_say(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
     """One take of ``text`` (`say` without --takes or --file) into one file."""
     from bark_engine.audio import write_wav
 
-    from .cli_finish import check_sidecars, deliver, plan_finishing, text_rewriter
+    from .finish import check_sidecars, deliver, plan_finishing, text_rewriter
 
     if getattr(args, "per_chapter", False) or getattr(args, "chapters", None):
         raise BadInputError("--per-chapter and --chapters need a script: use render SCRIPT "
@@ -201,7 +201,7 @@ def run_say(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
     if finishing is None:
         write_wav(out, gen.audio, gen.sample_rate)
     else:
-        from .finish.deliver import Piece
+        from ..finish.deliver import Piece
 
         finished = deliver(err, out, [Piece(gen.audio, 0.0, text)], gen.sample_rate, finishing)
     if save_voice is not None:

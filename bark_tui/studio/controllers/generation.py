@@ -1,6 +1,6 @@
 """The app's generation side: jobs in, queue, workers, progress and endings out.
 
-A mixin of :class:`~bark_tui.app.BarkApp` (the app file keeps the layout,
+A mixin of :class:`~bark_tui.studio.app.BarkApp` (the app file keeps the layout,
 settings and errors). Its parts of ``StageUpdate`` and ``JobEnded`` are
 called by the app's one handler of each, before the long-script parts (which
 add to the title these write).
@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING
 from bark_engine.config import MAX_TEXT_TOKENS
 from bark_engine.options import GenerationOptions
 
-from .jobs import Job, run_count, run_generation
-from .longscript import RemakeJob, ScriptJob, run_remake_job, run_script_job
-from .messages import EngineLoading, EngineReady, JobEnded, JobStarted, StageUpdate, TokenCount
-from .settings import generation_options
-from .several_takes import TakesJob, run_takes_job
-from .widgets.history_table import voice_label
+from ...core.settings import generation_options
+from ...widgets.history_table import voice_label
+from ..jobs.script import RemakeJob, ScriptJob, run_remake_job, run_script_job
+from ..jobs.take import Job, run_count, run_generation
+from ..jobs.takes import TakesJob, run_takes_job
+from ..messages import EngineLoading, EngineReady, JobEnded, JobStarted, StageUpdate, TokenCount
 
 if TYPE_CHECKING:
-    from .history import Take
+    from ...history import Take
 
 
 class JobsMixin:
@@ -77,7 +77,7 @@ class JobsMixin:
     def _said(self, text: str, voice: str | None) -> str:
         """What Bark is given for one plain take: the text with numbers read aloud and
         the lexicon applied (what the preview shows as "Bark reads")."""
-        from .longscript import build_script
+        from ..jobs.script import build_script
 
         script = build_script(text, self.settings, voice, self.user_voices)
         return script.segments[0].text if len(script.segments) == 1 and script.rewritten \
@@ -97,7 +97,7 @@ class JobsMixin:
     def submit(self, job: Job) -> bool:
         from pathlib import Path
 
-        from .jobs import no_room
+        from ..jobs.take import no_room
 
         why = None if self.store is None else no_room(Path(self.store.takes_dir))
         if why:

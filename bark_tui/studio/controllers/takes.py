@@ -1,6 +1,6 @@
 """The studio's "several takes" side: ask how many, make them as one batch, compare, keep.
 
-A mixin of :class:`~bark_tui.app.BarkApp` (like ``longscript_app``) so the
+A mixin of :class:`~bark_tui.studio.app.BarkApp` (like ``longscript_app``) so the
 app file keeps to the generation queue; the work itself is in
 ``several_takes`` (worker, no widgets) and the compare screen.
 """
@@ -12,7 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
-    from .app import BarkApp
+    from ..app import BarkApp
 
 
 class SeveralTakesMixin:
@@ -22,8 +22,8 @@ class SeveralTakesMixin:
         """Ask how many takes (2–4), then make them as one batch."""
         from bark_engine.config import MAX_TEXT_TOKENS
 
-        from .screens.prompt import PromptScreen
-        from .several_takes import MAX_TAKES, MIN_TAKES, parse_count
+        from ...screens.prompt import PromptScreen
+        from ..jobs.takes import MAX_TAKES, MIN_TAKES, parse_count
 
         app = cast("BarkApp", self)
         main = app.main
@@ -55,7 +55,7 @@ class SeveralTakesMixin:
         """Why the editor's text cannot be several takes of one plain segment (a script
         with segments, speakers or voice lines would have its names read aloud in one
         voice), or None."""
-        from .longscript import build_script, needs_script
+        from ..jobs.script import build_script, needs_script
 
         app = cast("BarkApp", self)
         default = app.main.voices.selected.key or None
@@ -72,7 +72,7 @@ class SeveralTakesMixin:
                 "(ctrl+p → Re-make segment).")
 
     def generate_takes(self, count: int) -> None:
-        from .several_takes import TakesJob
+        from ..jobs.takes import TakesJob
 
         app = cast("BarkApp", self)
         main = app.main
@@ -86,8 +86,8 @@ class SeveralTakesMixin:
         app.submit(job)
 
     def on_takes_ready(self, message) -> None:
-        from .screens.takes_compare import TakesCompareScreen
-        from .several_takes import keep_takes
+        from ...screens.takes_compare import TakesCompareScreen
+        from ..jobs.takes import keep_takes
 
         app = cast("BarkApp", self)
         gens = message.generations

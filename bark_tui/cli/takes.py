@@ -17,15 +17,15 @@ from bark_engine.errors import BadInputError
 from bark_engine.events import STAGES
 from bark_engine.options import EngineConfig
 
-from .cli_args import timestamped_wav
-from .cli_say import (
+from ..core.settings import MAX_SEED
+from .args import timestamped_wav
+from .say import (
     check_output_path,
     checked_engine,
     generation_options,
     noise_note,
     with_stage_bars,
 )
-from .settings import MAX_SEED
 
 
 def numbered(path: Path, i: int) -> Path:
@@ -45,7 +45,7 @@ def run_takes(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
     def name(path: Path, i: int) -> Path:
         return path if one else numbered(path, i + 1)
 
-    from .cli_finish import check_sidecars, deliver, plan_finishing, text_rewriter
+    from .finish import check_sidecars, deliver, plan_finishing, text_rewriter
 
     outs = [check_output_path(name(base, i), force=args.force) for i in range(args.takes)]
     finishing = plan_finishing(args, outs[0])
@@ -75,7 +75,7 @@ def run_takes(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
         if finishing is None:
             write_wav(outs[i], take.audio, take.sample_rate)
         else:
-            from .finish.deliver import Piece
+            from ..finish.deliver import Piece
 
             finished.append(deliver(err, outs[i], [Piece(take.audio, 0.0, text)],
                                     take.sample_rate, finishing))

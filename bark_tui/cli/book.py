@@ -28,8 +28,8 @@ def run_book(args: argparse.Namespace) -> int:
     from bark_engine.files import atomic_write
     from bark_engine.scripts.parse import parse_script
 
-    from .books.extract import read_book
-    from .cli_say import check_output_path
+    from ..books.extract import read_book
+    from .say import check_output_path
 
     book = read_book(args.book)
     out = args.out or args.book.with_suffix(".txt")

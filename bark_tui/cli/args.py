@@ -24,7 +24,7 @@ def timestamped_wav(now: float | None = None) -> Path:
 def server_choice(args: argparse.Namespace, saved=None):
     """The server the command line, the environment or (for the studio) the saved
     settings name; None: the engine runs here."""
-    from .remote.choice import choose_server
+    from ..remote.choice import choose_server
 
     return choose_server(getattr(args, "server", None), getattr(args, "server_key_file", None),
                          saved_url=getattr(saved, "server", None),

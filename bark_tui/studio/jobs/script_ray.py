@@ -18,8 +18,8 @@ from typing import Any
 from bark_engine.events import StageProgress, StageStarted
 from bark_engine.scripts.render import Rendered, RenderOptions
 
-from .jobs import EngineHost, Post
-from .messages import RayWorkersChanged, SegmentStarted
+from ..messages import RayWorkersChanged, SegmentStarted
+from .take import EngineHost, Post
 
 
 class RayProgress:
@@ -81,7 +81,7 @@ def render_on_ray(host: EngineHost, job: Any, options: RenderOptions, post: Post
     """
     from bark_engine.errors import BarkError, Cancelled
 
-    from .cluster.driver import ClusterOptions, ClusterRenderer
+    from ...cluster.driver import ClusterOptions, ClusterRenderer
 
     if job.cancel.is_set():
         raise Cancelled("cancelled before it started")

@@ -20,9 +20,10 @@ from bark_engine.errors import BadInputError
 from bark_engine.events import Event, StageProgress, StageStarted
 from bark_engine.options import EngineConfig, GenerationOptions
 
-from .cli_args import EXIT_CANCELLED, timestamped_wav
-from .cli_cluster import check_cluster_args, cluster_report, made_by, render_on_cluster
-from .cli_finish import (
+from ..core.settings import MAX_SEED
+from .args import EXIT_CANCELLED, timestamped_wav
+from .cluster import check_cluster_args, cluster_report, made_by, render_on_cluster
+from .finish import (
     chapter_outputs,
     check_sidecars,
     deliver,
@@ -30,8 +31,7 @@ from .cli_finish import (
     select_chapters,
     text_rewriter,
 )
-from .cli_say import check_output_path, command_engine, generation_options, warn_precision
-from .settings import MAX_SEED
+from .say import check_output_path, command_engine, generation_options, warn_precision
 
 
 def parse_speakers(pairs: list[str]) -> dict[str, str]:
@@ -181,7 +181,7 @@ def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int
     if finishing is None:
         write_wav(out, result.audio, result.sample_rate)
     else:
-        from .finish.deliver import Piece
+        from ..finish.deliver import Piece
 
         pieces = [Piece(t.audio, t.segment.pause_before_s, t.segment.text, t.segment.speaker,
                         t.segment.chapter) for t in result.segments]

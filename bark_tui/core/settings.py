@@ -179,7 +179,7 @@ def _field_problems(s: Settings) -> dict[str, str]:
     if not 0 <= s.batch <= MAX_BATCH:
         problems["batch"] = f"batch must be 0 (auto) to {MAX_BATCH} (got {s.batch})"
     if s.server:
-        from .remote.http import RemoteError, check_url
+        from ..remote.http import RemoteError, check_url
 
         try:
             check_url(s.server)
@@ -188,7 +188,7 @@ def _field_problems(s: Settings) -> dict[str, str]:
     if s.ray:
         from bark_engine.errors import BadInputError
 
-        from .cluster.connect import check_address
+        from ..cluster.connect import check_address
 
         try:
             check_address(s.ray)
@@ -198,8 +198,8 @@ def _field_problems(s: Settings) -> dict[str, str]:
             if s.server:
                 problems["ray"] = ("a Ray cluster and an engine server cannot both make the "
                                    "segments: clear one of them")
-    from .finish.formats import EXTENSIONS
-    from .finish.loudness import MASTER_CHOICES
+    from ..finish.formats import EXTENSIONS
+    from ..finish.loudness import MASTER_CHOICES
 
     if f".{s.save_format}" not in EXTENSIONS:
         problems["save_format"] = (f"save_format must be one of "

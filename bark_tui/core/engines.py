@@ -12,14 +12,14 @@ from typing import Any
 
 from bark_engine.options import EngineConfig
 
-from .remote.choice import ServerChoice
+from ..remote.choice import ServerChoice
 
 
 def build_engine(config: EngineConfig, server: ServerChoice | None = None,
                  user_voices_dir: Path | None = None) -> Any:
     """An engine that loads nothing yet (torch is imported here for a local one)."""
     if server is not None:
-        from .remote.engine import RemoteEngine
+        from ..remote.engine import RemoteEngine
 
         return RemoteEngine(server.url, server.key, user_voices_dir=user_voices_dir)
     from bark_engine.engine import Engine

@@ -32,13 +32,30 @@ from bark_engine.files import remove_stale_temps
 from bark_engine.options import EngineConfig
 from bark_engine.voices.catalog import UserVoices
 
-from . import locations
-from .app_jobs import JobsMixin
-from .app_playback import PlaybackMixin
+from ..core import locations
+from ..core.guard import GuardedHandlers, format_traceback, log_error, one_line
+from ..core.session import Session, load_session, save_session
+from ..core.settings import (
+    Settings,
+    engine_dtype,
+    generation_options,
+    load_settings,
+    merge_engine_config,
+    save_settings,
+)
+from ..history import HistoryStore
+from ..remote.choice import ServerChoice
+from ..screens.error import ErrorScreen
+from ..screens.help import HelpScreen
+from ..screens.main import MainScreen
+from ..screens.settings import SettingsScreen
+from ..widgets.generation_panel import describe_options
 from .commands import StudioCommands
-from .guard import GuardedHandlers, format_traceback, log_error, one_line
-from .history import HistoryStore
-from .jobs import (
+from .controllers.generation import JobsMixin
+from .controllers.playback import PlaybackMixin
+from .controllers.scripts import LongScriptMixin
+from .controllers.takes import SeveralTakesMixin
+from .jobs.take import (
     EngineHost,
     GenerationQueue,
     Job,
@@ -47,24 +64,7 @@ from .jobs import (
     job_record,
     local_random_weights,
 )
-from .longscript_app import LongScriptMixin
 from .messages import JobEnded, PlaybackEnded, StageUpdate
-from .remote.choice import ServerChoice
-from .screens.error import ErrorScreen
-from .screens.help import HelpScreen
-from .screens.main import MainScreen
-from .screens.settings import SettingsScreen
-from .session import Session, load_session, save_session
-from .settings import (
-    Settings,
-    engine_dtype,
-    generation_options,
-    load_settings,
-    merge_engine_config,
-    save_settings,
-)
-from .several_takes_app import SeveralTakesMixin
-from .widgets.generation_panel import describe_options
 
 # Settings fields the command line or the environment can set for one run: saved only
 # when the user changes them in the form.
@@ -155,7 +155,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         one is a notice, and the engine runs here."""
         from bark_engine.errors import BarkError
 
-        from .remote.choice import choose_server
+        from ..remote.choice import choose_server
 
         try:
             return choose_server(saved_url=settings.server,
@@ -247,8 +247,8 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
     # --- voices from files -------------------------------------------------------------------
 
     def action_import_voice(self) -> None:
-        from .screens.prompt import PromptScreen
-        from .widgets.voice_browser import VoiceBrowser
+        from ..screens.prompt import PromptScreen
+        from ..widgets.voice_browser import VoiceBrowser
 
         def check(answer: str) -> str | None:
             from bark_engine.errors import VoiceError
@@ -366,7 +366,7 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         """Stop generation (the worker sees its cancel event within a token) and leave.
         Quitting during a script render says, once the terminal is back, that its
         finished segments are kept and how to go on (`run_app` prints `quit_note`)."""
-        from .longscript import ScriptJob
+        from .jobs.script import ScriptJob
 
         running = self.queue.running
         if isinstance(running, ScriptJob):
