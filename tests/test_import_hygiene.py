@@ -131,3 +131,46 @@ def test_no_module_imports_itself_through_others() -> None:
                 seen.add(module)
                 todo.extend(graph[module])
     assert loops == [], {m: sorted(graph[m]) for m in loops}
+
+
+def test_core_imports_neither_textual_nor_torch() -> None:
+    """`bark_tui.core` is what the studio and the CLI share; it loads without a UI
+    library or the engine's heavy side, so both can use it at start-up."""
+    from pathlib import Path
+
+    core = Path(__file__).resolve().parents[1] / "bark_tui" / "core"
+    names = sorted(p.stem for p in core.glob("*.py") if p.stem != "__init__")
+    assert {"settings", "session", "locations", "facts"} <= set(names)  # the walk found them
+    mods = _modules_after("import " + ", ".join(f"bark_tui.core.{n}" for n in names))
+    for heavy in ("textual", "rich", "torch", "transformers"):
+        assert heavy not in mods, heavy
+
+
+# Role packages of the studio and what each may not import (at the top or in a function).
+LAYERS = {
+    "bark_tui.core": ("bark_tui.studio", "bark_tui.screens", "bark_tui.widgets", "bark_tui.cli",
+                      "bark_tui.service"),
+    "bark_tui.studio.jobs": ("bark_tui.studio.app", "bark_tui.studio.controllers",
+                             "bark_tui.screens", "bark_tui.widgets", "bark_tui.cli"),
+    "bark_tui.screens": ("bark_tui.studio.controllers", "bark_tui.cli"),
+    "bark_tui.widgets": ("bark_tui.studio.app", "bark_tui.studio.controllers",
+                         "bark_tui.screens", "bark_tui.cli"),
+    "bark_tui.service": ("bark_tui.cli", "bark_tui.studio", "bark_tui.screens",
+                         "bark_tui.widgets"),
+    "bark_tui.history": ("bark_tui.studio", "bark_tui.screens", "bark_tui.widgets",
+                         "bark_tui.cli"),
+}
+
+
+def test_each_role_imports_only_the_layers_below_it() -> None:
+    """core ← studio jobs ← controllers ← app; widgets and screens never reach up into
+    the controllers; only the CLI starts the studio."""
+    graph = _import_graph("bark_engine", "bark_tui")
+    assert any(m.startswith("bark_tui.core.") for m in graph["bark_tui.studio.jobs.host"])
+    broken = []
+    for layer, forbidden in LAYERS.items():
+        for module, deps in graph.items():
+            if module == layer or module.startswith(layer + "."):
+                broken += [f"{module} -> {d}" for d in deps
+                           if any(d == f or d.startswith(f + ".") for f in forbidden)]
+    assert broken == []

@@ -77,6 +77,7 @@ class SegmentTake:
     reused: bool
     seconds: float  # wall time of the batch that made it (0 when reused)
     chained: bool = False  # made with the previous segment as its history
+    file: Path | None = None  # where its part is kept (``parts_dir`` given), else None
 
     def voice_prompt(self) -> VoicePrompt:
         return VoicePrompt(semantic=self.semantic, coarse=self.coarse, fine=self.fine)
@@ -286,7 +287,7 @@ class ScriptRenderer:
               seconds: float) -> SegmentTake:
         return SegmentTake(p.segment, p.options.seed, p.voice, arrays["semantic_prompt"],
                            arrays["coarse_prompt"], arrays["fine_prompt"], arrays["audio"],
-                           reused=reused, seconds=seconds, chained=p.chained)
+                           reused=reused, seconds=seconds, chained=p.chained, file=p.path)
 
     def _make(self, batch: list[Pending], on_event: EventCallback,
               cancel: threading.Event | None) -> list[SegmentTake]:

@@ -2,18 +2,20 @@
 
 A long script can take many minutes; cancelling one used to throw the
 finished segments away. Now a script job renders with the engine's
-resumable parts folder (``RenderOptions.parts_dir``, the same mechanism as
-``bark-tui render``) inside the job's own folder (``<parts>/resume/``). When
-the job is cancelled after some segments, that folder stays, with a small
-``resume.json`` saying which script and settings made it (a fingerprint)
-and with which seed. The next render of the same script with the same
+resumable parts (``RenderOptions.parts_dir``, the same mechanism as
+``bark-tui render``) written straight into the job's own folder: each
+segment's part is the segment file the take names, written once. When the
+job is cancelled after some segments, that folder stays, with a small
+``resume/resume.json`` saying which script and settings made it (a
+fingerprint) and with which seed. The next render of the same script with the same
 settings picks the folder up (and its seed, even in random-seed mode): the
 renderer reuses every segment whose inputs match and makes only the rest.
 The worker claims a folder (removes its marker) before it renders into it,
 so two jobs never share one.
 
 Only the newest :data:`KEEP` cancelled renders are kept; a finished take's
-folder loses its ``resume/`` part as soon as the take is stored.
+folder loses its ``resume/`` marker (and any part that no segment of the take
+names) as soon as the take is stored.
 """
 
 from __future__ import annotations
@@ -62,11 +64,9 @@ def fingerprint(job: Any, model: tuple[object, ...]) -> str:
 
 
 def keep(parts: Path, key: str, seed: int, done: int, count: int) -> None:
-    """After a cancel: keep the resume folder, say what it is, drop the rest of the job's files."""
-    for child in parts.iterdir():
-        if child.is_file():
-            child.unlink(missing_ok=True)
+    """After a cancel: mark the parts folder (its finished segments) as a render to go on with."""
     marker = {"key": key, "seed": seed, "done": done, "count": count, "saved": time.time()}
+    (parts / RESUME_DIR).mkdir(exist_ok=True)
     with atomic_write(parts / RESUME_DIR / MARKER, "w") as f:
         f.write(json.dumps(marker))
     prune(parts.parent)
@@ -108,6 +108,11 @@ def prune(takes_dir: Path, keep_count: int = KEEP) -> None:
         shutil.rmtree(path.parent.parent, ignore_errors=True)
 
 
-def finish(parts: Path) -> None:
-    """The take is stored: its segment files stay, the renderer's resume copies go."""
+def finish(parts: Path, files: list[str]) -> None:
+    """The take is stored with the segment ``files``: they stay; the resume marker and any
+    part no segment of the take names (made by an earlier, different render) go."""
     shutil.rmtree(parts / RESUME_DIR, ignore_errors=True)
+    named = set(files)
+    for part in parts.glob("segment-*.npz"):
+        if part.name not in named:
+            part.unlink(missing_ok=True)

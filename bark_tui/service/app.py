@@ -388,7 +388,7 @@ def _engine_facts(engine) -> dict[str, Any]:
 
 
 def _server_info(engine) -> dict[str, Any]:
-    from ..cli.info import compute_info, models_info, versions_info
+    from ..core.facts import compute_info, models_info, versions_info
 
     return {"versions": versions_info(), "compute": compute_info(engine.config),
             "models": models_info(engine.config), "loaded": engine.loaded,

@@ -1,16 +1,18 @@
-"""The bark-tui studio app: its state, layout, settings, screens, errors and quitting.
+"""The bark-tui studio app: its state, layout, settings, screens and errors.
 
-What it does is spread over mixins with one job each: ``app_jobs``
-(generation and the queue), ``app_playback`` (auditions and the player),
-``longscript_app`` (scripts, segments), ``several_takes_app`` (batches to
-compare); ``guard`` comes first so an exception in any handler becomes the
-error modal. Textual would call every base's handler of a message along the
-MRO, so a message more than one of them reacts to has one handler here that
-calls theirs in a stated order; the mixins define no handler of their own
-for it (a test checks).
+What it does is spread over controllers (``controllers/``), mixins with one
+job each: ``generation`` (jobs and the queue), ``playback`` (auditions and the
+player), ``scripts`` (scripts, segments, re-makes), ``script_editing`` (open,
+lexicon, speakers), ``takes`` (batches to compare), ``session`` (tidying,
+quitting, the queue put back); ``core.guard`` comes first so an exception in
+any handler becomes the error modal. Textual would call every base's handler
+of a message along the MRO, so a message more than one of them reacts to has
+one handler here that calls theirs in a stated order; the controllers define
+no handler of their own for it (a test checks). Each controller types the app
+it serves (``cast("BarkApp", self)``), and mypy checks them (tests/test_typing.py).
 
 The app draws its first screen without importing torch: the engine is built
-in the first worker that needs it (see ``jobs.EngineHost``). Every blocking
+in the first worker that needs it (see ``jobs.host.EngineHost``). Every blocking
 call runs in a thread worker that reports through messages; the UI thread
 only draws, reads small files and talks to SQLite.
 """
@@ -28,13 +30,12 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from bark_engine.files import remove_stale_temps
 from bark_engine.options import EngineConfig
 from bark_engine.voices.catalog import UserVoices
 
 from ..core import locations
 from ..core.guard import GuardedHandlers, format_traceback, log_error, one_line
-from ..core.session import Session, load_session, save_session
+from ..core.session import load_session
 from ..core.settings import (
     Settings,
     engine_dtype,
@@ -45,6 +46,7 @@ from ..core.settings import (
 )
 from ..history import HistoryStore
 from ..remote.choice import ServerChoice
+from ..remote.engine import RemoteEngine
 from ..screens.error import ErrorScreen
 from ..screens.help import HelpScreen
 from ..screens.main import MainScreen
@@ -53,27 +55,22 @@ from ..widgets.generation_panel import describe_options
 from .commands import StudioCommands
 from .controllers.generation import JobsMixin
 from .controllers.playback import PlaybackMixin
+from .controllers.script_editing import ScriptEditingMixin
 from .controllers.scripts import LongScriptMixin
+from .controllers.session import SessionMixin
 from .controllers.takes import SeveralTakesMixin
-from .jobs.take import (
-    EngineHost,
-    GenerationQueue,
-    Job,
-    config_device_label,
-    job_from_record,
-    job_record,
-    local_random_weights,
-)
+from .jobs.host import EngineHost, config_device_label, local_random_weights
+from .jobs.job import Job
+from .jobs.queue import GenerationQueue
 from .messages import JobEnded, PlaybackEnded, StageUpdate
 
 # Settings fields the command line or the environment can set for one run: saved only
 # when the user changes them in the form.
 ONE_OFF_FIELDS = ("models", "size", "device", "dtype", "server")
-DELETED_GRACE_S = 600.0  # a take deleted by another instance stays undoable there this long
 
 
-class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, SeveralTakesMixin,
-              App[None]):
+class BarkApp(GuardedHandlers, SessionMixin, JobsMixin, PlaybackMixin, LongScriptMixin,
+              ScriptEditingMixin, SeveralTakesMixin, App[None]):
     """The studio. Tests build it directly; the CLI goes through :func:`run_app`."""
 
     CSS_PATH = "app.tcss"
@@ -188,25 +185,6 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
             self.run_worker(self._tidy_history, thread=True, name="tidy history",
                             exclusive=False, group="tidy")
 
-    def _tidy_history(self) -> None:
-        """Start-up, in a worker: files a crash left without a row (and half-written
-        exports in the output and voices folders), and takes deleted in earlier sessions (more than `DELETED_GRACE_S` ago, so another instance's fresh
-        delete stays undoable there), are removed; their space comes back."""
-        from datetime import datetime, timedelta, timezone
-
-        store = self.store
-        before = (datetime.now(timezone.utc) - timedelta(seconds=DELETED_GRACE_S)).isoformat(
-            timespec="milliseconds")
-        try:
-            orphans = store.cleanup_orphans()
-            purged = store.purge_deleted(deleted_before=before)
-            for folder in {self.output_dir(), locations.user_voices_dir()}:
-                orphans += remove_stale_temps(folder, DELETED_GRACE_S)  # killed exports
-        except Exception as exc:  # noqa: BLE001 - tidying is a courtesy; say it and go on
-            self.call_from_thread(self.notify, f"Could not tidy the history folder: {exc}",
-                                  severity="warning", markup=False)
-            return
-        self.tidied = (len(orphans), purged)
 
     # --- one handler per message --------------------------------------------------------
     # The controllers (jobs, playback, long scripts) each react to these; the app calls
@@ -231,8 +209,10 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         main = self.main
         header = main.header
         engine = self.host.engine
-        served = self.host.server is not None and engine is not None and self.host.loaded
-        header.model_size = engine.size if served else self.host.config.size
+        if isinstance(engine, RemoteEngine) and self.host.loaded:
+            header.model_size = engine.size  # the server's models, not the settings'
+        else:
+            header.model_size = self.host.config.size
         header.device = self.device_label
         header.random_weights = self.random_weights
         if not self.queue.busy:
@@ -317,9 +297,9 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         self.settings = saved
         if new.theme in self.available_themes:
             self.theme = new.theme
-        config = dataclasses.replace(self.host.config, models=new.models, size=new.size,
-                                     device=new.device,  # type: ignore[arg-type]
-                                     dtype=engine_dtype(new))
+        config = dataclasses.replace(  # the form offers only valid sizes and devices
+            self.host.config, models=new.models, size=new.size, device=new.device,  # type: ignore[arg-type]
+            dtype=engine_dtype(new))
         if self.host.reconfigure(config, server):
             self.device_label = config_device_label(config, server)
             self.random_weights = None if server else local_random_weights(config.models)
@@ -360,74 +340,10 @@ class BarkApp(GuardedHandlers, JobsMixin, PlaybackMixin, LongScriptMixin, Severa
         log_error(f"fatal: {one_line(error)}", format_traceback(error))
         super()._handle_exception(error)
 
-    # --- quitting ------------------------------------------------------------------------------
 
-    async def action_quit(self) -> None:
-        """Stop generation (the worker sees its cancel event within a token) and leave.
-        Quitting during a script render says, once the terminal is back, that its
-        finished segments are kept and how to go on (`run_app` prints `quit_note`)."""
-        from .jobs.script import ScriptJob
 
-        running = self.queue.running
-        if isinstance(running, ScriptJob):
-            self.quit_note = (f"bark-tui: the script render (job {running.id}) was stopped; its "
-                              "finished segments are kept: render the same script again in "
-                              "the studio to go on from them.")
-        self._unsent = self._unsent_takes()
-        self.queue.cancel_all()
-        if self._player is not None:
-            self._player.stop()
-        self.exit()
 
-    def _unsent_takes(self) -> tuple[dict, ...]:
-        """The plain takes not made yet (the one being made, then the waiting ones), as
-        records the next start puts back in the queue. Script and several-takes jobs
-        are not among them: a script's finished segments are kept by its render."""
-        jobs = [self.queue.running, *self.queue.waiting]
-        return tuple(job_record(job) for job in jobs if type(job) is Job)
 
-    def restore_queue(self) -> None:
-        """Takes that were waiting when the studio closed wait again, held: the next
-        ctrl+g goes on with them (ctrl+p → Clear queue drops them). Called once, by the
-        main screen's mount (the panel must exist)."""
-        jobs = [job for record in self.session.queued
-                if (job := job_from_record(record, self.host.config.size, self.device_label,
-                                           next(self._job_ids))) is not None]
-        jobs = jobs[: self.queue.capacity]
-        self.session = dataclasses.replace(self.session, queued=())  # put back once
-        if not jobs:
-            return
-        self.queue.waiting.extend(jobs)
-        self.main.generation.set_title(f"{len(jobs)} take(s) from last time wait in the queue · "
-                                       "ctrl+g goes on with them")
-        self.notify(f"{len(jobs)} take(s) that were waiting when the studio closed are back in "
-                    "the queue, held: ctrl+g goes on with them (ctrl+p → Clear queue drops "
-                    "them).", markup=False, timeout=10)
-        self.refresh_status()
-
-    def on_unmount(self) -> None:
-        busy = self.queue.busy
-        unsent = self._unsent if self._unsent is not None else self._unsent_takes()
-        self.queue.cancel_all()
-        main = getattr(self, "_main_screen", None)
-        if main is not None:
-            try:
-                save_session(locations.session_path(), Session(
-                    script=main.last_script, voice=main.last_voice, queued=unsent))
-            except Exception as exc:  # noqa: BLE001 - quitting goes on; the log says why
-                log_error(f"saving the session: {one_line(exc)}", format_traceback(exc))
-        if self.store is not None and not busy:
-            deleted = self._deleted_this_session()
-            try:  # the undo window ends with the session: deleted takes free their space
-                self.store.purge_deleted(ids=deleted)
-            except Exception as exc:  # noqa: BLE001 - the next start tries again
-                log_error(f"purging deleted takes on quit: {one_line(exc)}",
-                          format_traceback(exc))
-            self.store.close()  # a worker still saving keeps it; the process end closes it
-
-    def _deleted_this_session(self) -> list[int]:
-        main = getattr(self, "_main_screen", None)  # unmounting: the stack may be gone
-        return list(main.undo_stack) if main is not None else []
 
 
 def run_app(engine_config: EngineConfig, home: Path | None = None,

@@ -17,7 +17,7 @@ import numpy as np
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from .jobs.take import Job
+    from .jobs.job import Job
 
 
 class EngineLoading(Message):

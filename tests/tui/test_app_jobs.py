@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from bark_engine.events import LoadProgress, StageFinished, StageProgress, StageStarted
 from bark_engine.options import GenerationOptions
-from bark_tui.studio.jobs.take import EventBridge, GenerationQueue, Job
+from bark_tui.studio.jobs.bridge import EventBridge
+from bark_tui.studio.jobs.job import Job
+from bark_tui.studio.jobs.queue import GenerationQueue
 from bark_tui.studio.messages import EngineLoading, StageUpdate
 
 

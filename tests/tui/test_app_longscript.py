@@ -11,8 +11,8 @@ from bark_engine.audio import read_wav
 from bark_engine.events import StageStarted
 from bark_tui.core import locations
 from bark_tui.screens.prompt import PromptScreen
+from bark_tui.studio.jobs.bridge import EventBridge
 from bark_tui.studio.jobs.script import load_segment, parts_dir_for
-from bark_tui.studio.jobs.take import EventBridge
 
 from .test_app_support import (
     capture_each_play,
@@ -247,7 +247,7 @@ async def start_and_hold(pilot, app, gate: SegmentGate, text: str):
 
 
 async def test_cancel_keeps_finished_segments_and_the_next_render_goes_on(
-        home, tiny_models, segment_gate):
+        home, tiny_models, segment_gate, monkeypatch):
     write_settings(seed_mode="random", play_while_generating=False, fine_temp=0.0, batch=1)
     app = make_app(tiny_models, take_s=TAKE_S)
     gate = segment_gate(3)
@@ -261,9 +261,13 @@ async def test_cancel_keeps_finished_segments_and_the_next_render_goes_on(
         assert app.store.count() == 0
         folders = list(locations.takes_dir().glob("*.parts"))
         assert len(folders) == 1
-        kept = sorted((folders[0] / "resume").glob("segment-*.npz"))
+        kept = sorted(folders[0].glob("segment-*.npz"))
         assert len(kept) == 3
         kept_audio = [load_segment(path)["audio"] for path in kept]
+        saved = []  # every .npz the studio writes from here on
+        real_savez = np.savez
+        monkeypatch.setattr(np, "savez", lambda fh, **arrays: (saved.append(fh),
+                                                               real_savez(fh, **arrays)))
         # the same script and settings again: a new random seed is drawn, the kept one wins
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: app.store.count() == 1 and not app.queue.busy, 120,
@@ -282,6 +286,10 @@ async def test_cancel_keeps_finished_segments_and_the_next_render_goes_on(
         assert parts_dir_for(take) == folders[0]
         assert not (folders[0] / "resume").exists()
         assert list(locations.takes_dir().glob("*.parts")) == folders
+        # each segment is written once: the three made now, one file each, no copies
+        assert len(saved) == 3
+        assert sorted(p.name for p in folders[0].iterdir()) == sorted(
+            r["file"] for r in take.segments)
 
 
 async def test_a_changed_script_does_not_resume_and_nothing_is_kept_before_a_segment(
@@ -442,7 +450,7 @@ async def test_a_failed_render_keeps_its_finished_segments_too(home, tiny_models
         await wait_for_message(pilot, app, "3 of 4 segments kept", 30)
         assert "failed" in str(app.main.generation.query_one("#gen-title").content)
         assert app.store.count() == 0
-        assert len(list(locations.takes_dir().glob("*.parts/resume/segment-*.npz"))) == 3
+        assert len(list(locations.takes_dir().glob("*.parts/segment-*.npz"))) == 3
         # the voice mended, the same render goes on from the three kept segments
         path.unlink()
         voices.add("guest", good)
@@ -496,5 +504,5 @@ async def test_quitting_during_a_render_says_the_finished_segments_are_kept(
         gate.go.set()
     assert app.quit_note is not None
     assert f"job {job.id}" in app.quit_note and "finished segments are kept" in app.quit_note
-    kept = list(locations.takes_dir().glob("*.parts/resume/segment-*.npz"))
+    kept = list(locations.takes_dir().glob("*.parts/segment-*.npz"))
     assert len(kept) == 2  # what the note promises is there

@@ -18,7 +18,8 @@ import pytest
 from bark_engine.audio import as_stored, read_wav
 from bark_engine.events import StageProgress
 from bark_tui.screens.prompt import PromptScreen
-from bark_tui.studio.jobs.take import EventBridge, generation_thread_name
+from bark_tui.studio.jobs.bridge import EventBridge
+from bark_tui.studio.jobs.take import generation_thread_name
 
 from .test_app_support import (
     fresh_home,

@@ -100,6 +100,7 @@ def test_long_script_settings_round_trip_and_bad_values_fall_back(tmp_path):
 
 def test_chain_mode_records_and_remakes_from_the_previous_segment(tmp_path, tiny_models):
     from bark_engine.options import EngineConfig, GenerationOptions
+    from bark_tui.studio.jobs.host import EngineHost
     from bark_tui.studio.jobs.script import (
         ScriptJob,
         load_segment,
@@ -107,7 +108,6 @@ def test_chain_mode_records_and_remakes_from_the_previous_segment(tmp_path, tiny
         regenerate_segment,
         run_script_job,
     )
-    from bark_tui.studio.jobs.take import EngineHost
     from bark_tui.studio.messages import JobEnded, SegmentReady
 
     store = HistoryStore(tmp_path / "h.sqlite3", tmp_path / "takes")
@@ -162,10 +162,10 @@ def test_resume_fingerprint_find_and_prune(tmp_path):
     # four cancelled renders: the newest three are kept, found by key (and seed when fixed)
     for n in range(4):
         parts = tmp_path / f"script-{n}.parts"
-        (parts / script_resume.RESUME_DIR).mkdir(parents=True)
-        (parts / "segment-0000-seed5.npz").write_bytes(b"take file")
+        parts.mkdir()
+        (parts / "segment-0000-abc.npz").write_bytes(b"finished segment")
         script_resume.keep(parts, key if n == 3 else f"other-{n}", 5 + n, 1, 2)
-        assert not (parts / "segment-0000-seed5.npz").exists()
+        assert (parts / "segment-0000-abc.npz").exists()  # what the next render reuses
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "script-1.parts", "script-2.parts", "script-3.parts"]
     found = script_resume.find(tmp_path, key, None)
@@ -174,3 +174,8 @@ def test_resume_fingerprint_find_and_prune(tmp_path):
     assert script_resume.find(tmp_path, key, 5) is None  # a fixed seed must match
     script_resume.claim(tmp_path, found)
     assert script_resume.find(tmp_path, key, None) is None
+    # the take is stored: the files it names stay, the marker and unnamed parts go
+    parts = tmp_path / "script-3.parts"
+    (parts / "segment-0001-old.npz").write_bytes(b"an earlier render's part")
+    script_resume.finish(parts, ["segment-0000-abc.npz"])
+    assert sorted(p.name for p in parts.iterdir()) == ["segment-0000-abc.npz"]

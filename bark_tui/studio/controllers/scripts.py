@@ -14,7 +14,6 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from bark_engine.config import SAMPLE_RATE
 
 from ..jobs.script import (
+    RemakeJob,
     ScriptJob,
     build_script,
     needs_script,
@@ -68,16 +68,18 @@ class LongScriptMixin:
 
     @property
     def seg(self) -> SegmentPlayback:
-        state = self.__dict__.get("_seg_state")
+        app = cast("BarkApp", self)
+        state = app.__dict__.get("_seg_state")
         if state is None:
-            state = self.__dict__["_seg_state"] = SegmentPlayback()
+            state = app.__dict__["_seg_state"] = SegmentPlayback()
         return state
 
     @property
     def segment_log(self) -> list[tuple[str, int, float]]:
         """("made" | "play", segment index, monotonic time): when the worker finished a
         segment, and when the UI started playing one (tests compare the two)."""
-        return self.seg.log
+        app = cast("BarkApp", self)
+        return app.seg.log
 
     # --- generate ------------------------------------------------------------------
 
@@ -100,6 +102,7 @@ class LongScriptMixin:
         settings = app.settings
         options = app.next_options(script=True)
         seed = options.seed
+        assert seed is not None  # next_options always draws one
         voices = list(dict.fromkeys(voice_name(seg.voice) for seg in script.segments))
         label = f"{len(script.segments)} segments · " + (
             voices[0] if len(voices) == 1 else f"{len(voices)} voices: {', '.join(voices)}")
@@ -113,7 +116,7 @@ class LongScriptMixin:
             free_seed=settings.seed_mode != "fixed", batch=settings.batch or None,
             ray=settings.ray,
         )
-        self._submit_script(job)
+        app._submit_script(job)
         return True
 
     def _submit_script(self, job: ScriptJob) -> None:
@@ -139,7 +142,7 @@ class LongScriptMixin:
         job = app.queue.running
         if not isinstance(job, ScriptJob):
             return
-        state = self.seg
+        state = app.seg
         parts = [f"Script job {job.id}"]
         if state.making is not None:
             batch = state.making_all or (state.making,)
@@ -157,7 +160,8 @@ class LongScriptMixin:
         app.main.generation.set_title(" · ".join(parts), busy=True)
 
     def on_segment_started(self, message: SegmentStarted) -> None:
-        state = self.seg
+        app = cast("BarkApp", self)
+        state = app.seg
         if state.job != message.job_id:
             state.job, state.queue, state.playing = message.job_id, deque(), None
         state.making = message.index
@@ -166,20 +170,22 @@ class LongScriptMixin:
         if message.index > 0:  # the rows show this segment's stages, not the last one's
             from bark_engine.events import STAGES
 
-            panel = self.main.generation  # type: ignore[attr-defined]
+            panel = app.main.generation  # type: ignore[attr-defined]
             for stage in STAGES:
                 panel.row(stage).show("waiting")
-        self._script_title()
+        app._script_title()
 
     def script_stage_update(self, message: StageUpdate) -> None:
-        self._script_title()  # after the app's handler wrote its own title
+        app = cast("BarkApp", self)
+        app._script_title()  # after the app's handler wrote its own title
 
     def on_ray_workers_changed(self, message: RayWorkersChanged) -> None:
-        self._script_title()
+        app = cast("BarkApp", self)
+        app._script_title()
 
     def on_segment_ready(self, message: SegmentReady) -> None:
         app = cast("BarkApp", self)
-        state = self.seg
+        state = app.seg
         state.log.append(("made", message.index, message.made_at))
         job = app.queue.running
         if not isinstance(job, ScriptJob) or job.id != message.job_id:
@@ -193,12 +199,12 @@ class LongScriptMixin:
                 clip = np.concatenate([gap, np.asarray(clip, np.float32)])
             state.queue.append((message.index, clip))
             if state.playing is None:
-                self._play_next_segment()
-        self._script_title()
+                app._play_next_segment()
+        app._script_title()
 
     def _play_next_segment(self) -> None:
         app = cast("BarkApp", self)
-        state = self.seg
+        state = app.seg
         if not state.queue:
             state.playing = None
             return
@@ -212,17 +218,18 @@ class LongScriptMixin:
             state.playing = None
 
     def script_playback_ended(self, message: PlaybackEnded) -> None:
-        state = self.seg
+        app = cast("BarkApp", self)
+        state = app.seg
         if state.token is not None and message.token == state.token:
             state.playing = None
             state.token = None
-            self._play_next_segment()
-            self._script_title()
+            app._play_next_segment()
+            app._script_title()
 
     def stop_segment_playback(self) -> None:
         """The user stopped playback: the script being made plays no more segments."""
         app = cast("BarkApp", self)
-        state = self.seg
+        state = app.seg
         state.queue.clear()
         state.playing = state.token = None
         job = app.queue.running
@@ -232,10 +239,11 @@ class LongScriptMixin:
     def script_job_ended(self, message: JobEnded) -> None:
         app = cast("BarkApp", self)
         outcome = message.outcome
-        state = self.seg
+        state = app.seg
         state.making = None
         if outcome.remade is not None:
-            self._segment_remade(outcome.remade, outcome.job.index)
+            if isinstance(outcome.job, RemakeJob):
+                app._segment_remade(outcome.remade, outcome.job.index)
             return
         if not isinstance(outcome.job, ScriptJob):
             return
@@ -257,141 +265,6 @@ class LongScriptMixin:
             f"{take.duration_s:.1f} s · first audio after {first:.1f} s of {total:.1f} s · "
             "ctrl+p → Re-make segment")
 
-    # --- speakers and long-script settings ----------------------------------------------
-
-    def refresh_segment_preview(self) -> None:
-        from ...widgets.segment_list import SegmentPreview
-
-        app = cast("BarkApp", self)
-        editor = app.main.editor
-        editor.query_one(SegmentPreview).show_text(editor.text)
-
-    def action_open_script(self) -> None:
-        """Put a script or a book (EPUB, Markdown, text: made into a script with one
-        `# Chapter` line per chapter) in the editor; the preview shows its chapters."""
-        from ...screens.prompt import PromptScreen
-
-        app = cast("BarkApp", self)
-
-        def check(answer: str) -> str | None:
-            from bark_engine.errors import BarkError
-
-            from ...books.extract import read_book
-
-            path = Path(answer).expanduser()
-            if not path.is_file():
-                return f"No file at {path}."
-            try:
-                if path.suffix.lower() in (".epub", ".md", ".markdown"):
-                    text = read_book(path).script()
-                else:
-                    text = path.read_text(encoding="utf-8")
-            except BarkError as exc:
-                return str(exc)
-            except UnicodeDecodeError:
-                return f"{path.name} is not UTF-8 text."
-            except OSError as exc:
-                return f"Cannot read {path}: {exc.strerror or exc}"
-            app.main.editor.set_text(text)
-            script = build_script(text, app.settings, None)
-            chapters = f", {len(script.chapters)} chapters" if script.chapters else ""
-            app.notify(f"Opened {path.name}: {len(script.segments)} segments{chapters}. "
-                       "Your previous text is one undo away.", markup=False)
-            return None
-
-        app.push_screen(PromptScreen("Open script or book", "A script (.txt) or a book "
-                                     "(.epub, .md) to put in the editor:", str(Path.cwd()) + "/",
-                                     check, "Open"))
-
-    def action_edit_lexicon(self) -> None:
-        """Open the lexicon in $VISUAL/$EDITOR (made from a commented template the first
-        time, and chosen in the settings), then say whether it reads."""
-        import os
-        import shlex
-        import shutil
-        import subprocess
-
-        from textual.app import SuspendNotSupported
-
-        from ...core import locations
-        from ...core.settings import save_settings
-        from ...text.studio import LEXICON_TEMPLATE, lexicon_for
-
-        app = cast("BarkApp", self)
-        chosen = app.settings.lexicon_file
-        path = Path(chosen).expanduser() if chosen else locations.lexicon_path()
-        try:
-            if not path.exists():
-                from bark_engine.files import atomic_write
-
-                locations.ensure_dir(path.parent)
-                with atomic_write(path, "w") as f:
-                    f.write(LEXICON_TEMPLATE)
-            if not chosen:
-                app.settings = dataclasses.replace(app.settings, lexicon_file=str(path))
-                save_settings(app.settings, locations.settings_path())
-        except OSError as exc:
-            app.notify(f"Cannot make the lexicon {path}: {exc}", severity="error", markup=False)
-            return
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or \
-            shutil.which("nano") or shutil.which("vi")
-        if not editor:
-            app.notify(f"No editor found: set $EDITOR, or edit {path} yourself.",
-                       severity="warning", markup=False)
-            return
-        command = [*shlex.split(editor), str(path)]
-        try:
-            try:
-                with app.suspend():
-                    subprocess.run(command, check=False)
-            except SuspendNotSupported:  # no terminal to hand over (tests, some drivers)
-                subprocess.run(command, check=False, stdin=subprocess.DEVNULL,
-                               capture_output=True)
-        except OSError as exc:
-            app.notify(f"Cannot run {editor}: {exc}", severity="error", markup=False)
-            return
-        lexicon, problem = lexicon_for(str(path))
-        if problem:
-            app.notify(problem, severity="error", markup=False, timeout=10)
-        else:
-            entries = sum(len(rules) for rules in lexicon.rules.values())
-            app.notify(f"Lexicon {path}: {entries} entries in use.", markup=False)
-        self.refresh_segment_preview()
-
-    def action_speakers(self) -> None:
-        """Map each speaker of the script to a voice; long-script switches."""
-        from ...screens.speakers import SpeakersScreen
-
-        app = cast("BarkApp", self)
-        main = app.main
-        default = main.voices.selected.key or None
-        script = build_script(main.editor.text, app.settings, default, app.user_voices)
-        presets, mine, _problems = app.voice_entries()
-        voices = [(e.name, e.key) for e in presets] + [(f"{e.name} (My voices)", e.name)
-                                                       for e in mine]
-        app.push_screen(SpeakersScreen(app.settings, list(script.speakers_found), voices),
-                        self._apply_long_settings)
-
-    def _apply_long_settings(self, new) -> None:
-        from ...core import locations
-        from ...core.settings import save_settings
-
-        app = cast("BarkApp", self)
-        if new is None:
-            return
-        fields = ("speakers", "long_form", "continuity", "reset_every", "play_while_generating",
-                  "batch", "read_numbers", "lexicon_file")
-        merged = dataclasses.replace(app.settings, **{f: getattr(new, f) for f in fields})
-        app.settings = merged
-        try:
-            save_settings(merged, locations.settings_path())
-        except OSError as exc:
-            app.notify(f"Speakers are in use but could not be saved: {exc}", severity="error",
-                       markup=False)
-        else:
-            app.notify("Speakers and long-script settings saved.", markup=False)
-        self.refresh_segment_preview()
-        app.refresh_status()
 
     def regenerate_script(self, take: Take) -> None:
         """Render a script take again with its seeds, voices and pauses (the same take).
@@ -420,7 +293,7 @@ class LongScriptMixin:
             play_while_generating=app.settings.play_while_generating, seeds=seeds,
             ray=app.settings.ray,
         )
-        self._submit_script(job)
+        app._submit_script(job)
 
     # --- re-make one segment -------------------------------------------------------------
 
@@ -443,7 +316,7 @@ class LongScriptMixin:
 
         def done(answer: str | None) -> None:
             if answer is not None:
-                self.remake_segment(take, int(answer) - 1)
+                app.remake_segment(take, int(answer) - 1)
 
         app.push_screen(PromptScreen(f"Re-make a segment of take {take.id}",
                                      f"Segment number (1–{count}); it gets a new seed:", "",

@@ -1,6 +1,6 @@
 """The studio's "several takes" side: ask how many, make them as one batch, compare, keep.
 
-A mixin of :class:`~bark_tui.studio.app.BarkApp` (like ``longscript_app``) so the
+A mixin of :class:`~bark_tui.studio.app.BarkApp` (like ``scripts``) so the
 app file keeps to the generation queue; the work itself is in
 ``several_takes`` (worker, no widgets) and the compare screen.
 """
@@ -31,7 +31,7 @@ class SeveralTakesMixin:
             app.notify("The script is empty — type what the voice should say.",
                        severity="warning", markup=False)
             return
-        why = self._not_one_segment()
+        why = app._not_one_segment()
         if why:
             app.notify(why, severity="warning", markup=False, timeout=10)
             return
@@ -46,7 +46,7 @@ class SeveralTakesMixin:
 
         def done(answer: str | None) -> None:
             if answer is not None:
-                self.generate_takes(parse_count(answer) or MIN_TAKES)
+                app.generate_takes(parse_count(answer) or MIN_TAKES)
 
         app.push_screen(PromptScreen("Several takes", f"How many takes ({MIN_TAKES}–{MAX_TAKES}),"
                                      " made as one batch:", "3", check, "Generate"), done)
@@ -79,6 +79,7 @@ class SeveralTakesMixin:
         entry = main.voices.selected
         options = app.next_options()
         base = options.seed  # take i gets base + i
+        assert base is not None  # next_options always draws one
         options = dataclasses.replace(options, seed=None)
         job = TakesJob(main.editor.text, entry.key or None, options, entry.name,
                        app.host.config.size, app.device_label, id=next(app._job_ids),

@@ -38,7 +38,9 @@ from ...core.script_parts import (  # the segment files (callers import them fro
 )
 from ...core.settings import Settings
 from ..messages import ScriptResumed, SegmentReady, SegmentStarted
-from .take import EngineHost, EventBridge, Job, Post
+from .bridge import EventBridge
+from .host import EngineHost
+from .job import Job, Post
 
 # --- parsing in the UI thread --------------------------------------------------------
 
@@ -206,9 +208,10 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
         parts.mkdir(parents=True, exist_ok=True)
 
         def landed(take) -> None:
+            # the renderer kept the segment's part in the take's folder: that file is the
+            # segment file the take names (written once, and what a resumed render reuses)
             seg = take.segment
-            file = save_segment(parts, seg.index, take.seed, take.semantic, take.coarse,
-                                take.fine, take.audio)
+            file = take.file.name
             records.append(segment_record(seg, take.seed, file, parts_name, len(take.audio),
                                           "chain" if take.chained else "voice", take.seconds))
             post(SegmentReady(job.id, seg.index, job.count, take.audio, SAMPLE_RATE,
@@ -217,7 +220,7 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
         options = RenderOptions(
             generation=job.options, seed=seed, seeds=job.seeds or {}, default_voice=job.voice,
             continuity=job.continuity, reset_every=job.reset_every,  # type: ignore[arg-type]
-            parts_dir=parts / script_resume.RESUME_DIR, batch=job.batch,
+            parts_dir=parts, batch=job.batch,
             first_batch=1 if job.play_while_generating else None)
         if engine is None:
             from .script_ray import render_on_ray
@@ -237,7 +240,7 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
                       segments=records)
         take = store.add_take(new, rendered.audio, None)
         stored, parts = parts, None  # the take owns its segment files from here on
-        script_resume.finish(stored)
+        script_resume.finish(stored, [r["file"] for r in records])
     except Cancelled:
         kept = _keep_or_drop(parts, records, job, seed)
         post(JobEnded(JobOutcome(job, cancelled=True, kept=kept)))
@@ -253,7 +256,7 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
         thread.name = pool_name
 
 
-def _keep_or_drop(parts: Path | None, records: list, job: ScriptJob, seed: int | None) -> int:
+def _keep_or_drop(parts: Path | None, records: list, job: ScriptJob, seed: int) -> int:
     """After a render stopped early (cancel or failure): keep its finished
     segments for the next render of the same script, or leave nothing behind.
     Returns how many were kept."""
@@ -351,7 +354,9 @@ def run_remake_job(host: EngineHost, job: RemakeJob, post: Post, store: Any) -> 
     bridge = EventBridge(post, job.id)
     try:
         engine = ready_engine(host, job, post, bridge)
-        updated = regenerate_segment(engine, store, job.take, job.index, job.options.seed,
+        seed = job.options.seed
+        assert seed is not None  # remake_job always sets one
+        updated = regenerate_segment(engine, store, job.take, job.index, seed,
                                      cancel=job.cancel, on_event=bridge)
     except Cancelled:
         post(JobEnded(JobOutcome(job, cancelled=True)))

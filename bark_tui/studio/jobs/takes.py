@@ -14,7 +14,9 @@ from typing import Any
 
 from textual.message import Message
 
-from .take import EngineHost, EventBridge, Job, Post
+from .bridge import EventBridge
+from .host import EngineHost
+from .job import Job, Post
 
 MIN_TAKES, MAX_TAKES = 2, 4
 
