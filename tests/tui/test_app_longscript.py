@@ -506,3 +506,48 @@ async def test_quitting_during_a_render_says_the_finished_segments_are_kept(
     assert f"job {job.id}" in app.quit_note and "finished segments are kept" in app.quit_note
     kept = list(locations.takes_dir().glob("*.parts/segment-*.npz"))
     assert len(kept) == 2  # what the note promises is there
+
+
+async def test_script_remake_and_several_takes_jobs_at_quit_come_back_after_a_restart(
+        home, tiny_models, segment_gate):
+    """Quitting mid-render with a re-make and several takes waiting loses none of them:
+    the next start puts all three back, held, each its own kind with its seeds; ctrl+g
+    goes on, and the script resumes from the segments it had finished."""
+    from bark_tui.core.session import load_session
+    from bark_tui.studio.jobs.script import RemakeJob, ScriptJob
+    from bark_tui.studio.jobs.takes import TakesJob
+
+    write_settings(seed_mode="fixed", fixed_seed=41, play_while_generating=False,
+                   fine_temp=0.0, batch=1)
+    app = make_app(tiny_models, take_s=TAKE_S)
+    gate = segment_gate(2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        earlier = await render_script(pilot, app, "First part.\n\nSecond part.")
+        script_job = await start_and_hold(pilot, app, gate, LINES)
+        app.remake_segment(earlier, 1, seed=77)
+        app.main.editor.set_text("One plain line.")
+        await pilot.pause()
+        app.generate_takes(2)
+        await pilot.pause()
+        takes_seeds = app.queue.waiting[-1].seeds
+        await pilot.press("ctrl+q")
+    gate.go.set()
+    saved = load_session(locations.session_path()).queued
+    assert [r["kind"] for r in saved] == ["script", "remake", "takes"]
+
+    again = make_app(tiny_models, take_s=TAKE_S)
+    async with again.run_test(size=(120, 40)) as pilot:
+        await wait_for_message(pilot, again, "3 job(s) that were waiting when the studio closed")
+        script, remake, takes = again.queue.waiting
+        assert isinstance(script, ScriptJob) and isinstance(remake, RemakeJob)
+        assert isinstance(takes, TakesJob) and takes.seeds == takes_seeds
+        assert (script.seed, script.resume_key, script.count) == (
+            script_job.seed, script_job.resume_key, 6)
+        assert (remake.take.id, remake.index, remake.options.seed) == (earlier.id, 1, 77)
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: again.store.count() == 2, 120, "the resumed script")
+        await wait_until(pilot, lambda: not again.queue.busy, 120, "the re-make and the takes")
+        assert has_message(again, "goes on from the unfinished render: 2 of 6 segments kept")
+        remade = again.store.get(earlier.id)
+        assert remade.segments[1]["seed"] == 77
+    assert load_session(locations.session_path()).queued == ()  # put back once, then done

@@ -261,7 +261,7 @@ async def test_takes_still_queued_at_quit_wait_again_after_a_restart(home, tiny_
         await pilot.pause()
         assert not again.queue.busy
         assert [(j.text, j.voice, j.options.seed) for j in again.queue.waiting] == expected
-        await wait_for_message(pilot, again, "3 take(s) that were waiting when the studio closed")
+        await wait_for_message(pilot, again, "3 job(s) that were waiting when the studio closed")
         assert "from last time" in str(again.main.query_one("#gen-title").render())
         await pilot.press("ctrl+g")
         await wait_for_message(pilot, again, "The queue goes on with job")

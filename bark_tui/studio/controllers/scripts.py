@@ -14,7 +14,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -38,8 +38,11 @@ from ..messages import (
 )
 
 if TYPE_CHECKING:
+    from bark_engine.options import GenerationOptions
+
     from ...history import Take
     from ..app import BarkApp
+    from ..jobs.job import Job
     from ..messages import JobEnded, PlaybackEnded, StageUpdate
 
 
@@ -87,40 +90,50 @@ class LongScriptMixin:
         """Queue the editor's script as a script job if it needs one; True when handled."""
         app = cast("BarkApp", self)
         main = app.main
-        entry = main.voices.selected
-        default = entry.key or None
+        default = main.voices.selected.key or None
         script = build_script(main.editor.text, app.settings, default, app.user_voices)
         if not needs_script(script, default, app.settings.long_form):
             return False
+        job = app.script_job(main.editor.text, default, app.next_options(script=True),
+                             free_seed=app.settings.seed_mode != "fixed")
+        if job is not None:
+            app.submit(job)
+        return True
+
+    def script_job(self, text: str, default: str | None, options: GenerationOptions,
+                   free_seed: bool) -> ScriptJob | None:
+        """The script job for ``text`` (segment i seeded ``options.seed`` + i) with the
+        settings now, keyed for resuming; None, after saying why, when a voice is unknown.
+        ctrl+g and a job put back from the last session both come through here."""
+        app = cast("BarkApp", self)
+        settings = app.settings
+        script = build_script(text, settings, default, app.user_voices)
         script, unknown = resolve_segments(script, app.user_voices)
         if unknown:
             names = ", ".join(unknown)
             app.notify(f"Unknown voice: {names} — neither a preset nor one of My voices. Fix the "
                        "[voice] line or the speakers map (ctrl+p → Speakers); nothing was "
                        "generated.", severity="error", markup=False, timeout=10)
-            return True
-        settings = app.settings
-        options = app.next_options(script=True)
+            return None
         seed = options.seed
         assert seed is not None  # next_options always draws one
         voices = list(dict.fromkeys(voice_name(seg.voice) for seg in script.segments))
         label = f"{len(script.segments)} segments · " + (
             voices[0] if len(voices) == 1 else f"{len(voices)} voices: {', '.join(voices)}")
         job = ScriptJob(
-            main.editor.text, default, options, label,
+            text, default, options, label,
             app.host.config.size, ray_label(settings.ray) or app.device_label,
             id=next(app._job_ids), script=script,
             seed=seed, continuity=settings.continuity,
             reset_every=settings.reset_every or None,
             play_while_generating=settings.play_while_generating,
-            free_seed=settings.seed_mode != "fixed", batch=settings.batch or None,
+            free_seed=free_seed, batch=settings.batch or None,
             ray=settings.ray,
         )
-        app._submit_script(job)
-        return True
+        return app._keyed(job)
 
-    def _submit_script(self, job: ScriptJob) -> None:
-        """Queue ``job`` under its resume fingerprint (a cancelled render of it goes on)."""
+    def _keyed(self, job: ScriptJob) -> ScriptJob:
+        """``job`` with its resume fingerprint (a cancelled render of it goes on)."""
         from ...core.script_resume import fingerprint
 
         app = cast("BarkApp", self)
@@ -128,7 +141,7 @@ class LongScriptMixin:
         # the precision only when one was asked for, so default renders keep their keys
         model = (cfg.models, cfg.size, cfg.device) + ((cfg.dtype,) if cfg.dtype else ())
         job.resume_key = fingerprint(job, model)
-        app.submit(job)
+        return job
 
     def on_script_resumed(self, message: ScriptResumed) -> None:
         app = cast("BarkApp", self)
@@ -267,7 +280,13 @@ class LongScriptMixin:
 
 
     def regenerate_script(self, take: Take) -> None:
-        """Render a script take again with its seeds, voices and pauses (the same take).
+        """Queue the render of a script take again (see `regenerate_script_job`)."""
+        app = cast("BarkApp", self)
+        app.submit(app.regenerate_script_job(take))
+
+    def regenerate_script_job(self, take: Take) -> ScriptJob:
+        """The job that renders a script take again with its seeds, voices and pauses
+        (the same take).
 
         Each segment gets the seed it was made with: base + index, or the seed
         of a "re-make segment" (kept in its record).
@@ -293,7 +312,7 @@ class LongScriptMixin:
             play_while_generating=app.settings.play_while_generating, seeds=seeds,
             ray=app.settings.ray,
         )
-        app._submit_script(job)
+        return app._keyed(job)
 
     # --- re-make one segment -------------------------------------------------------------
 
@@ -329,6 +348,35 @@ class LongScriptMixin:
             seed = random.randrange(2**31)
         app.submit(remake_job(take, index, seed, app.host.config.size, app.device_label,
                               next(app._job_ids)))
+
+    # --- jobs put back from the last session --------------------------------------------
+
+    def script_job_from_record(self, record: dict[str, Any]) -> Job | None:
+        """A script, re-render or re-make job that `job_record` kept at quit, built anew
+        from what it names (the text, or the take, which must still be in the history);
+        None when that is gone or the record is unreadable."""
+        from ..jobs.records import plain_fields
+
+        app = cast("BarkApp", self)
+        kind = record.get("kind")
+        take_id = record.get("take")
+        if kind in ("rescript", "remake"):
+            take = app.store.get(take_id) if isinstance(take_id, int) and app.store else None
+            if take is None or take.is_deleted or not take.segments:
+                return None
+            if kind == "rescript":
+                return app.regenerate_script_job(take)
+            index, seed = record.get("index"), record.get("seed")
+            if not (isinstance(index, int) and isinstance(seed, int)
+                    and 0 <= index < len(take.segments)):
+                return None
+            return remake_job(take, index, seed, app.host.config.size, app.device_label,
+                              next(app._job_ids))
+        fields = plain_fields(record)
+        if kind != "script" or fields is None or fields[2].seed is None:
+            return None
+        text, voice, options, _label = fields
+        return app.script_job(text, voice, options, free_seed=bool(record.get("free_seed")))
 
     def _segment_remade(self, take: Take, index: int) -> None:
         app = cast("BarkApp", self)

@@ -62,38 +62,50 @@ class SessionMixin:
         running = app.queue.running
         if isinstance(running, ScriptJob):
             app.quit_note = (f"bark-tui: the script render (job {running.id}) was stopped; its "
-                             "finished segments are kept: render the same script again in "
-                             "the studio to go on from them.")
-        app._unsent = app._unsent_takes()
+                             "finished segments are kept, and it waits in the queue at the "
+                             "next start: ctrl+g goes on from them.")
+        app._unsent = app._unsent_jobs()
         app.queue.cancel_all()
         if app._player is not None:
             app._player.stop()
         app.exit()
 
-    def _unsent_takes(self) -> tuple[dict, ...]:
-        """The plain takes not made yet (the one being made, then the waiting ones), as
-        records the next start puts back in the queue. Script and several-takes jobs
-        are not among them: a script's finished segments are kept by its render."""
+    def _unsent_jobs(self) -> tuple[dict, ...]:
+        """The jobs not done yet (the one being made, then the waiting ones: takes,
+        several takes, scripts, re-renders and re-makes), as records the next start puts
+        back in the queue. A script that was being made goes on from its kept segments."""
         app = cast("BarkApp", self)
         jobs = [app.queue.running, *app.queue.waiting]
-        return tuple(job_record(job) for job in jobs if type(job) is Job)
+        return tuple(job_record(job) for job in jobs if job is not None)
+
+    def _job_from_record(self, record: dict) -> Job | None:
+        app = cast("BarkApp", self)
+        if record.get("kind") in ("script", "rescript", "remake"):
+            return app.script_job_from_record(record)  # parses the script, finds the take
+        return job_from_record(record, app.host.config.size, app.device_label,
+                               next(app._job_ids))
 
     def restore_queue(self) -> None:
-        """Takes that were waiting when the studio closed wait again, held: the next
+        """Jobs that were waiting when the studio closed wait again, held: the next
         ctrl+g goes on with them (ctrl+p → Clear queue drops them). Called once, by the
         main screen's mount (the panel must exist)."""
         app = cast("BarkApp", self)
-        jobs = [job for record in app.session.queued
-                if (job := job_from_record(record, app.host.config.size, app.device_label,
-                                           next(app._job_ids))) is not None]
-        jobs = jobs[: app.queue.capacity]
+        records = app.session.queued
+        # the one that was being made plus a full queue: ctrl+g starts the first of them
+        records = records[: app.queue.capacity + 1]
+        jobs = [job for record in records if (job := app._job_from_record(record)) is not None]
         app.session = dataclasses.replace(app.session, queued=())  # put back once
+        lost = len(records) - len(jobs)
+        if lost:
+            app.notify(f"{lost} job(s) from last time could not be put back (their take was "
+                       "deleted, or the record is from another version).", severity="warning",
+                       markup=False, timeout=10)
         if not jobs:
             return
         app.queue.waiting.extend(jobs)
-        app.main.generation.set_title(f"{len(jobs)} take(s) from last time wait in the queue · "
+        app.main.generation.set_title(f"{len(jobs)} job(s) from last time wait in the queue · "
                                       "ctrl+g goes on with them")
-        app.notify(f"{len(jobs)} take(s) that were waiting when the studio closed are back in "
+        app.notify(f"{len(jobs)} job(s) that were waiting when the studio closed are back in "
                    "the queue, held: ctrl+g goes on with them (ctrl+p → Clear queue drops "
                    "them).", markup=False, timeout=10)
         app.refresh_status()
@@ -101,7 +113,7 @@ class SessionMixin:
     def on_unmount(self) -> None:
         app = cast("BarkApp", self)
         busy = app.queue.busy
-        unsent = app._unsent if app._unsent is not None else app._unsent_takes()
+        unsent = app._unsent if app._unsent is not None else app._unsent_jobs()
         app.queue.cancel_all()
         main = getattr(self, "_main_screen", None)
         if main is not None:
