@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bark_engine.scripts.parse import parse_script
+from bark_engine.scripts.script import ScriptOptions
+
 from ..config import SEMANTIC_RATE_HZ
 from ..options import GenerationOptions
-from ..scripts.parse import ScriptOptions, parse_script
 from ..scripts.render import RenderOptions, ScriptRenderer
 
 if TYPE_CHECKING:

@@ -30,6 +30,8 @@ from typing import Literal
 
 import numpy as np
 
+from bark_engine.scripts.script import Script, Segment
+
 from ..audio import join_segments
 from ..config import SAMPLE_RATE
 from ..errors import BadInputError, Cancelled
@@ -37,7 +39,6 @@ from ..events import EventCallback, ignore_event
 from ..files import atomic_write
 from ..options import GenerationOptions, Request
 from ..voices.catalog import VoicePrompt
-from .parse import Script, Segment
 
 Continuity = Literal["fixed", "chain"]
 FADE_S = 0.01  # fade at every segment edge: no clicks at the joins

@@ -117,8 +117,9 @@ def confirm_length(script, err: Console, yes: bool) -> None:
 
 def run_render(args: argparse.Namespace, config: EngineConfig, text: str) -> int:
     from bark_engine.audio import write_wav
-    from bark_engine.scripts.parse import ScriptOptions, parse_script
+    from bark_engine.scripts.parse import parse_script
     from bark_engine.scripts.render import RenderOptions, ScriptRenderer
+    from bark_engine.scripts.script import ScriptOptions
 
     check_cluster_args(args)
     per_chapter = getattr(args, "per_chapter", False)

@@ -102,8 +102,8 @@ def checked_engine(args: argparse.Namespace, config: EngineConfig, text: str) ->
 def command_engine(args: argparse.Namespace, config: EngineConfig) -> Engine:
     """The engine a command uses: here, or the server `--server`/BARK_TUI_SERVER names
     (a `RemoteEngine`, which answers the same calls)."""
-    from ..core.engines import build_engine
     from ..core.locations import user_voices_dir
+    from ..remote.choice import build_engine
     from .args import server_choice
 
     return build_engine(config, server_choice(args), user_voices_dir())

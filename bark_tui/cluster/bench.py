@@ -33,7 +33,8 @@ TEXT = "This is segment number {i} of the benchmark script, read at an even pace
 
 
 def _script(engine, n: int):
-    from bark_engine.scripts.parse import ScriptOptions, parse_script
+    from bark_engine.scripts.parse import parse_script
+    from bark_engine.scripts.script import ScriptOptions
 
     text = "\n\n".join(TEXT.format(i=i) for i in range(n))
     return parse_script(text, ScriptOptions(default_voice=VOICE), count_tokens=engine.count_tokens)

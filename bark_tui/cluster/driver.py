@@ -27,7 +27,6 @@ from pathlib import Path
 from bark_engine.config import SAMPLE_RATE
 from bark_engine.errors import BadInputError, BarkError, Cancelled
 from bark_engine.options import EngineConfig, Request
-from bark_engine.scripts.parse import Script
 from bark_engine.scripts.render import (
     InOrder,
     Pending,
@@ -37,6 +36,7 @@ from bark_engine.scripts.render import (
     SegmentTake,
     chains,
 )
+from bark_engine.scripts.script import Script
 
 from .connect import LOCAL, Cluster, connect, disconnect, import_ray
 from .manifest import Entry, Manifest, read_manifest

@@ -14,7 +14,7 @@ import numpy as np
 
 from bark_engine.config import SAMPLE_RATE
 from bark_engine.files import atomic_write
-from bark_engine.scripts.parse import Segment
+from bark_engine.scripts.script import Segment
 
 FADE_S = 0.01  # fade at every join, as the engine's renderer does
 

@@ -12,6 +12,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from bark_engine.options import EngineConfig
 
 from ..service.config import read_key_file
 from .http import check_url
@@ -52,3 +55,15 @@ def choose_server(url: str | None = None, key_file: Path | str | None = None, *,
     else:
         key = None
     return ServerChoice(check_url(chosen), key)
+
+
+def build_engine(config: EngineConfig, server: ServerChoice | None = None,
+                 user_voices_dir: Path | None = None) -> Any:
+    """An engine that loads nothing yet (torch is imported here for a local one)."""
+    if server is not None:
+        from .engine import RemoteEngine
+
+        return RemoteEngine(server.url, server.key, user_voices_dir=user_voices_dir)
+    from bark_engine.engine import Engine
+
+    return Engine(config, user_voices_dir=user_voices_dir)

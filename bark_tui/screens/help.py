@@ -15,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-from bark_engine.scripts.parse import ScriptOptions
+from bark_engine.scripts.script import ScriptOptions
 
 from ..core.guard import GuardedHandlers
 from ..core.settings import DEFAULT_VOICE

@@ -82,8 +82,9 @@ def served(url: str, clients: int, requests: int, seconds: float, base: int) -> 
 
 def direct(engine, requests: int, seconds: float, base: int) -> Run:
     from bark_engine.options import GenerationOptions
-    from bark_engine.scripts.parse import ScriptOptions, parse_script
+    from bark_engine.scripts.parse import parse_script
     from bark_engine.scripts.render import RenderOptions, ScriptRenderer
+    from bark_engine.scripts.script import ScriptOptions
 
     from .speech import OPENAI_VOICES
 

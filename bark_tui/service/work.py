@@ -207,7 +207,8 @@ class ScriptWork:
     _script: Any = None
 
     def script(self, engine: Any):
-        from bark_engine.scripts.parse import ScriptOptions, parse_script
+        from bark_engine.scripts.parse import parse_script
+        from bark_engine.scripts.script import ScriptOptions
 
         if self._script is None:
             from ..text.rewrite import Rewriter

@@ -35,6 +35,7 @@ from bark_engine.voices.catalog import UserVoices
 
 from ..core import locations
 from ..core.guard import GuardedHandlers, format_traceback, log_error, one_line
+from ..core.job import Job
 from ..core.session import load_session
 from ..core.settings import (
     Settings,
@@ -60,7 +61,6 @@ from .controllers.scripts import LongScriptMixin
 from .controllers.session import SessionMixin
 from .controllers.takes import SeveralTakesMixin
 from .jobs.host import EngineHost, config_device_label, local_random_weights
-from .jobs.job import Job
 from .jobs.queue import GenerationQueue
 from .messages import JobEnded, PlaybackEnded, StageUpdate
 

@@ -17,7 +17,7 @@ import numpy as np
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from .jobs.job import Job
+    from ..core.job import Job
 
 
 class EngineLoading(Message):

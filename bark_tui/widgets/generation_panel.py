@@ -17,7 +17,7 @@ from bark_engine.events import STAGES
 from bark_engine.options import GenerationOptions
 
 from ..core.guard import GuardedHandlers
-from ..studio.jobs.job import Job
+from ..core.job import Job
 from .stage_progress import StageRow
 
 

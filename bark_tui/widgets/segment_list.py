@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from bark_engine.scripts.parse import Script
+from bark_engine.scripts.script import Script
 from bark_engine.scripts.sentences import estimate_tokens
 
 from ..core.guard import GuardedHandlers
-from ..studio.jobs.script import describe_segment, needs_script, voice_name
+from ..core.script_text import describe_segment, needs_script, voice_name
 
 MAX_LINES = 6  # segment lines shown; the rest are counted
 
@@ -93,7 +93,7 @@ class SegmentPreview(GuardedHandlers, Static):
         self.script: Script | None = None
 
     def show_text(self, text: str) -> None:
-        from ..studio.jobs.script import build_script
+        from ..core.script_text import build_script
 
         app = self.app
         settings = getattr(app, "settings", None)

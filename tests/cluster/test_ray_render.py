@@ -13,8 +13,9 @@ pytest.importorskip("ray")
 
 from bark_engine.engine import Engine  # noqa: E402
 from bark_engine.options import EngineConfig, GenerationOptions  # noqa: E402
-from bark_engine.scripts.parse import ScriptOptions, parse_script  # noqa: E402
+from bark_engine.scripts.parse import parse_script
 from bark_engine.scripts.render import RenderOptions, ScriptRenderer  # noqa: E402
+from bark_engine.scripts.script import ScriptOptions
 from bark_tui.cluster.connect import connect, disconnect  # noqa: E402
 from bark_tui.cluster.driver import ClusterError, ClusterOptions, ClusterRenderer  # noqa: E402
 from bark_tui.cluster.manifest import read_manifest  # noqa: E402

@@ -11,8 +11,9 @@ import pytest
 
 from bark_engine import Cancelled, EngineConfig, GenerationOptions, StageStarted
 from bark_engine.engine import Engine
-from bark_engine.scripts.parse import ScriptOptions, parse_script
+from bark_engine.scripts.parse import parse_script
 from bark_engine.scripts.render import RenderOptions, ScriptRenderer, chains
+from bark_engine.scripts.script import ScriptOptions
 
 SENTENCES = [
     "The lighthouse keeper climbed the stairs every evening at dusk.",

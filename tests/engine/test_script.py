@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bark_engine.scripts.parse import Script, ScriptOptions, parse_script, split_sentences
+from bark_engine.scripts.parse import parse_script, split_sentences
+from bark_engine.scripts.script import Script, ScriptOptions
 from bark_engine.scripts.sentences import estimate_seconds, estimate_tokens, is_cjk
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bark_engine.errors import BadInputError
-from bark_engine.scripts.parse import ScriptOptions, parse_script
+from bark_engine.scripts.parse import parse_script
+from bark_engine.scripts.script import ScriptOptions
 from bark_engine.scripts.sentences import estimate_tokens
 from bark_tui.text.lexicon import parse_lexicon
 from bark_tui.text.numbers import read_numbers

@@ -11,8 +11,9 @@ import pytest
 
 from bark_engine.audio import pcm16_bytes
 from bark_engine.options import GenerationOptions
-from bark_engine.scripts.parse import ScriptOptions, parse_script
+from bark_engine.scripts.parse import parse_script
 from bark_engine.scripts.render import RenderOptions, ScriptRenderer
+from bark_engine.scripts.script import ScriptOptions
 from bark_tui.service.speech import OPENAI_VOICES
 
 from .conftest import SHORT

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bark_engine.events import LoadProgress, StageFinished, StageProgress, StageStarted
 from bark_engine.options import GenerationOptions
+from bark_tui.core.job import Job
 from bark_tui.studio.jobs.bridge import EventBridge
-from bark_tui.studio.jobs.job import Job
 from bark_tui.studio.jobs.queue import GenerationQueue
 from bark_tui.studio.messages import EngineLoading, StageUpdate
 

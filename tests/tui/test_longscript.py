@@ -6,18 +6,18 @@ import dataclasses
 
 import numpy as np
 
-from bark_engine.scripts.parse import ScriptOptions, parse_script
+from bark_engine.scripts.parse import parse_script
+from bark_engine.scripts.script import ScriptOptions
 from bark_engine.voices.catalog import UserVoices, VoicePrompt
-from bark_tui.core.settings import Settings
-from bark_tui.history import HistoryStore, NewTake
-from bark_tui.studio.jobs.script import (
+from bark_tui.core.script_text import (
     build_script,
     needs_script,
     resolve_segments,
-    save_segment,
-    stitch,
     written_structure,
 )
+from bark_tui.core.settings import Settings
+from bark_tui.history import HistoryStore, NewTake
+from bark_tui.studio.jobs.script import save_segment, stitch
 from bark_tui.widgets.segment_list import describe_script_segments
 
 V = "v2/en_speaker_6"

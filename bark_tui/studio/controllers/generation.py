@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, cast
 from bark_engine.config import MAX_TEXT_TOKENS
 from bark_engine.options import GenerationOptions
 
+from ...core.job import Job
 from ...core.settings import generation_options
 from ...widgets.history_table import voice_label
-from ..jobs.job import Job
 from ..jobs.script import RemakeJob, ScriptJob, run_remake_job, run_script_job
 from ..jobs.take import run_count, run_generation
 from ..jobs.takes import TakesJob, run_takes_job
@@ -83,7 +83,7 @@ class JobsMixin:
     def _said(self, text: str, voice: str | None) -> str:
         """What Bark is given for one plain take: the text with numbers read aloud and
         the lexicon applied (what the preview shows as "Bark reads")."""
-        from ..jobs.script import build_script
+        from ...core.script_text import build_script
 
         app = cast("BarkApp", self)
         script = build_script(text, app.settings, voice, app.user_voices)

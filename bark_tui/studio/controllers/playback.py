@@ -23,6 +23,7 @@ from ..jobs.take import run_audition
 from ..messages import AuditionReady, PlaybackEnded, Problem
 
 if TYPE_CHECKING:
+    from ...core.job import Job
     from ...history import Take
     from ..app import BarkApp
 
@@ -142,12 +143,19 @@ class PlaybackMixin:
     def action_play_unsaved(self) -> None:
         """Play the last take the history could not keep (a full disk), from memory."""
         app = cast("BarkApp", self)
+        unsaved = app._unsaved_or_say()
+        if unsaved is None:
+            return
+        job, audio = unsaved
+        app._play_audio(audio, SAMPLE_RATE, None, f"playing unsaved job {job.id}")
+
+    def _unsaved_or_say(self) -> tuple[Job, np.ndarray] | None:
+        """The take kept in memory, or None after saying there is none."""
+        app = cast("BarkApp", self)
         if app.unsaved is None:
             app.notify("There is no unsaved take: every take made is in History.",
                        markup=False)
-            return
-        job, audio = app.unsaved
-        app._play_audio(audio, SAMPLE_RATE, None, f"playing unsaved job {job.id}")
+        return app.unsaved
 
     def action_save_unsaved(self) -> None:
         """Write the take the history could not keep to a WAV the user names (another
@@ -158,11 +166,10 @@ class PlaybackMixin:
         from ...screens.prompt import PromptScreen
 
         app = cast("BarkApp", self)
-        if app.unsaved is None:
-            app.notify("There is no unsaved take: every take made is in History.",
-                       markup=False)
+        unsaved = app._unsaved_or_say()
+        if unsaved is None:
             return
-        job, audio = app.unsaved
+        job, audio = unsaved
         written: list[Path] = []
 
         def check(answer: str) -> str | None:

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from ..jobs.script import build_script
+from ...core.script_text import build_script
 
 if TYPE_CHECKING:
     from ..app import BarkApp

@@ -20,16 +20,8 @@ import numpy as np
 
 from bark_engine.config import SAMPLE_RATE
 
-from ..jobs.script import (
-    RemakeJob,
-    ScriptJob,
-    build_script,
-    needs_script,
-    ray_label,
-    remake_job,
-    resolve_segments,
-    voice_name,
-)
+from ...core.script_text import build_script, needs_script, ray_label, resolve_segments, voice_name
+from ..jobs.script import RemakeJob, ScriptJob, remake_job
 from ..messages import (
     RayWorkersChanged,
     ScriptResumed,
@@ -40,9 +32,9 @@ from ..messages import (
 if TYPE_CHECKING:
     from bark_engine.options import GenerationOptions
 
+    from ...core.job import Job
     from ...history import Take
     from ..app import BarkApp
-    from ..jobs.job import Job
     from ..messages import JobEnded, PlaybackEnded, StageUpdate
 
 
@@ -291,7 +283,7 @@ class LongScriptMixin:
         Each segment gets the seed it was made with: base + index, or the seed
         of a "re-make segment" (kept in its record).
         """
-        from bark_engine.scripts.parse import Script, Segment
+        from bark_engine.scripts.script import Script, Segment
 
         app = cast("BarkApp", self)
         segs = tuple(Segment(int(r["index"]), r["text"], r.get("voice"), r.get("speaker"),

@@ -15,8 +15,8 @@ from bark_engine.files import remove_stale_temps
 
 from ...core import locations
 from ...core.guard import format_traceback, log_error, one_line
+from ...core.job import Job
 from ...core.session import Session, save_session
-from ..jobs.job import Job
 from ..jobs.records import job_from_record, job_record
 
 if TYPE_CHECKING:

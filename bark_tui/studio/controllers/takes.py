@@ -55,7 +55,7 @@ class SeveralTakesMixin:
         """Why the editor's text cannot be several takes of one plain segment (a script
         with segments, speakers or voice lines would have its names read aloud in one
         voice), or None."""
-        from ..jobs.script import build_script, needs_script
+        from ...core.script_text import build_script, needs_script
 
         app = cast("BarkApp", self)
         default = app.main.voices.selected.key or None

@@ -12,7 +12,8 @@ from textual.message import Message
 from bark_engine.events import LoadProgress, StageFinished, StageProgress, StageStarted
 
 from ..messages import EngineLoading, StageUpdate
-from .job import Post
+
+Post = Callable[[Message], Any]  # how a worker talks back: the app's post_message
 
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress repaints per second per stage
 

@@ -93,7 +93,7 @@ class EngineHost:
 
     def _build(self, slot: _Slot) -> Engine:
         if slot.engine is None:
-            from ...core.engines import build_engine  # torch loads here, in a worker
+            from ...remote.choice import build_engine  # torch loads here, in a worker
 
             slot.engine = build_engine(slot.config, slot.server)
         return slot.engine

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .job import Job
+from ...core.job import Job
 
 MAX_WAITING = 4  # generate requests that may wait behind the running one
 

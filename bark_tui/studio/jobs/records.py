@@ -15,7 +15,7 @@ from typing import Any
 
 from bark_engine.options import GenerationOptions
 
-from .job import Job
+from ...core.job import Job
 from .script import RemakeJob, ScriptJob
 from .takes import TakesJob
 

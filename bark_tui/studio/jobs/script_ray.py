@@ -19,8 +19,8 @@ from bark_engine.events import StageProgress, StageStarted
 from bark_engine.scripts.render import Rendered, RenderOptions
 
 from ..messages import RayWorkersChanged, SegmentStarted
+from .bridge import Post
 from .host import EngineHost
-from .job import Post
 
 
 class RayProgress:

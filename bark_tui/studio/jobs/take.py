@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .bridge import EventBridge
+from ...core.job import Job
+from .bridge import EventBridge, Post
 from .host import EngineHost
-from .job import Job, Post
 
 
 def generation_thread_name(job: Job) -> str:

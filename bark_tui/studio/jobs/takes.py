@@ -14,9 +14,9 @@ from typing import Any
 
 from textual.message import Message
 
-from .bridge import EventBridge
+from ...core.job import Job
+from .bridge import EventBridge, Post
 from .host import EngineHost
-from .job import Job, Post
 
 MIN_TAKES, MAX_TAKES = 2, 4
 

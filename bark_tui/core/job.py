@@ -1,21 +1,15 @@
-"""A requested take as the queue holds it, and the `Post` callable a worker talks back with.
+"""A requested take as the studio's queue holds it.
 
-Kept apart from the work itself so messages, the queue and the session can name a
-job without importing the engine side.
+Plain data below every layer that shows or runs one: the panel, the messages, the
+queue and the session name a job without importing Textual or the engine side.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from textual.message import Message
 
 from bark_engine.options import GenerationOptions
-
-Post = Callable[[Message], Any]
 
 
 @dataclass
