@@ -114,18 +114,31 @@ def part_path(parts_dir: Path, index: int, key: str) -> Path:
     return parts_dir / f"segment-{index:04d}-{key}.npz"
 
 
-def save_part(path: Path, take: SegmentTake) -> None:
+PART_ARRAYS = ("semantic_prompt", "coarse_prompt", "fine_prompt", "audio")
+
+
+def write_part(path: Path, semantic, coarse, fine, audio) -> None:
+    """One segment's file, atomically: its three token arrays and its float32 audio
+    (the format of every segment file, the renderer's and a re-made one alike)."""
     with atomic_write(path) as fh:
-        np.savez(fh, semantic_prompt=take.semantic, coarse_prompt=take.coarse,
-                 fine_prompt=take.fine, audio=take.audio)
+        np.savez(fh, semantic_prompt=np.asarray(semantic), coarse_prompt=np.asarray(coarse),
+                 fine_prompt=np.asarray(fine), audio=np.asarray(audio, dtype=np.float32))
+
+
+def read_part(path: Path) -> dict[str, np.ndarray]:
+    """A segment file's arrays (OSError, ValueError or KeyError when it does not read)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in PART_ARRAYS}
+
+
+def save_part(path: Path, take: SegmentTake) -> None:
+    write_part(path, take.semantic, take.coarse, take.fine, take.audio)
 
 
 def load_part(path: Path) -> dict[str, np.ndarray] | None:
     """A saved segment, or None when it is missing or unreadable (then it is re-made)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in ("semantic_prompt", "coarse_prompt", "fine_prompt",
-                                         "audio")}
+        return read_part(path)
     except (OSError, ValueError, KeyError):
         return None
 

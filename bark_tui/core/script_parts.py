@@ -13,10 +13,8 @@ from typing import Any
 import numpy as np
 
 from bark_engine.config import SAMPLE_RATE
-from bark_engine.files import atomic_write
+from bark_engine.scripts.render import FADE_S, read_part, write_part
 from bark_engine.scripts.script import Segment
-
-FADE_S = 0.01  # fade at every join, as the engine's renderer does
 
 
 def parts_dir_for(take: Any) -> Path | None:
@@ -31,17 +29,14 @@ def parts_dir_for(take: Any) -> Path | None:
 
 def save_segment(folder: Path, index: int, seed: int, semantic, coarse, fine,
                  audio: np.ndarray) -> str:
-    """Atomically write one segment's tokens and audio; returns the file name."""
+    """Atomically write a re-made segment's tokens and audio; returns the file name."""
     name = f"segment-{index:04d}-seed{seed}.npz"
-    with atomic_write(folder / name) as fh:
-        np.savez(fh, semantic_prompt=np.asarray(semantic), coarse_prompt=np.asarray(coarse),
-                 fine_prompt=np.asarray(fine), audio=np.asarray(audio, dtype=np.float32))
+    write_part(folder / name, semantic, coarse, fine, audio)
     return name
 
 
 def load_segment(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in ("semantic_prompt", "coarse_prompt", "fine_prompt", "audio")}
+    return read_part(path)
 
 
 def segment_record(seg: Segment, seed: int, file: str, parts: str, audio_len: int,

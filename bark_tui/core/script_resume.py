@@ -49,7 +49,7 @@ class Resumable:
 def fingerprint(job: Any, model: tuple[object, ...]) -> str:
     """A digest of what decides a script job's segments, except its base seed.
 
-    ``job`` is a ``longscript.ScriptJob``; ``model`` the engine's source facts
+    ``job`` is a ``studio.jobs.script.ScriptJob``; ``model`` the engine's source facts
     (models, size, device[, dtype]). The seed is matched apart, so that a render in
     random-seed mode can adopt the cancelled render's seed.
     """
@@ -109,10 +109,14 @@ def prune(takes_dir: Path, keep_count: int = KEEP) -> None:
 
 
 def finish(parts: Path, files: list[str]) -> None:
-    """The take is stored with the segment ``files``: they stay; the resume marker and any
-    part no segment of the take names (made by an earlier, different render) go."""
-    shutil.rmtree(parts / RESUME_DIR, ignore_errors=True)
+    """The take is stored with the segment ``files``: they stay, and the folder holds
+    nothing else. The resume marker, a Ray render's manifest and any part no segment of
+    the take names (made by an earlier, different render) go."""
     named = set(files)
-    for part in parts.glob("segment-*.npz"):
-        if part.name not in named:
-            part.unlink(missing_ok=True)
+    for child in parts.iterdir():
+        if child.name in named:
+            continue
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ MAX_QUEUED = 100  # queued takes put back at most (the queue holds fewer; the re
 class Session:
     script: str = ""
     voice: str | None = None  # the voice key the browser had selected
-    queued: tuple[dict, ...] = ()  # jobs.job_record of each take not made yet, oldest first
+    queued: tuple[dict, ...] = ()  # studio.jobs.records.job_record of each job not done, oldest first
 
 
 def load_session(path: Path) -> Session:

@@ -135,7 +135,7 @@ class BarkApp(GuardedHandlers, SessionMixin, JobsMixin, PlaybackMixin, LongScrip
         self.handler_errors: list[Exception] = []  # caught by the guard (tests read it)
         self.tidied: tuple[int, int] | None = None  # (orphan files, purged takes) at start-up
         self.quit_note: str | None = None  # said on the terminal after the studio closes
-        self._unsent: tuple[dict, ...] | None = None  # action_quit: the takes not made yet
+        self._unsent: tuple[dict, ...] | None = None  # action_quit: the jobs not done yet
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
 

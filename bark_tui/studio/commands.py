@@ -14,7 +14,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Generate", "Make a take from the script (ctrl+g)", "generate"),
     ("Cancel generation", "Stop the take being generated (escape)", "cancel"),
-    ("Clear queue", "Drop the takes waiting to be generated", "clear_queue"),
+    ("Clear queue", "Drop the jobs waiting in the queue", "clear_queue"),
     ("Play / stop take", "Play the selected take, or stop (ctrl+r)", "play"),
     ("Audition voice", "Hear the highlighted voice's own sample (ctrl+o)", "audition"),
     ("Save take", "Write the selected take to a file: WAV, FLAC, MP3, Ogg, Opus, M4B; "

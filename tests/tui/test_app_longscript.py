@@ -530,23 +530,29 @@ async def test_script_remake_and_several_takes_jobs_at_quit_come_back_after_a_re
         app.generate_takes(2)
         await pilot.pause()
         takes_seeds = app.queue.waiting[-1].seeds
+        app.regenerate_script(earlier)  # the earlier script take, rendered again
+        await pilot.pause()
         await pilot.press("ctrl+q")
     gate.go.set()
     saved = load_session(locations.session_path()).queued
-    assert [r["kind"] for r in saved] == ["script", "remake", "takes"]
+    assert [r["kind"] for r in saved] == ["script", "remake", "takes", "rescript"]
 
+    write_settings(seed_mode="fixed", fixed_seed=41, play_while_generating=False,
+                   fine_temp=0.0, batch=1, continuity="chain")  # changed since: not used
     again = make_app(tiny_models, take_s=TAKE_S)
     async with again.run_test(size=(120, 40)) as pilot:
-        await wait_for_message(pilot, again, "3 job(s) that were waiting when the studio closed")
-        script, remake, takes = again.queue.waiting
+        await wait_for_message(pilot, again, "4 job(s) that were waiting when the studio closed")
+        script, remake, takes, rescript = again.queue.waiting
         assert isinstance(script, ScriptJob) and isinstance(remake, RemakeJob)
         assert isinstance(takes, TakesJob) and takes.seeds == takes_seeds
-        assert (script.seed, script.resume_key, script.count) == (
-            script_job.seed, script_job.resume_key, 6)
+        assert isinstance(rescript, ScriptJob) and rescript.regenerates == earlier.id
+        assert (script.seed, script.resume_key, script.count, script.continuity) == (
+            script_job.seed, script_job.resume_key, 6, "fixed")  # as queued
         assert (remake.take.id, remake.index, remake.options.seed) == (earlier.id, 1, 77)
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: again.store.count() == 2, 120, "the resumed script")
-        await wait_until(pilot, lambda: not again.queue.busy, 120, "the re-make and the takes")
+        await wait_until(pilot, lambda: not again.queue.busy and again.store.count() == 3, 180,
+                         "the re-make, the takes and the re-render")
         assert has_message(again, "goes on from the unfinished render: 2 of 6 segments kept")
         remade = again.store.get(earlier.id)
         assert remade.segments[1]["seed"] == 77

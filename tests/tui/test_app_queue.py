@@ -82,7 +82,7 @@ async def test_queue_cap_cancel_and_the_next_take(home, tiny_models, gate):
         assert time.monotonic() - started < 1.0
         # the editor took the key typed while generating; the third request was refused
         assert app.main.editor.text == "A long take.!"
-        await wait_for_message(pilot, app, "The queue is full (1 takes waiting)")
+        await wait_for_message(pilot, app, "The queue is full (1 jobs waiting)")
         await wait_for_message(pilot, app, f"Cancelled job {first.id}")
         # the queued take runs next and lands in the history; the cancelled one never does
         await wait_until(pilot, lambda: not app.queue.busy, 120, "the queued take")
@@ -273,3 +273,24 @@ async def test_takes_still_queued_at_quit_wait_again_after_a_restart(home, tiny_
         assert len(made) == 3
         assert again.main.editor.text == "One. Two"  # the script is back too
     assert load_session(locations.session_path()).queued == ()
+
+
+async def test_a_take_cancelled_just_before_quitting_does_not_come_back(home, tiny_models, gate):
+    """esc, then ctrl+q before the worker has stopped: the cancelled take is not
+    among the jobs the next start puts back; the one waiting behind it is."""
+    from bark_tui.core import locations
+    from bark_tui.core.session import load_session
+
+    app = make_app(tiny_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await type_text(pilot, "Cancelled.")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, gate.reached.is_set, 90, "the engine mid-take")
+        app.main.editor.set_text("Waiting.")
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        await pilot.press("escape")  # the worker is still held: the take has not ended
+        assert app.queue.running is not None and app.queue.running.cancel.is_set()
+        await pilot.press("ctrl+q")
+    gate.go.set()
+    assert [r["text"] for r in load_session(locations.session_path()).queued] == ["Waiting."]

@@ -69,6 +69,9 @@ async def test_a_script_on_ray_plays_early_cancels_resumes_and_equals_a_local_re
         assert on_ray.segments[0]["seconds"] == 0  # reused, not made again
         assert all(r["seconds"] > 0 for r in on_ray.segments[-3:])
         assert parts_dir_for(on_ray) == kept[0]
+        # the take's folder holds its segment files and nothing else (no manifest left)
+        assert sorted(p.name for p in kept[0].iterdir()) == sorted(
+            r["file"] for r in on_ray.segments)
         plays = [i for kind, i, _t in app.segment_log if kind == "play"]
         assert plays and plays[0] == 0  # heard from segment 1 on
     # the same script in this process: the same take, byte for byte

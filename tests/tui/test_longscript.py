@@ -177,5 +177,6 @@ def test_resume_fingerprint_find_and_prune(tmp_path):
     # the take is stored: the files it names stay, the marker and unnamed parts go
     parts = tmp_path / "script-3.parts"
     (parts / "segment-0001-old.npz").write_bytes(b"an earlier render's part")
+    (parts / "manifest.json").write_text("{}")  # what a render on Ray keeps beside its parts
     script_resume.finish(parts, ["segment-0000-abc.npz"])
     assert sorted(p.name for p in parts.iterdir()) == ["segment-0000-abc.npz"]

@@ -114,7 +114,7 @@ class JobsMixin:
             return False
         verdict = app.queue.submit(job)
         if verdict == "full":
-            app.notify(f"The queue is full ({app.queue.capacity} takes waiting). Wait for one "
+            app.notify(f"The queue is full ({app.queue.capacity} jobs waiting). Wait for one "
                        "to finish, or clear the queue from ctrl+p.", severity="warning",
                        markup=False)
             return False
@@ -161,7 +161,7 @@ class JobsMixin:
     def action_clear_queue(self) -> None:
         app = cast("BarkApp", self)
         dropped = app.queue.clear_waiting()
-        app.notify(f"Removed {dropped} waiting take(s) from the queue.", markup=False)
+        app.notify(f"Removed {dropped} waiting job(s) from the queue.", markup=False)
         app.refresh_status()
 
     def on_job_started(self, message: JobStarted) -> None:

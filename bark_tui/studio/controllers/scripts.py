@@ -31,6 +31,7 @@ from ..messages import (
 
 if TYPE_CHECKING:
     from bark_engine.options import GenerationOptions
+    from bark_engine.scripts.script import Script
 
     from ...core.job import Job
     from ...history import Take
@@ -86,20 +87,18 @@ class LongScriptMixin:
         script = build_script(main.editor.text, app.settings, default, app.user_voices)
         if not needs_script(script, default, app.settings.long_form):
             return False
-        job = app.script_job(main.editor.text, default, app.next_options(script=True),
-                             free_seed=app.settings.seed_mode != "fixed")
+        job = app.script_job(main.editor.text, default, app.next_options(script=True), script)
         if job is not None:
             app.submit(job)
         return True
 
     def script_job(self, text: str, default: str | None, options: GenerationOptions,
-                   free_seed: bool) -> ScriptJob | None:
-        """The script job for ``text`` (segment i seeded ``options.seed`` + i) with the
-        settings now, keyed for resuming; None, after saying why, when a voice is unknown.
-        ctrl+g and a job put back from the last session both come through here."""
+                   script: Script) -> ScriptJob | None:
+        """The script job for ``script`` (``text`` as `build_script` read it; segment i
+        seeded ``options.seed`` + i) with the settings now, keyed for resuming; None,
+        after saying why, when a voice is unknown."""
         app = cast("BarkApp", self)
         settings = app.settings
-        script = build_script(text, settings, default, app.user_voices)
         script, unknown = resolve_segments(script, app.user_voices)
         if unknown:
             names = ", ".join(unknown)
@@ -119,7 +118,7 @@ class LongScriptMixin:
             seed=seed, continuity=settings.continuity,
             reset_every=settings.reset_every or None,
             play_while_generating=settings.play_while_generating,
-            free_seed=free_seed, batch=settings.batch or None,
+            free_seed=settings.seed_mode != "fixed", batch=settings.batch or None,
             ray=settings.ray,
         )
         return app._keyed(job)
@@ -343,32 +342,24 @@ class LongScriptMixin:
 
     # --- jobs put back from the last session --------------------------------------------
 
-    def script_job_from_record(self, record: dict[str, Any]) -> Job | None:
-        """A script, re-render or re-make job that `job_record` kept at quit, built anew
-        from what it names (the text, or the take, which must still be in the history);
-        None when that is gone or the record is unreadable."""
-        from ..jobs.records import plain_fields
+    def job_from_take_record(self, record: dict[str, Any]) -> Job | None:
+        """A re-render or re-make job (`records.NEEDS_TAKE`) that `job_record` kept at
+        quit, built anew from the take it names, which must still be in the history;
+        None when that take is gone or the record is unreadable."""
+        from ..jobs.records import whole
 
         app = cast("BarkApp", self)
-        kind = record.get("kind")
-        take_id = record.get("take")
-        if kind in ("rescript", "remake"):
-            take = app.store.get(take_id) if isinstance(take_id, int) and app.store else None
-            if take is None or take.is_deleted or not take.segments:
-                return None
-            if kind == "rescript":
-                return app.regenerate_script_job(take)
-            index, seed = record.get("index"), record.get("seed")
-            if not (isinstance(index, int) and isinstance(seed, int)
-                    and 0 <= index < len(take.segments)):
-                return None
-            return remake_job(take, index, seed, app.host.config.size, app.device_label,
-                              next(app._job_ids))
-        fields = plain_fields(record)
-        if kind != "script" or fields is None or fields[2].seed is None:
+        take_id = whole(record.get("take"), 1, 2**62)
+        take = app.store.get(take_id) if take_id is not None and app.store else None
+        if take is None or take.is_deleted or not take.segments:
             return None
-        text, voice, options, _label = fields
-        return app.script_job(text, voice, options, free_seed=bool(record.get("free_seed")))
+        if record.get("kind") == "rescript":
+            return app.regenerate_script_job(take)
+        index, seed = whole(record.get("index"), 0, len(take.segments) - 1), whole(record.get("seed"))
+        if index is None or seed is None:
+            return None
+        return remake_job(take, index, seed, app.host.config.size, app.device_label,
+                          next(app._job_ids))
 
     def _segment_remade(self, take: Take, index: int) -> None:
         app = cast("BarkApp", self)

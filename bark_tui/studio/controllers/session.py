@@ -17,7 +17,8 @@ from ...core import locations
 from ...core.guard import format_traceback, log_error, one_line
 from ...core.job import Job
 from ...core.session import Session, save_session
-from ..jobs.records import job_from_record, job_record
+from ..jobs.records import NEEDS_TAKE, job_from_record, job_record
+from ..jobs.script import ScriptJob
 
 if TYPE_CHECKING:
     from ..app import BarkApp
@@ -30,9 +31,11 @@ class SessionMixin:
     """Start-up tidying, quitting, and the session's queue."""
 
     def _tidy_history(self) -> None:
-        """Start-up, in a worker: files a crash left without a row (and half-written
-        exports in the output and voices folders), and takes deleted in earlier sessions (more than `DELETED_GRACE_S` ago, so another instance's fresh
-        delete stays undoable there), are removed; their space comes back."""
+        """Start-up, in a worker: what a crash left behind (files without a row, and
+        half-written exports in the output and voices folders) and the takes deleted in
+        earlier sessions are removed, and their space comes back. A take deleted less
+        than `DELETED_GRACE_S` ago stays, so another instance's fresh delete can still
+        be undone there."""
         from datetime import datetime, timedelta, timezone
 
         app = cast("BarkApp", self)
@@ -56,8 +59,6 @@ class SessionMixin:
         """Stop generation (the worker sees its cancel event within a token) and leave.
         Quitting during a script render says, once the terminal is back, that its
         finished segments are kept and how to go on (`run_app` prints `quit_note`)."""
-        from ..jobs.script import ScriptJob
-
         app = cast("BarkApp", self)
         running = app.queue.running
         if isinstance(running, ScriptJob):
@@ -71,19 +72,28 @@ class SessionMixin:
         app.exit()
 
     def _unsent_jobs(self) -> tuple[dict, ...]:
-        """The jobs not done yet (the one being made, then the waiting ones: takes,
-        several takes, scripts, re-renders and re-makes), as records the next start puts
-        back in the queue. A script that was being made goes on from its kept segments."""
+        """The jobs not done yet (the one being made, unless the user cancelled it, then
+        the waiting ones: takes, several takes, scripts, re-renders and re-makes), as
+        records the next start puts back in the queue. A script that was being made goes
+        on from its kept segments."""
         app = cast("BarkApp", self)
         jobs = [app.queue.running, *app.queue.waiting]
-        return tuple(job_record(job) for job in jobs if job is not None)
+        return tuple(job_record(job) for job in jobs
+                     if job is not None and not job.cancel.is_set())
 
     def _job_from_record(self, record: dict) -> Job | None:
+        """The job a record describes, or None when it cannot be put back; a record that
+        trips anything unforeseen is one lost job, never the whole queue."""
         app = cast("BarkApp", self)
-        if record.get("kind") in ("script", "rescript", "remake"):
-            return app.script_job_from_record(record)  # parses the script, finds the take
-        return job_from_record(record, app.host.config.size, app.device_label,
-                               next(app._job_ids))
+        try:
+            if record.get("kind") in NEEDS_TAKE:
+                return app.job_from_take_record(record)  # finds the take in the history
+            job = job_from_record(record, app.host.config.size, app.device_label,
+                                  next(app._job_ids))
+        except Exception as exc:  # noqa: BLE001 - logged; the other records still come back
+            log_error(f"putting back a queued job: {one_line(exc)}", format_traceback(exc))
+            return None
+        return app._keyed(job) if isinstance(job, ScriptJob) else job
 
     def restore_queue(self) -> None:
         """Jobs that were waiting when the studio closed wait again, held: the next
@@ -91,15 +101,18 @@ class SessionMixin:
         main screen's mount (the panel must exist)."""
         app = cast("BarkApp", self)
         records = app.session.queued
-        # the one that was being made plus a full queue: ctrl+g starts the first of them
-        records = records[: app.queue.capacity + 1]
-        jobs = [job for record in records if (job := app._job_from_record(record)) is not None]
         app.session = dataclasses.replace(app.session, queued=())  # put back once
-        lost = len(records) - len(jobs)
-        if lost:
-            app.notify(f"{lost} job(s) from last time could not be put back (their take was "
-                       "deleted, or the record is from another version).", severity="warning",
-                       markup=False, timeout=10)
+        built = [job for record in records if (job := app._job_from_record(record)) is not None]
+        jobs = built[: app.queue.capacity]
+        if len(built) < len(records):
+            app.notify(f"{len(records) - len(built)} job(s) from last time could not be put "
+                       "back: their take was deleted, or the record does not read.",
+                       severity="warning", markup=False, timeout=10)
+        if len(jobs) < len(built):
+            dropped = ", ".join(f"“{job.snippet}”" for job in built[len(jobs):])
+            app.notify(f"The queue holds {app.queue.capacity} jobs; these did not fit and were "
+                       f"not put back: {dropped}.", severity="warning", markup=False,
+                       timeout=15)
         if not jobs:
             return
         app.queue.waiting.extend(jobs)

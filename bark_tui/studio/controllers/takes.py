@@ -2,7 +2,7 @@
 
 A mixin of :class:`~bark_tui.studio.app.BarkApp` (like ``scripts``) so the
 app file keeps to the generation queue; the work itself is in
-``several_takes`` (worker, no widgets) and the compare screen.
+``jobs.takes`` (worker, no widgets) and the compare screen.
 """
 
 from __future__ import annotations
