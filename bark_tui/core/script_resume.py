@@ -14,8 +14,9 @@ The worker claims a folder (removes its marker) before it renders into it,
 so two jobs never share one.
 
 Only the newest :data:`KEEP` cancelled renders are kept; a finished take's
-folder loses its ``resume/`` marker (and any part that no segment of the take
-names) as soon as the take is stored.
+folder is left holding only the segment files the take names (the ``resume/``
+marker, a Ray render's manifest and parts of an earlier render go) as soon as the
+take is stored.
 """
 
 from __future__ import annotations

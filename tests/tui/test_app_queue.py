@@ -294,3 +294,30 @@ async def test_a_take_cancelled_just_before_quitting_does_not_come_back(home, ti
         await pilot.press("ctrl+q")
     gate.go.set()
     assert [r["text"] for r in load_session(locations.session_path()).queued] == ["Waiting."]
+
+
+async def test_a_full_queue_and_its_running_job_all_come_back(home, tiny_models, gate):
+    """Quitting with a job running and the queue full puts every one back: the held
+    queue holds one more than its capacity until ctrl+g starts the first; a new job
+    that does not fit then is refused, and the queue goes on all the same."""
+    from bark_engine.options import GenerationOptions
+    from bark_tui.core import locations
+    from bark_tui.core.job import Job
+    from bark_tui.core.session import Session, save_session
+    from bark_tui.studio.jobs.records import job_record
+
+    texts = [f"Take {n}." for n in range(3)]
+    save_session(locations.session_path(), Session(script="Another one.", queued=tuple(
+        job_record(Job(text, None, GenerationOptions(seed=n))) for n, text in enumerate(texts))))
+    app = make_app(tiny_models, max_waiting=2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_message(pilot, app, "3 job(s) that were waiting when the studio closed")
+        assert [j.text for j in app.queue.waiting] == texts and not app.queue.busy
+        app.submit(app._new_job("Another one.", None, "no voice", app.next_options()))
+        await pilot.pause()
+        await wait_for_message(pilot, app, "The queue is full (2 jobs waiting)")
+        assert app.queue.running.text == "Take 0."  # it went on with the first
+        assert [j.text for j in app.queue.waiting] == texts[1:]
+        await wait_until(pilot, gate.reached.is_set, 90, "the first take to run")
+        await pilot.press("ctrl+q")
+    gate.go.set()

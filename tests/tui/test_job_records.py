@@ -82,10 +82,18 @@ def test_a_value_of_the_wrong_type_drops_the_record(path, value) -> None:
 
 def test_several_takes_and_scripts_are_read_as_strictly() -> None:
     takes = job_record(TakesJob("Hi.", None, OPTIONS, seeds=[5, 6]))
+    assert job_from_record(takes, "small", "cpu", 1) is not None
     for seeds in ([5], list(range(64)), [5, True], [5, "6"], "56"):
         assert job_from_record(spoiled(takes, ("seeds",), seeds), "small", "cpu", 1) is None
     script = job_record(script_job())
-    for path, value in [(("seed",), None), (("seed",), True), (("seed",), 2**63 - 2),
+    assert job_from_record(script, "small", "cpu", 1) is not None
+    for path, value in [(("seed",), None), (("seed",), True), (("seed",), 2**63),
+                        (("script", "segments", 0, "line_no"), "x"),
+                        (("script", "segments", 0, "text"), "  "),
+                        (("script", "segments", 0, "pause_before_s"), True),
+                        (("script", "segments", 0, "chapter"), 9),
+                        (("script", "speakers_found"), "Ann"),
+                        (("script", "chapters", 0, "title"), None),
                         (("continuity",), "sideways"), (("batch",), 0),
                         (("reset_every",), "3"), (("script", "segments"), []),
                         (("script", "segments", 0, "index"), 5),

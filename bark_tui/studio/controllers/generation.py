@@ -113,10 +113,13 @@ class JobsMixin:
             app.notify(why, severity="error", markup=False, timeout=10)
             return False
         verdict = app.queue.submit(job)
-        if verdict == "full":
+        if verdict in ("full", "resumed-full"):
             app.notify(f"The queue is full ({app.queue.capacity} jobs waiting). Wait for one "
                        "to finish, or clear the queue from ctrl+p.", severity="warning",
                        markup=False)
+            if verdict == "resumed-full" and app.queue.running is not None:
+                app._start(app.queue.running)  # the held queue goes on all the same
+                app.refresh_status()
             return False
         running = app.queue.running
         if verdict == "start" and running is not None:

@@ -61,7 +61,7 @@ class SessionMixin:
         finished segments are kept and how to go on (`run_app` prints `quit_note`)."""
         app = cast("BarkApp", self)
         running = app.queue.running
-        if isinstance(running, ScriptJob):
+        if isinstance(running, ScriptJob) and not running.cancel.is_set():
             app.quit_note = (f"bark-tui: the script render (job {running.id}) was stopped; its "
                              "finished segments are kept, and it waits in the queue at the "
                              "next start: ctrl+g goes on from them.")
@@ -90,10 +90,10 @@ class SessionMixin:
                 return app.job_from_take_record(record)  # finds the take in the history
             job = job_from_record(record, app.host.config.size, app.device_label,
                                   next(app._job_ids))
+            return app._keyed(job) if isinstance(job, ScriptJob) else job
         except Exception as exc:  # noqa: BLE001 - logged; the other records still come back
             log_error(f"putting back a queued job: {one_line(exc)}", format_traceback(exc))
             return None
-        return app._keyed(job) if isinstance(job, ScriptJob) else job
 
     def restore_queue(self) -> None:
         """Jobs that were waiting when the studio closed wait again, held: the next
@@ -103,14 +103,15 @@ class SessionMixin:
         records = app.session.queued
         app.session = dataclasses.replace(app.session, queued=())  # put back once
         built = [job for record in records if (job := app._job_from_record(record)) is not None]
-        jobs = built[: app.queue.capacity]
+        # the one that was being made plus a full queue: ctrl+g starts the first of them
+        jobs = built[: app.queue.capacity + 1]
         if len(built) < len(records):
             app.notify(f"{len(records) - len(built)} job(s) from last time could not be put "
                        "back: their take was deleted, or the record does not read.",
                        severity="warning", markup=False, timeout=10)
         if len(jobs) < len(built):
             dropped = ", ".join(f"“{job.snippet}”" for job in built[len(jobs):])
-            app.notify(f"The queue holds {app.queue.capacity} jobs; these did not fit and were "
+            app.notify(f"The queue holds {app.queue.capacity + 1} jobs; these did not fit and were "
                        f"not put back: {dropped}.", severity="warning", markup=False,
                        timeout=15)
         if not jobs:

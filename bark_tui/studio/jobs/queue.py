@@ -30,9 +30,14 @@ class GenerationQueue:
         return self.running is not None
 
     def submit(self, job: Job) -> str:
-        """"start" (nothing runs: caller starts ``self.running``), "queued", or "full"
-        (refused). A held queue goes on with its oldest job; ``job`` waits behind it."""
-        if self.resume() is not None:  # held: its oldest job starts, so ``job`` has room
+        """"start" (nothing ran: caller starts ``self.running``), "queued", "full"
+        (refused), or "resumed-full". A held queue goes on with its oldest job and
+        ``job`` waits behind it; "resumed-full" when there is no room for it even then
+        (a queue put back from the last session may hold one job more than its
+        capacity): the caller starts ``self.running`` and ``job`` is refused."""
+        if self.resume() is not None:  # held: its oldest job starts
+            if self.full:
+                return "resumed-full"
             self.waiting.append(job)
             return "start"
         if self.running is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from typing import Any
 
 from bark_engine.options import GenerationOptions
@@ -27,6 +28,7 @@ from .script import RemakeJob, ScriptJob
 from .takes import MAX_TAKES, MIN_TAKES, TakesJob
 
 NEEDS_TAKE = ("rescript", "remake")  # kinds rebuilt from a take of the history
+LAST_SEED = 2**64 - 1  # a derived seed (base + i) torch still takes
 
 
 def job_record(job: Job) -> dict[str, Any]:
@@ -60,19 +62,20 @@ def _options(values: Any) -> GenerationOptions | None:
     if not isinstance(values, dict):
         return None
     kept: dict[str, Any] = {}
+    hints = typing.get_type_hints(GenerationOptions)
     for f in dataclasses.fields(GenerationOptions):
         if f.name not in values:
             continue
-        value, kind = values[f.name], str(f.type)
+        value, kinds = values[f.name], typing.get_args(hints[f.name]) or (hints[f.name],)
         if value is None:
-            ok = "None" in kind
-        elif kind.startswith("bool"):
+            ok = type(None) in kinds
+        elif bool in kinds:
             ok = isinstance(value, bool)
-        elif kind.startswith("int"):
+        elif int in kinds:
             ok = whole(value, 0 if f.name == "seed" else 1) is not None
         else:  # a float field takes an int too
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and math.isfinite(value) and value >= 0
+            ok = float in kinds and isinstance(value, (int, float)) \
+                and not isinstance(value, bool) and math.isfinite(value) and value >= 0
         if not ok:
             return None
         kept[f.name] = value
@@ -101,10 +104,25 @@ def _script(data: Any) -> Script | None:
                         data.get("author"), bool(data.get("rewritten")))
     except (KeyError, TypeError, ValueError):
         return None
-    fine = all(whole(s.index) == i and isinstance(s.text, str) and s.text
-               and (s.voice is None or isinstance(s.voice, str))
-               and isinstance(s.pause_before_s, (int, float)) and 0 <= s.pause_before_s < 3600
+    def text(value: Any) -> bool:
+        return value is None or isinstance(value, str)
+
+    def seconds(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and 0 <= value < 3600
+
+    fine = all(whole(s.index) == i and isinstance(s.text, str) and s.text.strip()
+               and text(s.voice) and text(s.speaker) and seconds(s.pause_before_s)
+               and whole(s.line_no, 1) is not None
+               and (s.chapter is None or whole(s.chapter, 0, len(chapters) - 1) is not None)
                for i, s in enumerate(segments))
+    fine = fine and all(isinstance(c.title, str) and whole(c.line_no, 1) is not None
+                        and (c.first_segment is None
+                             or whole(c.first_segment, 0, len(segments) - 1) is not None)
+                        for c in chapters)
+    lists = (data.get("speakers_found") or [], data.get("warnings") or [])
+    fine = fine and all(isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
+                        for v in lists) and text(script.title) and text(script.author)
     return script if segments and fine else None
 
 
@@ -120,7 +138,7 @@ def job_from_record(record: dict[str, Any], size: str, device: str, id: int) -> 
     if kind == "takes":
         seeds = record.get("seeds")
         if not isinstance(seeds, list) or not MIN_TAKES <= len(seeds) <= MAX_TAKES \
-                or any(whole(s) is None for s in seeds):
+                or any(whole(s, 0, LAST_SEED) is None for s in seeds):
             return None
         return TakesJob(text, voice, options, label, size, device, id=id, seeds=seeds)
     if kind == "script":
@@ -135,7 +153,8 @@ def _script_job(record: dict[str, Any], text: str, voice: str | None,
     script, seed = _script(record.get("script")), whole(record.get("seed"))
     continuity, ray = record.get("continuity"), record.get("ray")
     reset_every, batch = record.get("reset_every"), record.get("batch")
-    if script is None or seed is None or whole(seed + len(script.segments) - 1) is None \
+    if script is None or seed is None \
+            or whole(seed + len(script.segments) - 1, 0, LAST_SEED) is None \
             or continuity not in CONTINUITY_MODES or not (ray is None or isinstance(ray, str)) \
             or not (reset_every is None or whole(reset_every, 1) is not None) \
             or not (batch is None or whole(batch, 1) is not None):
