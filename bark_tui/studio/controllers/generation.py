@@ -18,6 +18,7 @@ from bark_engine.config import MAX_TEXT_TOKENS
 from bark_engine.options import GenerationOptions
 
 from ...core.job import Job
+from ...core.script_text import build_script
 from ...core.settings import generation_options
 from ...widgets.history_table import voice_label
 from ..jobs.script import RemakeJob, ScriptJob, run_remake_job, run_script_job
@@ -69,26 +70,20 @@ class JobsMixin:
             app.notify("The script is empty — type what the voice should say.",
                        severity="warning", markup=False)
             return
-        if app.generate_script():  # several segments, speakers or voice switches
+        voice = main.voices.selected.key or None
+        script = build_script(text, app.settings, voice, app.user_voices)  # read once
+        if app.generate_script(script):  # several segments, speakers or voice switches
             return
         if main.editor.exact and main.editor.tokens > MAX_TEXT_TOKENS:
             app.notify(f"The script is {main.editor.tokens} tokens; Bark reads at most "
                        f"{MAX_TEXT_TOKENS} per take. Shorten it — your text stays in the editor.",
                        severity="error", markup=False)
             return
-        entry = main.voices.selected
-        app.submit(app._new_job(app._said(text, entry.key or None), entry.key or None,
-                                  entry.name, app.next_options()))
-
-    def _said(self, text: str, voice: str | None) -> str:
-        """What Bark is given for one plain take: the text with numbers read aloud and
-        the lexicon applied (what the preview shows as "Bark reads")."""
-        from ...core.script_text import build_script
-
-        app = cast("BarkApp", self)
-        script = build_script(text, app.settings, voice, app.user_voices)
-        return script.segments[0].text if len(script.segments) == 1 and script.rewritten \
+        # what Bark is given: the text with numbers read aloud and the lexicon applied
+        # (what the preview shows as "Bark reads")
+        said = script.segments[0].text if len(script.segments) == 1 and script.rewritten \
             else text
+        app.submit(app._new_job(said, voice, main.voices.selected.name, app.next_options()))
 
     def regenerate(self, take: Take) -> None:
         """Queue the take's text again with its exact seed, voice and sampling options."""

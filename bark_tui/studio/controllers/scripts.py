@@ -20,7 +20,7 @@ import numpy as np
 
 from bark_engine.config import SAMPLE_RATE
 
-from ...core.script_text import build_script, needs_script, ray_label, resolve_segments, voice_name
+from ...core.script_text import needs_script, ray_label, resolve_segments, voice_name
 from ..jobs.script import RemakeJob, ScriptJob, remake_job
 from ..messages import (
     RayWorkersChanged,
@@ -79,12 +79,12 @@ class LongScriptMixin:
 
     # --- generate ------------------------------------------------------------------
 
-    def generate_script(self) -> bool:
-        """Queue the editor's script as a script job if it needs one; True when handled."""
+    def generate_script(self, script: Script) -> bool:
+        """Queue the editor's script (``script``, as `build_script` read it) as a script
+        job if it needs one; True when handled."""
         app = cast("BarkApp", self)
         main = app.main
         default = main.voices.selected.key or None
-        script = build_script(main.editor.text, app.settings, default, app.user_voices)
         if not needs_script(script, default, app.settings.long_form):
             return False
         job = app.script_job(main.editor.text, default, app.next_options(script=True), script)

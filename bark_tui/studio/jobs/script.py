@@ -15,6 +15,7 @@ No widget is touched here: workers talk through ``post`` like ``take``.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
@@ -149,7 +150,8 @@ def run_script_job(host: EngineHost, job: ScriptJob, post: Post, store: Any) -> 
                       segments=records)
         take = store.add_take(new, rendered.audio, None)
         stored, parts = parts, None  # the take owns its segment files from here on
-        script_resume.finish(stored, [r["file"] for r in records])
+        with contextlib.suppress(OSError):  # leftovers only; the take is stored and whole
+            script_resume.finish(stored, [r["file"] for r in records])
     except Cancelled:
         kept = _keep_or_drop(parts, records, job, seed)
         post(JobEnded(JobOutcome(job, cancelled=True, kept=kept)))
