@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from bark_engine.errors import BarkError
 from bark_engine.openmp import set_default_waits
@@ -143,8 +144,17 @@ def _generation_options(say: argparse.ArgumentParser) -> None:
                      help="overwrite output files that exist (else they are refused)")
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A bad value or a missing argument is one line and exit 2, not the whole usage
+    (which can run to twenty lines for `say`); the line says where the usage is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the "
+                     "options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="bark-tui",
         description="A terminal studio for the Bark text-to-audio model. "
         "Run without a command to open the studio.",
