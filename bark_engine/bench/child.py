@@ -45,9 +45,9 @@ def run_engine(spec: dict) -> dict:
     t0 = time.perf_counter()
     runner.warm_up(spec["stages"])
     first_use_s = time.perf_counter() - t0
-    runs, cpu_runs = [], []
+    runs, cpu_runs, part_runs = [], [], []
     for i in range(spec.get("repeat", 1)):
-        times, cpu = {}, {}
+        times, cpu, parts = {}, {}, {}
         for n, stage in enumerate(spec["stages"]):
             runner.reseed(work.seed + 1000 * i + n)
             c0, t0 = time.process_time(), time.perf_counter()
@@ -55,8 +55,10 @@ def run_engine(spec: dict) -> dict:
             times[stage] = time.perf_counter() - t0
             # CPU time of all threads: steadier than wall time on a busy machine
             cpu[stage] = time.process_time() - c0
+            parts.update(runner.parts(stage))
         runs.append(times)
         cpu_runs.append(cpu)
+        part_runs.append(parts)
     engine = getattr(runner, "engine", None)  # ours: what its weights take as loaded
     return {
         "engine": spec["engine"],
@@ -65,6 +67,7 @@ def run_engine(spec: dict) -> dict:
         "first_use_s": first_use_s,
         "runs": runs,
         "cpu_runs": cpu_runs,
+        "part_runs": part_runs,  # e.g. coarse_prefills, coarse_steps (ours)
         "peak_rss_mb": peak_rss_mb(),
         "rss_after_load_mb": rss_after_load,
         "threads": torch.get_num_threads(),

@@ -132,6 +132,8 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
     import transformers
 
     from ..config import CHECKPOINT_FILES
+    from ..model import kernels
+    from ..model.precision import dtype_name, resolve_dtype
     from .bandwidth import kv_bytes_per_token, semantic_bytes_per_token
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -188,6 +190,8 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         "models": str(folder),
         "dims": dims,
         "dtype": args.dtype,
+        "auto_dtype": dtype_name(resolve_dtype("auto", torch.device(args.device),
+                                               kernels.available())),
         "device": args.device,
         "gpu": torch.cuda.get_device_name(args.device) if on_gpu else None,
         "threads": args.threads,
@@ -304,6 +308,7 @@ def merge_rounds(runs: list[dict]) -> dict:
         "first_use_s": min(r["first_use_s"] for r in runs),
         "runs": [times for r in runs for times in r["runs"]],
         "cpu_runs": [times for r in runs for times in r["cpu_runs"]],
+        "part_runs": [parts for r in runs for parts in r.get("part_runs", [])],
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "weight_mb": runs[0].get("weight_mb"),
         "gpu_peak_mb": max((r.get("gpu_peak_mb") or 0.0 for r in runs), default=0.0) or None,

@@ -14,6 +14,11 @@ TARGET_SPEEDUP = 2.8  # end to end at B = 1 in float32, ours vs transformers' po
 TARGET_BOUND_SHARE = 0.70  # semantic tok/s as a share of the bandwidth bound
 TARGET_TAKES_B4 = 1.6  # per-take throughput at B = 4 against B = 1 (float32)
 TARGET_SEMANTIC_STEP_B4 = 1.15  # a semantic step at B = 4 against B = 1, at most
+# The precision issue's targets, checked when `--precisions` runs both bf16 and int8:
+TARGET_AUTO_VS_PORT = 3.3  # `auto` (what it picks here) end to end against the port
+TARGET_INT8_VS_BF16 = 1.35  # int8 end to end against bf16
+TARGET_INT8_PREFILL_VS_BF16 = 1.8  # int8's coarse prefills against bf16's
+TARGET_INT8_AUDIO = 0.28  # int8 audio seconds per wall second, one take
 ENGINES = ("ours", "port", "before")
 ROW_LABELS = {
     "semantic": "semantic",
@@ -46,6 +51,9 @@ def summarize(results: dict) -> dict:
             "cpu_seconds": best_seconds(raw, "cpu_runs") if raw.get("cpu_runs") else {},
             "rates": {s: units[s][0] / t for s, t in secs.items()},
         }
+        part_runs = [r for r in raw.get("part_runs") or [] if r]
+        if part_runs:  # seconds of a stage's parts (coarse prefills, steps), best of rounds
+            eng["parts"] = {k: min(r[k] for r in part_runs) for k in part_runs[0]}
         if all(s in secs for s in STAGES):
             total = sum(secs[s] for s in STAGES)
             eng["total_s"] = total
@@ -113,8 +121,34 @@ def summarize(results: dict) -> dict:
         targets["semantic_bound"] = out["paired_share"]["median"] >= TARGET_BOUND_SHARE
     elif "bound_share" in out and "ours" in out["bound_share"]:
         targets["semantic_bound"] = out["bound_share"]["ours"] >= TARGET_BOUND_SHARE
+    _precision_targets(results, out, targets)
     out["targets"] = targets
     return out
+
+
+def _precision_targets(results: dict, out: dict, targets: dict) -> None:
+    """int8 against bf16 (end to end, coarse prefills), int8's audio rate, and what
+    `auto` picks against the port, when those precisions ran."""
+    engines = out["engines"]
+    bf16, int8 = engines.get("ours-bfloat16"), engines.get("ours-int8")
+    checks = out["precision_checks"] = {}
+    auto = results.get("auto_dtype")  # what `auto` runs on this device
+    vs_port = (out.get("ratios", {}).get("end_to_end") if auto == results.get("dtype")
+               else engines.get(f"ours-{auto}", {}).get("vs_port"))
+    if vs_port is not None:
+        checks["auto_vs_port"] = vs_port
+        targets["auto_vs_port"] = vs_port >= TARGET_AUTO_VS_PORT
+    if int8 and "audio_per_s" in int8:
+        checks["int8_audio"] = int8["audio_per_s"]
+        targets["int8_audio"] = int8["audio_per_s"] >= TARGET_INT8_AUDIO
+    if int8 and bf16 and "audio_per_s" in int8 and "audio_per_s" in bf16:
+        checks["int8_vs_bf16"] = int8["audio_per_s"] / bf16["audio_per_s"]
+        targets["int8_vs_bf16"] = checks["int8_vs_bf16"] >= TARGET_INT8_VS_BF16
+    prefills = [e.get("parts", {}).get("coarse_prefills") for e in (int8, bf16) if e]
+    if len(prefills) == 2 and all(prefills):
+        checks["int8_prefill_vs_bf16"] = prefills[1] / prefills[0]
+        targets["int8_prefill_vs_bf16"] = (checks["int8_prefill_vs_bf16"]
+                                           >= TARGET_INT8_PREFILL_VS_BF16)
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
@@ -350,6 +384,13 @@ def _precision_lines(results: dict, summary: dict) -> list[str]:
                 f"{_ratio(vs_port):>9}{_fmt(eng.get('weight_mb'), 0):>12}"
                 f"{_fmt(eng.get('peak_rss_mb'), 0):>8}")
         lines.append(row)
+    prefills = {n: engines[n].get("parts", {}).get("coarse_prefills") for n in ["ours", *others]}
+    if all(prefills.values()):
+        base_s = prefills["ours"]
+        lines.append("prefills  the coarse stage's window prefills alone, s: " + " · ".join(
+            f"{base if n == 'ours' else n.removeprefix('ours-')} {t:.2f}"
+            + ("" if n == "ours" else f" ({_ratio(base_s / t)})") for n, t in prefills.items()))
+    lines += _precision_check_lines(summary)
     accuracy = results.get("accuracy")
     if accuracy:
         lines.append("accuracy  logits against float32's on the same context (RANDOM weights: "
@@ -364,3 +405,18 @@ def _precision_lines(results: dict, summary: dict) -> list[str]:
                 row += f"{a['rel_err']:>10.2e}{a['kl']:>10.1e}{a['top1']:>7.1%}"
             lines.append(row)
     return lines
+
+
+def _precision_check_lines(summary: dict) -> list[str]:
+    """The precision issue's targets, where the run measured them."""
+    checks, targets = summary.get("precision_checks", {}), summary.get("targets", {})
+    words = {
+        "auto_vs_port": f"auto end to end ≥ {TARGET_AUTO_VS_PORT}x port: {{:.2f}}x",
+        "int8_vs_bf16": f"int8 end to end ≥ {TARGET_INT8_VS_BF16}x bf16: {{:.2f}}x",
+        "int8_prefill_vs_bf16": f"int8 coarse prefills ≥ {TARGET_INT8_PREFILL_VS_BF16}x bf16: "
+                                "{:.2f}x",
+        "int8_audio": f"int8 ≥ {TARGET_INT8_AUDIO} audio s/s: {{:.3f}}",
+    }
+    done = [words[k].format(checks[k]) + (" PASS" if targets[k] else " MISS")
+            for k in words if k in checks]
+    return ["targets   " + ";\n          ".join(done)] if done else []

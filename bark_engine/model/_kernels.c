@@ -57,6 +57,7 @@
 #endif
 
 #define PW 16            /* panel width: outputs per panel */
+#define WIDE_GROUP 4     /* panels of narrow weights widened at once for many rows */
 #define LANES 8          /* lanes of the attention sum */
 #define MAX_KEYS 4096    /* attention scratch per task (the context is 1024) */
 
@@ -539,6 +540,37 @@ static int n_threads(int asked, double work) {
 #endif
 }
 
+/* n narrow weights → float32, exactly; one loop per kind so each vectorises. */
+static void widen(const void* src, int kind, float* dst, size_t n) {
+    if (kind == W_BF16) {
+        const uint16_t* s = (const uint16_t*)src;
+        uint32_t* d = (uint32_t*)dst;
+        for (size_t i = 0; i < n; i++) d[i] = (uint32_t)s[i] << 16;
+    } else if (kind == W_I8) {
+        const int8_t* s = (const int8_t*)src;
+        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
+    } else {
+        for (size_t i = 0; i < n; i++) dst[i] = load_w(src, kind, i);
+    }
+}
+
+/* The calling thread's buffer for widened panels, kept for the thread's life (a
+   fresh one per call would be mapped and faulted in again each time: at most
+   WIDE_GROUP panels of the widest input, ~0.8 MB at Bark's dims), aligned to a
+   cache line as torch's tensors are (a 64-byte load across two lines is split
+   in two). NULL if out of memory (the caller then widens on the fly). */
+static float* wide_scratch(size_t floats) {
+    static __thread char* raw = NULL;
+    static __thread size_t cap = 0;
+    if (floats > cap) {
+        char* grown = (char*)realloc(raw, sizeof(float) * floats + 64);
+        if (grown == NULL) return NULL;
+        raw = grown;
+        cap = floats;
+    }
+    return (float*)(raw + (64 - (uintptr_t)raw % 64) % 64);
+}
+
 /* y (M, ncols) = x (M, K) @ W.T (* scale) (+ bias) on the calling thread: W in
    `npan` panels of K x 16 weights, `pstride` elements apart (K * 16 when packed). */
 static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* W, int kind,
@@ -548,19 +580,23 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
     const char* Wb = (const char*)W;
     int p = 0;
     if (kind != W_F32 && M > 8) {
-        /* Many rows of narrow weights (a prefill, a fine pass): widen each panel
-           once into float32 (exactly) and multiply that, instead of widening it
-           again for every block of rows; the same values, so the same bits. */
-        float* wide = (float*)malloc(sizeof(float) * (size_t)K * PW);
+        /* Many rows of narrow weights (a prefill, a fine pass): widen a group of
+           panels once into float32 (exactly) and multiply that, instead of widening
+           it again for every block of rows; the same values, so the same bits. The
+           group is as many panels as the float32 path multiplies at once (WIDE_GROUP):
+           one panel at a time left its row blocks bound by loads, at half the speed. */
+        size_t panel = (size_t)K * PW;
+        float* wide = wide_scratch(panel * WIDE_GROUP);
         if (wide != NULL) {
-            for (; p < npan; p++) {
-                const void* src = Wb + p * pbytes;
-                for (size_t i = 0; i < (size_t)K * PW; i++) wide[i] = load_w(src, kind, i);
-                int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
-                gemm_serial(x, xs, M, K, wide, W_F32, 1, (size_t)K * PW, y + p * PW, ys,
+            while (p < npan) {
+                int g = npan - p < WIDE_GROUP ? npan - p : WIDE_GROUP;
+                for (int q = 0; q < g; q++)  /* a panel's first K rows (the stride may be more) */
+                    widen(Wb + (p + q) * pbytes, kind, wide + q * panel, panel);
+                int nc = ncols - p * PW < g * PW ? ncols - p * PW : g * PW;
+                gemm_serial(x, xs, M, K, wide, W_F32, g, panel, y + p * PW, ys,
                             scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, nc);
+                p += g;
             }
-            free(wide);
             return;
         }
     }
@@ -736,22 +772,59 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, voi
  */
 #define Q8_MAX 127
 
+/* One row: its scale, and its values as offset bytes (the scalar reference). */
+static float quantize_row(const float* xr, int K, uint8_t* out) {
+    float amax = 0.0f;
+    for (int k = 0; k < K; k++) { float a = fabsf(xr[k]); amax = a > amax ? a : amax; }
+    float s = amax > 0.0f ? amax / (float)Q8_MAX : 1.0f;
+    for (int k = 0; k < K; k++) {
+        float v = rintf(xr[k] / s);
+        v = v > Q8_MAX ? Q8_MAX : v < -Q8_MAX ? -Q8_MAX : v;
+        out[k] = (uint8_t)((int)v + 128);
+    }
+    return s;
+}
+
+#ifdef BARK_AVX512
+/* quantize_row 16 values at a time: the same maximum, the same correctly rounded
+   division and round-to-nearest-even, so the same bytes (rintf is a library call
+   on the baseline x86-64 target, and it was a third of a prefill's int8 product). */
+AVX512 static float quantize_row_avx512(const float* xr, int K, uint8_t* out) {
+    __m512 vmax = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(xr + k)), vmax);
+    float amax = _mm512_reduce_max_ps(vmax);
+    for (; k < K; k++) { float a = fabsf(xr[k]); amax = a > amax ? a : amax; }
+    float s = amax > 0.0f ? amax / (float)Q8_MAX : 1.0f;
+    __m512 vs = _mm512_set1_ps(s), hi = _mm512_set1_ps(Q8_MAX), lo = _mm512_set1_ps(-Q8_MAX);
+    for (k = 0; k + 16 <= K; k += 16) {
+        __m512 v = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(xr + k), vs),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_max_ps(_mm512_min_ps(v, hi), lo);
+        __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
+        _mm_storeu_si128((__m128i*)(out + k), _mm512_cvtepi32_epi8(q));
+    }
+    for (; k < K; k++) {
+        float v = rintf(xr[k] / s);
+        v = v > Q8_MAX ? Q8_MAX : v < -Q8_MAX ? -Q8_MAX : v;
+        out[k] = (uint8_t)((int)v + 128);
+    }
+    return s;
+}
+#endif
+
 static void quantize_rows(const float* x, ptrdiff_t xs, int M, int K, uint8_t* xu, float* sx,
                           int threads) {
     int nt = n_threads(threads, (double)M * K * 64);
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (int m = 0; m < M; m++) {
-        const float* xr = x + m * xs;
-        float amax = 0.0f;
-        for (int k = 0; k < K; k++) { float a = fabsf(xr[k]); amax = a > amax ? a : amax; }
-        float s = amax > 0.0f ? amax / (float)Q8_MAX : 1.0f;
-        uint8_t* out = xu + (size_t)m * K;
-        for (int k = 0; k < K; k++) {
-            float v = rintf(xr[k] / s);
-            v = v > Q8_MAX ? Q8_MAX : v < -Q8_MAX ? -Q8_MAX : v;
-            out[k] = (uint8_t)((int)v + 128);
+#ifdef BARK_AVX512
+        if (g_isa == ISA_AVX512) {
+            sx[m] = quantize_row_avx512(x + m * xs, K, xu + (size_t)m * K);
+            continue;
         }
-        sx[m] = s;
+#endif
+        sx[m] = quantize_row(x + m * xs, K, xu + (size_t)m * K);
     }
 }
 
@@ -793,27 +866,68 @@ static void q8_panel_generic(const uint8_t* xu, int M, int K, const int8_t* L, c
 
 #ifdef BARK_AVX512
 #define VNNI __attribute__((target("avx512f,avx512vnni")))
-/* R rows (<= 8) times one re-laid panel: R int32 accumulators of 16 outputs. */
-VNNI static void q8_panel_vnni(const uint8_t* xu, int M, int K, const int8_t* L,
+#define VNNI_INLINE VNNI static inline __attribute__((always_inline))
+/* acc += x (unsigned bytes) . w (signed bytes), four per lane. GCC 12 keeps an
+   accumulator of the intrinsic in memory, storing it at every step of the
+   block below (half the speed), so GCC gets the instruction as inline asm on a
+   local; clang allocates the intrinsic's registers well. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define DPBUSD(acc, x, w) do { __m512i a_ = (acc); \
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(a_) : "v"(x), "v"(w)); (acc) = a_; } while (0)
+#else
+#define DPBUSD(acc, x, w) ((acc) = _mm512_dpbusd_epi32((acc), (x), (w)))
+#endif
+/* R rows (<= 6) times NP re-laid panels (<= 4, `lstride` bytes apart): R * NP int32
+   accumulators of 16 outputs, so each weight load serves R rows and each row's
+   broadcast NP panels (one panel at a time was bound by loads). */
+VNNI_INLINE void q8_block_vnni(int R, int NP, const uint8_t* x0, int K, const int8_t* L,
+                               size_t lstride, const int32_t* colsum, const float* sx, float* y,
+                               ptrdiff_t ys, const float* sw, const float* bias, int ncols) {
+    __m512i acc[6][4];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_si512();
+    for (int k4 = 0; k4 < K / 4; k4++) {
+        __m512i w[4];
+        for (int q = 0; q < NP; q++)
+            w[q] = _mm512_loadu_si512((const void*)(L + q * lstride + (size_t)k4 * PW * 4));
+        for (int r = 0; r < R; r++) {
+            int32_t b;
+            memcpy(&b, x0 + (size_t)r * K + 4 * k4, 4);
+            __m512i xb = _mm512_set1_epi32(b);
+            for (int q = 0; q < NP; q++) DPBUSD(acc[r][q], xb, w[q]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < NP && q * PW < ncols; q++) {
+            int32_t a[PW];
+            _mm512_storeu_si512((void*)a, acc[r][q]);
+            int nc = ncols - q * PW < PW ? ncols - q * PW : PW;
+            q8_store(y + r * ys + q * PW, a, colsum + q * PW, sw + q * PW, sx[r],
+                     bias ? bias + q * PW : NULL, nc);
+        }
+}
+
+#define Q8_CASE(R, NP, ...) case R * 16 + NP: q8_block_vnni(R, NP, __VA_ARGS__); break;
+#define Q8_CASES_R(R, ...) Q8_CASE(R, 1, __VA_ARGS__) Q8_CASE(R, 2, __VA_ARGS__) \
+    Q8_CASE(R, 3, __VA_ARGS__) Q8_CASE(R, 4, __VA_ARGS__)
+
+/* Every row times NP consecutive re-laid panels (a thread's group). */
+VNNI static void q8_group_vnni(const uint8_t* xu, int M, int K, int NP, const int8_t* L,
                                const int32_t* colsum, const float* sx, float* y, ptrdiff_t ys,
                                const float* sw, const float* bias, int ncols) {
-    for (int m = 0; m < M; m += 8) {
-        int R = M - m < 8 ? M - m : 8;
-        __m512i acc[8];
-        for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_si512();
+    size_t lstride = (size_t)K * PW;
+    for (int m = 0; m < M; m += 6) {
+        int R = M - m < 6 ? M - m : 6;
         const uint8_t* x0 = xu + (size_t)m * K;
-        for (int k4 = 0; k4 < K / 4; k4++) {
-            __m512i w = _mm512_loadu_si512((const void*)(L + (size_t)k4 * PW * 4));
-            for (int r = 0; r < R; r++) {
-                int32_t b;
-                memcpy(&b, x0 + (size_t)r * K + 4 * k4, 4);
-                acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(b), w);
-            }
-        }
-        for (int r = 0; r < R; r++) {
-            int32_t a[PW];
-            _mm512_storeu_si512((void*)a, acc[r]);
-            q8_store(y + (m + r) * ys, a, colsum, sw, sx[m + r], bias, ncols);
+        float* ym = y + m * ys;
+        switch (R * 16 + NP) {
+            Q8_CASES_R(1, x0, K, L, lstride, colsum, sx + m, ym, ys, sw, bias, ncols)
+            Q8_CASES_R(2, x0, K, L, lstride, colsum, sx + m, ym, ys, sw, bias, ncols)
+            Q8_CASES_R(3, x0, K, L, lstride, colsum, sx + m, ym, ys, sw, bias, ncols)
+            Q8_CASES_R(4, x0, K, L, lstride, colsum, sx + m, ym, ys, sw, bias, ncols)
+            Q8_CASES_R(5, x0, K, L, lstride, colsum, sx + m, ym, ys, sw, bias, ncols)
+            Q8_CASES_R(6, x0, K, L, lstride, colsum, sx + m, ym, ys, sw, bias, ncols)
+            default: break;
         }
     }
 }
@@ -895,7 +1009,8 @@ BF16DP static void bf16r_panel_native(const uint16_t* xb, int M, int K, const ui
 
 /* y (M, ncols) for narrow panels W (npan, K, 16) times narrow rows: int8 rows
    (kind W_I8, scales sw) or bf16 rows (kind W_BF16), as described above.
-   Threads take panels; each re-lays its panel once for all the rows. */
+   Threads take groups of panels (WIDE_GROUP for int8, one for bf16); each
+   re-lays its group once, into a cache-line-aligned buffer, for all the rows. */
 static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K, const void* W,
                             int npan, float* y, ptrdiff_t ys, const float* sw, const float* bias,
                             int ncols, int threads) {
@@ -905,34 +1020,43 @@ static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K
     if (rows == NULL || sx == NULL) { free(rows); free(sx); return -1; }
     if (kind == W_I8) quantize_rows(x, xs, M, K, (uint8_t*)rows, sx, threads);
     else bf16_rows(x, xs, M, K, (uint16_t*)rows, threads);
+    int group = kind == W_I8 ? WIDE_GROUP : 1;
+    int units = (npan + group - 1) / group;
+    size_t pbytes = es * (size_t)K * PW;  /* one panel */
     int nt = n_threads(threads, (double)M * npan * PW * K / 4);
     int failed = 0;
     #pragma omp parallel num_threads(nt)
     {
-        void* L = malloc(es * (size_t)K * PW);
-        int32_t colsum[PW];
+        char* raw = (char*)malloc(pbytes * group + 64);
+        char* L = raw == NULL ? NULL : raw + (64 - (uintptr_t)raw % 64) % 64;
+        int32_t colsum[WIDE_GROUP * PW];
         if (L == NULL) {
             #pragma omp atomic write
             failed = 1;
         }
         #pragma omp for schedule(static)
-        for (int p = 0; p < npan; p++) {
+        for (int u = 0; u < units; u++) {
             if (L == NULL) continue;
-            const char* P = (const char*)W + (size_t)p * K * PW * es;
-            int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
+            int p = u * group, np = npan - p < group ? npan - p : group;
+            const char* P = (const char*)W + (size_t)p * pbytes;
+            int nc = ncols - p * PW < np * PW ? ncols - p * PW : np * PW;
             const float* b = bias ? bias + p * PW : NULL;
             float* yp = y + p * PW;
             if (kind == W_I8) {
-                relayout_panel((const int8_t*)P, K, (int8_t*)L, colsum);
+                for (int q = 0; q < np; q++)
+                    relayout_panel((const int8_t*)(P + q * pbytes), K, (int8_t*)(L + q * pbytes),
+                                   colsum + q * PW);
 #ifdef BARK_AVX512
                 if (g_vnni && g_isa == ISA_AVX512) {
-                    q8_panel_vnni((const uint8_t*)rows, M, K, (const int8_t*)L, colsum, sx, yp, ys,
-                                  sw + p * PW, b, nc);
+                    q8_group_vnni((const uint8_t*)rows, M, K, np, (const int8_t*)L, colsum, sx, yp,
+                                  ys, sw + p * PW, b, nc);
                     continue;
                 }
 #endif
-                q8_panel_generic((const uint8_t*)rows, M, K, (const int8_t*)L, colsum, sx, yp, ys,
-                                 sw + p * PW, b, nc);
+                for (int q = 0; q < np && q * PW < nc; q++)
+                    q8_panel_generic((const uint8_t*)rows, M, K, (const int8_t*)(L + q * pbytes),
+                                     colsum + q * PW, sx, yp + q * PW, ys, sw + (p + q) * PW,
+                                     b ? b + q * PW : NULL, nc - q * PW < PW ? nc - q * PW : PW);
             } else {
                 relayout_pairs((const uint16_t*)P, K, (uint16_t*)L);
 #ifdef BARK_AVX512
@@ -945,7 +1069,7 @@ static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K
                 bf16r_panel_generic((const uint16_t*)rows, M, K, (const uint16_t*)L, yp, ys, b, nc);
             }
         }
-        free(L);
+        free(raw);
     }
     free(rows);
     free(sx);

@@ -173,3 +173,14 @@ def test_bench_runs_ours_in_other_precisions_beside_float32(tiny_models: Path, t
     # int8 moves the logits more than bf16 (a coarser grid on every weight)
     assert accuracy["int8"]["semantic"]["rel_err"] > accuracy["bfloat16"]["semantic"]["rel_err"]
     assert "accuracy  logits against float32's" in block and "RANDOM weights" in block
+    # the coarse stage's prefills are timed apart: inside the stage, and reported
+    for name in ("ours", "ours-int8", "ours-bfloat16"):
+        parts, stage_s = engines[name]["parts"], engines[name]["seconds"]["coarse"]
+        assert parts["coarse_prefills"] > 0 and parts["coarse_steps"] > 0
+        assert parts["coarse_prefills"] + parts["coarse_steps"] <= stage_s
+    assert "prefills  the coarse stage's window prefills alone, s: float32 " in block
+    assert "int8 end to end ≥ 1.35x bf16: " in block
+    assert "int8 coarse prefills ≥ 1.8x bf16: " in block
+    checks = data["summary"]["precision_checks"]
+    assert checks["int8_vs_bf16"] == pytest.approx(
+        engines["ours-int8"]["audio_per_s"] / engines["ours-bfloat16"]["audio_per_s"])

@@ -120,6 +120,22 @@ def test_every_instruction_set_gives_the_same_bits(dtype, each_isa) -> None:
     assert all(torch.equal(r, results[0]) for r in results)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_half_panels_multiply_as_float32_panels_of_the_same_values(dtype, each_isa) -> None:
+    """Many rows of half weights widen groups of panels to float32 once: exact, so
+    the bits are those of float32 panels holding the same values, for every row
+    count (the widening starts past 8 rows) and on every instruction set."""
+    gen = torch.Generator().manual_seed(4)
+    half = kernels.pack(torch.randn(200, 96, generator=gen), torch.randn(200, generator=gen),
+                        dtype)  # 13 panels: groups of 4, 4, 4 and a ragged 1
+    wide = kernels.pack(kernels.unpack(half), half.bias[:200])
+    x = torch.randn(50, 96, generator=gen)
+    for name in each_isa:
+        for M in (8, 9, 13, 50):
+            got = run_isa(name, lambda m=M: kernels.linear(x[:m], half))
+            assert torch.equal(got, kernels.linear(x[:M], wide)), (name, M)
+
+
 def attention_reference(qkv: torch.Tensor, slots, pos, H: int, rows) -> torch.Tensor:
     """Causal attention of `rows` over their slot's rows at positions <= their own, in float64."""
     N, C3 = qkv.shape
