@@ -487,7 +487,11 @@ AVX512 static void gemm_avx512(const float* x, ptrdiff_t xs, int M, int K, const
                                const float* scale, const float* bias, int ncols) {
     int big = M == 1 && kind != W_F32 ? 8 : 4;
     for (int p = 0; p < npan;) {
-        int NP = p + big <= npan && (p + big) * PW <= ncols ? big : 1;
+        /* the widest block of whole panels that fits (four where eight do not: one
+           panel alone is one chain of FMAs, bound by their latency) */
+        int NP = 1;
+        for (int w = big; w >= 4 && NP == 1; w /= 2)
+            if (p + w <= npan && (p + w) * PW <= ncols) NP = w;
         for (int m = 0; m < M; m += 6) {
             int R = M - m < 6 ? M - m : 6;
             blockz(kind, R, NP, x + m * xs, xs, K, W + p * pbytes, pbytes, y + m * ys + p * PW,
@@ -495,6 +499,58 @@ AVX512 static void gemm_avx512(const float* x, ptrdiff_t xs, int M, int K, const
         }
         p += NP;
     }
+}
+/* exp8_avx2 on 16 lanes: the same operations, so the same bits. */
+AVX512_INLINE __m512 exp16_avx512(__m512 x) {
+    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_MIN), _CMP_GE_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_MIN));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_HI), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_LO), r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(EC0), r, _mm512_set1_ps(EC1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EC2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EC3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EC4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EC5));
+    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n),
+                                                      _mm512_set1_epi32(127)), 23);
+    return _mm512_maskz_mov_ps(keep, _mm512_mul_ps(y, _mm512_castsi512_ps(bits)));
+}
+
+/* softmax_avx2 16 keys at a time: the same scaled scores, maximum (exact in any
+   order) and exponentials; each block of 16 adds its two halves of 8 to the 8
+   lanes in key order, as the AVX2 path adds its chunks, so the same sum. The
+   scalar maximum and the 8-wide exponentials were a sixth of a fine pass. */
+AVX512 static float softmax_avx512(float* s, int L, int Lpad, float scale) {
+    int blocks = (L + 15) / 16;  /* s has room for whole blocks (rows are whole panels) */
+    __m512 vscale = _mm512_set1_ps(scale), vm = _mm512_set1_ps(-INFINITY);
+    for (int c = 0; c < blocks; c++) {
+        __mmask16 live = L - 16 * c >= 16 ? (__mmask16)0xffff
+                                           : (__mmask16)((1u << (L - 16 * c)) - 1u);
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(s + 16 * c), vscale);
+        _mm512_storeu_ps(s + 16 * c, v);
+        vm = _mm512_mask_max_ps(vm, live, v, vm);  /* a NaN score is passed over, as in C */
+    }
+    float m = _mm512_reduce_max_ps(vm);
+    __m512 vmax = _mm512_set1_ps(m);
+    __m256 lanes = _mm256_setzero_ps();
+    for (int c = 0; c < blocks; c++) {
+        __mmask16 live = L - 16 * c >= 16 ? (__mmask16)0xffff
+                                           : (__mmask16)((1u << (L - 16 * c)) - 1u);
+        __m512 p = _mm512_maskz_mov_ps(live, exp16_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + 16 * c),
+                                                                        vmax)));
+        _mm512_storeu_ps(s + 16 * c, p);
+        lanes = _mm256_add_ps(lanes, _mm512_castps512_ps256(p));
+        if (L - 16 * c > 8)  /* a half wholly past L would only add +0 */
+            lanes = _mm256_add_ps(lanes, _mm256_castpd_ps(_mm512_extractf64x4_pd(
+                _mm512_castps_pd(p), 1)));
+    }
+    for (int t = 16 * blocks; t < Lpad; t++) s[t] = 0.0f;
+    float l8[8];
+    _mm256_storeu_ps(l8, lanes);
+    return tree8(l8);
 }
 #endif /* BARK_AVX512 */
 #endif /* BARK_X86 */
@@ -739,6 +795,9 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, voi
                 float* s = S + (size_t)r * max_len;
                 int L = (int)lens[n0 + r];
 #ifdef BARK_X86
+#ifdef BARK_AVX512
+                if (g_isa == ISA_AVX512) { sums[r] = softmax_avx512(s, L, Lmax, scale); continue; }
+#endif
                 if (g_isa >= ISA_AVX2) { sums[r] = softmax_avx2(s, L, Lmax, scale); continue; }
 #endif
                 sums[r] = softmax_generic(s, L, Lmax, scale);
