@@ -618,11 +618,11 @@ static void widen(const void* src, int kind, float* dst, size_t n) {
 static float* wide_scratch(size_t floats) {
     static __thread char* raw = NULL;
     static __thread size_t cap = 0;
-    if (floats > cap) {
-        char* grown = (char*)realloc(raw, sizeof(float) * floats + 64);
-        if (grown == NULL) return NULL;
-        raw = grown;
-        cap = floats;
+    if (floats > cap) {  /* nothing to keep: a fresh block, not realloc's copy */
+        free(raw);
+        raw = (char*)malloc(sizeof(float) * floats + 64);
+        cap = raw == NULL ? 0 : floats;
+        if (raw == NULL) return NULL;
     }
     return (float*)(raw + (64 - (uintptr_t)raw % 64) % 64);
 }
@@ -838,7 +838,7 @@ static float quantize_row(const float* xr, int K, uint8_t* out) {
     float s = amax > 0.0f ? amax / (float)Q8_MAX : 1.0f;
     for (int k = 0; k < K; k++) {
         float v = rintf(xr[k] / s);
-        v = v > Q8_MAX ? Q8_MAX : v < -Q8_MAX ? -Q8_MAX : v;
+        v = v > Q8_MAX ? Q8_MAX : v < -Q8_MAX ? -Q8_MAX : v == v ? v : 0.0f;  /* NaN: 0 */
         out[k] = (uint8_t)((int)v + 128);
     }
     return s;
@@ -859,13 +859,13 @@ AVX512 static float quantize_row_avx512(const float* xr, int K, uint8_t* out) {
     for (k = 0; k + 16 <= K; k += 16) {
         __m512 v = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(xr + k), vs),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v = _mm512_max_ps(_mm512_min_ps(v, hi), lo);
+        v = _mm512_max_ps(lo, _mm512_min_ps(hi, v));  /* NaN passes, as in C: byte 128 */
         __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
         _mm_storeu_si128((__m128i*)(out + k), _mm512_cvtepi32_epi8(q));
     }
     for (; k < K; k++) {
         float v = rintf(xr[k] / s);
-        v = v > Q8_MAX ? Q8_MAX : v < -Q8_MAX ? -Q8_MAX : v;
+        v = v > Q8_MAX ? Q8_MAX : v < -Q8_MAX ? -Q8_MAX : v == v ? v : 0.0f;
         out[k] = (uint8_t)((int)v + 128);
     }
     return s;
@@ -932,7 +932,7 @@ static void q8_panel_generic(const uint8_t* xu, int M, int K, const int8_t* L, c
    local; clang allocates the intrinsic's registers well. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define DPBUSD(acc, x, w) do { __m512i a_ = (acc); \
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(a_) : "v"(x), "v"(w)); (acc) = a_; } while (0)
+    __asm__("vpdpbusd {%2, %1, %0|%0, %1, %2}" : "+v"(a_) : "v"(x), "v"(w)); (acc) = a_; } while (0)
 #else
 #define DPBUSD(acc, x, w) ((acc) = _mm512_dpbusd_epi32((acc), (x), (w)))
 #endif

@@ -139,6 +139,33 @@ def test_int8_rows_are_exact_integer_sums_and_row_local(n_in: int) -> None:
     assert torch.equal(kernels.linear(x, p, slice(20, 180), narrow_rows=True), y[:, 20:180])
 
 
+@pytest.mark.skipif(not kernels.available(), reason="CPU kernels not built here")
+def test_int8_rows_of_nan_inf_and_underflow_are_the_same_bits_on_every_path() -> None:
+    """Rows no model should make, quantised alike on every instruction set: a NaN
+    becomes 0, an infinity makes its row's scale infinite, a maximum too small
+    to divide by 127 makes it 0."""
+    gen = torch.Generator().manual_seed(5)
+    q, scale = quantize_rows(torch.randn(48, 36, generator=gen) * 0.02)
+    p = kernels.pack(q, None, torch.int8, scale)
+    x = torch.randn(12, 36, generator=gen)
+    x[1, 3] = x[2, 20] = x[2, 35] = float("nan")  # in a whole vector of 16, and in the tail
+    x[3, 5] = float("inf")
+    x[4] = 0.0
+    x[4, 0] = 1e-45  # the scale underflows to 0
+    bits = []
+    best = kernels.isa()
+    order = ["generic", "avx2", "avx512"]
+    try:
+        for name in order[: order.index(best) + 1]:
+            kernels.set_isa(name)
+            bits.append(kernels.linear(x, p, narrow_rows=True).view(torch.int32))
+    finally:
+        kernels.set_isa(best)
+    assert all(torch.equal(b, bits[0]) for b in bits)
+    y = bits[0].view(torch.float32)
+    assert torch.isfinite(y[[0, 1, 2, 4, 5]]).all()  # a NaN costs its element, not its row
+
+
 @pytest.mark.parametrize("use_kernels", PATHS)
 def test_int8_logits_stay_close_to_float32(tiny_models: Path, use_kernels: bool) -> None:
     """Within 2 % (relative L2) after a prefill and after each one-token step."""
