@@ -19,7 +19,6 @@ and returns its output, whose size is checked so neither engine can skip work.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -121,32 +120,6 @@ class Runner:
         raise NotImplementedError
 
 
-class TimedStepper:
-    """A stage's stepper that also sums the wall time of its calls by kind: calls
-    that feed a window (a prefill, or a window continued from the cache: more
-    than one id) and one-token steps. Only the benchmark wraps a stepper so; the
-    sums let it report the coarse prefills apart (compute-bound, unlike steps)."""
-
-    def __init__(self, inner, device: torch.device) -> None:
-        self.inner = inner
-        self.model = inner.model
-        self.name = inner.name
-        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-        self.seconds = {"prefills": 0.0, "steps": 0.0}
-
-    def new_cache(self, slots: int):
-        return self.inner.new_cache(slots)
-
-    def advance(self, cache, feeds, vocab):
-        kind = "prefills" if any(len(f.ids) > 1 for f in feeds) else "steps"
-        self.sync()
-        t0 = time.perf_counter()
-        out = self.inner.advance(cache, feeds, vocab)
-        self.sync()
-        self.seconds[kind] += time.perf_counter() - t0
-        return out
-
-
 class OursRunner(Runner):
     name = "ours"
 
@@ -168,13 +141,13 @@ class OursRunner(Runner):
         )
         self.engine.load()
         self.stages = self.engine.stage_models()  # the step strategies `generate` uses
-        self.timed_coarse = TimedStepper(self.stages.coarse, self.device)
+        self.coarse_parts: dict[str, float] = {}
 
     def parts(self, stage: str) -> dict[str, float]:
         """Seconds of the last `stage` run by kind of call (coarse: prefills, steps)."""
         if stage != "coarse":
             return {}
-        return {f"coarse_{k}": v for k, v in self.timed_coarse.seconds.items()}
+        return {f"coarse_{k}": self.coarse_parts[k] for k in ("prefills", "steps")}
 
     def semantic(self) -> np.ndarray:
         from ..stages.semantic import generate_semantic
@@ -192,17 +165,18 @@ class OursRunner(Runner):
 
     def coarse(self) -> np.ndarray:
         from ..stages.coarse import generate_coarse
+        from .timed import timed_calls
 
-        self.timed_coarse.seconds = dict.fromkeys(self.timed_coarse.seconds, 0.0)
-        return generate_coarse(
-            self.stages.coarse.model,
-            self.inputs.semantic,
-            self.inputs.semantic_prompt,
-            self.inputs.coarse_prompt,
-            temperature=self.work.waveform_temp,
-            generator=self.generator,
-            stepper=self.timed_coarse,
-        )
+        with timed_calls(self.stages.coarse, self.device) as self.coarse_parts:
+            return generate_coarse(
+                self.stages.coarse.model,
+                self.inputs.semantic,
+                self.inputs.semantic_prompt,
+                self.inputs.coarse_prompt,
+                temperature=self.work.waveform_temp,
+                generator=self.generator,
+                stepper=self.stages.coarse,
+            )
 
     def fine(self) -> np.ndarray:
         from ..stages.fine import generate_fine

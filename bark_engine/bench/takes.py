@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from ..options import GenerationOptions
+from .timed import timed_calls
 
 if TYPE_CHECKING:
     from ..engine import Engine, Generation, VoiceArg
@@ -32,6 +33,7 @@ class TakesRate:
     exact: bool | None  # batched tokens == sequential tokens (None if not compared)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # the best batch's stages
     semantic_steps: int = 0  # decode steps of its semantic stage (its longest row)
+    semantic_step_s: float | None = None  # the best batch's mean one-token step call, s
 
     @property
     def speedup(self) -> float | None:
@@ -45,7 +47,12 @@ class TakesRate:
 
     @property
     def semantic_step_ms(self) -> float | None:
-        """Wall time of one semantic step of the batch (B tokens), in ms."""
+        """Wall time of one semantic decode step of the batch (B tokens), in ms: the
+        stepper's one-token calls alone where they were timed (a batch's prefill grows
+        with B and its rows are drawn one by one; neither is a step), else the whole
+        stage over its steps."""
+        if self.semantic_step_s is not None:
+            return 1e3 * self.semantic_step_s
         if not self.semantic_steps or "semantic" not in self.stage_seconds:
             return None
         return 1e3 * self.stage_seconds["semantic"] / self.semantic_steps
@@ -88,13 +95,14 @@ def measure_takes_per_minute(
     rows = []
     for n in batches:
         seeds = list(range(seed, seed + n))
-        batch_times, seq_times, exact, best = [], [], None, None
+        batch_times, seq_times, exact, best, best_steps = [], [], None, None, {}
         for _ in range(max(1, repeats)):  # alternated, so a busy spell hits both alike
-            start = now()
-            takes = engine.generate_takes(text, voice, options, seeds=seeds)
-            batch_times.append(now() - start)
+            with timed_calls(engine.stage_models().semantic, engine.device) as calls:
+                start = now()
+                takes = engine.generate_takes(text, voice, options, seeds=seeds)
+                batch_times.append(now() - start)
             if best is None or batch_times[-1] <= min(batch_times):
-                best = takes
+                best, best_steps = takes, calls
             if sequential:
                 start = now()
                 singles = [engine.generate(text, voice, replace(options, seed=s)) for s in seeds]
@@ -114,6 +122,8 @@ def measure_takes_per_minute(
                 stage_seconds={k: t.seconds for k, t in best[0].timings.items()
                                if k != "decode"},
                 semantic_steps=max(len(t.semantic) for t in best),
+                semantic_step_s=(best_steps["steps"] / best_steps["steps_n"]
+                                 if best_steps.get("steps_n") else None),
             )
         )
     return rows

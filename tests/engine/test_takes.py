@@ -108,6 +108,32 @@ def test_measure_takes_per_minute(engine: Engine) -> None:
     assert [r.batch for r in rows] == [1, 2]
     assert all(r.exact and r.takes_per_minute > 0 and r.speedup for r in rows)
     assert "takes/min" in format_takes_table(rows)
+    # a semantic step is the stepper's one-token calls alone: less than the stage
+    # (prefill and draws included) over its steps
+    for r in rows:
+        whole = 1e3 * r.stage_seconds["semantic"] / r.semantic_steps
+        assert 0 < r.semantic_step_ms < whole
+    stepper = engine.stage_models().semantic
+    assert "advance" not in vars(stepper)  # the timing patch is gone
+
+
+def test_timed_calls_sort_prefills_from_steps_and_restore_the_stepper(engine: Engine) -> None:
+    import torch
+
+    from bark_engine.bench.timed import timed_calls
+    from bark_engine.model.steps import Feed
+
+    stepper = engine.stage_models().coarse
+    cache = stepper.new_cache(1)
+    with timed_calls(stepper, engine.device) as outer:
+        with timed_calls(stepper, engine.device) as inner:
+            stepper.advance(cache, [Feed(0, torch.arange(10_000, 10_009), fresh=True)], None)
+            stepper.advance(cache, [Feed(0, torch.tensor([10_001]))], None)
+        stepper.advance(cache, [Feed(0, torch.tensor([10_002]))], None)
+    assert inner["prefills"] > 0 and inner["steps"] > 0 and inner["steps_n"] == 1
+    # the inner patch wraps the outer one, so the outer block saw every call too
+    assert outer["steps_n"] == 2 and 0 < outer["prefills"] <= inner["prefills"]
+    assert "advance" not in vars(stepper)
 
 
 # --- CLI --------------------------------------------------------------------------------------
