@@ -102,7 +102,7 @@ def run_takes(spec: dict) -> dict:
     engine, work, options = _our_engine(spec)
     rows = measure_takes_per_minute(
         engine, work.text, batches=spec["batches"], voice=work.voice, options=options,
-        seed=work.seed, sequential=spec["sequential"],
+        seed=work.seed, sequential=spec["sequential"], repeats=spec.get("repeats", 1),
     )
     return {
         "rows": [{**asdict(r), "speedup": r.speedup, "audio_per_second": r.audio_per_second,

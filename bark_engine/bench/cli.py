@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--takes", metavar="B,B,...",
-        help="also measure our takes/min at these batch sizes (e.g. 1,2,4; slow at small dims)",
+        help="also measure our takes/min at these batch sizes (e.g. 1,2,4; slow at small dims; "
+             "--repeat batches per size, the best kept)",
     )
     p.add_argument(
         "--takes-sequential", action="store_true",
@@ -275,7 +276,7 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
         spec = {
             "task": "takes", "models": str(folder), "size": size, "threads": args.threads,
             "work": work.to_dict(), "batches": batches, "sequential": args.takes_sequential,
-            "device": args.device, "dtype": args.dtype,
+            "device": args.device, "dtype": args.dtype, "repeats": args.repeat,
         }
         results["takes"] = run_in_process(spec) if args.in_process else run_child(
             spec, args.threads, args.omp
