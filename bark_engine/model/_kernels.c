@@ -500,6 +500,7 @@ AVX512 static void gemm_avx512(const float* x, ptrdiff_t xs, int M, int K, const
         p += NP;
     }
 }
+
 /* exp8_avx2 on 16 lanes: the same operations, so the same bits. */
 AVX512_INLINE __m512 exp16_avx512(__m512 x) {
     __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_MIN), _CMP_GE_OQ);
