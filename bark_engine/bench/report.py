@@ -8,17 +8,14 @@ engine on the same work; `--takes` and `--script` add the batching blocks.
 
 from __future__ import annotations
 
+from .cells import fmt, ratio
+from .precision_report import precision_lines, precision_targets
 from .work import STAGES
 
 TARGET_SPEEDUP = 2.8  # end to end at B = 1 in float32, ours vs transformers' port
 TARGET_BOUND_SHARE = 0.70  # semantic tok/s as a share of the bandwidth bound
 TARGET_TAKES_B4 = 1.6  # per-take throughput at B = 4 against B = 1 (float32)
 TARGET_SEMANTIC_STEP_B4 = 1.15  # a semantic step at B = 4 against B = 1, at most
-# The precision issue's targets, checked when `--precisions` runs both bf16 and int8:
-TARGET_AUTO_VS_PORT = 3.3  # `auto` (what it picks here) end to end against the port
-TARGET_INT8_VS_BF16 = 1.35  # int8 end to end against bf16
-TARGET_INT8_PREFILL_VS_BF16 = 1.8  # int8's coarse prefills against bf16's
-TARGET_INT8_AUDIO = 0.28  # int8 audio seconds per wall second, one take
 ENGINES = ("ours", "port", "before")
 ROW_LABELS = {
     "semantic": "semantic",
@@ -121,48 +118,9 @@ def summarize(results: dict) -> dict:
         targets["semantic_bound"] = out["paired_share"]["median"] >= TARGET_BOUND_SHARE
     elif "bound_share" in out and "ours" in out["bound_share"]:
         targets["semantic_bound"] = out["bound_share"]["ours"] >= TARGET_BOUND_SHARE
-    _precision_targets(results, out, targets)
+    precision_targets(results, out, targets)
     out["targets"] = targets
     return out
-
-
-def _precision_targets(results: dict, out: dict, targets: dict) -> None:
-    """int8 against bf16 (end to end, coarse prefills), int8's audio rate, and what
-    `auto` picks against the port, when those precisions ran."""
-    engines = out["engines"]
-    bf16, int8 = engines.get("ours-bfloat16"), engines.get("ours-int8")
-    checks = out["precision_checks"] = {}
-    auto = results.get("auto_dtype")  # what `auto` runs on this device
-    vs_port = (out.get("ratios", {}).get("end_to_end") if auto == results.get("dtype")
-               else engines.get(f"ours-{auto}", {}).get("vs_port"))
-    if vs_port is not None:
-        checks["auto_vs_port"] = vs_port
-        targets["auto_vs_port"] = vs_port >= TARGET_AUTO_VS_PORT
-    if int8 and "audio_per_s" in int8:
-        checks["int8_audio"] = int8["audio_per_s"]
-        targets["int8_audio"] = int8["audio_per_s"] >= TARGET_INT8_AUDIO
-    if int8 and bf16 and "audio_per_s" in int8 and "audio_per_s" in bf16:
-        checks["int8_vs_bf16"] = int8["audio_per_s"] / bf16["audio_per_s"]
-        targets["int8_vs_bf16"] = checks["int8_vs_bf16"] >= TARGET_INT8_VS_BF16
-    prefills = [e.get("parts", {}).get("coarse_prefills") for e in (int8, bf16) if e]
-    if len(prefills) == 2 and all(prefills):
-        checks["int8_prefill_vs_bf16"] = prefills[1] / prefills[0]
-        targets["int8_prefill_vs_bf16"] = (checks["int8_prefill_vs_bf16"]
-                                           >= TARGET_INT8_PREFILL_VS_BF16)
-
-
-def _fmt(x: float | None, digits: int = 2) -> str:
-    if x is None:
-        return "—"
-    if abs(x) >= 100:
-        return f"{x:.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}"
-    return f"{x:.{digits}f}"
-
-
-def _ratio(x: float | None) -> str:
-    return "—" if x is None else f"{x:.2f}x"
 
 
 def _device_label(results: dict) -> str:
@@ -225,44 +183,44 @@ def format_table(results: dict, summary: dict) -> str:
         n, unit = units[stage]
         label = f"{ROW_LABELS[stage]} ({n} {unit})"
         lines.append(
-            f"{label:<20}{_fmt(get('ours', 'seconds', stage)):>9}"
-            f"{_fmt(get('port', 'seconds', stage)):>9}"
-            f"{_fmt(get('ours', 'rates', stage), 1):>10}{_fmt(get('port', 'rates', stage), 1):>10}"
-            f"  {unit + '/s':<11}{_ratio(ratios.get(stage)):>9}"
-            f"{_fmt(get('ours', 'cpu_seconds', stage)):>10}"
-            f"{_fmt(get('port', 'cpu_seconds', stage)):>10}"
+            f"{label:<20}{fmt(get('ours', 'seconds', stage)):>9}"
+            f"{fmt(get('port', 'seconds', stage)):>9}"
+            f"{fmt(get('ours', 'rates', stage), 1):>10}{fmt(get('port', 'rates', stage), 1):>10}"
+            f"  {unit + '/s':<11}{ratio(ratios.get(stage)):>9}"
+            f"{fmt(get('ours', 'cpu_seconds', stage)):>10}"
+            f"{fmt(get('port', 'cpu_seconds', stage)):>10}"
         )
     if get("ours", "total_s") is not None or get("port", "total_s") is not None:
         lines.append(
-            f"{'end to end':<20}{_fmt(get('ours', 'total_s')):>9}{_fmt(get('port', 'total_s')):>9}"
-            f"{_fmt(get('ours', 'audio_per_s'), 3):>10}{_fmt(get('port', 'audio_per_s'), 3):>10}"
-            f"  {'audio s/s':<11}{_ratio(ratios.get('end_to_end')):>9}"
-            f"{_fmt(get('ours', 'total_cpu_s')):>10}{_fmt(get('port', 'total_cpu_s')):>10}"
+            f"{'end to end':<20}{fmt(get('ours', 'total_s')):>9}{fmt(get('port', 'total_s')):>9}"
+            f"{fmt(get('ours', 'audio_per_s'), 3):>10}{fmt(get('port', 'audio_per_s'), 3):>10}"
+            f"  {'audio s/s':<11}{ratio(ratios.get('end_to_end')):>9}"
+            f"{fmt(get('ours', 'total_cpu_s')):>10}{fmt(get('port', 'total_cpu_s')):>10}"
         )
         for b in results["batch_sizes"]:
             ours_t = (get("ours", "takes_per_min") or {}).get(b)
             port_t = (get("port", "takes_per_min") or {}).get(b)
             r = ours_t / port_t if ours_t and port_t else None
             lines.append(
-                f"{f'takes/min, B = {b}':<20}{'':>9}{'':>9}{_fmt(ours_t, 2):>10}"
-                f"{_fmt(port_t, 2):>10}  {'takes/min':<11}{_ratio(r):>9}"
+                f"{f'takes/min, B = {b}':<20}{'':>9}{'':>9}{fmt(ours_t, 2):>10}"
+                f"{fmt(port_t, 2):>10}  {'takes/min':<11}{ratio(r):>9}"
             )
     lines.append(
-        f"{'load (no imports)':<20}{_fmt(get('ours', 'load_s')):>9}{_fmt(get('port', 'load_s')):>9}"
-        f"{'':>10}{'':>10}  {'s':<11}{_ratio(ratios.get('load')):>9}"
+        f"{'load (no imports)':<20}{fmt(get('ours', 'load_s')):>9}{fmt(get('port', 'load_s')):>9}"
+        f"{'':>10}{'':>10}  {'s':<11}{ratio(ratios.get('load')):>9}"
     )
     lines.append(
-        f"{'warm-up (not in e2e)':<20}{_fmt(get('ours', 'first_use_s')):>9}"
-        f"{_fmt(get('port', 'first_use_s')):>9}{'':>10}{'':>10}  {'s':<11}"
+        f"{'warm-up (not in e2e)':<20}{fmt(get('ours', 'first_use_s')):>9}"
+        f"{fmt(get('port', 'first_use_s')):>9}{'':>10}{'':>10}  {'s':<11}"
     )
     lines.append(
-        f"{'peak RSS':<20}{'':>9}{'':>9}{_fmt(get('ours', 'peak_rss_mb'), 0):>10}"
-        f"{_fmt(get('port', 'peak_rss_mb'), 0):>10}  {'MB':<11}{_ratio(ratios.get('peak_rss')):>9}"
+        f"{'peak RSS':<20}{'':>9}{'':>9}{fmt(get('ours', 'peak_rss_mb'), 0):>10}"
+        f"{fmt(get('port', 'peak_rss_mb'), 0):>10}  {'MB':<11}{ratio(ratios.get('peak_rss')):>9}"
     )
     if get("ours", "gpu_peak_mb") or get("port", "gpu_peak_mb"):
         lines.append(
-            f"{'GPU memory peak':<20}{'':>9}{'':>9}{_fmt(get('ours', 'gpu_peak_mb'), 0):>10}"
-            f"{_fmt(get('port', 'gpu_peak_mb'), 0):>10}  {'MB':<11}"
+            f"{'GPU memory peak':<20}{'':>9}{'':>9}{fmt(get('ours', 'gpu_peak_mb'), 0):>10}"
+            f"{fmt(get('port', 'gpu_peak_mb'), 0):>10}  {'MB':<11}"
         )
     lines.append("")
     bw, bound = results.get("bandwidth"), results.get("bound")
@@ -282,7 +240,7 @@ def format_table(results: dict, summary: dict) -> str:
         )
         shares = summary.get("bound_share", {})
         parts = [
-            f"{name} {_fmt(get(name, 'rates', 'semantic'), 1)} tok/s = {shares[name]:.0%}"
+            f"{name} {fmt(get(name, 'rates', 'semantic'), 1)} tok/s = {shares[name]:.0%}"
             for name in ENGINES
             if name in shares
         ]
@@ -307,7 +265,7 @@ def format_table(results: dict, summary: dict) -> str:
                      + ", ".join(parts).replace("end_to_end", "end to end"))
         before = engines["before"]
         lines.append("          before: " + ", ".join(
-            f"{s} {_fmt(before['rates'][s], 1)} {units[s][1]}/s" for s in STAGES
+            f"{s} {fmt(before['rates'][s], 1)} {units[s][1]}/s" for s in STAGES
             if s in before["rates"]) + (f", end to end {before['total_s']:.1f} s"
                                         if "total_s" in before else ""))
     targets = summary.get("targets", {})
@@ -335,7 +293,7 @@ def format_table(results: dict, summary: dict) -> str:
         )
     if checks:
         lines.append("targets   " + ";\n          ".join(checks))
-    lines += _precision_lines(results, summary)
+    lines += precision_lines(results, summary)
     takes = results.get("takes")
     if takes:
         lines.append("")
@@ -354,69 +312,3 @@ def format_table(results: dict, summary: dict) -> str:
         "columns   s: wall seconds; cpu: CPU seconds of all threads (steadier on a busy machine)"
     )
     return "\n".join(line.rstrip() for line in lines).rstrip() + "\n"
-
-
-def _precision_lines(results: dict, summary: dict) -> list[str]:
-    """Ours in other precisions (`--precisions`) beside float32 ours, and their logits'
-    distance from float32's per stage."""
-    engines, units = summary["engines"], results["work"]["units"]
-    others = [n for n in engines if n.startswith("ours-")]
-    if not others:
-        return []
-    base = results["dtype"]
-    lines = ["", f"precision ours in each precision, the same work interleaved (ratios against "
-             f"ours in {base}, and end to end against the port):"]
-    head = (f"          {'':<10}" + "".join(f"{s + ' ' + units[s][1] + '/s':>18}" for s in STAGES
-                                         if s in results["stages"])
-            + f"{'audio s/s':>11}{'vs ' + base:>12}{'vs port':>9}{'weights MB':>12}{'RSS MB':>8}")
-    lines.append(head)
-    for name in ["ours", *others]:
-        eng = engines[name]
-        vs = eng.get("vs_ours", {})
-        row = f"          {name.removeprefix('ours-') if name != 'ours' else base:<10}"
-        for s in STAGES:
-            if s in results["stages"]:
-                rate = _fmt(eng["rates"].get(s), 1)
-                row += f"{rate + (' (' + _ratio(vs[s]) + ')' if s in vs else ''):>18}"
-        vs_port = eng.get("vs_port", summary.get("ratios", {}).get("end_to_end")
-                          if name == "ours" else None)
-        row += (f"{_fmt(eng.get('audio_per_s'), 3):>11}{_ratio(vs.get('end_to_end')):>12}"
-                f"{_ratio(vs_port):>9}{_fmt(eng.get('weight_mb'), 0):>12}"
-                f"{_fmt(eng.get('peak_rss_mb'), 0):>8}")
-        lines.append(row)
-    prefills = {n: engines[n].get("parts", {}).get("coarse_prefills") for n in ["ours", *others]}
-    if all(prefills.values()):
-        base_s = prefills["ours"]
-        lines.append("prefills  the coarse stage's window prefills alone, s: " + " · ".join(
-            f"{base if n == 'ours' else n.removeprefix('ours-')} {t:.2f}"
-            + ("" if n == "ours" else f" ({_ratio(base_s / t)})") for n, t in prefills.items()))
-    lines += _precision_check_lines(summary)
-    accuracy = results.get("accuracy")
-    if accuracy:
-        lines.append("accuracy  logits against float32's on the same context (RANDOM weights: "
-                     "how far the arithmetic moves them, not how it sounds):")
-        lines.append(f"          {'':<10}" + "".join(
-            f"{s:>27}" for s in ("semantic", "coarse", "fine")))
-        lines.append(f"          {'':<10}" + "   rel err   KL T=0.7  top-1" * 3)
-        for name, stages in accuracy.items():
-            row = f"          {name:<10}"
-            for s in ("semantic", "coarse", "fine"):
-                a = stages[s]
-                row += f"{a['rel_err']:>10.2e}{a['kl']:>10.1e}{a['top1']:>7.1%}"
-            lines.append(row)
-    return lines
-
-
-def _precision_check_lines(summary: dict) -> list[str]:
-    """The precision issue's targets, where the run measured them."""
-    checks, targets = summary.get("precision_checks", {}), summary.get("targets", {})
-    words = {
-        "auto_vs_port": f"auto end to end ≥ {TARGET_AUTO_VS_PORT}x port: {{:.2f}}x",
-        "int8_vs_bf16": f"int8 end to end ≥ {TARGET_INT8_VS_BF16}x bf16: {{:.2f}}x",
-        "int8_prefill_vs_bf16": f"int8 coarse prefills ≥ {TARGET_INT8_PREFILL_VS_BF16}x bf16: "
-                                "{:.2f}x",
-        "int8_audio": f"int8 ≥ {TARGET_INT8_AUDIO} audio s/s: {{:.3f}}",
-    }
-    done = [words[k].format(checks[k]) + (" PASS" if targets[k] else " MISS")
-            for k in words if k in checks]
-    return ["targets   " + ";\n          ".join(done)] if done else []

@@ -611,6 +611,9 @@ static void widen(const void* src, int kind, float* dst, size_t n) {
     }
 }
 
+/* The first cache-line boundary in a block allocated 64 bytes larger than needed. */
+static inline char* align64(char* raw) { return raw + (64 - (uintptr_t)raw % 64) % 64; }
+
 /* The calling thread's buffer for widened panels, kept for the thread's life (a
    fresh one per call would be mapped and faulted in again each time: at most
    WIDE_GROUP panels of the widest input, ~0.8 MB at Bark's dims), aligned to a
@@ -625,7 +628,7 @@ static float* wide_scratch(size_t floats) {
         cap = raw == NULL ? 0 : floats;
         if (raw == NULL) return NULL;
     }
-    return (float*)(raw + (64 - (uintptr_t)raw % 64) % 64);
+    return (float*)align64(raw);
 }
 
 /* y (M, ncols) = x (M, K) @ W.T (* scale) (+ bias) on the calling thread: W in
@@ -832,16 +835,19 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, voi
  */
 #define Q8_MAX 127
 
+/* One value as an offset byte of a row of scale s (a NaN counts as 0). */
+static inline uint8_t q8_byte(float x, float s) {
+    float v = rintf(x / s);
+    v = v > Q8_MAX ? Q8_MAX : v < -Q8_MAX ? -Q8_MAX : v == v ? v : 0.0f;
+    return (uint8_t)((int)v + 128);
+}
+
 /* One row: its scale, and its values as offset bytes (the scalar reference). */
 static float quantize_row(const float* xr, int K, uint8_t* out) {
     float amax = 0.0f;
     for (int k = 0; k < K; k++) { float a = fabsf(xr[k]); amax = a > amax ? a : amax; }
     float s = amax > 0.0f ? amax / (float)Q8_MAX : 1.0f;
-    for (int k = 0; k < K; k++) {
-        float v = rintf(xr[k] / s);
-        v = v > Q8_MAX ? Q8_MAX : v < -Q8_MAX ? -Q8_MAX : v == v ? v : 0.0f;  /* NaN: 0 */
-        out[k] = (uint8_t)((int)v + 128);
-    }
+    for (int k = 0; k < K; k++) out[k] = q8_byte(xr[k], s);
     return s;
 }
 
@@ -864,11 +870,7 @@ AVX512 static float quantize_row_avx512(const float* xr, int K, uint8_t* out) {
         __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
         _mm_storeu_si128((__m128i*)(out + k), _mm512_cvtepi32_epi8(q));
     }
-    for (; k < K; k++) {
-        float v = rintf(xr[k] / s);
-        v = v > Q8_MAX ? Q8_MAX : v < -Q8_MAX ? -Q8_MAX : v == v ? v : 0.0f;
-        out[k] = (uint8_t)((int)v + 128);
-    }
+    for (; k < K; k++) out[k] = q8_byte(xr[k], s);
     return s;
 }
 #endif
@@ -1088,7 +1090,7 @@ static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K
     #pragma omp parallel num_threads(nt)
     {
         char* raw = (char*)malloc(pbytes * group + 64);
-        char* L = raw == NULL ? NULL : raw + (64 - (uintptr_t)raw % 64) % 64;
+        char* L = raw == NULL ? NULL : align64(raw);
         int32_t colsum[WIDE_GROUP * PW];
         if (L == NULL) {
             #pragma omp atomic write
