@@ -1139,6 +1139,267 @@ static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K
 }
 
 /* ------------------------------------------------------------------------ */
+/* whole blocks: layer norms, GELU and residuals between the products        */
+/*
+ * A decode step was ~50 products with torch's layer norms, GELU and adds in
+ * between; each of those is a Python call and a dispatch into torch after a
+ * product has flushed its caches, which cost a quarter of a float32 step and a
+ * third of an int8 one. `blocks_impl` runs every block of a call in C.
+ *
+ * The row-wise ops have one fixed order each, the same on every instruction
+ * set, so a row's values depend on that row alone:
+ *  - layer norm: a row's sum in 8 lanes (lane j adds elements j, j+8, ... in
+ *    order), the lanes in the attention's tree; mean = sum / C; the variance the
+ *    same way over (x - mean)·(x - mean), as separate multiply and add; then
+ *    ((x - mean) · rstd) · w + b, rstd = 1 / sqrt(var + eps);
+ *  - GELU: (x · 0.5) · (1 + erf(x / √2)), erf by Abramowitz and Stegun's 7.1.26
+ *    over the canonical exp (the formula torch's vectorised GELU uses; its
+ *    absolute error is at most 1.5e-7);
+ *  - a residual is one float add per element.
+ */
+#define SQRT1_2 0.70710678118654752f
+#define ERF_P 0.3275911f
+#define ERF_A1 0.254829592f
+#define ERF_A2 (-0.284496736f)
+#define ERF_A3 1.421413741f
+#define ERF_A4 (-1.453152027f)
+#define ERF_A5 1.061405429f
+
+static inline float gelu_one(float x) {
+    float u = x * SQRT1_2, a = fabsf(u);
+    float t = 1.0f / fmaf(ERF_P, a, 1.0f);
+    float r = fmaf(fmaf(fmaf(fmaf(ERF_A5, t, ERF_A4), t, ERF_A3), t, ERF_A2), t, ERF_A1);
+    float e = exp_bark(-(a * a));
+    float erf_a = fmaf(-(e * t), r, 1.0f);
+    uint32_t eb, ub;  /* erf = erf_a with u's sign bit set in (as the vector paths do) */
+    memcpy(&eb, &erf_a, 4);
+    memcpy(&ub, &u, 4);
+    eb |= ub & 0x80000000u;
+    float erf;
+    memcpy(&erf, &eb, 4);
+    return (x * 0.5f) * (1.0f + erf);
+}
+
+static void gelu_generic(float* h, size_t n) {
+    for (size_t i = 0; i < n; i++) h[i] = gelu_one(h[i]);
+}
+
+/* One row's layer norm (see above); w and b may be NULL. */
+static void layer_norm_generic(const float* x, int C, const float* w, const float* b, float eps,
+                               float* y) {
+    float l8[LANES] = {0};
+    for (int k = 0; k < C; k++) l8[k % LANES] += x[k];
+    float mean = tree8(l8) / (float)C;
+    memset(l8, 0, sizeof l8);
+    for (int k = 0; k < C; k++) {
+        float d = x[k] - mean;
+        l8[k % LANES] += d * d;
+    }
+    float rstd = 1.0f / sqrtf(tree8(l8) / (float)C + eps);
+    for (int k = 0; k < C; k++) {
+        float v = (x[k] - mean) * rstd;
+        if (w) v = v * w[k];
+        if (b) v = v + b[k];
+        y[k] = v;
+    }
+}
+
+#ifdef BARK_X86
+/* gelu_one on 8 lanes: the same operations. */
+AVX2 static void gelu_avx2(float* h, size_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(h + i);
+        __m256 u = _mm256_mul_ps(x, _mm256_set1_ps(SQRT1_2));
+        __m256 a = _mm256_andnot_ps(sign, u);
+        __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(ERF_P), a, one));
+        __m256 r = _mm256_fmadd_ps(_mm256_set1_ps(ERF_A5), t, _mm256_set1_ps(ERF_A4));
+        r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(ERF_A3));
+        r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(ERF_A2));
+        r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(ERF_A1));
+        __m256 e = exp8_avx2(_mm256_xor_ps(sign, _mm256_mul_ps(a, a)));
+        __m256 erf_a = _mm256_fmadd_ps(_mm256_xor_ps(sign, _mm256_mul_ps(e, t)), r, one);
+        __m256 erf = _mm256_or_ps(erf_a, _mm256_and_ps(sign, u));
+        _mm256_storeu_ps(h + i, _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)),
+                                              _mm256_add_ps(one, erf)));
+    }
+    for (; i < n; i++) h[i] = gelu_one(h[i]);
+}
+
+/* layer_norm_generic with the lanes in one register (the AVX-512 path uses it too:
+   a row norm is a small part of a step either way). */
+AVX2 static void layer_norm_avx2(const float* x, int C, const float* w, const float* b,
+                                 float eps, float* y) {
+    int full = C / LANES * LANES;
+    __m256 acc = _mm256_setzero_ps();
+    float l8[LANES];
+    for (int k = 0; k < full; k += LANES) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + k));
+    _mm256_storeu_ps(l8, acc);
+    for (int k = full; k < C; k++) l8[k % LANES] += x[k];
+    float mean = tree8(l8) / (float)C;
+    __m256 vm = _mm256_set1_ps(mean);
+    acc = _mm256_setzero_ps();
+    for (int k = 0; k < full; k += LANES) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + k), vm);
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(d, d));
+    }
+    _mm256_storeu_ps(l8, acc);
+    for (int k = full; k < C; k++) {
+        float d = x[k] - mean;
+        l8[k % LANES] += d * d;
+    }
+    float rstd = 1.0f / sqrtf(tree8(l8) / (float)C + eps);
+    __m256 vr = _mm256_set1_ps(rstd);
+    int k = 0;
+    for (; k < full; k += LANES) {
+        __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k), vm), vr);
+        if (w) v = _mm256_mul_ps(v, _mm256_loadu_ps(w + k));
+        if (b) v = _mm256_add_ps(v, _mm256_loadu_ps(b + k));
+        _mm256_storeu_ps(y + k, v);
+    }
+    for (; k < C; k++) {
+        float v = (x[k] - mean) * rstd;
+        if (w) v = v * w[k];
+        if (b) v = v + b[k];
+        y[k] = v;
+    }
+}
+
+#ifdef BARK_AVX512
+/* gelu_avx2 on 16 lanes: the same operations. */
+AVX512 static void gelu_avx512(float* h, size_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(h + i);
+        __m512 u = _mm512_mul_ps(x, _mm512_set1_ps(SQRT1_2));
+        __m512i ui = _mm512_castps_si512(u);
+        __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, ui));
+        __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(ERF_P), a, one));
+        __m512 r = _mm512_fmadd_ps(_mm512_set1_ps(ERF_A5), t, _mm512_set1_ps(ERF_A4));
+        r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(ERF_A3));
+        r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(ERF_A2));
+        r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(ERF_A1));
+        __m512 e = exp16_avx512(_mm512_castsi512_ps(_mm512_xor_si512(
+            sign, _mm512_castps_si512(_mm512_mul_ps(a, a)))));
+        __m512 et = _mm512_castsi512_ps(_mm512_xor_si512(
+            sign, _mm512_castps_si512(_mm512_mul_ps(e, t))));
+        __m512 erf_a = _mm512_fmadd_ps(et, r, one);
+        __m512 erf = _mm512_castsi512_ps(_mm512_or_si512(
+            _mm512_castps_si512(erf_a), _mm512_and_si512(sign, ui)));
+        _mm512_storeu_ps(h + i, _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)),
+                                              _mm512_add_ps(one, erf)));
+    }
+    for (; i < n; i++) h[i] = gelu_one(h[i]);
+}
+#endif
+#endif
+
+static void layer_norm_rows(const float* x, int M, int C, const float* w, const float* b,
+                            float eps, float* y, int threads) {
+    int nt = n_threads(threads, (double)M * C * 4);
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int m = 0; m < M; m++) {
+#ifdef BARK_X86
+        if (g_isa >= ISA_AVX2) {
+            layer_norm_avx2(x + (size_t)m * C, C, w, b, eps, y + (size_t)m * C);
+            continue;
+        }
+#endif
+        layer_norm_generic(x + (size_t)m * C, C, w, b, eps, y + (size_t)m * C);
+    }
+}
+
+static void gelu_rows(float* h, int M, int F, int threads) {
+    int nt = n_threads(threads, (double)M * F * 16);
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int m = 0; m < M; m++) {
+        float* r = h + (size_t)m * F;
+#ifdef BARK_X86
+#ifdef BARK_AVX512
+        if (g_isa == ISA_AVX512) { gelu_avx512(r, F); continue; }
+#endif
+        if (g_isa >= ISA_AVX2) { gelu_avx2(r, F); continue; }
+#endif
+        gelu_generic(r, F);
+    }
+}
+
+/* y[m] = x[rows ? rows[m] : m] + d[m]: the residual (y may be x when rows is NULL). */
+static void residual_rows(const float* x, const int64_t* rows, const float* d, int M, int C,
+                          float* y) {
+    for (int m = 0; m < M; m++) {
+        const float* xr = x + (size_t)(rows ? rows[m] : m) * C;
+        const float* dr = d + (size_t)m * C;
+        float* yr = y + (size_t)m * C;
+        for (int k = 0; k < C; k++) yr[k] = xr[k] + dr[k];
+    }
+}
+
+/* One packed linear layer as the Python side describes it (all int64, no padding). */
+typedef struct {
+    int64_t ptr, kind, npan, n_out, n_in, scale, bias, narrow_ok;
+} LinearDesc;
+
+/* One block: its norms' weights (0 where absent) and its four products. */
+typedef struct {
+    int64_t ln1_w, ln1_b;
+    LinearDesc qkv, proj;
+    int64_t ln2_w, ln2_b;
+    LinearDesc fc, out;
+} BlockDesc;
+
+static int desc_linear(const LinearDesc* d, const float* x, int M, float* y, int threads,
+                       int narrow) {
+    if (narrow && d->narrow_ok)
+        return linear_rows_impl((int)d->kind, x, d->n_in, M, (int)d->n_in,
+                                (const void*)(intptr_t)d->ptr, (int)d->npan, y, d->n_out,
+                                (const float*)(intptr_t)d->scale, (const float*)(intptr_t)d->bias,
+                                (int)d->n_out, threads);
+    linear_impl(x, d->n_in, M, (int)d->n_in, (const void*)(intptr_t)d->ptr, (int)d->kind,
+                (int)d->npan, y, d->n_out, (const float*)(intptr_t)d->scale,
+                (const float*)(intptr_t)d->bias, (int)d->n_out, threads);
+    return 0;
+}
+
+#define F_PTR(v) ((const float*)(intptr_t)(v))
+
+/* Every block for the N rows x (N, C), updated in place; the last block keeps
+   only the rows `wanted` (NW of them; NULL: all), written to out (NW, C).
+   scratch holds 8·N·C floats. Returns -1 when memory ran out. */
+static int blocks_impl(const BlockDesc* blocks, int n_layer, float* x, int N, int C, int H,
+                       float eps, char* kT, char* v, ptrdiff_t klayer, ptrdiff_t vlayer,
+                       ptrdiff_t kslot, ptrdiff_t vslot, int max_len, const int64_t* slots,
+                       const int64_t* pos, const int64_t* lens, const int64_t* every,
+                       const int64_t* wanted, int NW, float* out, float* scratch, int threads,
+                       int kv_kind, int narrow) {
+    float* A = scratch;                   /* (N, C): a norm's output, then attention's */
+    float* Q = A + (size_t)N * C;         /* (N, 3C): queries, keys, values; then a product */
+    float* Hb = Q + (size_t)N * 3 * C;    /* (N, 4C): the MLP's hidden rows; also a product */
+    for (int i = 0; i < n_layer; i++) {
+        const BlockDesc* d = &blocks[i];
+        int last = i == n_layer - 1 && wanted != NULL;
+        const int64_t* qrows = last ? wanted : every;
+        int NQ = last ? NW : N;
+        float* xo = last ? out : x;       /* this block's output rows (NQ, C) */
+        layer_norm_rows(x, N, C, F_PTR(d->ln1_w), F_PTR(d->ln1_b), eps, A, threads);
+        if (desc_linear(&d->qkv, A, N, Q, threads, narrow) < 0) return -1;
+        attend_impl(Q, 3 * C, N, C, H, kT + i * klayer, v + i * vlayer, kslot, vslot, max_len,
+                    slots, pos, lens, qrows, NQ, A, C, threads, kv_kind);
+        if (desc_linear(&d->proj, A, NQ, Hb, threads, narrow) < 0) return -1;
+        residual_rows(x, last ? wanted : NULL, Hb, NQ, C, xo);
+        layer_norm_rows(xo, NQ, C, F_PTR(d->ln2_w), F_PTR(d->ln2_b), eps, A, threads);
+        if (desc_linear(&d->fc, A, NQ, Hb, threads, narrow) < 0) return -1;
+        gelu_rows(Hb, NQ, (int)d->fc.n_out, threads);
+        if (desc_linear(&d->out, Hb, NQ, Q, threads, narrow) < 0) return -1;
+        residual_rows(xo, NULL, Q, NQ, C, xo);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Python bindings: addresses and sizes in, nothing out                     */
 
 static int parse_args(PyObject* const* args, Py_ssize_t nargs, Py_ssize_t want, long long* out) {
@@ -1237,6 +1498,49 @@ static PyObject* py_attend(PyObject* self, PyObject* const* args, Py_ssize_t nar
     Py_RETURN_NONE;
 }
 
+static PyObject* py_blocks(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    (void)self;
+    /* desc, n_layer, x, N, C, H, eps, kT, v, klayer, vlayer, kslot, vslot, max_len, slots,
+       pos, lens, every, wanted, NW, out, scratch, threads, kv_kind, narrow (eps a float) */
+    enum { NARGS = 25, EPS = 6 };
+    long long a[NARGS];
+    double eps = 0;
+    if (nargs != NARGS) {
+        PyErr_Format(PyExc_TypeError, "expected %d arguments, got %zd", NARGS, nargs);
+        return NULL;
+    }
+    for (int i = 0; i < NARGS; i++) {
+        if (i == EPS) {
+            eps = PyFloat_AsDouble(args[i]);
+            if (eps == -1.0 && PyErr_Occurred()) return NULL;
+            continue;
+        }
+        a[i] = PyLong_AsLongLong(args[i]);
+        if (a[i] == -1 && PyErr_Occurred()) return NULL;
+    }
+    if (a[23] != W_F32 && a[23] != W_BF16) {
+        PyErr_Format(PyExc_ValueError, "the KV cache is float32 or bfloat16, not kind %lld", a[23]);
+        return NULL;
+    }
+    if (a[13] > MAX_KEYS) {
+        PyErr_Format(PyExc_ValueError, "attention over %lld keys: at most %d", a[13], MAX_KEYS);
+        return NULL;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = blocks_impl((const BlockDesc*)(intptr_t)a[0], (int)a[1], (float*)(intptr_t)a[2],
+                     (int)a[3], (int)a[4], (int)a[5], (float)eps, (char*)(intptr_t)a[7],
+                     (char*)(intptr_t)a[8], (ptrdiff_t)a[9], (ptrdiff_t)a[10], (ptrdiff_t)a[11],
+                     (ptrdiff_t)a[12], (int)a[13], (const int64_t*)(intptr_t)a[14],
+                     (const int64_t*)(intptr_t)a[15], (const int64_t*)(intptr_t)a[16],
+                     (const int64_t*)(intptr_t)a[17], (const int64_t*)(intptr_t)a[18],
+                     (int)a[19], (float*)(intptr_t)a[20], (float*)(intptr_t)a[21], (int)a[22],
+                     (int)a[23], (int)a[24]);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyObject* py_isa(PyObject* self, PyObject* noargs) {
     (void)self; (void)noargs;
     return PyUnicode_FromString(isa_name(g_isa));
@@ -1277,6 +1581,10 @@ static PyMethodDef methods[] = {
     {"attend", (PyCFunction)(void (*)(void))py_attend, METH_FASTCALL,
      "attend(qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, keys_bound, slots, pos, lens, "
      "qrows, NQ, y, ys, threads, kv_kind)"},
+    {"blocks", (PyCFunction)(void (*)(void))py_blocks, METH_FASTCALL,
+     "blocks(desc, n_layer, x, N, C, H, eps, kT, v, klayer, vlayer, kslot, vslot, max_len, "
+     "slots, pos, lens, every, wanted, NW, out, scratch, threads, kv_kind, narrow): every "
+     "GPT block of a call"},
     {"linear_rows", (PyCFunction)(void (*)(void))py_linear_rows, METH_FASTCALL,
      "linear_rows(kind, x, xs, M, K, W, npan, y, ys, scale, bias, ncols, threads): narrow "
      "panels times rows narrowed each on its own (int8: integer sums; bf16: vdpbf16ps pairs)"},

@@ -24,13 +24,15 @@ from .precision import Linear, project
 class LayerNorm(nn.Module):
     """LayerNorm whose bias is optional (Bark's checkpoints are bias-free)."""
 
+    EPS = 1e-5  # the original's; the CPU kernels' blocks read it from here too
+
     def __init__(self, ndim: int, bias: bool) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(ndim))
         self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.EPS)
 
 
 class MLP(nn.Module):

@@ -1,9 +1,10 @@
 """The CPU strategy: every feed of a call as rows of one pass through the kernels.
 
 A prefill of T ids and a one-token step are the same thing here: rows, each
-with a slot and a position. All rows of a call go through each layer
-together: layer norms and GELU in torch (row by row), the linear products
-and the attention in the batch-invariant kernels (`kernels`). A row's
+with a slot and a position. All rows of a call go through every block in one
+call into C (`kernels.blocks`): the linear products, the attention, and the
+layer norms, GELU and residuals between them, each in a fixed order per row
+(the embeddings, the final norm and the head stay in torch). A row's
 values therefore do not depend on the other rows of the call, nor on the
 thread count; and since every op is row-wise with a fixed order, a window
 that continues from the cache gives the same bits as prefilling it anew.
@@ -23,16 +24,14 @@ them as two passes.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from . import kernels
 from .cache import KernelCache
-from .gpt import GPT, Block, FineGPT
+from .gpt import GPT, Block, FineGPT, LayerNorm
 from .precision import linear_layers, project
 from .steps import Feed, check_feeds
 
@@ -57,28 +56,15 @@ class _Layer:
                    block.mlp.c_fc.packed, block.mlp.c_proj.packed, block.attn.n_head)
 
 
-def _blocks(x: torch.Tensor, layers: Sequence[_Layer], cache: KernelCache, slots: torch.Tensor,
-            pos: torch.Tensor, lens: torch.Tensor, wanted: torch.Tensor | None,
-            narrow_rows: bool = False) -> torch.Tensor:
+def _blocks(x: torch.Tensor, plan: torch.Tensor, n_head: int, cache: KernelCache,
+            slots: torch.Tensor, pos: torch.Tensor, lens: torch.Tensor,
+            wanted: torch.Tensor | None, narrow_rows: bool = False) -> torch.Tensor:
     """x (N, C) through every block; (len(wanted), C) out, or (N, C) when wanted is None."""
-    N, C = x.shape
-    shape = (C,)
-    every = torch.arange(N)
-    kernels.check_rows(slots, pos, lens, every if wanted is None else wanted, N, cache.slots,
-                       cache.max_len)
-    last = len(layers) - 1
-    linear = functools.partial(kernels.linear, narrow_rows=True) if narrow_rows else kernels.linear
-    for i, layer in enumerate(layers):
-        qkv = linear(F.layer_norm(x, shape, *layer.ln_1, 1e-5), layer.qkv)  # (N, 3C)
-        rows = every if wanted is None or i < last else wanted
-        y = kernels.attend(qkv, cache.kT[i], cache.v[i], slots, pos, lens, rows, layer.n_head,
-                           validate=False)  # (rows, C)
-        if rows is not every:
-            x = x[rows]
-        x = x + linear(y, layer.proj)
-        h = F.gelu(linear(F.layer_norm(x, shape, *layer.ln_2, 1e-5), layer.fc))
-        x = x + linear(h, layer.out)
-    return x
+    N = x.shape[0]
+    kernels.check_rows(slots, pos, lens, torch.arange(N) if wanted is None else wanted, N,
+                       cache.slots, cache.max_len)
+    return kernels.blocks(plan, x.contiguous(), cache.kT, cache.v, slots, pos, lens, wanted,
+                          n_head, LayerNorm.EPS, narrow_rows)
 
 
 def cache_dtype_for(model: GPT) -> torch.dtype:
@@ -105,6 +91,7 @@ class KernelStepper:
     def __init__(self, model: GPT, kv_dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
+        self.plan = kernels.block_plan(self.layers)  # addresses into self.layers' tensors
         self.kv_dtype = kv_dtype or cache_dtype_for(model)
         self.narrow = uses_narrow_rows(model)
 
@@ -149,8 +136,8 @@ class KernelStepper:
         pos_t = torch.tensor(pos, dtype=torch.long)
         x = torch.cat(embeds) + tr["wpe"](pos_t)  # (N, C)
         wanted = None if n == len(feeds) else torch.tensor(last, dtype=torch.long)
-        x = _blocks(x, self.layers, cache, torch.tensor(slots, dtype=torch.long), pos_t,
-                    pos_t + 1, wanted, narrow_rows)
+        x = _blocks(x, self.plan, self.layers[0].n_head, cache,
+                    torch.tensor(slots, dtype=torch.long), pos_t, pos_t + 1, wanted, narrow_rows)
         for slot, end in ends.items():
             cache.lengths[slot] = end
         return project(model.lm_head, tr["ln_f"](x), vocab)  # (len(feeds), V)
@@ -164,6 +151,7 @@ class KernelFine:
     def __init__(self, model: FineGPT) -> None:
         self.model = model
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
+        self.plan = kernels.block_plan(self.layers)  # addresses into self.layers' tensors
         self._scratch: KernelCache | None = None
         self.narrow = uses_narrow_rows(model)  # a fine pass is many rows
 
@@ -186,7 +174,8 @@ class KernelFine:
         pos = torch.arange(T).repeat(B)
         lens = torch.full((B * T,), T, dtype=torch.long)  # every key of its window
         wanted = torch.cat([torch.arange(b * T + r, (b + 1) * T) for b, r in enumerate(rel)])
-        x = _blocks(x, self.layers, self._cache(B, T), slots, pos, lens, wanted, self.narrow)
+        x = _blocks(x, self.plan, self.layers[0].n_head, self._cache(B, T), slots, pos, lens,
+                    wanted, self.narrow)
         head = model.lm_heads[pred_idx - model.config.n_codes_given]
         out = head(model.transformer["ln_f"](x))  # (Σ T - rel, V)
         return list(out.split([T - r for r in rel]))

@@ -1,0 +1,132 @@
+"""Whole GPT blocks in the CPU kernels (`kernels.blocks`): the layer norms, GELU
+and residuals run in C between the products, so they must be right (against a
+float64 block) and keep a row's bits independent of everything else: the other
+rows, the thread count, the instruction set, which rows the last block keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bark_engine.model import kernels
+
+from .test_kernels import each_isa, run_isa  # noqa: F401 - each_isa is a fixture
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="CPU kernels not built here")
+
+H, HD = 4, 16
+C = H * HD
+EPS = 1e-5
+
+
+@dataclass
+class Layer:
+    """One block's float64 weights and their packed float32 panels."""
+
+    w: dict[str, torch.Tensor]
+    ln_1: tuple[torch.Tensor | None, torch.Tensor | None]
+    ln_2: tuple[torch.Tensor | None, torch.Tensor | None]
+    qkv: kernels.Packed
+    proj: kernels.Packed
+    fc: kernels.Packed
+    out: kernels.Packed
+
+
+def make_layer(gen: torch.Generator, ln_bias: bool) -> Layer:
+    def r(*shape, s=1.0):
+        return (torch.randn(*shape, generator=gen, dtype=torch.float64) * s).float().double()
+
+    w = {"ln1_w": 1 + r(C, s=0.2), "ln2_w": 1 + r(C, s=0.2),
+         "ln1_b": r(C, s=0.1) if ln_bias else None, "ln2_b": r(C, s=0.1) if ln_bias else None,
+         "qkv": r(3 * C, C, s=C ** -0.5), "qkv_b": r(3 * C, s=0.1), "proj": r(C, C, s=C ** -0.5),
+         "fc": r(4 * C, C, s=C ** -0.5), "fc_b": r(4 * C, s=0.5),
+         "out": r(C, 4 * C, s=(4 * C) ** -0.5)}
+
+    def f32(t):
+        return None if t is None else t.float().contiguous()
+
+    return Layer(w, (f32(w["ln1_w"]), f32(w["ln1_b"])), (f32(w["ln2_w"]), f32(w["ln2_b"])),
+                 kernels.pack(w["qkv"].float(), w["qkv_b"].float()),
+                 kernels.pack(w["proj"].float()), kernels.pack(w["fc"].float(), w["fc_b"].float()),
+                 kernels.pack(w["out"].float()))
+
+
+def reference(layers: list[Layer], x: torch.Tensor) -> torch.Tensor:
+    """One row's causal blocks in float64, GELU with the exact erf."""
+    x = x.double()
+    T = x.shape[0]
+    for layer in layers:
+        w = layer.w
+        h = F.layer_norm(x, (C,), w["ln1_w"], w["ln1_b"], EPS)
+        q, k, v = (h @ w["qkv"].T + w["qkv_b"]).split(C, dim=1)
+        q, k, v = (t.reshape(T, H, HD).transpose(0, 1) for t in (q, k, v))
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + a.transpose(0, 1).reshape(T, C) @ w["proj"].T
+        h = F.gelu(F.layer_norm(x, (C,), w["ln2_w"], w["ln2_b"], EPS) @ w["fc"].T + w["fc_b"])
+        x = x + h @ w["out"].T
+    return x
+
+
+def cache(slots: int, n_layer: int, max_len: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.zeros(n_layer, slots, H, max_len // 16, HD, 16),
+            torch.zeros(n_layer, slots, H, HD // 16, max_len, 16))
+
+
+def run(layers, x, slots, pos, wanted=None, threads=None, n_slots=2):
+    plan = kernels.block_plan(layers)
+    return kernels.blocks(plan, x.clone(), *cache(n_slots, len(layers)), slots, pos, pos + 1,
+                          wanted, H, EPS, threads=threads)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    gen = torch.Generator().manual_seed(7)
+    layers = [make_layer(gen, ln_bias=True), make_layer(gen, ln_bias=False)]
+    lengths = [37, 5]  # two rows of a call, in two cache slots
+    slots = torch.tensor([s for s, n in enumerate(lengths) for _ in range(n)])
+    pos = torch.tensor([p for n in lengths for p in range(n)])
+    x = torch.randn(len(pos), C, generator=gen) * 2
+    return layers, lengths, slots, pos, x
+
+
+def test_blocks_equal_the_float64_blocks(setup) -> None:
+    layers, lengths, slots, pos, x = setup
+    y = run(layers, x, slots, pos)
+    for s, n in enumerate(lengths):
+        rows = slots == s
+        ref = reference(layers, x[rows])
+        err = (y[rows].double() - ref).abs().max().item()
+        assert err < 2e-5 * ref.abs().max().item(), (s, err)
+
+
+def test_a_rows_bits_depend_on_that_row_alone(setup, each_isa) -> None:
+    layers, lengths, slots, pos, x = setup
+    y = run(layers, x, slots, pos)
+    for name in each_isa:
+        for threads in (1, 2, 3):
+            again = run_isa(name, lambda t=threads: run(layers, x, slots, pos, threads=t))
+            assert torch.equal(again, y), (name, threads)
+    # The short row alone in its own call and cache: the same bits.
+    short = slots == 1
+    alone = run(layers, x[short], torch.zeros(5, dtype=torch.long), pos[short], n_slots=1)
+    assert torch.equal(alone, y[short])
+    # The last block keeping only some rows (each feed's last): those rows' bits.
+    wanted = torch.tensor([36, 41])
+    assert torch.equal(run(layers, x, slots, pos, wanted), y[wanted])
+
+
+def test_the_plan_refuses_products_that_are_not_a_block(setup) -> None:
+    layers = setup[0]
+    bad = Layer(**{**layers[0].__dict__, "proj": kernels.pack(torch.randn(2 * C, C))})
+    with pytest.raises(ValueError, match="C → 3C, C → C"):
+        kernels.block_plan([bad])
+    with pytest.raises(ValueError, match="layer norm"):
+        kernels.block_plan([Layer(**{**layers[0].__dict__, "ln_1": (torch.ones(C + 1), None)})])
+    plan = kernels.block_plan(layers)
+    with pytest.raises(ValueError, match="the cache has 1 layers, the plan 2"):
+        kernels.blocks(plan, torch.zeros(3, C), *cache(1, 1), torch.zeros(3, dtype=torch.long),
+                       torch.arange(3), torch.arange(3) + 1, None, H, EPS)
