@@ -1184,6 +1184,25 @@ static void gelu_generic(float* h, size_t n) {
     for (size_t i = 0; i < n; i++) h[i] = gelu_one(h[i]);
 }
 
+/* A layer norm's squares of elements from..C-1, added to their lanes in order. */
+static inline void norm_squares(const float* x, int from, int C, float mean, float* l8) {
+    for (int k = from; k < C; k++) {
+        float d = x[k] - mean;
+        l8[k % LANES] += d * d;
+    }
+}
+
+/* A layer norm's outputs from..C-1: ((x - mean) * rstd) * w + b. */
+static inline void norm_apply(const float* x, int from, int C, float mean, float rstd,
+                              const float* w, const float* b, float* y) {
+    for (int k = from; k < C; k++) {
+        float v = (x[k] - mean) * rstd;
+        if (w) v = v * w[k];
+        if (b) v = v + b[k];
+        y[k] = v;
+    }
+}
+
 /* One row's layer norm (see above); w and b may be NULL. */
 static void layer_norm_generic(const float* x, int C, const float* w, const float* b, float eps,
                                float* y) {
@@ -1191,17 +1210,9 @@ static void layer_norm_generic(const float* x, int C, const float* w, const floa
     for (int k = 0; k < C; k++) l8[k % LANES] += x[k];
     float mean = tree8(l8) / (float)C;
     memset(l8, 0, sizeof l8);
-    for (int k = 0; k < C; k++) {
-        float d = x[k] - mean;
-        l8[k % LANES] += d * d;
-    }
+    norm_squares(x, 0, C, mean, l8);
     float rstd = 1.0f / sqrtf(tree8(l8) / (float)C + eps);
-    for (int k = 0; k < C; k++) {
-        float v = (x[k] - mean) * rstd;
-        if (w) v = v * w[k];
-        if (b) v = v + b[k];
-        y[k] = v;
-    }
+    norm_apply(x, 0, C, mean, rstd, w, b, y);
 }
 
 #ifdef BARK_X86
@@ -1245,10 +1256,7 @@ AVX2 static void layer_norm_avx2(const float* x, int C, const float* w, const fl
         acc = _mm256_add_ps(acc, _mm256_mul_ps(d, d));
     }
     _mm256_storeu_ps(l8, acc);
-    for (int k = full; k < C; k++) {
-        float d = x[k] - mean;
-        l8[k % LANES] += d * d;
-    }
+    norm_squares(x, full, C, mean, l8);
     float rstd = 1.0f / sqrtf(tree8(l8) / (float)C + eps);
     __m256 vr = _mm256_set1_ps(rstd);
     int k = 0;
@@ -1258,12 +1266,7 @@ AVX2 static void layer_norm_avx2(const float* x, int C, const float* w, const fl
         if (b) v = _mm256_add_ps(v, _mm256_loadu_ps(b + k));
         _mm256_storeu_ps(y + k, v);
     }
-    for (; k < C; k++) {
-        float v = (x[k] - mean) * rstd;
-        if (w) v = v * w[k];
-        if (b) v = v + b[k];
-        y[k] = v;
-    }
+    norm_apply(x, k, C, mean, rstd, w, b, y);
 }
 
 #ifdef BARK_AVX512
