@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from bark_engine.model import kernels
 
-from .test_kernels import each_isa, run_isa  # noqa: F401 - each_isa is a fixture
+from .isa_runs import run_isa
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="CPU kernels not built here")
 
@@ -96,7 +96,7 @@ def setup():
 def test_blocks_equal_the_float64_blocks(setup) -> None:
     layers, lengths, slots, pos, x = setup
     y = run(layers, x, slots, pos)
-    for s, n in enumerate(lengths):
+    for s in range(len(lengths)):
         rows = slots == s
         ref = reference(layers, x[rows])
         err = (y[rows].double() - ref).abs().max().item()

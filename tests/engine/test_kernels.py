@@ -15,25 +15,13 @@ import torch
 from bark_engine.model import kernels
 from bark_engine.model.quantize import quantize_rows
 
+from .isa_runs import run_isa
+
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="CPU kernels not built here")
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.int8]
 IDS = ["fp32", "bf16", "fp16", "int8"]
 SHAPES = [(100, 48), (2304, 768), (10_048, 32)]  # (out, in): a ragged last panel, Bark's
-
-
-def isas() -> list[str]:
-    """Every instruction set this CPU runs, up to its best."""
-    order = ["generic", "avx2", "avx512"]
-    return order[: order.index(kernels.isa()) + 1]
-
-
-@pytest.fixture
-def each_isa():
-    """Restores the fastest instruction set after a test that switches it."""
-    best = kernels.isa()
-    yield isas()
-    kernels.set_isa(best)
 
 
 def pack_as(weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype) -> kernels.Packed:
@@ -42,15 +30,6 @@ def pack_as(weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype) -> ker
         q, scale = quantize_rows(weight)
         return kernels.pack(q, bias, dtype, scale)
     return kernels.pack(weight, bias, dtype)
-
-
-def run_isa(name: str, fn):
-    before = kernels.isa()
-    kernels.set_isa(name)
-    try:
-        return fn()
-    finally:
-        kernels.set_isa(before)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
