@@ -60,9 +60,6 @@ def _blocks(x: torch.Tensor, plan: torch.Tensor, n_head: int, cache: KernelCache
             slots: torch.Tensor, pos: torch.Tensor, lens: torch.Tensor,
             wanted: torch.Tensor | None, narrow_rows: bool = False) -> torch.Tensor:
     """x (N, C) through every block; (len(wanted), C) out, or (N, C) when wanted is None."""
-    N = x.shape[0]
-    kernels.check_rows(slots, pos, lens, torch.arange(N) if wanted is None else wanted, N,
-                       cache.slots, cache.max_len)
     return kernels.blocks(plan, x.contiguous(), cache.kT, cache.v, slots, pos, lens, wanted,
                           n_head, LayerNorm.EPS, narrow_rows)
 
@@ -91,7 +88,9 @@ class KernelStepper:
     def __init__(self, model: GPT, kv_dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
-        self.plan = kernels.block_plan(self.layers)  # addresses into self.layers' tensors
+        # Addresses of the model's tensors as they are now (as the packed panels are):
+        # a model changed in place later needs a new stepper.
+        self.plan = kernels.block_plan(self.layers)
         self.kv_dtype = kv_dtype or cache_dtype_for(model)
         self.narrow = uses_narrow_rows(model)
 
@@ -151,7 +150,7 @@ class KernelFine:
     def __init__(self, model: FineGPT) -> None:
         self.model = model
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
-        self.plan = kernels.block_plan(self.layers)  # addresses into self.layers' tensors
+        self.plan = kernels.block_plan(self.layers)  # as in KernelStepper
         self._scratch: KernelCache | None = None
         self.narrow = uses_narrow_rows(model)  # a fine pass is many rows
 

@@ -356,27 +356,35 @@ def blocks(
 
     Each block is ln_1 → qkv → attention (each row's key and value written to
     the cache first) → proj, + x → ln_2 → fc → GELU → out, + x, with the norms,
-    GELU and residuals in C too (see the C file). The index tensors must have
-    passed `check_rows`. `narrow_rows` as for `linear`.
+    GELU and residuals in C too (see the C file). The indices are checked as
+    `check_rows` does. `narrow_rows` as for `linear`. An empty `wanted` still
+    writes every row's keys and values (and computes them all, into x).
     """
     if _native is None:
         raise RuntimeError("the compiled kernels are not built")
+    if x.dim() != 2 or plan.dim() != 2:
+        raise ValueError("blocks take (N, C) rows and a plan from block_plan")
     N, C = x.shape
     n_layer = plan.shape[0]
-    if (x.dtype != torch.float32 or not x.is_contiguous() or plan.dtype != torch.int64
-            or plan.shape[1:] != (36,) or not plan.is_contiguous()):
-        raise ValueError("blocks take contiguous float32 rows and a plan from block_plan")
-    if kT.dim() != 6 or kT.shape[0] != n_layer or v.shape[0] != n_layer:
+    if (x.dtype != torch.float32 or not x.is_contiguous() or x.device.type != "cpu"
+            or plan.dtype != torch.int64 or plan.shape[1] != 36 or not plan.is_contiguous()
+            or n_layer == 0 or bool((plan[:, 6] != C).any())):  # column 6: qkv's n_in
+        raise ValueError(f"blocks take contiguous float32 (N, C) rows on the CPU and a plan "
+                         f"of at least one block of width C, got {tuple(x.shape)}")
+    if kT.dim() != 6 or kT.shape[0] != n_layer or v.dim() != 6 or v.shape[0] != n_layer:
         raise ValueError(f"the cache has {kT.shape[0]} layers, the plan {n_layer}")
-    S, H, key_panels, hd, _ = kT.shape[1:]
+    S, H, key_panels, hd, width = kT.shape[1:]
     max_len = key_panels * PANEL
-    if (n_head != H or H * hd != C or hd % PANEL or max_len > MAX_KEYS
+    if (n_head != H or H * hd != C or hd % PANEL or width != PANEL or max_len > MAX_KEYS
             or v.shape != (n_layer, S, H, hd // PANEL, max_len, PANEL)
-            or not (kT.is_contiguous() and v.is_contiguous())
+            or not (kT.is_contiguous() and v.is_contiguous()) or kT.device.type != "cpu"
             or kT.dtype not in KV_KINDS or v.dtype != kT.dtype):
         raise ValueError(f"the cache does not fit the rows: x {tuple(x.shape)}, keys "
                          f"{tuple(kT.shape)}, {n_head} heads")
+    if wanted is not None and wanted.shape[0] > N:
+        raise ValueError(f"the last block keeps at most the call's {N} rows")
     every = torch.arange(N)
+    check_rows(slots, pos, lens, every if wanted is None else wanted, N, S, max_len)
     NW = N if wanted is None else wanted.shape[0]
     out = x if wanted is None else torch.empty(NW, C, dtype=torch.float32)
     scratch = torch.empty(8 * N * C, dtype=torch.float32)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from bark_engine.model import kernels
+from bark_engine.model.quantize import quantize_rows
 
 from .isa_runs import run_isa
 
@@ -36,23 +37,30 @@ class Layer:
     out: kernels.Packed
 
 
-def make_layer(gen: torch.Generator, ln_bias: bool) -> Layer:
+def make_layer(gen: torch.Generator, ln_bias: bool, hidden: int = 4 * C,
+               dtype: torch.dtype = torch.float32) -> Layer:
     def r(*shape, s=1.0):
         return (torch.randn(*shape, generator=gen, dtype=torch.float64) * s).float().double()
 
     w = {"ln1_w": 1 + r(C, s=0.2), "ln2_w": 1 + r(C, s=0.2),
          "ln1_b": r(C, s=0.1) if ln_bias else None, "ln2_b": r(C, s=0.1) if ln_bias else None,
          "qkv": r(3 * C, C, s=C ** -0.5), "qkv_b": r(3 * C, s=0.1), "proj": r(C, C, s=C ** -0.5),
-         "fc": r(4 * C, C, s=C ** -0.5), "fc_b": r(4 * C, s=0.5),
-         "out": r(C, 4 * C, s=(4 * C) ** -0.5)}
+         "fc": r(hidden, C, s=C ** -0.5), "fc_b": r(hidden, s=0.5), "out": r(C, hidden, s=hidden ** -0.5)}
 
     def f32(t):
         return None if t is None else t.float().contiguous()
 
+    def pack(name, bias=None):
+        weight = w[name].float()
+        if dtype != torch.int8:
+            return kernels.pack(weight, bias)
+        q, scale = quantize_rows(weight)
+        w[name] = (q.double() * scale.double().reshape(-1, 1))  # what the products use
+        return kernels.pack(q, bias, torch.int8, scale)
+
     return Layer(w, (f32(w["ln1_w"]), f32(w["ln1_b"])), (f32(w["ln2_w"]), f32(w["ln2_b"])),
-                 kernels.pack(w["qkv"].float(), w["qkv_b"].float()),
-                 kernels.pack(w["proj"].float()), kernels.pack(w["fc"].float(), w["fc_b"].float()),
-                 kernels.pack(w["out"].float()))
+                 pack("qkv", w["qkv_b"].float()), pack("proj"), pack("fc", w["fc_b"].float()),
+                 pack("out"))
 
 
 def reference(layers: list[Layer], x: torch.Tensor) -> torch.Tensor:
@@ -76,16 +84,17 @@ def cache(slots: int, n_layer: int, max_len: int = 64) -> tuple[torch.Tensor, to
             torch.zeros(n_layer, slots, H, HD // 16, max_len, 16))
 
 
-def run(layers, x, slots, pos, wanted=None, threads=None, n_slots=2):
+def run(layers, x, slots, pos, wanted=None, threads=None, n_slots=2, narrow=False):
     plan = kernels.block_plan(layers)
     return kernels.blocks(plan, x.clone(), *cache(n_slots, len(layers)), slots, pos, pos + 1,
-                          wanted, H, EPS, threads=threads)
+                          wanted, H, EPS, narrow, threads)
 
 
 @pytest.fixture(scope="module")
 def setup():
     gen = torch.Generator().manual_seed(7)
-    layers = [make_layer(gen, ln_bias=True), make_layer(gen, ln_bias=False)]
+    # The second MLP is 196 wide: GELU's tails past 16 and 8 lanes run too.
+    layers = [make_layer(gen, ln_bias=True), make_layer(gen, ln_bias=False, hidden=196)]
     lengths = [37, 5]  # two rows of a call, in two cache slots
     slots = torch.tensor([s for s, n in enumerate(lengths) for _ in range(n)])
     pos = torch.tensor([p for n in lengths for p in range(n)])
@@ -119,6 +128,26 @@ def test_a_rows_bits_depend_on_that_row_alone(setup, each_isa) -> None:
     assert torch.equal(run(layers, x, slots, pos, wanted), y[wanted])
 
 
+def test_int8_blocks_with_int8_rows_are_row_local_on_every_instruction_set(each_isa) -> None:
+    """Narrow rows (each row quantised to int8 on its own, exact integer sums)
+    through whole blocks: near the float64 blocks of the dequantised weights,
+    and a row's bits still its own."""
+    gen = torch.Generator().manual_seed(11)
+    layers = [make_layer(gen, True, dtype=torch.int8), make_layer(gen, True, dtype=torch.int8)]
+    slots = torch.tensor([0] * 20 + [1] * 9)
+    pos = torch.cat([torch.arange(20), torch.arange(9)])
+    x = torch.randn(29, C, generator=gen)
+    y = run(layers, x, slots, pos, narrow=True)
+    ref = reference(layers, x[:20])
+    assert (y[:20].double() - ref).abs().max().item() < 0.05 * ref.abs().max().item()
+    assert not torch.equal(y, run(layers, x, slots, pos))  # float rows: another result
+    for name in each_isa:
+        assert torch.equal(run_isa(name, lambda: run(layers, x, slots, pos, narrow=True)), y)
+    alone = run(layers, x[20:], torch.zeros(9, dtype=torch.long), pos[20:], n_slots=1,
+                narrow=True)
+    assert torch.equal(alone, y[20:])
+
+
 def test_the_plan_refuses_products_that_are_not_a_block(setup) -> None:
     layers = setup[0]
     bad = Layer(**{**layers[0].__dict__, "proj": kernels.pack(torch.randn(2 * C, C))})
@@ -130,3 +159,15 @@ def test_the_plan_refuses_products_that_are_not_a_block(setup) -> None:
     with pytest.raises(ValueError, match="the cache has 1 layers, the plan 2"):
         kernels.blocks(plan, torch.zeros(3, C), *cache(1, 1), torch.zeros(3, dtype=torch.long),
                        torch.arange(3), torch.arange(3) + 1, None, H, EPS)
+    rows = (torch.zeros(3, dtype=torch.long), torch.arange(3), torch.arange(3) + 1)
+    with pytest.raises(ValueError, match="at most the call's 3 rows"):
+        kernels.blocks(plan, torch.zeros(3, C), *cache(1, 2), *rows, torch.tensor([0, 1, 2, 2]),
+                       H, EPS)
+    with pytest.raises(ValueError, match="width C"):
+        kernels.blocks(plan, torch.zeros(3, 2 * C), *cache(1, 2), *rows, None, H, EPS)
+    kT, v = cache(1, 2)
+    with pytest.raises(ValueError, match="does not fit"):
+        kernels.blocks(plan, torch.zeros(3, C), kT[..., :8].contiguous(), v, *rows, None, H, EPS)
+    with pytest.raises(ValueError, match="outside the cache"):
+        kernels.blocks(plan, torch.zeros(3, C), kT, v, rows[0], rows[1] + 70, rows[2], None, H,
+                       EPS)
