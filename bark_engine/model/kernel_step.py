@@ -56,7 +56,7 @@ class _Layer:
                    block.mlp.c_fc.packed, block.mlp.c_proj.packed, block.attn.n_head)
 
 
-def _blocks(x: torch.Tensor, plan: torch.Tensor, n_head: int, cache: KernelCache,
+def _blocks(x: torch.Tensor, plan: kernels.BlockPlan, n_head: int, cache: KernelCache,
             slots: torch.Tensor, pos: torch.Tensor, lens: torch.Tensor,
             wanted: torch.Tensor | None, narrow_rows: bool = False) -> torch.Tensor:
     """x (N, C) through every block; (len(wanted), C) out, or (N, C) when wanted is None."""

@@ -316,12 +316,27 @@ def _ptr(t: torch.Tensor | None, n: int) -> int:
     return t.data_ptr()
 
 
-def block_plan(layers: Sequence[BlockWeights]) -> torch.Tensor:
-    """What `blocks` passes to C for these layers: (n_layer, 36) int64 addresses
-    and sizes (the C file's BlockDesc). The layers' tensors must outlive it."""
+@dataclass(frozen=True)
+class BlockPlan:
+    """What `blocks` passes to C for a stack of blocks, worked out once per stepper:
+    `table` (n_layer, 36) int64, the addresses and sizes of the C file's BlockDesc,
+    and the blocks' width C. The layers' tensors must outlive it."""
+
+    table: torch.Tensor
+    width: int
+
+    @property
+    def n_layer(self) -> int:
+        return self.table.shape[0]
+
+
+def block_plan(layers: Sequence[BlockWeights]) -> BlockPlan:
+    """The plan of these layers (ValueError unless each is a block of one width)."""
+    if not layers:
+        raise ValueError("a plan needs at least one block")
+    C = layers[0].qkv.n_in
     rows = []
     for layer in layers:
-        C = layer.qkv.n_in
         shapes = ((layer.qkv, C, 3 * C), (layer.proj, C, C), (layer.fc, C, layer.fc.n_out),
                   (layer.out, layer.fc.n_out, C))
         if any(p.n_in != i or p.n_out != o for p, i, o in shapes) or layer.fc.n_out > 4 * C:
@@ -335,11 +350,11 @@ def block_plan(layers: Sequence[BlockWeights]) -> torch.Tensor:
                 row += [ptr, kind, p.panels.shape[0], p.n_out, p.n_in, scale, bias,
                         int(narrows(p))]
         rows.append(row)
-    return torch.tensor(rows, dtype=torch.int64).reshape(len(rows), 36)
+    return BlockPlan(torch.tensor(rows, dtype=torch.int64).reshape(len(rows), 36), C)
 
 
 def blocks(
-    plan: torch.Tensor,  # (n_layer, 36) int64, from `block_plan`
+    plan: BlockPlan,  # from `block_plan`
     x: torch.Tensor,  # (N, C) float32 contiguous: the rows' input; overwritten
     kT: torch.Tensor,  # (n_layer, slots, H, max_len/16, hd, 16): every layer's keys
     v: torch.Tensor,  # (n_layer, slots, H, hd/16, max_len, 16): every layer's values
@@ -362,15 +377,14 @@ def blocks(
     """
     if _native is None:
         raise RuntimeError("the compiled kernels are not built")
-    if x.dim() != 2 or plan.dim() != 2:
-        raise ValueError("blocks take (N, C) rows and a plan from block_plan")
+    if x.dim() != 2:
+        raise ValueError("blocks take (N, C) rows")
     N, C = x.shape
-    n_layer = plan.shape[0]
+    n_layer = plan.n_layer
     if (x.dtype != torch.float32 or not x.is_contiguous() or x.device.type != "cpu"
-            or plan.dtype != torch.int64 or plan.shape[1] != 36 or not plan.is_contiguous()
-            or n_layer == 0 or bool((plan[:, 6] != C).any())):  # column 6: qkv's n_in
-        raise ValueError(f"blocks take contiguous float32 (N, C) rows on the CPU and a plan "
-                         f"of at least one block of width C, got {tuple(x.shape)}")
+            or plan.width != C):
+        raise ValueError(f"blocks take contiguous float32 (N, C) rows on the CPU, C the "
+                         f"plan's width C = {plan.width}, got {tuple(x.shape)}")
     if kT.dim() != 6 or kT.shape[0] != n_layer or v.dim() != 6 or v.shape[0] != n_layer:
         raise ValueError(f"the cache has {kT.shape[0]} layers, the plan {n_layer}")
     S, H, key_panels, hd, width = kT.shape[1:]
@@ -389,7 +403,7 @@ def blocks(
     out = x if wanted is None else torch.empty(NW, C, dtype=torch.float32)
     scratch = torch.empty(8 * N * C, dtype=torch.float32)
     es = kT.element_size()
-    _native.blocks(plan.data_ptr(), n_layer, x.data_ptr(), N, C, H, float(eps), kT.data_ptr(),
+    _native.blocks(plan.table.data_ptr(), n_layer, x.data_ptr(), N, C, H, float(eps), kT.data_ptr(),
                    v.data_ptr(), kT.stride(0) * es, v.stride(0) * es, kT.stride(1),
                    v.stride(1), max_len, slots.data_ptr(), pos.data_ptr(), lens.data_ptr(),
                    every.data_ptr(), 0 if wanted is None else wanted.data_ptr(), NW,
