@@ -1142,9 +1142,9 @@ static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K
 /* whole blocks: layer norms, GELU and residuals between the products        */
 /*
  * A decode step was ~50 products with torch's layer norms, GELU and adds in
- * between; each of those is a Python call and a dispatch into torch after a
- * product has flushed its caches, which cost a quarter of a float32 step and a
- * third of an int8 one. `blocks_impl` runs every block of a call in C.
+ * between; each of those was a Python call and a dispatch into torch after a
+ * product had flushed its caches, a large part of a step (docs/PERFORMANCE.md).
+ * `blocks_impl` runs every block of a call in C.
  *
  * The row-wise ops have one fixed order each, the same on every instruction
  * set, so a row's values depend on that row alone:
