@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from ..config import GPTConfig
+from .kernel_blocks import Scratch
 
 
 class KVCache:
@@ -32,6 +33,7 @@ class KVCache:
         self.kv = torch.zeros(shape, device=device, dtype=dtype)  # zeros: finite when masked
         self.max_len = max_len
         self.lengths = [0] * slots
+        self.scratch = Scratch()  # the blocks' working rows, for as long as the cache lives
 
     @property
     def slots(self) -> int:
@@ -96,6 +98,7 @@ class KernelCache:
         self.v = torch.zeros(cfg.n_layer, slots, H, hd // PANEL, max_len, PANEL, dtype=dtype)
         self.max_len = max_len
         self.lengths = [0] * slots
+        self.scratch = Scratch()  # the blocks' working rows, for as long as the cache lives
 
     @property
     def slots(self) -> int:

@@ -2,7 +2,7 @@
 
 A prefill of T ids and a one-token step are the same thing here: rows, each
 with a slot and a position. All rows of a call go through every block in one
-call into C (`kernels.blocks`): the linear products, the attention, and the
+call into C (`kernel_blocks.blocks`): the linear products, the attention, and the
 layer norms, GELU and residuals between them, each in a fixed order per row
 (the embeddings, the final norm and the head stay in torch). A row's
 values therefore do not depend on the other rows of the call, nor on the
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import kernels
+from . import kernel_blocks, kernels
 from .cache import KernelCache
 from .gpt import GPT, Block, FineGPT, LayerNorm
 from .precision import linear_layers, project
@@ -56,12 +56,12 @@ class _Layer:
                    block.mlp.c_fc.packed, block.mlp.c_proj.packed, block.attn.n_head)
 
 
-def _blocks(x: torch.Tensor, plan: kernels.BlockPlan, n_head: int, cache: KernelCache,
+def _blocks(x: torch.Tensor, plan: kernel_blocks.BlockPlan, n_head: int, cache: KernelCache,
             slots: torch.Tensor, pos: torch.Tensor, lens: torch.Tensor,
             wanted: torch.Tensor | None, narrow_rows: bool = False) -> torch.Tensor:
     """x (N, C) through every block; (len(wanted), C) out, or (N, C) when wanted is None."""
-    return kernels.blocks(plan, x.contiguous(), cache.kT, cache.v, slots, pos, lens, wanted,
-                          n_head, LayerNorm.EPS, narrow_rows)
+    return kernel_blocks.blocks(plan, x.contiguous(), cache.kT, cache.v, slots, pos, lens, wanted,
+                                n_head, LayerNorm.EPS, narrow_rows, scratch=cache.scratch)
 
 
 def cache_dtype_for(model: GPT) -> torch.dtype:
@@ -90,7 +90,7 @@ class KernelStepper:
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
         # Addresses of the model's tensors as they are now (as the packed panels are):
         # a model changed in place later needs a new stepper.
-        self.plan = kernels.block_plan(self.layers)
+        self.plan = kernel_blocks.block_plan(self.layers)
         self.kv_dtype = kv_dtype or cache_dtype_for(model)
         self.narrow = uses_narrow_rows(model)
 
@@ -150,7 +150,7 @@ class KernelFine:
     def __init__(self, model: FineGPT) -> None:
         self.model = model
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
-        self.plan = kernels.block_plan(self.layers)  # as in KernelStepper
+        self.plan = kernel_blocks.block_plan(self.layers)  # as in KernelStepper
         self._scratch: KernelCache | None = None
         self.narrow = uses_narrow_rows(model)  # a fine pass is many rows
 

@@ -1,4 +1,4 @@
-"""Whole GPT blocks in the CPU kernels (`kernels.blocks`): the layer norms, GELU
+"""Whole GPT blocks in the CPU kernels (`kernel_blocks.blocks`): the layer norms, GELU
 and residuals run in C between the products, so they must be right (against a
 float64 block) and keep a row's bits independent of everything else: the other
 rows, the thread count, the instruction set, which rows the last block keeps.
@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bark_engine.model import kernels
+from bark_engine.model import kernel_blocks, kernels
 from bark_engine.model.quantize import quantize_rows
 
 from .isa_runs import run_isa
@@ -84,10 +84,11 @@ def cache(slots: int, n_layer: int, max_len: int = 64) -> tuple[torch.Tensor, to
             torch.zeros(n_layer, slots, H, HD // 16, max_len, 16))
 
 
-def run(layers, x, slots, pos, wanted=None, threads=None, n_slots=2, narrow=False):
-    plan = kernels.block_plan(layers)
-    return kernels.blocks(plan, x.clone(), *cache(n_slots, len(layers)), slots, pos, pos + 1,
-                          wanted, H, EPS, narrow, threads)
+def run(layers, x, slots, pos, wanted=None, threads=None, n_slots=2, narrow=False,
+        scratch=None):
+    plan = kernel_blocks.block_plan(layers)
+    return kernel_blocks.blocks(plan, x.clone(), *cache(n_slots, len(layers)), slots, pos,
+                                pos + 1, wanted, H, EPS, narrow, threads, scratch)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,24 @@ def test_a_rows_bits_depend_on_that_row_alone(setup, each_isa) -> None:
     assert torch.equal(run(layers, x, slots, pos, wanted), y[wanted])
 
 
+def test_a_kept_scratch_is_grown_and_its_old_contents_never_read(setup) -> None:
+    layers, lengths, slots, pos, x = setup
+    y = run(layers, x, slots, pos)
+    scratch = kernel_blocks.Scratch()
+    small = scratch.floats(10)
+    assert run(layers, x, slots, pos, scratch=scratch).equal(y)
+    kept = scratch.floats(0)
+    assert kept.numel() >= kernel_blocks.SCRATCH_PER_ROW * len(pos) * C > small.numel()
+    for _ in range(2):  # left over from earlier calls: NaN everywhere, then a smaller call
+        kept.fill_(float("nan"))
+        assert run(layers, x, slots, pos, scratch=scratch).equal(y)
+        assert scratch.floats(0).data_ptr() == kept.data_ptr()  # the same buffer, not a new one
+        short = slots == 1
+        alone = run(layers, x[short], torch.zeros(5, dtype=torch.long), pos[short], n_slots=1,
+                    scratch=scratch)
+        assert alone.equal(y[short])
+
+
 def test_int8_blocks_with_int8_rows_are_row_local_on_every_instruction_set(each_isa) -> None:
     """Narrow rows (each row quantised to int8 on its own, exact integer sums)
     through whole blocks: near the float64 blocks of the dequantised weights,
@@ -152,22 +171,22 @@ def test_the_plan_refuses_products_that_are_not_a_block(setup) -> None:
     layers = setup[0]
     bad = Layer(**{**layers[0].__dict__, "proj": kernels.pack(torch.randn(2 * C, C))})
     with pytest.raises(ValueError, match="C → 3C, C → C"):
-        kernels.block_plan([bad])
+        kernel_blocks.block_plan([bad])
     with pytest.raises(ValueError, match="layer norm"):
-        kernels.block_plan([Layer(**{**layers[0].__dict__, "ln_1": (torch.ones(C + 1), None)})])
-    plan = kernels.block_plan(layers)
+        kernel_blocks.block_plan([Layer(**{**layers[0].__dict__, "ln_1": (torch.ones(C + 1), None)})])
+    plan = kernel_blocks.block_plan(layers)
     with pytest.raises(ValueError, match="the cache has 1 layers, the plan 2"):
-        kernels.blocks(plan, torch.zeros(3, C), *cache(1, 1), torch.zeros(3, dtype=torch.long),
+        kernel_blocks.blocks(plan, torch.zeros(3, C), *cache(1, 1), torch.zeros(3, dtype=torch.long),
                        torch.arange(3), torch.arange(3) + 1, None, H, EPS)
     rows = (torch.zeros(3, dtype=torch.long), torch.arange(3), torch.arange(3) + 1)
     with pytest.raises(ValueError, match="at most the call's 3 rows"):
-        kernels.blocks(plan, torch.zeros(3, C), *cache(1, 2), *rows, torch.tensor([0, 1, 2, 2]),
+        kernel_blocks.blocks(plan, torch.zeros(3, C), *cache(1, 2), *rows, torch.tensor([0, 1, 2, 2]),
                        H, EPS)
     with pytest.raises(ValueError, match="width C"):
-        kernels.blocks(plan, torch.zeros(3, 2 * C), *cache(1, 2), *rows, None, H, EPS)
+        kernel_blocks.blocks(plan, torch.zeros(3, 2 * C), *cache(1, 2), *rows, None, H, EPS)
     kT, v = cache(1, 2)
     with pytest.raises(ValueError, match="does not fit"):
-        kernels.blocks(plan, torch.zeros(3, C), kT[..., :8].contiguous(), v, *rows, None, H, EPS)
+        kernel_blocks.blocks(plan, torch.zeros(3, C), kT[..., :8].contiguous(), v, *rows, None, H, EPS)
     with pytest.raises(ValueError, match="outside the cache"):
-        kernels.blocks(plan, torch.zeros(3, C), kT, v, rows[0], rows[1] + 70, rows[2], None, H,
+        kernel_blocks.blocks(plan, torch.zeros(3, C), kT, v, rows[0], rows[1] + 70, rows[2], None, H,
                        EPS)
