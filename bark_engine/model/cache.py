@@ -33,7 +33,6 @@ class KVCache:
         self.kv = torch.zeros(shape, device=device, dtype=dtype)  # zeros: finite when masked
         self.max_len = max_len
         self.lengths = [0] * slots
-        self.scratch = Scratch()  # the blocks' working rows, for as long as the cache lives
 
     @property
     def slots(self) -> int:
