@@ -151,14 +151,14 @@ class KernelFine:
         self.model = model
         self.layers = [_Layer.of(b) for b in model.transformer["h"]]
         self.plan = kernel_blocks.block_plan(self.layers)  # as in KernelStepper
-        self._scratch: KernelCache | None = None
+        self._window_cache: KernelCache | None = None  # keys, values and block scratch of the windows
         self.narrow = uses_narrow_rows(model)  # a fine pass is many rows
 
     def _cache(self, rows: int, length: int) -> KernelCache:
         """Keys and values of the windows being run, reused while they fit."""
-        s = self._scratch
+        s = self._window_cache
         if s is None or s.slots < rows or s.max_len < length:
-            s = self._scratch = KernelCache(self.model.config, rows, length)
+            s = self._window_cache = KernelCache(self.model.config, rows, length)
         return s
 
     def logits(self, windows: Sequence[torch.Tensor], rel: Sequence[int],
