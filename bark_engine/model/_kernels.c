@@ -152,9 +152,10 @@ static inline float tree8(const float* a) {
 
 static void panel_generic(const float* x, ptrdiff_t xs, int M, int K, const void* P, int kind,
                           float* y, ptrdiff_t ys, const float* scale, const float* bias,
-                          int ncols) {
+                          int ncols, const float* init) {
     for (int m = 0; m < M; m++) {
         float acc[PW] = {0};
+        for (int j = 0; init && j < ncols; j++) acc[j] = init[m * ys + j];
         const float* xr = x + m * xs;
         for (int k = 0; k < K; k++) {
             float xv = xr[k];
@@ -212,6 +213,22 @@ AVX2_INLINE void store16(float* y, __m256 a0, __m256 a1, const float* scale, con
     }
 }
 
+/* What two accumulators of 16 outputs start from: init's values (a fold that
+   goes on), or zero (init NULL). */
+AVX2_INLINE void start16(const float* init, int ncols, __m256* a0, __m256* a1) {
+    if (init == NULL) {
+        *a0 = *a1 = _mm256_setzero_ps();
+    } else if (ncols == PW) {
+        *a0 = _mm256_loadu_ps(init);
+        *a1 = _mm256_loadu_ps(init + 8);
+    } else {
+        float t[PW] = {0};
+        for (int j = 0; j < ncols; j++) t[j] = init[j];
+        *a0 = _mm256_loadu_ps(t);
+        *a1 = _mm256_loadu_ps(t + 8);
+    }
+}
+
 /* Sixteen weights of panel P at input k, as two float32 vectors. */
 #define LOADW_F32(P, k, w0, w1) do { \
         const float* p_ = (const float*)(P) + (size_t)(k) * PW; \
@@ -238,9 +255,16 @@ AVX2_INLINE void store16(float* y, __m256 a0, __m256 a1, const float* scale, con
 /* R rows (R <= 6) times one panel: 2R accumulators. */
 #define ROWS_KERNEL(NAME, LOADW) \
 AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P, float* y, \
-                      ptrdiff_t ys, const float* scale, const float* bias, int ncols) { \
-    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, \
-           a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00; \
+                      ptrdiff_t ys, const float* scale, const float* bias, int ncols, \
+                      const float* init) { \
+    __m256 a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51; \
+    a10 = a11 = a20 = a21 = a30 = a31 = a40 = a41 = a50 = a51 = _mm256_setzero_ps(); \
+    start16(init, ncols, &a00, &a01); \
+    if (R > 1) start16(init ? init + ys : NULL, ncols, &a10, &a11); \
+    if (R > 2) start16(init ? init + 2 * ys : NULL, ncols, &a20, &a21); \
+    if (R > 3) start16(init ? init + 3 * ys : NULL, ncols, &a30, &a31); \
+    if (R > 4) start16(init ? init + 4 * ys : NULL, ncols, &a40, &a41); \
+    if (R > 5) start16(init ? init + 5 * ys : NULL, ncols, &a50, &a51); \
     const float *x0 = x, *x1 = x + xs, *x2 = x + 2 * xs, *x3 = x + 3 * xs, *x4 = x + 4 * xs, \
                 *x5 = x + 5 * xs; \
     for (int k = 0; k < K; k++) { \
@@ -265,9 +289,15 @@ AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P,
    (few rows leave the FMA units idle; a second stream keeps memory busy). */
 #define PAIR_KERNEL(NAME, LOADW) \
 AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P, const void* Q, \
-                      float* y, ptrdiff_t ys, const float* scale, const float* bias) { \
-    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, \
-           a12 = a00, a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00; \
+                      float* y, ptrdiff_t ys, const float* scale, const float* bias, \
+                      const float* init) { \
+    __m256 a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23; \
+    a10 = a11 = a12 = a13 = a20 = a21 = a22 = a23 = _mm256_setzero_ps(); \
+    start16(init, PW, &a00, &a01); start16(init ? init + PW : NULL, PW, &a02, &a03); \
+    if (R > 1) { start16(init ? init + ys : NULL, PW, &a10, &a11); \
+                 start16(init ? init + ys + PW : NULL, PW, &a12, &a13); } \
+    if (R > 2) { start16(init ? init + 2 * ys : NULL, PW, &a20, &a21); \
+                 start16(init ? init + 2 * ys + PW : NULL, PW, &a22, &a23); } \
     const float *x0 = x, *x1 = x + xs, *x2 = x + 2 * xs; \
     for (int k = 0; k < K; k++) { \
         __m256 w0, w1, w2, w3; \
@@ -288,9 +318,12 @@ AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P,
    left waiting on one chain's latency (a single decode row, K long). */
 #define QUAD_KERNEL(NAME, LOADW) \
 AVX2_INLINE void NAME(const float* x, int K, const void* P0, const void* P1, const void* P2, \
-                      const void* P3, float* y, const float* scale, const float* bias) { \
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, \
-           a7 = a0; \
+                      const void* P3, float* y, const float* scale, const float* bias, \
+                      const float* init) { \
+    __m256 a0, a1, a2, a3, a4, a5, a6, a7; \
+    start16(init, PW, &a0, &a1); start16(init ? init + PW : NULL, PW, &a2, &a3); \
+    start16(init ? init + 2 * PW : NULL, PW, &a4, &a5); \
+    start16(init ? init + 3 * PW : NULL, PW, &a6, &a7); \
     for (int k = 0; k < K; k++) { \
         __m256 b_ = _mm256_broadcast_ss(x + k), w0, w1; \
         LOADW(P0, k, w0, w1); a0 = _mm256_fmadd_ps(b_, w0, a0); a1 = _mm256_fmadd_ps(b_, w1, a1); \
@@ -320,12 +353,13 @@ QUAD_KERNEL(quad_f16, LOADW_F16)
 QUAD_KERNEL(quad_i8, LOADW_I8)
 
 AVX2 static void panel_quad_avx2(const float* x, int K, const char* W, size_t pbytes, int kind,
-                                 float* y, const float* scale, const float* bias) {
+                                 float* y, const float* scale, const float* bias,
+                                 const float* init) {
     const void *P0 = W, *P1 = W + pbytes, *P2 = W + 2 * pbytes, *P3 = W + 3 * pbytes;
-    if (kind == W_F32) quad_f32(x, K, P0, P1, P2, P3, y, scale, bias);
-    else if (kind == W_BF16) quad_bf16(x, K, P0, P1, P2, P3, y, scale, bias);
-    else if (kind == W_I8) quad_i8(x, K, P0, P1, P2, P3, y, scale, bias);
-    else quad_f16(x, K, P0, P1, P2, P3, y, scale, bias);
+    if (kind == W_F32) quad_f32(x, K, P0, P1, P2, P3, y, scale, bias, init);
+    else if (kind == W_BF16) quad_bf16(x, K, P0, P1, P2, P3, y, scale, bias, init);
+    else if (kind == W_I8) quad_i8(x, K, P0, P1, P2, P3, y, scale, bias, init);
+    else quad_f16(x, K, P0, P1, P2, P3, y, scale, bias, init);
 }
 
 /* The R argument is a constant at every call below, so each call is its own
@@ -340,29 +374,31 @@ AVX2 static void panel_quad_avx2(const float* x, int K, const char* W, size_t pb
 
 AVX2 static void panel_rows_avx2(const float* x, ptrdiff_t xs, int M, int K, const void* P, int kind,
                                  float* y, ptrdiff_t ys, const float* scale, const float* bias,
-                                 int ncols) {
+                                 int ncols, const float* init) {
     for (int m = 0; m < M; m += 6) {
         int R = M - m < 6 ? M - m : 6;
         const float* xm = x + m * xs;
         float* ym = y + m * ys;
-        if (kind == W_F32) { DISPATCH_ROWS(rows_f32, R, xm, xs, K, P, ym, ys, scale, bias, ncols) }
-        else if (kind == W_BF16) { DISPATCH_ROWS(rows_bf16, R, xm, xs, K, P, ym, ys, scale, bias, ncols) }
-        else if (kind == W_I8) { DISPATCH_ROWS(rows_i8, R, xm, xs, K, P, ym, ys, scale, bias, ncols) }
-        else { DISPATCH_ROWS(rows_f16, R, xm, xs, K, P, ym, ys, scale, bias, ncols) }
+        const float* im = init ? init + m * ys : NULL;
+        if (kind == W_F32) { DISPATCH_ROWS(rows_f32, R, xm, xs, K, P, ym, ys, scale, bias, ncols, im) }
+        else if (kind == W_BF16) { DISPATCH_ROWS(rows_bf16, R, xm, xs, K, P, ym, ys, scale, bias, ncols, im) }
+        else if (kind == W_I8) { DISPATCH_ROWS(rows_i8, R, xm, xs, K, P, ym, ys, scale, bias, ncols, im) }
+        else { DISPATCH_ROWS(rows_f16, R, xm, xs, K, P, ym, ys, scale, bias, ncols, im) }
     }
 }
 
 AVX2 static void panel_pair_avx2(const float* x, ptrdiff_t xs, int M, int K, const void* P,
                                  const void* Q, int kind, float* y, ptrdiff_t ys,
-                                 const float* scale, const float* bias) {
+                                 const float* scale, const float* bias, const float* init) {
     for (int m = 0; m < M; m += 3) {
         int R = M - m < 3 ? M - m : 3;
         const float* xm = x + m * xs;
         float* ym = y + m * ys;
-        if (kind == W_F32) { DISPATCH_PAIR(pair_f32, R, xm, xs, K, P, Q, ym, ys, scale, bias) }
-        else if (kind == W_BF16) { DISPATCH_PAIR(pair_bf16, R, xm, xs, K, P, Q, ym, ys, scale, bias) }
-        else if (kind == W_I8) { DISPATCH_PAIR(pair_i8, R, xm, xs, K, P, Q, ym, ys, scale, bias) }
-        else { DISPATCH_PAIR(pair_f16, R, xm, xs, K, P, Q, ym, ys, scale, bias) }
+        const float* im = init ? init + m * ys : NULL;
+        if (kind == W_F32) { DISPATCH_PAIR(pair_f32, R, xm, xs, K, P, Q, ym, ys, scale, bias, im) }
+        else if (kind == W_BF16) { DISPATCH_PAIR(pair_bf16, R, xm, xs, K, P, Q, ym, ys, scale, bias, im) }
+        else if (kind == W_I8) { DISPATCH_PAIR(pair_i8, R, xm, xs, K, P, Q, ym, ys, scale, bias, im) }
+        else { DISPATCH_PAIR(pair_f16, R, xm, xs, K, P, Q, ym, ys, scale, bias, im) }
     }
 }
 
@@ -427,6 +463,12 @@ AVX2 static float softmax_avx2(float* s, int L, int Lpad, float scale) {
 #define LOADZ_I8(P, k) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32( \
         _mm_loadu_si128((const __m128i*)((const int8_t*)(P) + (size_t)(k) * PW))))
 
+/* What an accumulator of 16 outputs starts from when a fold goes on: init's values. */
+AVX512_INLINE __m512 startz(const float* init, int ncols) {
+    if (ncols >= PW) return _mm512_loadu_ps(init);
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << ncols) - 1u), init);
+}
+
 AVX512_INLINE void storez(float* y, __m512 a, const float* scale, const float* bias, int ncols) {
     if (scale) a = _mm512_mul_ps(a, _mm512_loadu_ps(scale));
     if (bias) a = _mm512_add_ps(a, _mm512_loadu_ps(bias));
@@ -438,10 +480,12 @@ AVX512_INLINE void storez(float* y, __m512 a, const float* scale, const float* b
 #define BLOCKZ_KERNEL(NAME, LOADZ) \
 AVX512_INLINE void NAME(int R, int NP, const float* x, ptrdiff_t xs, int K, const char* W, \
                         size_t pbytes, float* y, ptrdiff_t ys, const float* scale, \
-                        const float* bias, int ncols) { \
+                        const float* bias, int ncols, const float* init) { \
     __m512 acc[6][8]; \
     for (int r = 0; r < R; r++) \
-        for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_ps(); \
+        for (int q = 0; q < NP; q++) \
+            acc[r][q] = init ? startz(init + r * ys + q * PW, ncols - q * PW) \
+                             : _mm512_setzero_ps(); \
     for (int k = 0; k < K; k++) { \
         __m512 w[8]; \
         for (int q = 0; q < NP; q++) w[q] = LOADZ(W + q * pbytes, k); \
@@ -473,18 +517,19 @@ BLOCKZ_KERNEL(blockz_i8, LOADZ_I8)
 
 AVX512 static void blockz(int kind, int R, int NP, const float* x, ptrdiff_t xs, int K,
                           const char* W, size_t pbytes, float* y, ptrdiff_t ys,
-                          const float* scale, const float* bias, int ncols) {
-    if (kind == W_F32) { BLOCKZ_CASES(blockz_f32, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols) }
-    else if (kind == W_BF16) { BLOCKZ_CASES(blockz_bf16, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols) }
-    else if (kind == W_I8) { BLOCKZ_CASES(blockz_i8, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols) }
-    else { BLOCKZ_CASES(blockz_f16, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols) }
+                          const float* scale, const float* bias, int ncols, const float* init) {
+    if (kind == W_F32) { BLOCKZ_CASES(blockz_f32, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols, init) }
+    else if (kind == W_BF16) { BLOCKZ_CASES(blockz_bf16, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols, init) }
+    else if (kind == W_I8) { BLOCKZ_CASES(blockz_i8, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols, init) }
+    else { BLOCKZ_CASES(blockz_f16, R, NP, x, xs, K, W, pbytes, y, ys, scale, bias, ncols, init) }
 }
 
 /* gemm_serial's AVX-512 body: groups of panels outside (they stay in cache),
    blocks of 6 rows inside. */
 AVX512 static void gemm_avx512(const float* x, ptrdiff_t xs, int M, int K, const char* W,
                                int kind, int npan, size_t pbytes, float* y, ptrdiff_t ys,
-                               const float* scale, const float* bias, int ncols) {
+                               const float* scale, const float* bias, int ncols,
+                               const float* init) {
     int big = M == 1 && kind != W_F32 ? 8 : 4;
     for (int p = 0; p < npan;) {
         /* the widest block of whole panels that fits (four where eight do not: one
@@ -495,7 +540,8 @@ AVX512 static void gemm_avx512(const float* x, ptrdiff_t xs, int M, int K, const
         for (int m = 0; m < M; m += 6) {
             int R = M - m < 6 ? M - m : 6;
             blockz(kind, R, NP, x + m * xs, xs, K, W + p * pbytes, pbytes, y + m * ys + p * PW,
-                   ys, scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, ncols - p * PW);
+                   ys, scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, ncols - p * PW,
+                   init ? init + m * ys + p * PW : NULL);
         }
         p += NP;
     }
@@ -614,28 +660,34 @@ static void widen(const void* src, int kind, float* dst, size_t n) {
 /* The first cache-line boundary in a block allocated 64 bytes larger than needed. */
 static inline char* align64(char* raw) { return raw + (64 - (uintptr_t)raw % 64) % 64; }
 
-/* The calling thread's buffer for widened panels, kept for the thread's life (a
-   fresh one per call would be mapped and faulted in again each time: at most
-   WIDE_GROUP panels of the widest input, ~0.8 MB at Bark's dims), aligned to a
+/* The calling thread's working buffers, kept for the thread's life (a fresh
+   one per call would be mapped and faulted in again each time), aligned to a
    cache line as torch's tensors are (a 64-byte load across two lines is split
-   in two). NULL if out of memory (the caller then widens on the fly). */
-static float* wide_scratch(size_t floats) {
-    static __thread char* raw = NULL;
-    static __thread size_t cap = 0;
-    if (floats > cap) {  /* nothing to keep: a fresh block, not realloc's copy */
-        free(raw);
-        raw = (char*)malloc(sizeof(float) * floats + 64);
-        cap = raw == NULL ? 0 : floats;
-        if (raw == NULL) return NULL;
+   in two): BUF_WIDE for widened panels (at most WIDE_GROUP panels of the widest
+   input, ~0.8 MB at Bark's dims), BUF_SCORES and BUF_OUT for attention's scores
+   and sums of values (~0.2 MB at 1024 keys). NULL if out of memory. */
+enum { BUF_WIDE = 0, BUF_SCORES = 1, BUF_OUT = 2, N_BUFS = 3 };
+static float* thread_floats(int which, size_t floats) {
+    static __thread char* raw[N_BUFS] = {NULL};
+    static __thread size_t cap[N_BUFS] = {0};
+    if (floats > cap[which]) {  /* nothing to keep: a fresh block, not realloc's copy */
+        free(raw[which]);
+        raw[which] = (char*)malloc(sizeof(float) * floats + 64);
+        cap[which] = raw[which] == NULL ? 0 : floats;
+        if (raw[which] == NULL) return NULL;
     }
-    return (float*)align64(raw);
+    return (float*)align64(raw[which]);
 }
 
 /* y (M, ncols) = x (M, K) @ W.T (* scale) (+ bias) on the calling thread: W in
-   `npan` panels of K x 16 weights, `pstride` elements apart (K * 16 when packed). */
+   `npan` panels of K x 16 weights, `pstride` elements apart (K * 16 when packed).
+   `init` (NULL: zeros) is what each output's fold of FMAs starts from, laid out
+   as y (it may be y): a fold over k < K1 stored, then continued over the next
+   inputs from there, gives the bits of one fold over both (float32 is stored
+   and loaded exactly). A caller that continues a fold passes no scale or bias. */
 static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* W, int kind,
                         int npan, size_t pstride, float* y, ptrdiff_t ys, const float* scale,
-                        const float* bias, int ncols) {
+                        const float* bias, int ncols, const float* init) {
     size_t pbytes = pstride * w_size(kind);
     const char* Wb = (const char*)W;
     int p = 0;
@@ -646,7 +698,7 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
            group is as many panels as the float32 path multiplies at once (WIDE_GROUP):
            one panel at a time left its row blocks bound by loads, at half the speed. */
         size_t panel = (size_t)K * PW;
-        float* wide = wide_scratch(panel * WIDE_GROUP);
+        float* wide = thread_floats(BUF_WIDE, panel * WIDE_GROUP);
         if (wide != NULL) {
             while (p < npan) {
                 int g = npan - p < WIDE_GROUP ? npan - p : WIDE_GROUP;
@@ -654,7 +706,8 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
                     widen(Wb + (p + q) * pbytes, kind, wide + q * panel, panel);
                 int nc = ncols - p * PW < g * PW ? ncols - p * PW : g * PW;
                 gemm_serial(x, xs, M, K, wide, W_F32, g, panel, y + p * PW, ys,
-                            scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, nc);
+                            scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, nc,
+                            init ? init + p * PW : NULL);
                 p += g;
             }
             return;
@@ -663,7 +716,7 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
 #ifdef BARK_X86
 #ifdef BARK_AVX512
     if (g_isa == ISA_AVX512) {
-        gemm_avx512(x, xs, M, K, Wb, kind, npan, pbytes, y, ys, scale, bias, ncols);
+        gemm_avx512(x, xs, M, K, Wb, kind, npan, pbytes, y, ys, scale, bias, ncols, init);
         return;
     }
 #endif
@@ -672,17 +725,19 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
         if (M == 1)
             for (; p + 3 < npan && (p + 4) * PW <= ncols; p += 4)
                 panel_quad_avx2(x, K, Wb + p * pbytes, pbytes, kind, y + p * PW,
-                                scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL);
+                                scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL,
+                                init ? init + p * PW : NULL);
         /* few rows: pairs of whole panels (two weight streams keep memory busy) */
         if (M <= 8)
             for (; p + 1 < npan && (p + 2) * PW <= ncols; p += 2)
                 panel_pair_avx2(x, xs, M, K, Wb + p * pbytes, Wb + (p + 1) * pbytes, kind,
                                 y + p * PW, ys, scale ? scale + p * PW : NULL,
-                                bias ? bias + p * PW : NULL);
+                                bias ? bias + p * PW : NULL, init ? init + p * PW : NULL);
         for (; p < npan; p++) {
             int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
             panel_rows_avx2(x, xs, M, K, Wb + p * pbytes, kind, y + p * PW, ys,
-                            scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, nc);
+                            scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, nc,
+                            init ? init + p * PW : NULL);
         }
         return;
     }
@@ -690,7 +745,8 @@ static void gemm_serial(const float* x, ptrdiff_t xs, int M, int K, const void* 
     for (; p < npan; p++) {
         int nc = ncols - p * PW < PW ? ncols - p * PW : PW;
         panel_generic(x, xs, M, K, Wb + p * pbytes, kind, y + p * PW, ys,
-                      scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, nc);
+                      scale ? scale + p * PW : NULL, bias ? bias + p * PW : NULL, nc,
+                      init ? init + p * PW : NULL);
     }
 }
 
@@ -711,7 +767,7 @@ static void linear_impl(const float* x, ptrdiff_t xs, int M, int K, const void* 
         int nc = ncols - G * u * PW < np * PW ? ncols - G * u * PW : np * PW;
         gemm_serial(x, xs, M, K, (const char*)W + u * ubytes, kind, np, pstride,
                     y + G * u * PW, ys, scale ? scale + G * u * PW : NULL,
-                    bias ? bias + G * u * PW : NULL, nc);
+                    bias ? bias + G * u * PW : NULL, nc, NULL);
     }
 }
 
@@ -726,11 +782,19 @@ typedef struct {
    key and value (N rows) into the cache at (slot, pos). Cache per (slot, head):
    keys (max_len/16, hd, 16), values (hd/16, max_len, 16), in float32 or (kv_kind
    W_BF16) bfloat16: a key or value is rounded once as it is written, and widened
-   exactly as it is read, so the products are the same chains as with float32. */
-static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, void* kT, void* v,
-                        ptrdiff_t kslot, ptrdiff_t vslot, int max_len, const int64_t* slots,
-                        const int64_t* pos, const int64_t* lens, const int64_t* qrows, int NQ,
-                        float* y, ptrdiff_t ys, int threads, int kv_kind) {
+   exactly as it is read, so the products are the same chains as with float32.
+   A slot s may read its first shared[s] keys and values (a multiple of 16) from
+   slot src[s] (both NULL: every slot reads its own): rows whose prompts were
+   the same share one copy of it, so a decode step reads those bytes once. The
+   scores split at that key (each is its own fold), and each output's fold over
+   the values is stored there and continued (gemm_serial's init): the bits of
+   reading a copy of its own. Returns -1 when memory ran out (the outputs are
+   then undefined). */
+static int attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, void* kT, void* v,
+                       ptrdiff_t kslot, ptrdiff_t vslot, int max_len, const int64_t* slots,
+                       const int64_t* pos, const int64_t* lens, const int64_t* qrows, int NQ,
+                       float* y, ptrdiff_t ys, int threads, int kv_kind, const int64_t* src,
+                       const int64_t* shared) {
     int hd = C / H;
     size_t es = w_size(kv_kind);
     char *kb = (char*)kT, *vb = (char*)v;
@@ -738,7 +802,8 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, voi
     float scale = 1.0f / sqrtf((float)hd);
     /* Runs of consecutive query rows of one slot, cut in blocks of QBLOCK. */
     QueryRun* runs = (QueryRun*)malloc(sizeof(QueryRun) * (NQ > 0 ? NQ : 1));
-    int nruns = 0;
+    if (runs == NULL) return -1;
+    int nruns = 0, failed = 0;
     double work = 0;
     for (int q = 0; q < NQ; q++) {
         QueryRun* last = nruns ? &runs[nruns - 1] : NULL;
@@ -778,11 +843,16 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, voi
             }
         }
         /* implicit barrier: every key is written before any query reads */
-        float* S = (float*)malloc(sizeof(float) * QBLOCK * (size_t)max_len);
-        float* O = (float*)malloc(sizeof(float) * QBLOCK * (size_t)hd);
+        float* S = thread_floats(BUF_SCORES, QBLOCK * (size_t)max_len);
+        float* O = thread_floats(BUF_OUT, QBLOCK * (size_t)hd);
         float sums[QBLOCK];
+        if (S == NULL || O == NULL) {
+            #pragma omp atomic write
+            failed = 1;
+        }
         #pragma omp for schedule(static, 1)
         for (int task = 0; task < nruns * H; task++) {
+            if (S == NULL || O == NULL) continue;
             int h = task / nruns;
             const QueryRun* run = &runs[task % nruns];
             int n0 = (int)qrows[run->first], G = run->count;
@@ -790,11 +860,23 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, voi
             int Lmax = 0;
             for (int r = 0; r < G; r++) Lmax = lens[n0 + r] > Lmax ? (int)lens[n0 + r] : Lmax;
             int npk = (Lmax + PW - 1) / PW;
+            int64_t from = shared ? src[slot] : slot;  /* where keys 0..P-1 are */
+            int P = shared ? (int)shared[slot] : 0;
+            P = P < Lmax ? P : Lmax / PW * PW;
+            int pk = P / PW;
             const char* K0 = kb + (slot * kslot + h * khead) * es;
             const char* V0 = vb + (slot * vslot + h * khead) * es;
+            const char* Kp = kb + (from * kslot + h * khead) * es;
+            const char* Vp = vb + (from * vslot + h * khead) * es;
+            const float* q0 = qkv + n0 * qs + h * hd;
             /* scores: s[r][t] = fold_i fma(q_r[i], k_t[i]) */
-            gemm_serial(qkv + n0 * qs + h * hd, qs, G, hd, K0, kv_kind, npk, (size_t)hd * PW,
-                        S, max_len, NULL, NULL, npk * PW);
+            if (pk)
+                gemm_serial(q0, qs, G, hd, Kp, kv_kind, pk, (size_t)hd * PW, S, max_len, NULL,
+                            NULL, pk * PW, NULL);
+            if (npk > pk)
+                gemm_serial(q0, qs, G, hd, K0 + (size_t)pk * hd * PW * es, kv_kind, npk - pk,
+                            (size_t)hd * PW, S + pk * PW, max_len, NULL, NULL, (npk - pk) * PW,
+                            NULL);
             for (int r = 0; r < G; r++) {
                 float* s = S + (size_t)r * max_len;
                 int L = (int)lens[n0 + r];
@@ -807,17 +889,19 @@ static void attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, voi
                 sums[r] = softmax_generic(s, L, Lmax, scale);
             }
             /* out[r][i] = fold_t fma(p_r[t], v_t[i]) over t < Lmax (p is 0 past a row's L) */
-            gemm_serial(S, max_len, G, Lmax, V0, kv_kind, hd / PW, (size_t)max_len * PW, O, hd,
-                        NULL, NULL, hd);
+            if (P)
+                gemm_serial(S, max_len, G, P, Vp, kv_kind, hd / PW, (size_t)max_len * PW, O, hd,
+                            NULL, NULL, hd, NULL);
+            gemm_serial(S + P, max_len, G, Lmax - P, V0 + (size_t)P * PW * es, kv_kind, hd / PW,
+                        (size_t)max_len * PW, O, hd, NULL, NULL, hd, P ? O : NULL);
             for (int r = 0; r < G; r++) {
                 float* out = y + (run->first + r) * ys + h * hd;
                 for (int i = 0; i < hd; i++) out[i] = O[(size_t)r * hd + i] / sums[r];
             }
         }
-        free(S);
-        free(O);
     }
     free(runs);
+    return failed ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1371,13 +1455,14 @@ static int desc_linear(const LinearDesc* d, const float* x, int M, float* y, int
 
 /* Every block for the N rows x (N, C), updated in place; the last block keeps
    only the rows `wanted` (NW of them; NULL: all), written to out (NW, C).
-   scratch holds 8·N·C floats. Returns -1 when memory ran out. */
+   scratch holds 8·N·C floats; src and shared as for attend_impl. Returns -1
+   when memory ran out. */
 static int blocks_impl(const BlockDesc* blocks, int n_layer, float* x, int N, int C, int H,
                        float eps, char* kT, char* v, ptrdiff_t klayer, ptrdiff_t vlayer,
                        ptrdiff_t kslot, ptrdiff_t vslot, int max_len, const int64_t* slots,
                        const int64_t* pos, const int64_t* lens, const int64_t* every,
                        const int64_t* wanted, int NW, float* out, float* scratch, int threads,
-                       int kv_kind, int narrow) {
+                       int kv_kind, int narrow, const int64_t* src, const int64_t* shared) {
     float* A = scratch;                   /* (N, C): a norm's output, then attention's */
     float* Q = A + (size_t)N * C;         /* (N, 3C): queries, keys, values; then a product */
     float* Hb = Q + (size_t)N * 3 * C;    /* (N, 4C): the MLP's hidden rows; also a product */
@@ -1389,8 +1474,10 @@ static int blocks_impl(const BlockDesc* blocks, int n_layer, float* x, int N, in
         float* xo = last ? out : x;       /* this block's output rows (NQ, C) */
         layer_norm_rows(x, N, C, F_PTR(d->ln1_w), F_PTR(d->ln1_b), eps, A, threads);
         if (desc_linear(&d->qkv, A, N, Q, threads, narrow) < 0) return -1;
-        attend_impl(Q, 3 * C, N, C, H, kT + i * klayer, v + i * vlayer, kslot, vslot, max_len,
-                    slots, pos, lens, qrows, NQ, A, C, threads, kv_kind);
+        if (attend_impl(Q, 3 * C, N, C, H, kT + i * klayer, v + i * vlayer, kslot, vslot,
+                        max_len, slots, pos, lens, qrows, NQ, A, C, threads, kv_kind, src,
+                        shared) < 0)
+            return -1;
         if (desc_linear(&d->proj, A, NQ, Hb, threads, narrow) < 0) return -1;
         residual_rows(x, last ? wanted : NULL, Hb, NQ, C, xo);
         layer_norm_rows(xo, NQ, C, F_PTR(d->ln2_w), F_PTR(d->ln2_b), eps, A, threads);
@@ -1491,21 +1578,25 @@ static PyObject* py_attend(PyObject* self, PyObject* const* args, Py_ssize_t nar
     }
     /* qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, keys_bound, slots, pos, lens, qrows, NQ,
        y, ys, threads, kv_kind */
+    int rc;
     Py_BEGIN_ALLOW_THREADS
-    attend_impl((const float*)(intptr_t)a[0], (ptrdiff_t)a[1], (int)a[2], (int)a[3], (int)a[4],
-                (void*)(intptr_t)a[5], (void*)(intptr_t)a[6], (ptrdiff_t)a[7], (ptrdiff_t)a[8],
-                (int)a[9], (const int64_t*)(intptr_t)a[11], (const int64_t*)(intptr_t)a[12],
-                (const int64_t*)(intptr_t)a[13], (const int64_t*)(intptr_t)a[14], (int)a[15],
-                (float*)(intptr_t)a[16], (ptrdiff_t)a[17], (int)a[18], (int)a[19]);
+    rc = attend_impl((const float*)(intptr_t)a[0], (ptrdiff_t)a[1], (int)a[2], (int)a[3],
+                     (int)a[4], (void*)(intptr_t)a[5], (void*)(intptr_t)a[6], (ptrdiff_t)a[7],
+                     (ptrdiff_t)a[8], (int)a[9], (const int64_t*)(intptr_t)a[11],
+                     (const int64_t*)(intptr_t)a[12], (const int64_t*)(intptr_t)a[13],
+                     (const int64_t*)(intptr_t)a[14], (int)a[15], (float*)(intptr_t)a[16],
+                     (ptrdiff_t)a[17], (int)a[18], (int)a[19], NULL, NULL);
     Py_END_ALLOW_THREADS
+    if (rc < 0) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
 static PyObject* py_blocks(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     (void)self;
     /* desc, n_layer, x, N, C, H, eps, kT, v, klayer, vlayer, kslot, vslot, max_len, slots,
-       pos, lens, every, wanted, NW, out, scratch, threads, kv_kind, narrow (eps a float) */
-    enum { NARGS = 25, EPS = 6 };
+       pos, lens, every, wanted, NW, out, scratch, threads, kv_kind, narrow, src, shared
+       (eps a float; src and shared 0 where every slot reads its own keys) */
+    enum { NARGS = 27, EPS = 6 };
     long long a[NARGS];
     double eps = 0;
     if (nargs != NARGS) {
@@ -1538,7 +1629,8 @@ static PyObject* py_blocks(PyObject* self, PyObject* const* args, Py_ssize_t nar
                      (const int64_t*)(intptr_t)a[15], (const int64_t*)(intptr_t)a[16],
                      (const int64_t*)(intptr_t)a[17], (const int64_t*)(intptr_t)a[18],
                      (int)a[19], (float*)(intptr_t)a[20], (float*)(intptr_t)a[21], (int)a[22],
-                     (int)a[23], (int)a[24]);
+                     (int)a[23], (int)a[24], (const int64_t*)(intptr_t)a[25],
+                     (const int64_t*)(intptr_t)a[26]);
     Py_END_ALLOW_THREADS
     if (rc < 0) return PyErr_NoMemory();
     Py_RETURN_NONE;

@@ -13,6 +13,9 @@ Two layouts, one per way of stepping (see `steps`):
   (`kernels.attend`).
 
 Each slot has its own length: rows of a batch sit at different positions.
+Rows whose prompts are the same (the takes of one text and voice) can share
+one copy of it in a `KernelCache` (`share`): a decode step then reads those
+keys and values once for all of them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 
 from ..config import GPTConfig
 from .kernel_blocks import Scratch
+from .kernels import PANEL  # keys per key panel, value dims per value panel
 
 
 class KVCache:
@@ -79,9 +83,6 @@ class CacheView:
         return self.kv[layer, 0, :, :, :end], self.kv[layer, 1, :, :, :end]
 
 
-PANEL = 16  # keys per key panel, value dims per value panel (the kernels' PANEL)
-
-
 class KernelCache:
     """Keys and values of `slots` rows in panels, for the CPU kernels: float32, or
     bfloat16 (each key and value rounded once as it is written, widened exactly
@@ -98,6 +99,38 @@ class KernelCache:
         self.max_len = max_len
         self.lengths = [0] * slots
         self.scratch = Scratch()  # the blocks' working rows, for as long as the cache lives
+        # Slot s reads its first shared[s] positions (whole panels) from slot source[s].
+        self.source = torch.arange(slots)  # (slots,) int64
+        self.shared = torch.zeros(slots, dtype=torch.int64)  # (slots,) int64
+
+    def shares(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(source, shared) for `kernel_blocks.blocks`, or None when no slot shares."""
+        return (self.source, self.shared) if bool(self.shared.any()) else None
+
+    def share(self, dst: int, src: int) -> None:
+        """Slot dst takes slot src's positions (its prompt, just written): the
+        whole panels by reference, the rest by copy. src must hold its own."""
+        if dst == src or int(self.shared[src]):
+            raise ValueError("a slot shares the positions of another slot that holds its own")
+        self.release(dst)
+        length = self.lengths[src]
+        whole = length // PANEL * PANEL
+        self.kT[:, dst, :, whole // PANEL : -(-length // PANEL)] = \
+            self.kT[:, src, :, whole // PANEL : -(-length // PANEL)]
+        self.v[:, dst, :, :, whole:length] = self.v[:, src, :, :, whole:length]
+        self.source[dst], self.shared[dst] = (src if whole else dst), whole
+        self.lengths[dst] = length
+
+    def release(self, slot: int) -> None:
+        """Before slot is written from position 0 again: it holds its own from
+        now on, and the slots that read its positions get their own copy first."""
+        for d in (self.source == slot).nonzero().flatten().tolist():
+            n = int(self.shared[d])
+            if d != slot and n:
+                self.kT[:, d, :, : n // PANEL] = self.kT[:, slot, :, : n // PANEL]
+                self.v[:, d, :, :, :n] = self.v[:, slot, :, :, :n]
+                self.source[d], self.shared[d] = d, 0
+        self.source[slot], self.shared[slot] = slot, 0
 
     @property
     def slots(self) -> int:

@@ -107,6 +107,7 @@ def blocks(
     narrow_rows: bool = False,
     threads: int | None = None,
     scratch: Scratch | None = None,  # kept across calls by the caller (None: a fresh one)
+    shares: tuple[torch.Tensor, torch.Tensor] | None = None,  # (source, shared) per slot
 ) -> torch.Tensor:
     """Every block of a GPT over the rows x in one call: (NW, C), or (N, C).
 
@@ -115,7 +116,10 @@ def blocks(
     GELU and residuals in C too (see the C file). The indices are checked as
     `check_rows` does. `narrow_rows` as for `linear`. An empty `wanted` still
     writes every row's keys and values (and computes them all, into x).
-    `scratch` holds the call's working rows (see `Scratch`).
+    `scratch` holds the call's working rows (see `Scratch`). `shares`: slot s
+    reads its first shared[s] keys and values (a multiple of 16) from slot
+    source[s], both (slots,) int64 (see `KernelCache.share`); the same bits as a
+    copy of its own.
     """
     if _native is None:
         raise RuntimeError("the compiled kernels are not built")
@@ -143,6 +147,17 @@ def blocks(
     check_rows(slots, pos, lens, every if wanted is None else wanted, N, S, max_len)
     NW = N if wanted is None else wanted.shape[0]
     out = x if wanted is None else torch.empty(NW, C, dtype=torch.float32)
+    src = shared = 0
+    if shares is not None:
+        source, prefix = shares
+        for t in shares:
+            if t.dtype != torch.int64 or t.shape != (S,) or not t.is_contiguous():
+                raise ValueError(f"shares are two ({S},) contiguous int64 tensors, one per slot")
+        if (S and (int(source.min()) < 0 or int(source.max()) >= S or int(prefix.min()) < 0
+                   or int(prefix.max()) > max_len or bool((prefix % PANEL).any()))):
+            raise ValueError("a shared prefix comes from a slot of the cache and is whole "
+                             "panels of keys")
+        src, shared = source.data_ptr(), prefix.data_ptr()
     work = (scratch if scratch is not None else Scratch()).floats(SCRATCH_PER_ROW * N * C)
     es = kT.element_size()
     _native.blocks(plan.table.data_ptr(), n_layer, x.data_ptr(), N, C, H, float(eps), kT.data_ptr(),
@@ -150,5 +165,5 @@ def blocks(
                    v.stride(1), max_len, slots.data_ptr(), pos.data_ptr(), lens.data_ptr(),
                    every.data_ptr(), 0 if wanted is None else wanted.data_ptr(), NW,
                    out.data_ptr(), work.data_ptr(), threads or torch.get_num_threads(),
-                   KV_KINDS[kT.dtype], int(narrow_rows))
+                   KV_KINDS[kT.dtype], int(narrow_rows), src, shared)
     return out

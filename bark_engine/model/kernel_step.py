@@ -20,6 +20,11 @@ pair sums (`kernels.linear(narrow_rows=True)`) — while one-token steps
 (memory-bound) keep float rows. The choice follows the kind of feed, so
 a row's values still depend only on that row; a call that mixes the two runs
 them as two passes.
+
+Fresh prompts that repeat one another in a call (the takes of one text and
+voice) run once; the other rows share its keys and values (`same_prompts`,
+`KernelCache.share`), so each decode step reads that prompt once for all of
+them. Sharing changes where a key is read from, not what it is: the same bits.
 """
 
 from __future__ import annotations
@@ -61,7 +66,8 @@ def _blocks(x: torch.Tensor, plan: kernel_blocks.BlockPlan, n_head: int, cache: 
             wanted: torch.Tensor | None, narrow_rows: bool = False) -> torch.Tensor:
     """x (N, C) through every block; (len(wanted), C) out, or (N, C) when wanted is None."""
     return kernel_blocks.blocks(plan, x.contiguous(), cache.kT, cache.v, slots, pos, lens, wanted,
-                                n_head, LayerNorm.EPS, narrow_rows, scratch=cache.scratch)
+                                n_head, LayerNorm.EPS, narrow_rows, scratch=cache.scratch,
+                                shares=cache.shares())
 
 
 def cache_dtype_for(model: GPT) -> torch.dtype:
@@ -78,6 +84,26 @@ def uses_narrow_rows(model: GPT | FineGPT) -> bool:
     bf16 weights where the CPU has AVX512-BF16 dot products."""
     dtypes = {layer.packed.dtype for _, _, layer in linear_layers(model)}
     return dtypes == {torch.int8} or (dtypes == {torch.bfloat16} and kernels.bf16_dot())
+
+
+def same_prompts(feeds: Sequence[Feed]) -> tuple[list[int], dict[int, int]]:
+    """The feeds to run, and each fresh prompt that repeats an earlier feed's →
+    that feed: the same ids from position 0 give the same keys, values and
+    logits (a row's values depend on that row alone), so the takes of one text
+    and voice run their prompt once and share its keys and values
+    (`KernelCache.share`); each row still draws its own tokens."""
+    firsts: list[int] = []
+    twins: dict[int, int] = {}
+    seen: dict[tuple[bool, bytes], int] = {}
+    for i, feed in enumerate(feeds):
+        if feed.fresh and len(feed.ids) > 1:
+            key = (feed.merge_context, feed.ids.cpu().numpy().tobytes())
+            if key in seen:
+                twins[i] = seen[key]
+                continue
+            seen[key] = i
+        firsts.append(i)
+    return firsts, twins
 
 
 class KernelStepper:
@@ -100,6 +126,19 @@ class KernelStepper:
     def advance(self, cache: KernelCache, feeds: Sequence[Feed],
                 vocab: slice | None) -> torch.Tensor:
         check_feeds(feeds, cache.slots)
+        for feed in feeds:
+            if feed.fresh or cache.lengths[feed.slot] == 0:
+                cache.release(feed.slot)  # written from position 0 again
+        firsts, twins = same_prompts(feeds)
+        out = self._advance_rows(cache, [feeds[i] for i in firsts], vocab)
+        if not twins:
+            return out
+        for i, j in twins.items():
+            cache.share(feeds[i].slot, feeds[j].slot)
+        return out[torch.tensor([firsts.index(twins.get(i, i)) for i in range(len(feeds))])]
+
+    def _advance_rows(self, cache: KernelCache, feeds: Sequence[Feed],
+                      vocab: slice | None) -> torch.Tensor:
         if not self.narrow:
             return self._advance(cache, feeds, vocab, False)
         many = [i for i, f in enumerate(feeds) if len(f.ids) > 1]
