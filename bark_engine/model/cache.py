@@ -107,6 +107,7 @@ class KernelCache:
         """(source, shared) for `kernel_blocks.blocks`, or None when no slot shares."""
         return (self.source, self.shared) if bool(self.shared.any()) else None
 
+    @torch.inference_mode()  # in-place, whether the cache was made inside inference mode or not
     def share(self, dst: int, src: int) -> None:
         """Slot dst takes slot src's positions (its prompt, just written): the
         whole panels by reference, the rest by copy. src must hold its own."""
@@ -121,6 +122,7 @@ class KernelCache:
         self.source[dst], self.shared[dst] = (src if whole else dst), whole
         self.lengths[dst] = length
 
+    @torch.inference_mode()
     def release(self, slot: int) -> None:
         """Before slot is written from position 0 again: it holds its own from
         now on, and the slots that read its positions get their own copy first."""

@@ -119,7 +119,8 @@ def blocks(
     `scratch` holds the call's working rows (see `Scratch`). `shares`: slot s
     reads its first shared[s] keys and values (a multiple of 16) from slot
     source[s], both (slots,) int64 (see `KernelCache.share`); the same bits as a
-    copy of its own.
+    copy of its own. A source holds its own positions, and no row of the call
+    lies inside its slot's shared ones (ValueError otherwise).
     """
     if _native is None:
         raise RuntimeError("the compiled kernels are not built")
@@ -157,6 +158,9 @@ def blocks(
                    or int(prefix.max()) > max_len or bool((prefix % PANEL).any()))):
             raise ValueError("a shared prefix comes from a slot of the cache and is whole "
                              "panels of keys")
+        if bool(prefix[source[prefix > 0]].any()) or bool((pos < prefix[slots]).any()):
+            raise ValueError("a shared prefix comes from a slot that holds its own, and a "
+                             "call writes past it")
         src, shared = source.data_ptr(), prefix.data_ptr()
     work = (scratch if scratch is not None else Scratch()).floats(SCRATCH_PER_ROW * N * C)
     es = kT.element_size()

@@ -124,3 +124,23 @@ def test_shares_that_point_outside_the_cache_or_split_a_panel_are_refused(model)
         with pytest.raises(ValueError, match="share"):
             kernel_blocks.blocks(stepper.plan, x.clone(), cache.kT, cache.v, one, one, one + 1,
                                  None, model.config.n_head, 1e-5, shares=shares)
+    three = stepper.new_cache(3)
+    chain = (torch.tensor([0, 0, 1]), torch.tensor([0, 16, 16]))  # slot 1 shares already
+    inside = (torch.tensor([0, 0, 2]), torch.tensor([0, 16, 0]))  # a row at 0 of slot 1
+    for shares, slot in ((chain, 0), (inside, 1)):
+        with pytest.raises(ValueError, match="share"):
+            kernel_blocks.blocks(stepper.plan, x.clone(), three.kT, three.v, one + slot, one,
+                                 one + 1, None, model.config.n_head, 1e-5, shares=shares)
+
+
+def test_a_cache_made_in_inference_mode_is_shared_and_released_outside_it(model):
+    stepper = KernelStepper(model)
+    prompt = _ids(6, PROMPT)
+    with torch.inference_mode():
+        cache = stepper.new_cache(2)
+    with torch.no_grad():
+        first = stepper.advance(cache, [Feed(b, prompt, fresh=True) for b in range(2)], VOCAB)
+        assert cache.shared.tolist() == [0, 32]
+        stepper.advance(cache, [Feed(0, prompt[:20], fresh=True)], VOCAB)  # a copy for slot 1
+        assert cache.shared.tolist() == [0, 0]
+    assert torch.equal(first[0], first[1])
