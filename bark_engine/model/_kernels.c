@@ -213,17 +213,17 @@ AVX2_INLINE void store16(float* y, __m256 a0, __m256 a1, const float* scale, con
     }
 }
 
-/* What two accumulators of 16 outputs start from: init's values (a fold that
-   goes on), or zero (init NULL). */
-AVX2_INLINE void start16(const float* init, int ncols, __m256* a0, __m256* a1) {
+/* What two accumulators of 16 outputs start from: init's values at `at` (a
+   fold that goes on), or zero (init NULL). */
+AVX2_INLINE void start16(const float* init, ptrdiff_t at, int ncols, __m256* a0, __m256* a1) {
     if (init == NULL) {
         *a0 = *a1 = _mm256_setzero_ps();
     } else if (ncols == PW) {
-        *a0 = _mm256_loadu_ps(init);
-        *a1 = _mm256_loadu_ps(init + 8);
+        *a0 = _mm256_loadu_ps(init + at);
+        *a1 = _mm256_loadu_ps(init + at + 8);
     } else {
         float t[PW] = {0};
-        for (int j = 0; j < ncols; j++) t[j] = init[j];
+        for (int j = 0; j < ncols; j++) t[j] = init[at + j];
         *a0 = _mm256_loadu_ps(t);
         *a1 = _mm256_loadu_ps(t + 8);
     }
@@ -259,12 +259,12 @@ AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P,
                       const float* init) { \
     __m256 a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51; \
     a10 = a11 = a20 = a21 = a30 = a31 = a40 = a41 = a50 = a51 = _mm256_setzero_ps(); \
-    start16(init, ncols, &a00, &a01); \
-    if (R > 1) start16(init ? init + ys : NULL, ncols, &a10, &a11); \
-    if (R > 2) start16(init ? init + 2 * ys : NULL, ncols, &a20, &a21); \
-    if (R > 3) start16(init ? init + 3 * ys : NULL, ncols, &a30, &a31); \
-    if (R > 4) start16(init ? init + 4 * ys : NULL, ncols, &a40, &a41); \
-    if (R > 5) start16(init ? init + 5 * ys : NULL, ncols, &a50, &a51); \
+    start16(init, 0, ncols, &a00, &a01); \
+    if (R > 1) start16(init, ys, ncols, &a10, &a11); \
+    if (R > 2) start16(init, 2 * ys, ncols, &a20, &a21); \
+    if (R > 3) start16(init, 3 * ys, ncols, &a30, &a31); \
+    if (R > 4) start16(init, 4 * ys, ncols, &a40, &a41); \
+    if (R > 5) start16(init, 5 * ys, ncols, &a50, &a51); \
     const float *x0 = x, *x1 = x + xs, *x2 = x + 2 * xs, *x3 = x + 3 * xs, *x4 = x + 4 * xs, \
                 *x5 = x + 5 * xs; \
     for (int k = 0; k < K; k++) { \
@@ -293,11 +293,11 @@ AVX2_INLINE void NAME(int R, const float* x, ptrdiff_t xs, int K, const void* P,
                       const float* init) { \
     __m256 a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23; \
     a10 = a11 = a12 = a13 = a20 = a21 = a22 = a23 = _mm256_setzero_ps(); \
-    start16(init, PW, &a00, &a01); start16(init ? init + PW : NULL, PW, &a02, &a03); \
-    if (R > 1) { start16(init ? init + ys : NULL, PW, &a10, &a11); \
-                 start16(init ? init + ys + PW : NULL, PW, &a12, &a13); } \
-    if (R > 2) { start16(init ? init + 2 * ys : NULL, PW, &a20, &a21); \
-                 start16(init ? init + 2 * ys + PW : NULL, PW, &a22, &a23); } \
+    start16(init, 0, PW, &a00, &a01); start16(init, PW, PW, &a02, &a03); \
+    if (R > 1) { start16(init, ys, PW, &a10, &a11); \
+                 start16(init, ys + PW, PW, &a12, &a13); } \
+    if (R > 2) { start16(init, 2 * ys, PW, &a20, &a21); \
+                 start16(init, 2 * ys + PW, PW, &a22, &a23); } \
     const float *x0 = x, *x1 = x + xs, *x2 = x + 2 * xs; \
     for (int k = 0; k < K; k++) { \
         __m256 w0, w1, w2, w3; \
@@ -321,9 +321,9 @@ AVX2_INLINE void NAME(const float* x, int K, const void* P0, const void* P1, con
                       const void* P3, float* y, const float* scale, const float* bias, \
                       const float* init) { \
     __m256 a0, a1, a2, a3, a4, a5, a6, a7; \
-    start16(init, PW, &a0, &a1); start16(init ? init + PW : NULL, PW, &a2, &a3); \
-    start16(init ? init + 2 * PW : NULL, PW, &a4, &a5); \
-    start16(init ? init + 3 * PW : NULL, PW, &a6, &a7); \
+    start16(init, 0, PW, &a0, &a1); start16(init, PW, PW, &a2, &a3); \
+    start16(init, 2 * PW, PW, &a4, &a5); \
+    start16(init, 3 * PW, PW, &a6, &a7); \
     for (int k = 0; k < K; k++) { \
         __m256 b_ = _mm256_broadcast_ss(x + k), w0, w1; \
         LOADW(P0, k, w0, w1); a0 = _mm256_fmadd_ps(b_, w0, a0); a1 = _mm256_fmadd_ps(b_, w1, a1); \

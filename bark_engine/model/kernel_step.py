@@ -127,8 +127,8 @@ class KernelStepper:
                 vocab: slice | None) -> torch.Tensor:
         check_feeds(feeds, cache.slots)
         for feed in feeds:
-            if feed.fresh or cache.lengths[feed.slot] == 0:
-                cache.release(feed.slot)  # written from position 0 again
+            if feed.fresh:  # written from position 0 again (a slot of length 0 shares nothing)
+                cache.release(feed.slot)
         firsts, twins = same_prompts(feeds)
         out = self._advance_rows(cache, [feeds[i] for i in firsts], vocab)
         if not twins:

@@ -9,13 +9,17 @@ also after the slot that holds the prompt is written anew.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
+from bark_engine.config import stage_configs
 from bark_engine.model import kernel_blocks
 from bark_engine.model.kernel_step import KernelStepper, same_prompts
 from bark_engine.model.steps import Feed
 from tests.engine.reference_port import laid_out, tiny_model
+from tests.engine.test_steps import stepper_logits
 
 from .isa_runs import run_isa
 
@@ -34,10 +38,7 @@ def model():
 
 def alone(stepper: KernelStepper, prompt: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Logits (1 + len(tokens), V) of one row in a cache of its own."""
-    cache = stepper.new_cache(1)
-    out = [stepper.advance(cache, [Feed(0, prompt, fresh=True)], VOCAB)[0]]
-    out += [stepper.advance(cache, [Feed(0, t[None])], VOCAB)[0] for t in tokens]
-    return torch.stack(out)
+    return stepper_logits(stepper, torch.cat([prompt, tokens]), len(prompt), VOCAB)
 
 
 @torch.inference_mode()
@@ -66,6 +67,28 @@ def test_takes_of_one_prompt_share_it_and_get_the_bits_of_running_alone(model, k
         got = run_isa(isa, run)
         for b in range(4):
             assert torch.equal(got[b], expected[b]), (isa, b)
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("kv", [torch.float32, torch.bfloat16], ids=["f32 kv", "bf16 kv"])
+def test_many_rows_read_a_shared_prompt_as_their_own(kv, each_isa):
+    """Continuations of 7 and 20 tokens on a slot that shares (several rows and,
+    with 32-wide heads, several value panels per product: every kernel shape)."""
+    cfg = replace(stage_configs("tiny")["semantic"], n_head=1)
+    wide = laid_out(tiny_model("semantic", seed=7, cfg=cfg), "kernels")
+    stepper = KernelStepper(wide, kv_dtype=kv)
+    prompt, more = _ids(8, PROMPT), [_ids(9, 7), _ids(10, 20)]
+
+    def run(slots: int) -> list[torch.Tensor]:
+        cache = stepper.new_cache(slots)
+        stepper.advance(cache, [Feed(b, prompt, fresh=True) for b in range(slots)], VOCAB)
+        assert cache.shared.tolist()[-1] == (32 if slots > 1 else 0)
+        return [stepper.advance(cache, [Feed(slots - 1, ids)], VOCAB)[0] for ids in more]
+
+    for isa in each_isa:
+        expected = run_isa(isa, lambda: run(1))
+        got = run_isa(isa, lambda: run(2))  # slot 1 reads slot 0's prompt
+        assert all(torch.equal(g, e) for g, e in zip(got, expected, strict=True)), isa
 
 
 @torch.inference_mode()
