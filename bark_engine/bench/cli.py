@@ -184,6 +184,7 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict:
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "python": platform.python_version(),
+            "kernels": kernels.status().describe(),
             "load_before": load_average(),
             "omp": omp_label({**os.environ, **omp_env(args.omp)}),
             "in_process": bool(args.in_process),

@@ -139,6 +139,7 @@ def format_table(results: dict, summary: dict) -> str:
         f"date      {results['date']}",
         f"machine   {m['cpu']} ({m['cpus']} CPUs), threads {results['threads']}, "
         f"torch {m['torch']}, transformers {m['transformers']}, Python {m['python']}",
+        *([f"kernels   {m['kernels']}"] if m.get("kernels") else []),
         f"load avg  {m['load_before']} before, {m['load_after']} after (1/5/15 min)",
         f"openmp    {m['omp']} (idle threads' waits, as the children ran)",
         f"model     dims {results['dims']} ({cfg['n_layer']} layers, {cfg['n_head']} heads, "

@@ -55,9 +55,20 @@
 #define BARK_AVX512 1
 #endif
 #endif
+/* AMX tiles (int8 and bf16 products of many rows) need Linux's permission for
+   the tile state, asked for once at import, and a compiler that knows them. */
+#if defined(BARK_AVX512) && defined(__linux__) && ((defined(__clang__) && __clang_major__ >= 12) || \
+    (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11))
+#define BARK_AMX 1
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #define PW 16            /* panel width: outputs per panel */
 #define WIDE_GROUP 4     /* panels of narrow weights widened at once for many rows */
+#define AMX_PANELS 8     /* panels a thread re-lays at once for AMX tiles (below) */
+#define MAX_GROUP 8      /* the larger of the two */
 #define LANES 8          /* lanes of the attention sum */
 #define MAX_KEYS 4096    /* attention scratch per task (the context is 1024) */
 
@@ -959,23 +970,25 @@ AVX512 static float quantize_row_avx512(const float* xr, int K, uint8_t* out) {
 }
 #endif
 
-static void quantize_rows(const float* x, ptrdiff_t xs, int M, int K, uint8_t* xu, float* sx,
-                          int threads) {
+static void quantize_rows(const float* x, ptrdiff_t xs, int M, int K, uint8_t* xu, size_t ld,
+                          float* sx, int threads) {
     int nt = n_threads(threads, (double)M * K * 64);
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (int m = 0; m < M; m++) {
 #ifdef BARK_AVX512
         if (g_isa == ISA_AVX512) {
-            sx[m] = quantize_row_avx512(x + m * xs, K, xu + (size_t)m * K);
+            sx[m] = quantize_row_avx512(x + m * xs, K, xu + (size_t)m * ld);
             continue;
         }
 #endif
-        sx[m] = quantize_row(x + m * xs, K, xu + (size_t)m * K);
+        sx[m] = quantize_row(x + m * xs, K, xu + (size_t)m * ld);
     }
 }
 
-/* One panel (K, 16) → (K/4, 16, 4) and the sum of each output's weights. */
-static void relayout_panel(const int8_t* P, int K, int8_t* out, int32_t* colsum) {
+/* One panel (K, 16) → (K/4, 16, 4), zero-padded to Kp inputs, and the sum of each
+   output's weights. */
+static void relayout_panel(const int8_t* P, int K, int Kp, int8_t* out, int32_t* colsum) {
+    memset(out + (size_t)K * PW, 0, (size_t)(Kp - K) * PW);
     for (int j = 0; j < PW; j++) colsum[j] = 0;
     for (int k4 = 0; k4 < K / 4; k4++)
         for (int j = 0; j < PW; j++)
@@ -1093,15 +1106,18 @@ VNNI static void q8_group_vnni(const uint8_t* xu, int M, int K, int NP, const in
  */
 static inline float daz(float x) { return fabsf(x) < 1.17549435e-38f ? 0.0f * x : x; }
 
-static void bf16_rows(const float* x, ptrdiff_t xs, int M, int K, uint16_t* xb, int threads) {
+static void bf16_rows(const float* x, ptrdiff_t xs, int M, int K, uint16_t* xb, size_t ld,
+                      int threads) {
     int nt = n_threads(threads, (double)M * K * 16);
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (int m = 0; m < M; m++)
-        for (int k = 0; k < K; k++) xb[(size_t)m * K + k] = f32_to_bf16(x[m * xs + k]);
+        for (int k = 0; k < K; k++) xb[(size_t)m * ld + k] = f32_to_bf16(x[m * xs + k]);
 }
 
-/* One bf16 panel (K, 16) → (K/2, 16, 2): the two inputs of a pair side by side. */
-static void relayout_pairs(const uint16_t* P, int K, uint16_t* out) {
+/* One bf16 panel (K, 16) → (K/2, 16, 2), the two inputs of a pair side by side,
+   zero-padded to Kp inputs. */
+static void relayout_pairs(const uint16_t* P, int K, int Kp, uint16_t* out) {
+    memset(out + (size_t)K * PW, 0, sizeof(uint16_t) * (size_t)(Kp - K) * PW);
     for (int k2 = 0; k2 < K / 2; k2++)
         for (int j = 0; j < PW; j++)
             for (int i = 0; i < 2; i++)
@@ -1153,45 +1169,181 @@ BF16DP static void bf16r_panel_native(const uint16_t* xb, int M, int K, const ui
 }
 #endif
 
+#ifdef BARK_AMX
+/* ------------------------------------------------------------------------ */
+/* AMX tiles: the same narrow products, 16 x 16 outputs per instruction       */
+/*
+ * int8: tdpbusd sums the same offset bytes times the same re-laid weights in
+ * exact int32 arithmetic, so each output is the VNNI path's integer and
+ * q8_store finishes both alike: the same bits. bf16: tdpbf16ps multiplies the
+ * same bf16 rows and pairs, but the order and rounding of its sums are the
+ * hardware's own (no sequence of float32 operations tried here reproduced
+ * them), so bf16 rows on AMX are another result than vdpbf16ps's. It is still
+ * one fixed computation per output, whatever rows share the call and however
+ * many threads run (tests), and the model id says which ran. Inputs are
+ * zero-padded to whole tiles (64 bytes), rows to whole blocks of 32.
+ */
+#define AMX __attribute__((target("avx512f,amx-tile,amx-int8,amx-bf16")))
+#define AMX_ROWS 32   /* rows per block: two tiles of 16 */
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} TileConfig;
+
+/* Eight tiles of 16 rows x 64 bytes: C in 0-3, rows in 4-5, panels in 6-7. */
+AMX static void amx_begin(void) {
+    TileConfig c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) { c.rows[t] = 16; c.colsb[t] = 64; }
+    /* GCC 12's _tile_loadconfig tells the compiler it reads 8 bytes, which lets
+       it drop the stores above: the instruction with the whole block as input. */
+    __asm__ volatile("ldtilecfg %0" : : "m"(c));
+}
+
+AMX static void amx_end(void) { _tile_release(); }
+
+/* c (32, 32) int32 or float32 = 32 narrowed rows (x0, ld bytes apart) times one
+   or two re-laid panels (L0; L1, or NULL for one) over Kb bytes of each row. An
+   input byte offset kb of a row meets panel bytes kb * 16 on (int8: K/4 rows of
+   four; bf16: K/2 rows of pairs, 64 bytes each). */
+#define AMX_PAIR(DP, x0, ld, L0, L1, Kb, c) do { \
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3); \
+    for (int kb_ = 0; kb_ < (Kb); kb_ += 64) { \
+        _tile_loadd(4, (x0) + kb_, (ld)); \
+        _tile_loadd(5, (x0) + 16 * (size_t)(ld) + kb_, (ld)); \
+        _tile_loadd(6, (L0) + (size_t)kb_ * PW, 64); \
+        DP(0, 4, 6); \
+        DP(2, 5, 6); \
+        if ((L1) != NULL) { \
+            _tile_loadd(7, (L1) + (size_t)kb_ * PW, 64); \
+            DP(1, 4, 7); \
+            DP(3, 5, 7); \
+        } \
+    } \
+    _tile_stored(0, (c), 128); \
+    _tile_stored(1, (c) + 64, 128); \
+    _tile_stored(2, (c) + 2048, 128); \
+    _tile_stored(3, (c) + 2048 + 64, 128); \
+} while (0)
+
+/* Every row (xa: Mp = M rounded up to 32 rows, ld bytes apart) times np re-laid
+   panels (lstride bytes apart): y (M, ncols), finished as on the other paths. */
+AMX static void amx_group(int kind, const char* xa, size_t ld, int M, int Kb, int np,
+                          const char* L, size_t lstride, const int32_t* colsum, const float* sx,
+                          float* y, ptrdiff_t ys, const float* sw, const float* bias, int ncols) {
+    union { int32_t i[AMX_ROWS * 2 * PW]; float f[AMX_ROWS * 2 * PW]; } c;
+    char* cb = (char*)&c;
+    for (int m = 0; m < M; m += AMX_ROWS) {
+        const char* x0 = xa + (size_t)m * ld;
+        int R = M - m < AMX_ROWS ? M - m : AMX_ROWS;
+        for (int q = 0; q < np && q * PW < ncols; q += 2) {
+            const char* L0 = L + q * lstride;
+            const char* L1 = q + 1 < np && (q + 1) * PW < ncols ? L0 + lstride : NULL;
+            if (kind == W_I8) AMX_PAIR(_tile_dpbusd, x0, ld, L0, L1, Kb, cb);
+            else AMX_PAIR(_tile_dpbf16ps, x0, ld, L0, L1, Kb, cb);
+            for (int h = 0; h < (L1 ? 2 : 1); h++) {
+                int j0 = (q + h) * PW, nc = ncols - j0 < PW ? ncols - j0 : PW;
+                for (int r = 0; r < R; r++) {
+                    float* yr = y + (m + r) * ys + j0;
+                    const int32_t* ci = c.i + r * 2 * PW + h * PW;
+                    const float* cf = c.f + r * 2 * PW + h * PW;
+                    if (kind == W_I8)
+                        q8_store(yr, ci, colsum + j0, sw + j0, sx[m + r], bias ? bias + j0 : NULL,
+                                 nc);
+                    else
+                        for (int j = 0; j < nc; j++) yr[j] = bias ? cf[j] + bias[j0 + j] : cf[j];
+                }
+            }
+        }
+    }
+}
+#endif
+
+static int g_amx_here = 0;  /* AMX-INT8 and AMX-BF16 usable here (set at import) */
+static int g_amx = 0;       /* in use (tests turn it off to compare) */
+
+/* Whether the CPU has AMX tiles for int8 and bf16 and Linux lets this process
+   use them (it asks once: the tiles' state is larger than a signal frame's). */
+static int detect_amx(void) {
+#ifdef BARK_AMX
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!((d >> 22) & 1) || !((d >> 24) & 1) || !((d >> 25) & 1)) return 0;  /* BF16, TILE, INT8 */
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+#else
+    return 0;
+#endif
+}
+
+static inline int round_up(int n, int to) { return (n + to - 1) / to * to; }
+
 /* y (M, ncols) for narrow panels W (npan, K, 16) times narrow rows: int8 rows
    (kind W_I8, scales sw) or bf16 rows (kind W_BF16), as described above.
-   Threads take groups of panels (WIDE_GROUP for int8, one for bf16); each
-   re-lays its group once, into a cache-line-aligned buffer, for all the rows. */
+   Threads take groups of panels (AMX_GROUP on AMX, else WIDE_GROUP for int8 and
+   one for bf16); each re-lays its group once, into a cache-line-aligned
+   buffer, for all the rows. */
 static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K, const void* W,
                             int npan, float* y, ptrdiff_t ys, const float* sw, const float* bias,
                             int ncols, int threads) {
     size_t es = w_size(kind);
-    void* rows = malloc(es * (size_t)M * K + 1);
+    int amx = g_amx;
+    int Kp = amx ? round_up(K, kind == W_I8 ? 64 : 32) : K;  /* inputs per narrowed row */
+    int Mp = amx ? round_up(M, 32) : M;
+    size_t ld = es * (size_t)Kp;  /* bytes per narrowed row */
+    char* rows = (char*)malloc(ld * (size_t)Mp + 1);
     float* sx = (float*)malloc(sizeof(float) * (M > 0 ? M : 1));
     if (rows == NULL || sx == NULL) { free(rows); free(sx); return -1; }
-    if (kind == W_I8) quantize_rows(x, xs, M, K, (uint8_t*)rows, sx, threads);
-    else bf16_rows(x, xs, M, K, (uint16_t*)rows, threads);
-    int group = kind == W_I8 ? WIDE_GROUP : 1;
+    if (kind == W_I8) quantize_rows(x, xs, M, K, (uint8_t*)rows, ld, sx, threads);
+    else bf16_rows(x, xs, M, K, (uint16_t*)rows, Kp, threads);
+    /* Padded inputs must add exact zeros (a bf16 NaN times 0 would not); the rows
+       past M are read by the last tiles but only land in outputs never stored. */
+    if (Kp > K)
+        for (int m = 0; m < M; m++) memset(rows + (size_t)m * ld + es * K, 0, es * (Kp - K));
+    int group = amx ? AMX_PANELS : kind == W_I8 ? WIDE_GROUP : 1;
     int units = (npan + group - 1) / group;
-    size_t pbytes = es * (size_t)K * PW;  /* one panel */
+    size_t pin = es * (size_t)K * PW;    /* one panel as packed */
+    size_t pout = es * (size_t)Kp * PW;  /* one panel re-laid */
     int nt = n_threads(threads, (double)M * npan * PW * K / 4);
     int failed = 0;
     #pragma omp parallel num_threads(nt)
     {
-        char* raw = (char*)malloc(pbytes * group + 64);
+        char* raw = (char*)malloc(pout * group + 64);
         char* L = raw == NULL ? NULL : align64(raw);
-        int32_t colsum[WIDE_GROUP * PW];
+        int32_t colsum[MAX_GROUP * PW];
         if (L == NULL) {
             #pragma omp atomic write
             failed = 1;
         }
+#ifdef BARK_AMX
+        if (amx) amx_begin();
+#endif
         #pragma omp for schedule(static)
         for (int u = 0; u < units; u++) {
             if (L == NULL) continue;
             int p = u * group, np = npan - p < group ? npan - p : group;
-            const char* P = (const char*)W + (size_t)p * pbytes;
+            const char* P = (const char*)W + (size_t)p * pin;
             int nc = ncols - p * PW < np * PW ? ncols - p * PW : np * PW;
             const float* b = bias ? bias + p * PW : NULL;
             float* yp = y + p * PW;
-            if (kind == W_I8) {
-                for (int q = 0; q < np; q++)
-                    relayout_panel((const int8_t*)(P + q * pbytes), K, (int8_t*)(L + q * pbytes),
+            for (int q = 0; q < np; q++) {
+                if (kind == W_I8)
+                    relayout_panel((const int8_t*)(P + q * pin), K, Kp, (int8_t*)(L + q * pout),
                                    colsum + q * PW);
+                else
+                    relayout_pairs((const uint16_t*)(P + q * pin), K, Kp,
+                                   (uint16_t*)(L + q * pout));
+            }
+#ifdef BARK_AMX
+            if (amx) {
+                amx_group(kind, rows, ld, M, (int)ld, np, L, pout, colsum, sx, yp, ys,
+                          sw ? sw + p * PW : NULL, b, nc);
+                continue;
+            }
+#endif
+            if (kind == W_I8) {
 #ifdef BARK_AVX512
                 if (g_vnni && g_isa == ISA_AVX512) {
                     q8_group_vnni((const uint8_t*)rows, M, K, np, (const int8_t*)L, colsum, sx, yp,
@@ -1200,11 +1352,10 @@ static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K
                 }
 #endif
                 for (int q = 0; q < np && q * PW < nc; q++)
-                    q8_panel_generic((const uint8_t*)rows, M, K, (const int8_t*)(L + q * pbytes),
+                    q8_panel_generic((const uint8_t*)rows, M, K, (const int8_t*)(L + q * pout),
                                      colsum + q * PW, sx, yp + q * PW, ys, sw + (p + q) * PW,
                                      b ? b + q * PW : NULL, nc - q * PW < PW ? nc - q * PW : PW);
             } else {
-                relayout_pairs((const uint16_t*)P, K, (uint16_t*)L);
 #ifdef BARK_AVX512
                 if (g_bf16dp && !g_bf16_generic) {
                     bf16r_panel_native((const uint16_t*)rows, M, K, (const uint16_t*)L, yp, ys, b,
@@ -1215,6 +1366,9 @@ static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K
                 bf16r_panel_generic((const uint16_t*)rows, M, K, (const uint16_t*)L, yp, ys, b, nc);
             }
         }
+#ifdef BARK_AMX
+        if (amx) amx_end();
+#endif
         free(raw);
     }
     free(rows);
@@ -1564,6 +1718,28 @@ static PyObject* py_vnni(PyObject* self, PyObject* noargs) {
     return PyBool_FromLong(g_vnni && g_isa == ISA_AVX512);
 }
 
+static PyObject* py_amx(PyObject* self, PyObject* noargs) {
+    (void)self; (void)noargs;
+    return PyBool_FromLong(g_amx);
+}
+
+static PyObject* py_amx_here(PyObject* self, PyObject* noargs) {
+    (void)self; (void)noargs;
+    return PyBool_FromLong(g_amx_here);
+}
+
+static PyObject* py_set_amx(PyObject* self, PyObject* arg) {
+    (void)self;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    if (on && !g_amx_here) {
+        PyErr_SetString(PyExc_ValueError, "AMX tiles are not available here");
+        return NULL;
+    }
+    g_amx = on;
+    Py_RETURN_NONE;
+}
+
 static PyObject* py_attend(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     (void)self;
     long long a[20];
@@ -1684,6 +1860,9 @@ static PyMethodDef methods[] = {
      "linear_rows(kind, x, xs, M, K, W, npan, y, ys, scale, bias, ncols, threads): narrow "
      "panels times rows narrowed each on its own (int8: integer sums; bf16: vdpbf16ps pairs)"},
     {"vnni", py_vnni, METH_NOARGS, "whether int8 x int8 products run on AVX512-VNNI"},
+    {"amx", py_amx, METH_NOARGS, "whether narrow rows run on AMX tiles"},
+    {"amx_here", py_amx_here, METH_NOARGS, "whether this CPU and Linux allow AMX tiles"},
+    {"set_amx", py_set_amx, METH_O, "use AMX tiles for narrow rows or not (tests compare)"},
     {"bf16_dot", py_bf16_dot, METH_NOARGS, "whether this CPU has AVX512-BF16 dot products"},
     {"bf16_reference", py_bf16_reference, METH_O,
      "run bf16 x bf16 products on the reference C path (tests)"},
@@ -1706,5 +1885,6 @@ PyMODINIT_FUNC PyInit__kernels(void) {
     g_bf16dp = g_best == ISA_AVX512 && __builtin_cpu_supports("avx512bf16");
 #endif
     g_isa = g_best;
+    g_amx_here = g_amx = detect_amx();
     return PyModule_Create(&module);
 }

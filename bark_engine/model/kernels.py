@@ -42,7 +42,7 @@ class KernelStatus:
     isa: str | None  # "avx512" | "avx2" | "generic" | None
     threads: str  # "OpenMP" | "single thread" | ""
     reason: str  # why not, when not available
-    extras: tuple[str, ...] = ()  # "VNNI" (int8 rows), "BF16 dot" (bf16 rows)
+    extras: tuple[str, ...] = ()  # "VNNI" (int8 rows), "BF16 dot" (bf16 rows), "AMX" (both)
 
     def describe(self) -> str:
         if not self.available:
@@ -59,7 +59,8 @@ def status() -> KernelStatus:
     if isa == "generic" and x86:  # fmaf in software: slower than torch
         return KernelStatus(False, None, "", "built, but this CPU lacks AVX2/FMA")
     extras = tuple(name for name, here in (("VNNI", _native.vnni()),
-                                           ("BF16 dot", _native.bf16_dot())) if here)
+                                           ("BF16 dot", _native.bf16_dot()),
+                                           ("AMX", _native.amx())) if here)
     return KernelStatus(True, isa, "OpenMP" if _native.openmp() else "single thread", "", extras)
 
 
@@ -90,6 +91,25 @@ def use_bf16_reference(on: bool) -> None:
     if _native is None:
         raise RuntimeError("the compiled kernels are not built")
     _native.bf16_reference(bool(on))
+
+
+def amx() -> bool:
+    """Whether narrow rows (`linear(..., narrow_rows=True)`) run on AMX tiles: int8
+    rows give the same integer sums as on VNNI, bf16 rows the tiles' own sums."""
+    return _native is not None and bool(_native.amx())
+
+
+def amx_here() -> bool:
+    """Whether this CPU has AMX tiles for int8 and bf16 and Linux lets us use them."""
+    return _native is not None and bool(_native.amx_here())
+
+
+def use_amx(on: bool) -> None:
+    """Run narrow rows on AMX tiles (where the CPU and Linux allow it) or not (tests
+    compare the paths)."""
+    if _native is None:
+        raise RuntimeError("the compiled kernels are not built")
+    _native.set_amx(bool(on))
 
 
 def vnni() -> bool:
@@ -183,9 +203,10 @@ def linear(x: torch.Tensor, p: Packed, cols: slice | None = None,
     Row m of the result is the same bits whatever the other rows and the
     thread count. `cols` reads only the panels that cover those outputs.
     `narrow_rows`: for int8 panels, quantise each row of x to int8 on its own
-    and multiply in exact integer sums (AVX512-VNNI where the CPU has it); for
-    bf16 panels on a CPU with AVX512-BF16 (`bf16_dot()`), round each row to
-    bf16 and sum pairs as vdpbf16ps does; no effect otherwise. Faster for many
+    and multiply in exact integer sums (AMX tiles or AVX512-VNNI where the CPU
+    has them: the same sums); for bf16 panels on a CPU with AVX512-BF16
+    (`bf16_dot()`), round each row to bf16 and sum pairs as vdpbf16ps does, or
+    on AMX tiles (`amx()`: their own sums); no effect otherwise. Faster for many
     rows and another result than float rows, so a caller chooses it by the kind
     of work (prefills), never by the number of rows.
     """

@@ -3,6 +3,8 @@ fixture lives in this folder's conftest)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from bark_engine.model import kernels
 
 
@@ -19,3 +21,16 @@ def run_isa(name: str, fn):
         return fn()
     finally:
         kernels.set_isa(before)
+
+
+@contextmanager
+def amx(on: bool):
+    """Narrow rows on AMX tiles or not, inside the block (where the CPU has them)."""
+    before = kernels.amx()
+    if kernels.amx_here():
+        kernels.use_amx(on)
+    try:
+        yield
+    finally:
+        if kernels.amx_here():
+            kernels.use_amx(before)

@@ -18,11 +18,13 @@ from bark_engine.bench.cli import main
 from bark_engine.bench.spawn import run_child
 from bark_engine.bench.work import Work
 from bark_engine.config import stage_configs
+from bark_engine.model import kernels
 
 ROWS = (
     "RANDOM WEIGHTS",
     "date ",
     "machine ",
+    "kernels   compiled kernels (" if kernels.available() else "kernels   pure-torch",
     "load avg ",
     "openmp ",
     "model ",

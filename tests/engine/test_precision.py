@@ -95,7 +95,9 @@ def bf16_engine(request, tiny_models: Path) -> Engine:
 def test_bf16_generation_is_whole_and_deterministic(bf16_engine: Engine) -> None:
     a = assert_whole_and_deterministic(bf16_engine, "Half weights.")
     fallback = not bf16_engine.uses_kernels
-    rows = ", bf16 rows" if bf16_engine.uses_kernels and kernels.bf16_dot() else ""
+    rows = ""
+    if bf16_engine.uses_kernels and kernels.bf16_dot():
+        rows = ", bf16 AMX rows" if kernels.amx() else ", bf16 rows"
     assert a.model_id.endswith("bfloat16 on cpu" + (", torch fallback" if fallback else "") + rows)
 
 
