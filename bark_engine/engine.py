@@ -166,16 +166,16 @@ class Engine:
         """The model source and size, then the precision and device type unless
         they are float32 with the CPU kernels ("suno/bark small bfloat16 on cpu",
         "... float32 on cpu, torch fallback"; ", bf16 rows" where bf16 prefills
-        run on AVX512-BF16 dot products, ", bf16 AMX rows" on AMX tiles): what
-        decides the tokens besides the seed. Takes record it, and `render` keys
-        its kept segments on it."""
+        run on AVX512-BF16 dot products; ", AMX tiles" where int8 or bf16
+        prefills run on AMX): what decides the tokens besides the seed. Takes
+        record it, and `render` keys its kept segments on it."""
         source = self.source().model_id
         fallback = self.device.type == "cpu" and not self.uses_kernels
         if self.dtype == torch.float32 and not fallback:
             return source
-        rows = ""
-        if self.uses_kernels and self.dtype == torch.bfloat16 and kernels.bf16_dot():
-            rows = ", bf16 AMX rows" if kernels.amx() else ", bf16 rows"
+        bf16_rows = self.uses_kernels and self.dtype == torch.bfloat16 and kernels.bf16_dot()
+        tiles = (bf16_rows or (self.uses_kernels and self.dtype == torch.int8)) and kernels.amx()
+        rows = (", bf16 rows" if bf16_rows else "") + (", AMX tiles" if tiles else "")
         return f"{source} {self.dtype_name} on {self.device.type}" + (
             ", torch fallback" if fallback else "") + rows
 

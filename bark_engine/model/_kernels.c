@@ -17,7 +17,9 @@
  *
  * The generic C path computes exactly the same operations (fmaf is correctly
  * rounded, like the FMA instruction), so the AVX2 path and the generic path
- * give bit-identical results; tests check it.
+ * give bit-identical results; tests check it. Narrow rows (int8 or bf16, for
+ * prefills and fine passes) and, on AMX tiles, their attention have orders of
+ * their own, described where they are (still one fixed computation per value).
  *
  * Weights are stored in column panels: (n_out / 16, K, 16), so a panel is one
  * contiguous stream of K cache lines. Weight kinds: 0 float32, 1 bfloat16,
@@ -475,6 +477,26 @@ AVX2 static float softmax_avx2(float* s, int L, int Lpad, float scale) {
         _mm_loadu_si128((const __m128i*)((const int8_t*)(P) + (size_t)(k) * PW))))
 
 /* What an accumulator of 16 outputs starts from when a fold goes on: init's values. */
+/* f32_to_bf16 on 16 values: the same rounding to nearest even and quiet NaNs. */
+AVX512_INLINE __m256i bf16z(__m512 x) {
+    __m512i b = _mm512_castps_si512(x), hi = _mm512_srli_epi32(b, 16);
+    __m512i r = _mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                     _mm512_and_si512(hi, _mm512_set1_epi32(1))));
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(b, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_mov_epi32(_mm512_srli_epi32(r, 16), nan,
+                              _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+/* n floats → bf16, as f32_to_bf16 does each. */
+AVX512 static void bf16_row_avx512(const float* x, int n, uint16_t* out) {
+    int k = 0;
+    for (; k + 16 <= n; k += 16)
+        _mm256_storeu_si256((__m256i*)(out + k), bf16z(_mm512_loadu_ps(x + k)));
+    for (; k < n; k++) out[k] = f32_to_bf16(x[k]);
+}
+
 AVX512_INLINE __m512 startz(const float* init, int ncols) {
     if (ncols >= PW) return _mm512_loadu_ps(init);
     return _mm512_maskz_loadu_ps((__mmask16)((1u << ncols) - 1u), init);
@@ -621,6 +643,8 @@ static int g_isa = -1;     /* chosen at import */
 static int g_vnni = 0;     /* AVX512-VNNI here (set at import) */
 static int g_bf16dp = 0;   /* AVX512-BF16 here (set at import) */
 static int g_bf16_generic = 0;  /* tests: bf16 rows on the reference path instead */
+static int g_amx_here = 0;  /* AMX-INT8 and AMX-BF16 usable here (set at import) */
+static int g_amx = 0;       /* in use (tests turn it off to compare) */
 static int g_best = ISA_GENERIC;
 
 static int detect_isa(void) {
@@ -644,6 +668,8 @@ static const char* isa_name(int isa) {
 /* Below this many multiply-adds a call runs on the calling thread: waking a
    sleeping OpenMP team costs more than such a product (the tiny test models). */
 #define PARALLEL_MIN_WORK (1 << 18)
+
+static inline int round_up(int n, int to) { return (n + to - 1) / to * to; }
 
 static int n_threads(int asked, double work) {
 #ifdef _OPENMP
@@ -677,7 +703,7 @@ static inline char* align64(char* raw) { return raw + (64 - (uintptr_t)raw % 64)
    in two): BUF_WIDE for widened panels (at most WIDE_GROUP panels of the widest
    input, ~0.8 MB at Bark's dims), BUF_SCORES and BUF_OUT for attention's scores
    and sums of values (~0.2 MB at 1024 keys). NULL if out of memory. */
-enum { BUF_WIDE = 0, BUF_SCORES = 1, BUF_OUT = 2, N_BUFS = 3 };
+enum { BUF_WIDE = 0, BUF_SCORES = 1, BUF_OUT = 2, BUF_AMX = 3, N_BUFS = 4 };
 static float* thread_floats(int which, size_t floats) {
     static __thread char* raw[N_BUFS] = {NULL};
     static __thread size_t cap[N_BUFS] = {0};
@@ -784,6 +810,20 @@ static void linear_impl(const float* x, ptrdiff_t xs, int M, int K, const void* 
 
 #define QBLOCK 48  /* queries of one row and head per attention task (a multiple of 6) */
 
+#ifdef BARK_AMX
+/* AMX tiles, for narrow rows and their attention (their section is below). */
+#define AMX __attribute__((target("avx512f,avx512bw,amx-tile,amx-int8,amx-bf16")))
+#define AMX_HD 64  /* the head width the tile attention takes (Bark's) */
+AMX static void amx_begin(void);
+AMX static void amx_end(void);
+static size_t amx_attend_scratch(int max_len);
+AMX static void amx_scores(const float* q0, ptrdiff_t qs, int G, int Lmax, int P,
+                           const uint16_t* Kp, const uint16_t* K0, int max_len, float* S,
+                           uint16_t* buf);
+AMX static void amx_values(const float* S, int G, int Lmax, int P, const uint16_t* Vp,
+                           const uint16_t* V0, int max_len, float* O, uint16_t* buf);
+#endif
+
 typedef struct {
     int first;  /* index into qrows */
     int count;  /* consecutive query rows of one slot */
@@ -799,14 +839,20 @@ typedef struct {
    the same share one copy of it, so a decode step reads those bytes once. The
    scores split at that key (each is its own fold), and each output's fold over
    the values is stored there and continued (gemm_serial's init): the bits of
-   reading a copy of its own. Returns -1 when memory ran out (the outputs are
-   then undefined). */
+   reading a copy of its own. A narrow call over a bf16 cache (the prefills of
+   narrow weights) takes AMX tiles where they run (amx_scores). Returns
+   -1 when memory ran out (the outputs are then undefined). */
 static int attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, void* kT, void* v,
                        ptrdiff_t kslot, ptrdiff_t vslot, int max_len, const int64_t* slots,
                        const int64_t* pos, const int64_t* lens, const int64_t* qrows, int NQ,
                        float* y, ptrdiff_t ys, int threads, int kv_kind, const int64_t* src,
-                       const int64_t* shared) {
+                       const int64_t* shared, int narrow) {
     int hd = C / H;
+#ifdef BARK_AMX
+    int tiles = g_amx && narrow && kv_kind == W_BF16 && hd == AMX_HD;
+#else
+    (void)narrow;
+#endif
     size_t es = w_size(kv_kind);
     char *kb = (char*)kT, *vb = (char*)v;
     size_t khead = (size_t)max_len * hd;  /* elements per (slot, head), keys and values alike */
@@ -842,6 +888,17 @@ static int attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, void
                 size_t vofs = slots[n] * vslot + h * khead + (size_t)t * PW;
                 if (kv_kind == W_BF16) {
                     uint16_t *kp = (uint16_t*)kb + kofs, *vp = (uint16_t*)vb + vofs;
+#ifdef BARK_AVX512
+                    if (g_isa == ISA_AVX512) {  /* the same roundings, 16 at a time */
+                        uint16_t kbits[PW];
+                        for (int i = 0; i < hd; i += PW) {
+                            bf16_row_avx512(kn + i, PW, kbits);
+                            for (int j = 0; j < PW; j++) kp[(size_t)(i + j) * PW] = kbits[j];
+                            bf16_row_avx512(vn + i, PW, vp + (size_t)(i / PW) * max_len * PW);
+                        }
+                        continue;
+                    }
+#endif
                     for (int i = 0; i < hd; i++) kp[(size_t)i * PW] = f32_to_bf16(kn[i]);
                     for (int i = 0; i < hd; i++)
                         vp[(size_t)(i / PW) * max_len * PW + i % PW] = f32_to_bf16(vn[i]);
@@ -857,6 +914,14 @@ static int attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, void
         float* S = thread_floats(BUF_SCORES, QBLOCK * (size_t)max_len);
         float* O = thread_floats(BUF_OUT, QBLOCK * (size_t)hd);
         float sums[QBLOCK];
+#ifdef BARK_AMX
+        uint16_t* T = NULL;
+        if (tiles) {
+            T = (uint16_t*)thread_floats(BUF_AMX, (amx_attend_scratch(max_len) + 1) / 2);
+            if (T == NULL) S = NULL;
+            amx_begin();
+        }
+#endif
         if (S == NULL || O == NULL) {
             #pragma omp atomic write
             failed = 1;
@@ -880,6 +945,12 @@ static int attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, void
             const char* Kp = kb + (from * kslot + h * khead) * es;
             const char* Vp = vb + (from * vslot + h * khead) * es;
             const float* q0 = qkv + n0 * qs + h * hd;
+#ifdef BARK_AMX
+            if (tiles)
+                amx_scores(q0, qs, G, Lmax, P, (const uint16_t*)Kp, (const uint16_t*)K0, max_len,
+                           S, T);
+            if (!tiles) {
+#endif
             /* scores: s[r][t] = fold_i fma(q_r[i], k_t[i]) */
             if (pk)
                 gemm_serial(q0, qs, G, hd, Kp, kv_kind, pk, (size_t)hd * PW, S, max_len, NULL,
@@ -888,6 +959,9 @@ static int attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, void
                 gemm_serial(q0, qs, G, hd, K0 + (size_t)pk * hd * PW * es, kv_kind, npk - pk,
                             (size_t)hd * PW, S + pk * PW, max_len, NULL, NULL, (npk - pk) * PW,
                             NULL);
+#ifdef BARK_AMX
+            }
+#endif
             for (int r = 0; r < G; r++) {
                 float* s = S + (size_t)r * max_len;
                 int L = (int)lens[n0 + r];
@@ -899,17 +973,28 @@ static int attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, void
 #endif
                 sums[r] = softmax_generic(s, L, Lmax, scale);
             }
+#ifdef BARK_AMX
+            if (tiles)
+                amx_values(S, G, Lmax, P, (const uint16_t*)Vp, (const uint16_t*)V0, max_len, O, T);
+            if (!tiles) {
+#endif
             /* out[r][i] = fold_t fma(p_r[t], v_t[i]) over t < Lmax (p is 0 past a row's L) */
             if (P)
                 gemm_serial(S, max_len, G, P, Vp, kv_kind, hd / PW, (size_t)max_len * PW, O, hd,
                             NULL, NULL, hd, NULL);
             gemm_serial(S + P, max_len, G, Lmax - P, V0 + (size_t)P * PW * es, kv_kind, hd / PW,
                         (size_t)max_len * PW, O, hd, NULL, NULL, hd, P ? O : NULL);
+#ifdef BARK_AMX
+            }
+#endif
             for (int r = 0; r < G; r++) {
                 float* out = y + (run->first + r) * ys + h * hd;
                 for (int i = 0; i < hd; i++) out[i] = O[(size_t)r * hd + i] / sums[r];
             }
         }
+#ifdef BARK_AMX
+        if (tiles) amx_end();
+#endif
     }
     free(runs);
     return failed ? -1 : 0;
@@ -1110,8 +1195,15 @@ static void bf16_rows(const float* x, ptrdiff_t xs, int M, int K, uint16_t* xb, 
                       int threads) {
     int nt = n_threads(threads, (double)M * K * 16);
     #pragma omp parallel for schedule(static) num_threads(nt)
-    for (int m = 0; m < M; m++)
+    for (int m = 0; m < M; m++) {
+#ifdef BARK_AVX512
+        if (g_isa == ISA_AVX512) {
+            bf16_row_avx512(x + m * xs, K, xb + (size_t)m * ld);
+            continue;
+        }
+#endif
         for (int k = 0; k < K; k++) xb[(size_t)m * ld + k] = f32_to_bf16(x[m * xs + k]);
+    }
 }
 
 /* One bf16 panel (K, 16) → (K/2, 16, 2), the two inputs of a pair side by side,
@@ -1183,8 +1275,10 @@ BF16DP static void bf16r_panel_native(const uint16_t* xb, int M, int K, const ui
  * many threads run (tests), and the model id says which ran. Inputs are
  * zero-padded to whole tiles (64 bytes), rows to whole blocks of 32.
  */
-#define AMX __attribute__((target("avx512f,amx-tile,amx-int8,amx-bf16")))
 #define AMX_ROWS 32   /* rows per block: two tiles of 16 */
+/* GCC 12's tile loads are asm without a memory operand: a compiler barrier
+   keeps the stores that fill their buffers before them. */
+#define AMX_STORES_DONE() __asm__ volatile("" : : : "memory")
 
 typedef struct {
     uint8_t palette, start_row, reserved[14];
@@ -1236,6 +1330,7 @@ AMX static void amx_group(int kind, const char* xa, size_t ld, int M, int Kb, in
                           float* y, ptrdiff_t ys, const float* sw, const float* bias, int ncols) {
     union { int32_t i[AMX_ROWS * 2 * PW]; float f[AMX_ROWS * 2 * PW]; } c;
     char* cb = (char*)&c;
+    AMX_STORES_DONE();
     for (int m = 0; m < M; m += AMX_ROWS) {
         const char* x0 = xa + (size_t)m * ld;
         int R = M - m < AMX_ROWS ? M - m : AMX_ROWS;
@@ -1260,10 +1355,142 @@ AMX static void amx_group(int kind, const char* xa, size_t ld, int M, int Kb, in
         }
     }
 }
-#endif
 
-static int g_amx_here = 0;  /* AMX-INT8 and AMX-BF16 usable here (set at import) */
-static int g_amx = 0;       /* in use (tests turn it off to compare) */
+/*
+ * Attention of a prefill over a bf16 cache, on tiles (head
+ * width 64): the queries are rounded to bf16, the scores are the tiles' sums
+ * of query x key pairs, the softmax is the float one of every path, and its
+ * probabilities are rounded to bf16 for the tiles' sums over the values. One
+ * (query, head) is still one fixed computation, whatever its neighbours.
+ * Keys and values are re-laid per task into pairs (two dimensions of a key,
+ * or two keys of a dimension, side by side), copied from the shared prompt's
+ * slot below P and from the row's own above, so sharing gives the same bits.
+ */
+
+/* Output element 2j+e is input element 16e+j: two rows of 16 bf16 interleaved. */
+static const int16_t PAIR_IDX[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+AMX static inline void pair_rows(const uint16_t* src, uint16_t* dst, __m512i idx) {
+    _mm512_storeu_si512((void*)dst, _mm512_permutexvar_epi16(idx, _mm512_loadu_si512(src)));
+}
+
+/* The scratch of one task, in uint16: queries (QBLOCK, 64), keys re-laid
+   (max_len/16 panels of (32, 16, 2)), then with Lx = max_len rounded up to 32
+   keys (whole tiles of keys): values re-laid (4 panels of (Lx/2, 16, 2)) and
+   probabilities (QBLOCK, Lx). */
+static size_t amx_attend_scratch(int max_len) {
+    size_t Lx = (size_t)round_up(max_len, 32);
+    return (size_t)QBLOCK * AMX_HD + (size_t)max_len * AMX_HD + Lx * AMX_HD + QBLOCK * Lx;
+}
+
+/* Scores S (G rows, max_len apart) of G <= QBLOCK queries (q0, qs apart) over
+   keys 0..Lmax-1: panels below P from Kp, the rest from K0 (bf16 key panels). */
+AMX static void amx_scores(const float* q0, ptrdiff_t qs, int G, int Lmax, int P,
+                           const uint16_t* Kp, const uint16_t* K0, int max_len, float* S,
+                           uint16_t* buf) {
+    int npk = (Lmax + PW - 1) / PW, nqt = (G + 15) / 16;
+    uint16_t* Qb = buf;
+    uint16_t* Kr = Qb + QBLOCK * AMX_HD;
+    __m512i idx = _mm512_loadu_si512((const void*)PAIR_IDX);
+    for (int r = 0; r < nqt * 16; r++) {
+        if (r < G) bf16_row_avx512(q0 + r * qs, AMX_HD, Qb + r * AMX_HD);
+        else memset(Qb + r * AMX_HD, 0, sizeof(uint16_t) * AMX_HD);
+    }
+    for (int jp = 0; jp < npk; jp++) {
+        const uint16_t* K = (jp * PW < P ? Kp : K0) + (size_t)jp * AMX_HD * PW;
+        uint16_t* out = Kr + (size_t)jp * AMX_HD * PW;
+        for (int d2 = 0; d2 < AMX_HD / 2; d2++) pair_rows(K + d2 * 2 * PW, out + d2 * 2 * PW, idx);
+    }
+    AMX_STORES_DONE();
+    for (int qt = 0; qt < nqt; qt++) {
+        _tile_loadd(4, Qb + qt * 16 * AMX_HD, AMX_HD * 2);       /* dimensions 0-31 */
+        _tile_loadd(5, Qb + qt * 16 * AMX_HD + 32, AMX_HD * 2);  /* 32-63 */
+        float* Sq = S + (size_t)qt * 16 * max_len;
+        int jp = 0;
+        for (; jp + 2 <= npk; jp += 2) {
+            const uint16_t* B = Kr + (size_t)jp * AMX_HD * PW;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_loadd(6, B, 64);
+            _tile_loadd(7, B + 16 * 2 * PW, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(0, 5, 7);
+            _tile_loadd(2, B + AMX_HD * PW, 64);
+            _tile_loadd(3, B + AMX_HD * PW + 16 * 2 * PW, 64);
+            _tile_dpbf16ps(1, 4, 2);
+            _tile_dpbf16ps(1, 5, 3);
+            _tile_stored(0, Sq + jp * PW, max_len * 4);
+            _tile_stored(1, Sq + (jp + 1) * PW, max_len * 4);
+        }
+        if (jp < npk) {
+            const uint16_t* B = Kr + (size_t)jp * AMX_HD * PW;
+            _tile_zero(0);
+            _tile_loadd(6, B, 64);
+            _tile_loadd(7, B + 16 * 2 * PW, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(0, 5, 7);
+            _tile_stored(0, Sq + jp * PW, max_len * 4);
+        }
+    }
+}
+
+/* O (G, 64) = P (the softmax's rows in S, zero past each row's keys) times the
+   values of keys 0..Lmax-1: below P from Vp, the rest from V0 (bf16 value
+   panels of (max_len, 16)). */
+AMX static void amx_values(const float* S, int G, int Lmax, int P, const uint16_t* Vp,
+                           const uint16_t* V0, int max_len, float* O, uint16_t* buf) {
+    int Lp = round_up(Lmax, 32), nqt = (G + 15) / 16;
+    uint16_t* Vr = buf + QBLOCK * AMX_HD + (size_t)max_len * AMX_HD;
+    uint16_t* Pb = Vr + (size_t)round_up(max_len, 32) * AMX_HD;  /* past Lp/2 x 64 pairs */
+    __m512i idx = _mm512_loadu_si512((const void*)PAIR_IDX);
+    for (int r = 0; r < nqt * 16; r++) {
+        uint16_t* pr = Pb + (size_t)r * Lp;
+        int t = r < G ? Lmax : 0;
+        if (r < G) bf16_row_avx512(S + (size_t)r * max_len, Lmax, pr);
+        for (; t < Lp; t++) pr[t] = 0;
+    }
+    for (int dp = 0; dp < AMX_HD / PW; dp++) {
+        uint16_t* out = Vr + (size_t)dp * Lp * PW;
+        int t = 0;
+        for (; t + 2 <= Lmax; t += 2) {  /* P is a multiple of 16: a pair is on one side */
+            const uint16_t* V = (t < P ? Vp : V0) + ((size_t)dp * max_len + t) * PW;
+            pair_rows(V, out + (size_t)t * PW, idx);
+        }
+        if (t < Lmax) {  /* an odd last key: paired with zeros (the next may be unwritten) */
+            const uint16_t* V = (t < P ? Vp : V0) + ((size_t)dp * max_len + t) * PW;
+            for (int i = 0; i < PW; i++) { out[(size_t)t * PW + 2 * i] = V[i]; out[(size_t)t * PW + 2 * i + 1] = 0; }
+            t += 2;
+        }
+        memset(out + (size_t)t * PW, 0, sizeof(uint16_t) * (size_t)(Lp - t) * PW);
+    }
+    AMX_STORES_DONE();
+    size_t vp = (size_t)Lp * PW;  /* elements per re-laid value panel */
+    for (int qt = 0; qt < nqt; qt++) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int t = 0; t < Lp; t += 32) {
+            const uint16_t* B = Vr + (size_t)(t / 2) * 2 * PW;
+            _tile_loadd(4, Pb + (size_t)qt * 16 * Lp + t, Lp * 2);
+            _tile_loadd(5, B, 64);
+            _tile_dpbf16ps(0, 4, 5);
+            _tile_loadd(6, B + vp, 64);
+            _tile_dpbf16ps(1, 4, 6);
+            _tile_loadd(7, B + 2 * vp, 64);
+            _tile_dpbf16ps(2, 4, 7);
+            _tile_loadd(5, B + 3 * vp, 64);
+            _tile_dpbf16ps(3, 4, 5);
+        }
+        float* Oq = O + (size_t)qt * 16 * AMX_HD;
+        _tile_stored(0, Oq, AMX_HD * 4);
+        _tile_stored(1, Oq + PW, AMX_HD * 4);
+        _tile_stored(2, Oq + 2 * PW, AMX_HD * 4);
+        _tile_stored(3, Oq + 3 * PW, AMX_HD * 4);
+    }
+}
+#endif
 
 /* Whether the CPU has AMX tiles for int8 and bf16 and Linux lets this process
    use them (it asks once: the tiles' state is larger than a signal frame's). */
@@ -1272,13 +1499,12 @@ static int detect_amx(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
     if (!((d >> 22) & 1) || !((d >> 24) & 1) || !((d >> 25) & 1)) return 0;  /* BF16, TILE, INT8 */
+    if (!__builtin_cpu_supports("avx512bw")) return 0;
     return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
 #else
     return 0;
 #endif
 }
-
-static inline int round_up(int n, int to) { return (n + to - 1) / to * to; }
 
 /* y (M, ncols) for narrow panels W (npan, K, 16) times narrow rows: int8 rows
    (kind W_I8, scales sw) or bf16 rows (kind W_BF16), as described above.
@@ -1299,9 +1525,11 @@ static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K
     if (kind == W_I8) quantize_rows(x, xs, M, K, (uint8_t*)rows, ld, sx, threads);
     else bf16_rows(x, xs, M, K, (uint16_t*)rows, Kp, threads);
     /* Padded inputs must add exact zeros (a bf16 NaN times 0 would not); the rows
-       past M are read by the last tiles but only land in outputs never stored. */
+       past M only land in outputs never stored, zeroed so that nothing reads
+       uninitialised memory. */
     if (Kp > K)
         for (int m = 0; m < M; m++) memset(rows + (size_t)m * ld + es * K, 0, es * (Kp - K));
+    memset(rows + (size_t)M * ld, 0, ld * (size_t)(Mp - M));
     int group = amx ? AMX_PANELS : kind == W_I8 ? WIDE_GROUP : 1;
     int units = (npan + group - 1) / group;
     size_t pin = es * (size_t)K * PW;    /* one panel as packed */
@@ -1630,7 +1858,7 @@ static int blocks_impl(const BlockDesc* blocks, int n_layer, float* x, int N, in
         if (desc_linear(&d->qkv, A, N, Q, threads, narrow) < 0) return -1;
         if (attend_impl(Q, 3 * C, N, C, H, kT + i * klayer, v + i * vlayer, kslot, vslot,
                         max_len, slots, pos, lens, qrows, NQ, A, C, threads, kv_kind, src,
-                        shared) < 0)
+                        shared, narrow) < 0)
             return -1;
         if (desc_linear(&d->proj, A, NQ, Hb, threads, narrow) < 0) return -1;
         residual_rows(x, last ? wanted : NULL, Hb, NQ, C, xo);
@@ -1742,8 +1970,8 @@ static PyObject* py_set_amx(PyObject* self, PyObject* arg) {
 
 static PyObject* py_attend(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     (void)self;
-    long long a[20];
-    if (parse_args(args, nargs, 20, a) < 0) return NULL;
+    long long a[21];
+    if (parse_args(args, nargs, 21, a) < 0) return NULL;
     if (a[10] > MAX_KEYS) {
         PyErr_Format(PyExc_ValueError, "attention over %lld keys: at most %d", a[10], MAX_KEYS);
         return NULL;
@@ -1753,7 +1981,7 @@ static PyObject* py_attend(PyObject* self, PyObject* const* args, Py_ssize_t nar
         return NULL;
     }
     /* qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, keys_bound, slots, pos, lens, qrows, NQ,
-       y, ys, threads, kv_kind */
+       y, ys, threads, kv_kind, narrow */
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = attend_impl((const float*)(intptr_t)a[0], (ptrdiff_t)a[1], (int)a[2], (int)a[3],
@@ -1761,7 +1989,7 @@ static PyObject* py_attend(PyObject* self, PyObject* const* args, Py_ssize_t nar
                      (ptrdiff_t)a[8], (int)a[9], (const int64_t*)(intptr_t)a[11],
                      (const int64_t*)(intptr_t)a[12], (const int64_t*)(intptr_t)a[13],
                      (const int64_t*)(intptr_t)a[14], (int)a[15], (float*)(intptr_t)a[16],
-                     (ptrdiff_t)a[17], (int)a[18], (int)a[19], NULL, NULL);
+                     (ptrdiff_t)a[17], (int)a[18], (int)a[19], NULL, NULL, (int)a[20]);
     Py_END_ALLOW_THREADS
     if (rc < 0) return PyErr_NoMemory();
     Py_RETURN_NONE;
@@ -1851,7 +2079,7 @@ static PyMethodDef methods[] = {
      "y = x @ W.T (* scale) (+ bias)"},
     {"attend", (PyCFunction)(void (*)(void))py_attend, METH_FASTCALL,
      "attend(qkv, qs, N, C, H, kT, v, kslot, vslot, max_len, keys_bound, slots, pos, lens, "
-     "qrows, NQ, y, ys, threads, kv_kind)"},
+     "qrows, NQ, y, ys, threads, kv_kind, narrow)"},
     {"blocks", (PyCFunction)(void (*)(void))py_blocks, METH_FASTCALL,
      "blocks(desc, n_layer, x, N, C, H, eps, kT, v, klayer, vlayer, kslot, vslot, max_len, "
      "slots, pos, lens, every, wanted, NW, out, scratch, threads, kv_kind, narrow): every "

@@ -114,8 +114,9 @@ def blocks(
     Each block is ln_1 → qkv → attention (each row's key and value written to
     the cache first) → proj, + x → ln_2 → fc → GELU → out, + x, with the norms,
     GELU and residuals in C too (see the C file). The indices are checked as
-    `check_rows` does. `narrow_rows` as for `linear`. An empty `wanted` still
-    writes every row's keys and values (and computes them all, into x).
+    `check_rows` does. `narrow_rows` as for `linear` (and `attend`'s `narrow`).
+    An empty `wanted` still writes every row's keys and values (and computes
+    them all, into x).
     `scratch` holds the call's working rows (see `Scratch`). `shares`: slot s
     reads its first shared[s] keys and values (a multiple of 16) from slot
     source[s], both (slots,) int64 (see `KernelCache.share`); the same bits as a

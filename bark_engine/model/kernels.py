@@ -261,8 +261,13 @@ def attend(
     n_head: int,
     threads: int | None = None,
     validate: bool = True,
+    narrow: bool = False,
 ) -> torch.Tensor:
     """Write every row's key and value into the cache, then attend: (NQ, C) float32.
+
+    `narrow` (the attention of narrow rows: the prefills of int8 or bf16
+    weights): over a bf16 cache with heads 64 wide, on AMX tiles where
+    `amx()`, queries and probabilities rounded to bf16; no effect otherwise.
 
     A causal row at position p has lens = p + 1; a non-causal window of T
     rows has lens = T for all. Each (query, head) is one fixed computation,
@@ -295,7 +300,7 @@ def attend(
     _native.attend(qkv.data_ptr(), qkv.stride(0), N, C, H, kT.data_ptr(), v.data_ptr(),
                    kT.stride(0), v.stride(0), max_len, max_len, slots.data_ptr(), pos.data_ptr(),
                    lens.data_ptr(), qrows.data_ptr(), NQ, y.data_ptr(), C,
-                   threads or torch.get_num_threads(), KV_KINDS[kT.dtype])
+                   threads or torch.get_num_threads(), KV_KINDS[kT.dtype], int(narrow))
     return y
 
 

@@ -194,7 +194,8 @@ def int8_engine(request, tiny_models: Path) -> Engine:
 def test_int8_generation_is_whole_and_deterministic(int8_engine: Engine) -> None:
     a = assert_whole_and_deterministic(int8_engine, "Quarter weights.")
     fallback = not int8_engine.uses_kernels
-    assert a.model_id.endswith("int8 on cpu" + (", torch fallback" if fallback else ""))
+    tiles = ", AMX tiles" if int8_engine.uses_kernels and kernels.amx() else ""
+    assert a.model_id.endswith("int8 on cpu" + (", torch fallback" if fallback else "") + tiles)
     assert int8_engine.dtype_name == "int8"
     assert (int8_engine.precision_advice is None) == int8_engine.uses_kernels
 

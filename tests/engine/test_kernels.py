@@ -15,7 +15,7 @@ import torch
 from bark_engine.model import kernels
 from bark_engine.model.quantize import quantize_rows
 
-from .isa_runs import amx, run_isa
+from .isa_runs import amx, isas, run_isa
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="CPU kernels not built here")
 
@@ -242,8 +242,11 @@ def test_bf16_rows_are_the_instructions_pair_sums_and_row_local() -> None:
     w, bias = torch.randn(200, 96, generator=gen), torch.randn(200, generator=gen)
     p = kernels.pack(w, bias, torch.bfloat16)
     x = torch.randn(40, 96, generator=gen) * 3
+    x[3] = 1 + (torch.arange(96) % 4 * 2 + 1) * 2.0**-8  # halfway between two bf16: to even
     with amx(False):  # AMX tiles sum their own way (test_amx)
         y = kernels.linear(x, p, narrow_rows=True)
+        for name in isas():  # rows rounded to bf16 alike, 16 at a time or one by one
+            assert torch.equal(run_isa(name, lambda: kernels.linear(x, p, narrow_rows=True)), y)
         kernels.use_bf16_reference(True)
         try:
             assert torch.equal(kernels.linear(x, p, narrow_rows=True), y)

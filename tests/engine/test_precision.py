@@ -97,7 +97,7 @@ def test_bf16_generation_is_whole_and_deterministic(bf16_engine: Engine) -> None
     fallback = not bf16_engine.uses_kernels
     rows = ""
     if bf16_engine.uses_kernels and kernels.bf16_dot():
-        rows = ", bf16 AMX rows" if kernels.amx() else ", bf16 rows"
+        rows = ", bf16 rows, AMX tiles" if kernels.amx() else ", bf16 rows"
     assert a.model_id.endswith("bfloat16 on cpu" + (", torch fallback" if fallback else "") + rows)
 
 
