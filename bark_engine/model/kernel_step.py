@@ -196,10 +196,14 @@ class KernelFine:
         self.narrow = uses_narrow_rows(model)  # a fine pass is many rows
 
     def _cache(self, rows: int, length: int) -> KernelCache:
-        """Keys and values of the windows being run, reused while they fit."""
+        """Keys and values of the windows being run, reused while they fit: float32,
+        but bf16 beside narrow weights where AMX tiles run (their attention then
+        runs on the tiles too, as a prefill's does; one-token steps never read
+        these keys, so there is no decode step to make faster elsewhere)."""
+        kv = torch.bfloat16 if self.narrow and kernels.amx() else torch.float32
         s = self._window_cache
-        if s is None or s.slots < rows or s.max_len < length:
-            s = self._window_cache = KernelCache(self.model.config, rows, length)
+        if s is None or s.slots < rows or s.max_len < length or s.kT.dtype != kv:
+            s = self._window_cache = KernelCache(self.model.config, rows, length, kv)
         return s
 
     def logits(self, windows: Sequence[torch.Tensor], rel: Sequence[int],

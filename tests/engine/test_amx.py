@@ -20,7 +20,7 @@ import torch
 from bark_engine import Engine, EngineConfig, GenerationOptions
 from bark_engine.config import stage_configs
 from bark_engine.model import kernels
-from bark_engine.model.kernel_step import KernelStepper
+from bark_engine.model.kernel_step import KernelFine, KernelStepper
 from bark_engine.model.precision import pack_model
 from bark_engine.model.steps import Feed
 from tests.engine.reference_port import tiny_model
@@ -200,3 +200,23 @@ def test_attention_on_tiles_fills_a_cache_of_an_odd_number_of_panels(max_len: in
     floats = kernels.attend(qkv, *bf16_cache(1, max_len), slots, pos, pos + 1, pos, H)
     per_row = (tiles - floats).norm(dim=1) / floats.norm(dim=1)
     assert torch.isfinite(tiles).all() and per_row.max() < 1e-2
+
+
+@torch.inference_mode()
+def test_fine_windows_on_tiles_are_row_local_and_close_to_the_float_cache() -> None:
+    """A fine pass of narrow weights keeps its windows' keys in bf16 where the tiles
+    run, so its attention runs on them too: each window still gets its own bits."""
+    cfg = replace(stage_configs("tiny")["fine"], n_embd=HD, n_head=1)
+    fine = KernelFine(pack_model(tiny_model("fine", seed=3, cfg=cfg), torch.int8))
+    gen = torch.Generator().manual_seed(4)
+    windows = [torch.randint(0, 1024, (40, 8), generator=gen) for _ in range(2)]
+    with amx(True):
+        both = fine.logits(windows, [0, 5], 3)
+        assert fine._window_cache.kT.dtype == torch.bfloat16
+        alone = fine.logits(windows[1:], [5], 3)
+        assert torch.equal(alone[0], both[1])
+    with amx(False):
+        floats = fine.logits(windows, [0, 5], 3)
+        assert fine._window_cache.kT.dtype == torch.float32
+    for tiles, lanes in zip(both, floats, strict=True):
+        assert 0 < ((tiles - lanes).norm() / lanes.norm()) < 2e-2
