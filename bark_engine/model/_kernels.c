@@ -839,8 +839,8 @@ typedef struct {
    the same share one copy of it, so a decode step reads those bytes once. The
    scores split at that key (each is its own fold), and each output's fold over
    the values is stored there and continued (gemm_serial's init): the bits of
-   reading a copy of its own. A narrow call over a bf16 cache (the prefills of
-   narrow weights) takes AMX tiles where they run (amx_scores). Returns
+   reading a copy of its own. A narrow call over a bf16 cache (prefills and fine
+   passes of narrow weights) takes AMX tiles where they run (amx_scores). Returns
    -1 when memory ran out (the outputs are then undefined). */
 static int attend_impl(const float* qkv, ptrdiff_t qs, int N, int C, int H, void* kT, void* v,
                        ptrdiff_t kslot, ptrdiff_t vslot, int max_len, const int64_t* slots,
@@ -1357,7 +1357,7 @@ AMX static void amx_group(int kind, const char* xa, size_t ld, int M, int Kb, in
 }
 
 /*
- * Attention of a prefill over a bf16 cache, on tiles (head
+ * Attention of a prefill or a fine pass over a bf16 cache, on tiles (head
  * width 64): the queries are rounded to bf16, the scores are the tiles' sums
  * of query x key pairs, the softmax is the float one of every path, and its
  * probabilities are rounded to bf16 for the tiles' sums over the values. One

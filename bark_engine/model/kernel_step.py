@@ -16,10 +16,9 @@ still reach the cache.
 With int8 weights (and bf16 weights on a CPU with AVX512-BF16), the rows of
 a multi-token feed (a prefill, a coarse window, a fine pass: compute-bound)
 are narrowed too — int8 with exact integer sums, or bf16 with vdpbf16ps's
-pair sums (`kernels.linear(narrow_rows=True)`); on AMX tiles, the attention
-of prefills and windows too, over their bf16 cache (`kernels.attend(narrow=
-True)`; a fine pass's cache is float32) — while one-token steps
-(memory-bound) keep float rows. The choice follows the kind of feed, so
+pair sums (`kernels.linear(narrow_rows=True)`); on AMX tiles, their
+attention too, over a bf16 cache (`kernels.attend(narrow=True)`) — while
+one-token steps (memory-bound) keep float rows. The choice follows the kind of feed, so
 a row's values still depend only on that row; a call that mixes the two runs
 them as two passes.
 

@@ -265,8 +265,8 @@ def attend(
 ) -> torch.Tensor:
     """Write every row's key and value into the cache, then attend: (NQ, C) float32.
 
-    `narrow` (the attention of narrow rows: the prefills of int8 or bf16
-    weights): over a bf16 cache with heads 64 wide, on AMX tiles where
+    `narrow` (the attention of narrow rows: prefills and fine passes of int8
+    or bf16 weights): over a bf16 cache with heads 64 wide, on AMX tiles where
     `amx()`, queries and probabilities rounded to bf16; no effect otherwise.
 
     A causal row at position p has lens = p + 1; a non-causal window of T
