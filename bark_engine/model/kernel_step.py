@@ -18,9 +18,9 @@ a multi-token feed (a prefill, a coarse window, a fine pass: compute-bound)
 are narrowed too — int8 with exact integer sums, or bf16 with vdpbf16ps's
 pair sums (`kernels.linear(narrow_rows=True)`); on AMX tiles, their
 attention too, over a bf16 cache (`kernels.attend(narrow=True)`) — while
-one-token steps (memory-bound) keep float rows. The choice follows the kind of feed, so
-a row's values still depend only on that row; a call that mixes the two runs
-them as two passes.
+one-token steps (memory-bound) keep float rows. The choice follows the kind
+of feed, so a row's values still depend only on that row; a call that mixes
+the two runs them as two passes.
 
 Fresh prompts that repeat one another in a call (the takes of one text and
 voice) run once; the other rows share its keys and values (`same_prompts`,

@@ -94,8 +94,9 @@ def use_bf16_reference(on: bool) -> None:
 
 
 def amx() -> bool:
-    """Whether narrow rows (`linear(..., narrow_rows=True)`) run on AMX tiles: int8
-    rows give the same integer sums as on VNNI, bf16 rows the tiles' own sums."""
+    """Whether narrow rows (`linear(..., narrow_rows=True)`) and their attention
+    (`attend(..., narrow=True)`) run on AMX tiles: int8 rows give the same integer
+    sums as on VNNI, bf16 rows and the attention the tiles' own sums."""
     return _native is not None and bool(_native.amx())
 
 
