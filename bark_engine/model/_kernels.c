@@ -59,8 +59,9 @@
 #endif
 /* AMX tiles (int8 and bf16 products of many rows) need Linux's permission for
    the tile state, asked for once at import, and a compiler that knows them. */
-#if defined(BARK_AVX512) && defined(__linux__) && ((defined(__clang__) && __clang_major__ >= 12) || \
-    (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11))
+#if defined(BARK_AVX512) && defined(__linux__) && \
+    ((defined(__clang__) && __clang_major__ >= 12) || \
+     (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11))
 #define BARK_AMX 1
 #include <cpuid.h>
 #include <sys/syscall.h>
@@ -70,7 +71,8 @@
 #define PW 16            /* panel width: outputs per panel */
 #define WIDE_GROUP 4     /* panels of narrow weights widened at once for many rows */
 #define AMX_PANELS 8     /* panels a thread re-lays at once for AMX tiles (below) */
-#define MAX_GROUP 8      /* the larger of the two */
+#define AMX_ROWS 32      /* rows per AMX block: two tiles of 16 */
+#define MAX_GROUP (AMX_PANELS > WIDE_GROUP ? AMX_PANELS : WIDE_GROUP)
 #define LANES 8          /* lanes of the attention sum */
 #define MAX_KEYS 4096    /* attention scratch per task (the context is 1024) */
 
@@ -1275,7 +1277,6 @@ BF16DP static void bf16r_panel_native(const uint16_t* xb, int M, int K, const ui
  * many threads run (tests), and the model id says which ran. Inputs are
  * zero-padded to whole tiles (64 bytes), rows to whole blocks of 32.
  */
-#define AMX_ROWS 32   /* rows per block: two tiles of 16 */
 /* GCC 12's tile loads are asm without a memory operand: a compiler barrier
    keeps the stores that fill their buffers before them. */
 #define AMX_STORES_DONE() __asm__ volatile("" : : : "memory")
@@ -1459,7 +1460,10 @@ AMX static void amx_values(const float* S, int G, int Lmax, int P, const uint16_
         }
         if (t < Lmax) {  /* an odd last key: paired with zeros (the next may be unwritten) */
             const uint16_t* V = (t < P ? Vp : V0) + ((size_t)dp * max_len + t) * PW;
-            for (int i = 0; i < PW; i++) { out[(size_t)t * PW + 2 * i] = V[i]; out[(size_t)t * PW + 2 * i + 1] = 0; }
+            for (int i = 0; i < PW; i++) {
+                out[(size_t)t * PW + 2 * i] = V[i];
+                out[(size_t)t * PW + 2 * i + 1] = 0;
+            }
             t += 2;
         }
         memset(out + (size_t)t * PW, 0, sizeof(uint16_t) * (size_t)(Lp - t) * PW);
@@ -1508,7 +1512,7 @@ static int detect_amx(void) {
 
 /* y (M, ncols) for narrow panels W (npan, K, 16) times narrow rows: int8 rows
    (kind W_I8, scales sw) or bf16 rows (kind W_BF16), as described above.
-   Threads take groups of panels (AMX_GROUP on AMX, else WIDE_GROUP for int8 and
+   Threads take groups of panels (AMX_PANELS on AMX, else WIDE_GROUP for int8 and
    one for bf16); each re-lays its group once, into a cache-line-aligned
    buffer, for all the rows. */
 static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K, const void* W,
@@ -1517,7 +1521,7 @@ static int linear_rows_impl(int kind, const float* x, ptrdiff_t xs, int M, int K
     size_t es = w_size(kind);
     int amx = g_amx;
     int Kp = amx ? round_up(K, kind == W_I8 ? 64 : 32) : K;  /* inputs per narrowed row */
-    int Mp = amx ? round_up(M, 32) : M;
+    int Mp = amx ? round_up(M, AMX_ROWS) : M;
     size_t ld = es * (size_t)Kp;  /* bytes per narrowed row */
     char* rows = (char*)malloc(ld * (size_t)Mp + 1);
     float* sx = (float*)malloc(sizeof(float) * (M > 0 ? M : 1));
